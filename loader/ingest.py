@@ -1,0 +1,284 @@
+"""Importing Quarantine Output files into the raw tables, one row per NDJSON line.
+
+Lines are validated (UTF-8, JSON, an object) but stored as read, so int64 values keep
+every digit. A bad line goes to `raw.rejected_lines`; the rest of its file still loads.
+Each file is loaded in one transaction, so an interrupted run leaves no half file.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import hashlib
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from loader.errors import LoaderError
+from loader.warehouse import ensure_raw_schema
+
+GZIP_MAGIC = b"\x1f\x8b"
+CHUNK_LINES = 20_000
+EXCERPT_BYTES = 200
+
+
+@dataclass
+class Rejection:
+    source_file: str
+    line_number: int
+    reason: str
+    line_excerpt: str | None
+
+
+@dataclass
+class FileResult:
+    path: str
+    status: str  # loaded | replaced | unchanged | skipped
+    lines_loaded: int = 0
+    lines_rejected: int = 0
+    note: str = ""
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+@dataclass
+class IngestSummary:
+    files: list[FileResult] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def count(self, *statuses: str) -> int:
+        return sum(1 for f in self.files if f.status in statuses)
+
+    @property
+    def files_read(self) -> int:
+        return self.count("loaded", "replaced")
+
+    @property
+    def lines_loaded(self) -> int:
+        return sum(f.lines_loaded for f in self.files)
+
+    @property
+    def lines_rejected(self) -> int:
+        return sum(f.lines_rejected for f in self.files)
+
+    def as_dict(self) -> dict:
+        return {
+            "files_read": self.files_read,
+            "files_skipped": self.count("skipped"),
+            "files_unchanged": self.count("unchanged"),
+            "files_replaced": self.count("replaced"),
+            "lines_loaded": self.lines_loaded,
+            "lines_rejected": self.lines_rejected,
+        }
+
+
+def is_verification_file(path: Path) -> bool:
+    """mParticle writes these to prove bucket access; they hold no data."""
+    name = path.name.lower()
+    return name.startswith("mparticle_bucket_verification_") or name == "mparticle_validation.txt"
+
+
+def discover(arguments: Iterable[str]) -> Iterator[Path]:
+    """Files named directly, found under folders (recursively) or matched by globs."""
+    seen: set[Path] = set()
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_file():
+            candidates = [path]
+        elif path.is_dir():
+            candidates = sorted(p for p in path.rglob("*") if p.is_file())
+        else:
+            candidates = sorted(Path(p) for p in glob.glob(argument, recursive=True))
+            candidates = [p for p in candidates if p.is_file()]
+            if not candidates:
+                raise LoaderError(f"{argument}: no such file or folder, and no file matches it.")
+        for candidate in candidates:
+            resolved = candidate.resolve()
+            if resolved not in seen and not candidate.name.startswith("."):
+                seen.add(resolved)
+                yield resolved
+
+
+def file_checksum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def open_maybe_gzip(path: Path) -> tuple[BinaryIO, bool]:
+    """Gzip is detected from the magic bytes, whatever the file is called."""
+    with path.open("rb") as fh:
+        is_gzip = fh.read(2) == GZIP_MAGIC
+    return (gzip.open(path, "rb") if is_gzip else path.open("rb")), is_gzip
+
+
+def check_line(raw: bytes) -> str | None:
+    """Why `raw` is not a batch, or None when it is one."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"invalid UTF-8 at byte {exc.start}"
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return f"invalid JSON: {exc}"
+    if not isinstance(value, dict):
+        return f"not a JSON object (a batch must be an object, got {type(value).__name__})"
+    return None
+
+
+class _FileLoader:
+    """Streams one file into the raw tables in chunks, collecting rejects."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, source_file: str, checksum: str, now):
+        self.con, self.source_file, self.checksum, self.now = con, source_file, checksum, now
+        self.line_numbers: list[int] = []
+        self.lines: list[str] = []
+        self.rejections: list[Rejection] = []
+        self.loaded = 0
+
+    def add(self, line_number: int, raw: bytes) -> None:
+        reason = check_line(raw)
+        if reason:
+            self.reject(line_number, reason, raw)
+            return
+        self.line_numbers.append(line_number)
+        self.lines.append(raw.decode("utf-8"))
+        if len(self.lines) >= CHUNK_LINES:
+            self.flush()
+
+    def reject(self, line_number: int, reason: str, raw: bytes | None) -> None:
+        excerpt = raw[:EXCERPT_BYTES].decode("utf-8", "replace") if raw else None
+        self.rejections.append(Rejection(self.source_file, line_number, reason, excerpt))
+
+    def flush(self) -> None:
+        if not self.lines:
+            return
+        n = len(self.lines)
+        chunk = pa.table(
+            {
+                "source_file": pa.array([self.source_file] * n),
+                "line_number": pa.array(self.line_numbers, pa.int64()),
+                "batch_json": pa.array(self.lines, pa.string()),
+            }
+        )
+        self.con.register("ingest_chunk", chunk)
+        self.con.execute(
+            "insert into raw.quarantine_lines "
+            "select source_file, line_number, batch_json::json, ?, ? from ingest_chunk",
+            [self.checksum, self.now],
+        )
+        self.con.unregister("ingest_chunk")
+        self.loaded += n
+        self.line_numbers, self.lines = [], []
+
+    def write_rejections(self) -> None:
+        if self.rejections:
+            self.con.executemany(
+                "insert into raw.rejected_lines values (?, ?, ?, ?, ?, ?)",
+                [
+                    [
+                        r.source_file,
+                        r.line_number,
+                        r.reason,
+                        r.line_excerpt,
+                        self.checksum,
+                        self.now,
+                    ]
+                    for r in self.rejections
+                ],
+            )
+
+
+def _read_lines(fh: BinaryIO, loader: _FileLoader, is_gzip: bool) -> None:
+    line_number = 0
+    try:
+        for line_number, raw in enumerate(fh, start=1):
+            raw = raw.rstrip(b"\r\n")
+            if raw.strip():
+                loader.add(line_number, raw)
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+        kind = "gzip stream truncated or corrupt" if is_gzip else "read error"
+        loader.reject(
+            line_number + 1,
+            f"{kind} after line {line_number} ({exc}); lines after it are lost. "
+            "Download the file again and re-run ingest.",
+            None,
+        )
+
+
+def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, now: datetime) -> FileResult:
+    source_file = str(path)
+    if is_verification_file(path):
+        return FileResult(source_file, "skipped", note="bucket verification file")
+    checksum = file_checksum(path)
+    known = con.execute(
+        "select source_file from raw.ingested_files where file_checksum = ? limit 1", [checksum]
+    ).fetchone()
+    if known:
+        note = "" if known[0] == source_file else f"same content as {known[0]}"
+        return FileResult(source_file, "unchanged", note=note)
+
+    con.begin()
+    try:
+        previous = con.execute(
+            "select count(*) from raw.ingested_files where source_file = ?", [source_file]
+        ).fetchone()[0]
+        for table in ("quarantine_lines", "rejected_lines", "ingested_files"):
+            con.execute(f"delete from raw.{table} where source_file = ?", [source_file])
+        loader = _FileLoader(con, source_file, checksum, now)
+        fh, is_gzip = open_maybe_gzip(path)
+        with fh:
+            _read_lines(fh, loader, is_gzip)
+        loader.flush()
+        loader.write_rejections()
+        con.execute(
+            "insert into raw.ingested_files values (?, ?, ?, ?, ?, ?, ?)",
+            [
+                source_file,
+                checksum,
+                path.stat().st_size,
+                is_gzip,
+                loader.loaded,
+                len(loader.rejections),
+                now,
+            ],
+        )
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return FileResult(
+        source_file,
+        "replaced" if previous else "loaded",
+        lines_loaded=loader.loaded,
+        lines_rejected=len(loader.rejections),
+        note="content changed since last ingest; earlier rows replaced" if previous else "",
+        rejections=loader.rejections,
+    )
+
+
+def ingest(
+    con: duckdb.DuckDBPyConnection,
+    arguments: Iterable[str],
+    on_file: Callable[[FileResult], None] | None = None,
+) -> IngestSummary:
+    """Load every file that `arguments` name into the raw tables."""
+    ensure_raw_schema(con)
+    now = datetime.now(UTC)
+    summary = IngestSummary()
+    for path in discover(arguments):
+        result = ingest_file(con, path, now)
+        summary.files.append(result)
+        summary.rejections.extend(result.rejections)
+        if on_file:
+            on_file(result)
+    return summary

@@ -1,0 +1,61 @@
+"""Opening the DuckDB warehouse, with clear errors when it is locked or unbuilt."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+
+from loader.errors import MissingReplaySet, WarehouseLocked
+
+RAW_SCHEMA_DDL = """
+create schema if not exists raw;
+create table if not exists raw.quarantine_lines (
+    source_file varchar not null,
+    line_number bigint not null,
+    batch_json json not null,
+    file_checksum varchar not null,
+    ingested_at timestamptz not null
+);
+create table if not exists raw.rejected_lines (
+    source_file varchar not null,
+    line_number bigint not null,
+    reason varchar not null,
+    line_excerpt varchar,
+    file_checksum varchar not null,
+    ingested_at timestamptz not null
+);
+create table if not exists raw.ingested_files (
+    source_file varchar not null,
+    file_checksum varchar not null,
+    size_bytes bigint not null,
+    is_gzip boolean not null,
+    lines_loaded bigint not null,
+    lines_rejected bigint not null,
+    ingested_at timestamptz not null
+);
+"""
+
+
+def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open `path`; a lock held by another process becomes a `WarehouseLocked`."""
+    if read_only and not path.exists():
+        raise MissingReplaySet(
+            f"Warehouse {path} does not exist. Run `loader ingest PATH` and `dbt build` first."
+        )
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        pid = re.search(r"PID (\d+)", str(exc))
+        holder = f"process {pid.group(1)}" if pid else "another process"
+        raise WarehouseLocked(
+            f"{path} is in use by {holder} (a `dbt build` or another loader command). "
+            "Wait for it to finish, then run this command again."
+        ) from None
+
+
+def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(RAW_SCHEMA_DDL)

@@ -1,0 +1,40 @@
+{#
+    The fix chain. var('fixes') in dbt_project.yml lists fix models in the order they
+    apply; each fix selects from {{ fix_input() }}, which is the previous fix (or the
+    classified events for the first). Adding a fix never means editing another one.
+#}
+
+{% macro fix_chain_start() -%}
+    {{ return(ref('int_events__classified')) }}
+{%- endmacro %}
+
+{% macro fix_input() -%}
+    {%- set fixes = var('fixes', []) or [] -%}
+    {#- in a unit test, `model` is the test; the fix is the node it tests -#}
+    {%- set name = (model.get('tested_node_unique_id') or model.name).split('.')[-1] -%}
+    {%- if name not in fixes -%}
+        {{ exceptions.raise_compiler_error(
+            "Fix model '" ~ name ~ "' is not in var 'fixes' in dbt_project.yml. "
+            ~ "Add it to the list where it belongs in the chain.") }}
+    {%- endif -%}
+    {%- set position = fixes.index(name) -%}
+    {%- if position == 0 -%} {{ fix_chain_start() }} {%- else -%} {{ ref(fixes[position - 1]) }} {%- endif -%}
+{%- endmacro %}
+
+{% macro fix_chain_output() -%}
+    {%- set fixes = var('fixes', []) or [] -%}
+    {%- if fixes | length == 0 -%} {{ fix_chain_start() }} {%- else -%} {{ ref(fixes[-1]) }} {%- endif -%}
+{%- endmacro %}
+
+{% macro fix_content_hash(relation_alias) -%}
+    {#- What a fix may change; a row whose hash differs was changed by that fix. -#}
+    hash(
+        {{ relation_alias }}.event_type,
+        {{ relation_alias }}.event_name,
+        {{ relation_alias }}.custom_event_type,
+        {{ relation_alias }}.custom_attributes::varchar,
+        {{ relation_alias }}.event_data::varchar,
+        {{ relation_alias }}.user_attributes::varchar,
+        {{ relation_alias }}.skip_reason
+    )
+{%- endmacro %}

@@ -1,0 +1,24 @@
+{% macro json_get(json_expr, path) -%}
+    {#- The JSON value at `path`, or SQL null when it is missing or JSON null. -#}
+    nullif(json_extract({{ json_expr }}, '{{ path }}'), 'null'::json)
+{%- endmacro %}
+
+{% macro json_text(json_expr, path) -%}
+    {#- The value at `path` as exact text (int64 numbers keep every digit), null when absent. -#}
+    nullif(json_extract_string({{ json_expr }}, '{{ path }}'), '')
+{%- endmacro %}
+
+{% macro json_object_or_empty(json_expr) -%}
+    {#- `json_expr` when it is a JSON object, else '{}'. -#}
+    case when json_type({{ json_expr }}) = 'OBJECT' then {{ json_expr }} else '{}'::json end
+{%- endmacro %}
+
+{% macro json_drop_nulls(json_expr) -%}
+    {#- Removes members whose value is null (RFC 7396 merge-patch semantics). -#}
+    json_merge_patch('{}', {{ json_expr }})
+{%- endmacro %}
+
+{% macro json_member(json_expr, key_expr) -%}
+    {#- The member of a JSON object named by a SQL expression (any characters, via JSON Pointer). -#}
+    json_extract({{ json_expr }}, '/' || replace(replace({{ key_expr }}, '~', '~0'), '/', '~1'))
+{%- endmacro %}

@@ -1,0 +1,78 @@
+-- One row per source batch: who it belongs to and the batch-level JSON a replay sends.
+
+{% set device_id_keys = [
+    'ios_advertising_id', 'ios_idfv', 'android_advertising_id', 'android_uuid',
+    'roku_advertising_id', 'roku_publisher_id', 'fire_advertising_id',
+    'microsoft_advertising_id', 'microsoft_publisher_id', 'device_application_stamp',
+] %}
+
+with batches as (
+    select * from {{ ref('stg_quarantine__batches') }}
+),
+
+identities as (
+    select
+        *,
+        list_sort(list_transform(
+            map_entries(json_transform(user_identities, '"MAP(VARCHAR, VARCHAR)"')),
+            lambda entry: entry.key || '=' || coalesce(entry.value, '')
+        )) as identity_pairs,
+        list_filter([
+            {% for key in device_id_keys -%}
+            '{{ key }}=' || {{ json_text('device_info', '$.' ~ key) }},
+            {% endfor -%}
+            'mp_deviceid=' || mp_deviceid
+        ], lambda pair: pair is not null) as device_id_pairs,
+    from batches
+),
+
+keyed as (
+    select
+        *,
+        case
+            when mpid is not null then 'mpid:' || mpid
+            when len(identity_pairs) + len(device_id_pairs) > 0
+                then 'ids:' || md5(array_to_string(identity_pairs || device_id_pairs, '&'))
+            else 'batch:' || batch_id
+        end as user_key,
+        case
+            when mpid is not null then 'mpid'
+            when len(identity_pairs) > 0 then 'user_identities'
+            when len(device_id_pairs) > 0 then 'device_ids'
+            else 'none'
+        end as user_key_source,
+    from identities
+),
+
+with_context as (
+    select
+        *,
+        {{ json_drop_nulls("json_object(
+            'environment', environment,
+            'mpid', to_json(try_cast(mpid as bigint)),
+            'mp_deviceid', mp_deviceid,
+            'user_identities', user_identities,
+            'device_info', device_info,
+            'application_info', application_info,
+            'consent_state', consent_state,
+            'integration_attributes', integration_attributes,
+            'partner_identities', partner_identities,
+            'ip', ip,
+            'context', " ~ data_plan_context('data_plan_id', 'data_plan_version') ~ ",
+            'deleted_user_attributes', json('[]')
+        )") }} as batch_context,
+        {{ data_plan_note('data_plan_id', 'data_plan_version') }} as data_plan_note,
+    from keyed
+)
+
+select
+    batch_id,
+    user_key,
+    user_key_source,
+    mpid,
+    environment,
+    data_plan_id,
+    data_plan_version,
+    data_plan_note,
+    batch_context,
+from with_context

@@ -1,0 +1,82 @@
+-- Every event that lost something to the data plan (the whole event or some attributes),
+-- with its replay decision. This is where the fix chain starts.
+
+with events as (
+    select * from {{ ref('stg_quarantine__events') }}
+),
+
+batches as (
+    select * from {{ ref('stg_quarantine__batches') }}
+),
+
+contexts as (
+    select * from {{ ref('int_batches__replay_context') }}
+),
+
+blocked_ids as (
+    select * from {{ ref('stg_quarantine__blocked_event_ids') }}
+),
+
+blocked_attributes as (
+    select
+        batch_id,
+        event_id,
+        list(coalesce(attribute_name, attribute_path) order by attribute_path) as blocked_attributes,
+    from {{ ref('stg_quarantine__blocked_event_attributes') }}
+    group by all
+),
+
+affected as (
+    select
+        events.*,
+        blocked_ids.event_id is not null as is_blocked_event,
+        coalesce(blocked_attributes.blocked_attributes, []) as blocked_attributes,
+    from events
+    left join blocked_ids
+        on events.batch_id = blocked_ids.batch_id and events.event_id = blocked_ids.event_id
+    left join blocked_attributes
+        on events.batch_id = blocked_attributes.batch_id
+        and events.event_id = blocked_attributes.event_id
+    where blocked_ids.event_id is not null or blocked_attributes.event_id is not null
+),
+
+classified as (
+    select
+        affected.batch_id || ':' || coalesce(affected.event_id, '#' || affected.event_index)
+            as replay_key,
+        contexts.user_key,
+        contexts.mpid,
+        affected.batch_id,
+        affected.event_id,
+        affected.event_index,
+        batches.source_file,
+        batches.line_number,
+        affected.event_type,
+        affected.event_name,
+        affected.custom_event_type,
+        affected.timestamp_unixtime_ms,
+        affected.custom_attributes,
+        affected.event_data,
+        cast(null as json) as user_attributes,
+        affected.is_blocked_event,
+        affected.blocked_attributes,
+        case when affected.is_blocked_event then 'blocked_event' else 'blocked_attributes' end
+            as replay_reason,
+        ({{ reference_time_ms() }} - affected.timestamp_unixtime_ms) / 86400000.0
+            as event_age_days,
+        case
+            when not affected.is_blocked_event and not {{ var('replay_attribute_only_events') }}
+                then 'attributes_only_not_opted_in'
+            when affected.event_type is null then 'missing_event_type'
+            when affected.timestamp_unixtime_ms is null then 'missing_or_invalid_timestamp'
+            when ({{ reference_time_ms() }} - affected.timestamp_unixtime_ms)
+                    > {{ var('max_event_age_days') }}::bigint * 86400000
+                and not {{ var('allow_events_older_than_max_age') }}
+                then 'older_than_max_age'
+        end as skip_reason,
+    from affected
+    inner join batches on affected.batch_id = batches.batch_id
+    inner join contexts on affected.batch_id = contexts.batch_id
+)
+
+select * from classified

@@ -1,0 +1,31 @@
+with batches as (
+    select * from {{ ref('stg_quarantine__batches') }}
+),
+
+per_event as (
+    select
+        batch_id,
+        unnest(json_extract(block_metadata, '$.blocked_event_attributes[*]')) as entry,
+    from batches
+    where block_metadata is not null
+),
+
+per_attribute as (
+    select
+        batch_id,
+        json_extract_string(entry, '$.event_id') as event_id,
+        unnest(json_extract_string(entry, '$.event_attributes[*]')) as attribute_path,
+    from per_event
+),
+
+parsed as (
+    select
+        batch_id,
+        event_id,
+        attribute_path,
+        nullif(regexp_extract(attribute_path, '^\./data/custom_attributes/(.+)$', 1), '')
+            as attribute_name,
+    from per_attribute
+)
+
+select distinct * from parsed

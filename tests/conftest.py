@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def warehouse(tmp_path, monkeypatch) -> Path:
+    """A fresh warehouse file that `loader` and dbt both use."""
+    path = tmp_path / "backfill.duckdb"
+    monkeypatch.setenv("BACKFILL_DUCKDB", str(path))
+    monkeypatch.setenv("BACKFILL_LEDGER", str(tmp_path / "ledger.duckdb"))
+    return path
+
+
+def run_dbt(
+    warehouse: Path, *args: str, dbt_vars: dict | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
+    """Run dbt in a subprocess against `warehouse`, with its own target and log folders."""
+    work = warehouse.parent / "dbt"
+    command = [
+        "dbt",
+        *args,
+        "--project-dir",
+        str(ROOT),
+        "--profiles-dir",
+        str(ROOT),
+        "--target-path",
+        str(work / "target"),
+        "--log-path",
+        str(work / "logs"),
+    ]
+    if dbt_vars:
+        command += ["--vars", yaml.safe_dump(dbt_vars, default_flow_style=True)]
+    env = {**os.environ, "BACKFILL_DUCKDB": str(warehouse)}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"dbt {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def query(warehouse: Path, sql: str, params=None) -> list[tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()

@@ -1,0 +1,16 @@
+{% test replay_event_json_is_sendable(model) %}
+-- The sent event keeps its exact timestamp as a JSON integer and carries no event_id; the
+-- batch context carries nothing a replay must not send.
+select replay_key
+from {{ model }}
+where json_type(event_json, '$.data.timestamp_unixtime_ms') not in ('BIGINT', 'UBIGINT')
+    or json_extract_string(event_json, '$.data.timestamp_unixtime_ms')
+        <> timestamp_unixtime_ms::varchar
+    or json_exists(event_json, '$.data.event_id')
+    or json_extract_string(event_json, '$.event_type') is distinct from event_type
+    or json_exists(batch_context, '$.batch_id')
+    or json_exists(batch_context, '$.timestamp_unixtime_ms')
+    or json_exists(batch_context, '$.source_info')
+    or json_exists(batch_context, '$.context.data_plan.block_metadata')
+    or json_exists(batch_context, '$.context.block_metadata')
+{% endtest %}
