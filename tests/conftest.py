@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -21,17 +22,21 @@ def warehouse(tmp_path, monkeypatch) -> Path:
 
 
 def run_dbt(
-    warehouse: Path, *args: str, dbt_vars: dict | None = None, check: bool = True
+    warehouse: Path,
+    *args: str,
+    dbt_vars: dict | None = None,
+    check: bool = True,
+    project_dir: Path = ROOT,
 ) -> subprocess.CompletedProcess:
     """Run dbt in a subprocess against `warehouse`, with its own target and log folders."""
     work = warehouse.parent / "dbt"
     command = [
-        "dbt",
+        str(Path(sys.executable).parent / "dbt"),
         *args,
         "--project-dir",
-        str(ROOT),
+        str(project_dir),
         "--profiles-dir",
-        str(ROOT),
+        str(project_dir),
         "--target-path",
         str(work / "target"),
         "--log-path",
@@ -40,7 +45,7 @@ def run_dbt(
     if dbt_vars:
         command += ["--vars", yaml.safe_dump(dbt_vars, default_flow_style=True)]
     env = {**os.environ, "BACKFILL_DUCKDB": str(warehouse)}
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=project_dir, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"dbt {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
