@@ -5,6 +5,7 @@
     'roku_advertising_id', 'roku_publisher_id', 'fire_advertising_id',
     'microsoft_advertising_id', 'microsoft_publisher_id', 'device_application_stamp',
 ] %}
+{% set login_identity_types = var('login_identity_types', []) or [] %}
 
 with batches as (
     select * from {{ ref('stg_quarantine__batches') }}
@@ -17,6 +18,16 @@ identities as (
             map_entries(json_transform(user_identities, '"MAP(VARCHAR, VARCHAR)"')),
             lambda entry: entry.key || '=' || coalesce(entry.value, '')
         )) as identity_pairs,
+        list_sort(list_transform(
+            list_filter(
+                map_entries(json_transform(user_identities, '"MAP(VARCHAR, VARCHAR)"')),
+                lambda entry: list_contains(
+                    [{% for t in login_identity_types %}'{{ t }}'{{ ', ' if not loop.last }}{% endfor %}]::varchar[],
+                    entry.key
+                ) and nullif(trim(entry.value), '') is not null
+            ),
+            lambda entry: entry.key
+        )) as login_identity_types,
         list_filter([
             {% for key in device_id_keys -%}
             '{{ key }}=' || {{ json_text('device_info', '$.' ~ key) }},
@@ -41,6 +52,14 @@ keyed as (
             when len(device_id_pairs) > 0 then 'device_ids'
             else 'none'
         end as user_key_source,
+        -- how mParticle will find the profile: by MPID, by a login identity, or only by
+        -- device ids / non-login identities (may create a new profile: an extra MTU)
+        case
+            when mpid is not null then 'mpid'
+            when len(login_identity_types) > 0 then 'login_identity'
+            when len(identity_pairs) + len(device_id_pairs) > 0 then 'device_ids_only'
+            else 'no_identity'
+        end as identity_class,
     from identities
 ),
 
@@ -69,6 +88,11 @@ select
     batch_id,
     user_key,
     user_key_source,
+    identity_class,
+    case when identity_class in ('mpid', 'login_identity') then 'low' else 'high' end
+        as identity_risk,
+    login_identity_types,
+    list_transform(device_id_pairs, lambda pair: split_part(pair, '=', 1)) as device_id_types,
     mpid,
     environment,
     data_plan_id,

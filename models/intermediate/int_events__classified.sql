@@ -17,6 +17,10 @@ blocked_ids as (
     select * from {{ ref('stg_quarantine__blocked_event_ids') }}
 ),
 
+blocked_user_attributes as (
+    select * from {{ ref('int_users__blocked_user_attributes') }}
+),
+
 blocked_attributes as (
     select
         batch_id,
@@ -57,7 +61,9 @@ classified as (
         affected.timestamp_unixtime_ms,
         affected.custom_attributes,
         affected.event_data,
-        cast(null as json) as user_attributes,
+        case when {{ var('replay_blocked_user_attributes') }}
+            then blocked_user_attributes.user_attributes
+        end::json as user_attributes,
         affected.is_blocked_event,
         affected.blocked_attributes,
         case when affected.is_blocked_event then 'blocked_event' else 'blocked_attributes' end
@@ -73,10 +79,13 @@ classified as (
                     > {{ var('max_event_age_days') }}::bigint * 86400000
                 and not {{ var('allow_events_older_than_max_age') }}
                 then 'older_than_max_age'
+            when {{ var('exclude_high_risk_users') }} and contexts.identity_risk = 'high'
+                then 'high_identity_risk'
         end as skip_reason,
     from affected
     inner join batches on affected.batch_id = batches.batch_id
     inner join contexts on affected.batch_id = contexts.batch_id
+    left join blocked_user_attributes on contexts.user_key = blocked_user_attributes.user_key
 )
 
 select * from classified

@@ -43,6 +43,7 @@ assembled as (
             )
         end as send_context,
         contexts.data_plan_note,
+        contexts.identity_risk,
         coalesce(fix_changes.fixes_applied, []) as fixes_applied,
     from to_send
     inner join contexts on to_send.batch_id = contexts.batch_id
@@ -63,6 +64,7 @@ select
     replay_reason,
     event_age_days,
     data_plan_note,
+    identity_risk,
     fixes_applied,
     batch_id,
     event_id,
