@@ -1,24 +1,30 @@
 {#
     The fix chain. var('fixes') in dbt_project.yml lists fix models in the order they
     apply; each fix selects from {{ fix_input() }}, which is the previous fix (or the
-    classified events for the first). Adding a fix never means editing another one.
+    classified events for the first). Adding a fix never means editing another one, not
+    even its unit tests: in a unit test, fix_input() is ref('int_events__classified').
 #}
 
 {% macro fix_chain_start() -%}
     {{ return(ref('int_events__classified')) }}
 {%- endmacro %}
 
+{% macro fix_model_name() -%}
+    {#- The fix being built; in a unit test, `model` is the test and the fix is the node it tests. -#}
+    {{ return((model.get('tested_node_unique_id') or model.name).split('.')[-1]) }}
+{%- endmacro %}
+
 {% macro fix_input() -%}
     {%- set fixes = var('fixes', []) or [] -%}
-    {#- in a unit test, `model` is the test; the fix is the node it tests -#}
-    {%- set name = (model.get('tested_node_unique_id') or model.name).split('.')[-1] -%}
+    {%- set name = fix_model_name() -%}
     {%- if name not in fixes -%}
         {{ exceptions.raise_compiler_error(
             "Fix model '" ~ name ~ "' is not in var 'fixes' in dbt_project.yml. "
             ~ "Add it to the list where it belongs in the chain.") }}
     {%- endif -%}
     {%- set position = fixes.index(name) -%}
-    {%- if position == 0 -%} {{ fix_chain_start() }} {%- else -%} {{ ref(fixes[position - 1]) }} {%- endif -%}
+    {#- a unit test gives rows of the chain's start, whatever the fix's place in the chain -#}
+    {%- if position == 0 or model.get('tested_node_unique_id') -%} {{ fix_chain_start() }} {%- else -%} {{ ref(fixes[position - 1]) }} {%- endif -%}
 {%- endmacro %}
 
 {% macro fix_chain_output() -%}

@@ -8,10 +8,7 @@ with events as (
 fixed as (
     select
         * replace (
-            case
-                when event_name = 'Chekout Complete' then 'Checkout Complete'
-                else event_name
-            end as event_name
+            {{ rename_event('Chekout Complete', 'Checkout Complete') }}
         ),
     from events
 )
