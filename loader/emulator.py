@@ -37,7 +37,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -167,6 +167,10 @@ class RequestRecord:
 class Scripted:
     kind: str  # "429", "429-accel", "503", "400", "401", "403", "drop", "drop-after", "slow", "202"
     seconds: float | None = None
+
+    @property
+    def label(self) -> str:
+        return self.kind if self.seconds is None else f"{self.kind}:{self.seconds:g}"
 
 
 def parse_script_entry(entry: str) -> Scripted:
@@ -440,6 +444,38 @@ class Emulator:
         with self._lock:
             return {**self.counts, "statuses": {str(k): v for k, v in self.statuses.items()}}
 
+    def describe(self) -> list[str]:
+        """Lines saying where the emulator listens and how it answers (never the secret)."""
+        config = self.config
+        lines = [f"Events API emulator listening on {self.base_url}"]
+        lines.append(f"  auth: HTTP Basic, API key {config.api_key!r} and its secret")
+        if config.db_path is not None:
+            lines.append(
+                f"  recording accepted batches to {config.db_path} (tables received_batches, "
+                "received_requests; view received_events)"
+            )
+        else:
+            lines.append("  not recording to a file (use --db PATH to keep what arrives)")
+        faults = [
+            f"{label} {share:.0%}"
+            for label, share in (
+                ("429", config.share_429),
+                ("503", config.share_503),
+                ("dropped after processing", config.share_drop),
+            )
+            if share
+        ]
+        if config.latency_ms:
+            faults.append(f"latency {config.latency_ms} ms")
+        if config.rate_limit:
+            faults.append(f"rate limit {config.rate_limit:g} batches/s")
+        if faults:
+            lines.append(f"  faults: {', '.join(faults)} (seed {config.seed})")
+        with self._lock:
+            if self._script:
+                lines.append(f"  scripted responses: {', '.join(s.label for s in self._script)}")
+        return lines
+
     def summary(self) -> str:
         """One line: requests by status, batches and events accepted, duplicates, rejects."""
         stats = self.stats()
@@ -647,6 +683,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "mParticleEmulator/1"
     timeout = 60  # seconds an idle keep-alive connection stays open
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
     server: _Server
 
     def version_string(self) -> str:
@@ -696,7 +733,7 @@ class _Handler(BaseHTTPRequestHandler):
                 forced = Scripted(random_fault)
                 record.fault = random_fault
         else:
-            record.fault = forced.kind + ("" if forced.seconds is None else f":{forced.seconds:g}")
+            record.fault = forced.label
         if forced is not None and forced.kind == "drop":
             return self._drop(emulator, record, 0)
         if forced is None or forced.kind in ("202", "drop-after", "slow"):
@@ -811,3 +848,39 @@ def running_emulator(config: EmulatorConfig | None = None) -> Iterator[Emulator]
         yield emulator
     finally:
         emulator.stop()
+
+
+def serve(
+    config: EmulatorConfig,
+    stop: threading.Event,
+    *,
+    script: list[str] | None = None,
+    url_file: Path | None = None,
+    on_ready: Callable[[Emulator], None] | None = None,
+) -> Emulator:
+    """Serve until `stop` is set, then stop cleanly; return the emulator for its summary.
+
+    `url_file`, when given, receives the base URL once the server listens (written
+    atomically, removed on exit), for scripts that start the emulator in the background.
+    """
+    emulator = Emulator(config)
+    try:
+        emulator.script(script or [])
+    except ValueError as exc:
+        emulator.stop()
+        raise EmulatorError(str(exc)) from None
+    emulator.start()
+    try:
+        if url_file is not None:
+            partial = url_file.with_name(url_file.name + ".partial")
+            partial.write_text(emulator.base_url + "\n")
+            partial.replace(url_file)
+        if on_ready is not None:
+            on_ready(emulator)
+        while not stop.wait(0.2):
+            pass
+    finally:
+        emulator.stop()
+        if url_file is not None:
+            url_file.unlink(missing_ok=True)
+    return emulator
