@@ -15,7 +15,8 @@
 
 {% macro fix_json_pointer(name) -%}
     {#- The JSON Pointer of a top-level member, as a SQL literal (any characters). -#}
-    {{ fix_sql_string('/' ~ (name ~ '') | replace('~', '~0') | replace('/', '~1')) }}
+    {%- set escaped = (name ~ '') | replace('~', '~0') | replace('/', '~1') -%}
+    {{ fix_sql_string('/' ~ escaped) }}
 {%- endmacro %}
 
 {% macro fix_json_member(object_sql, name) -%}
