@@ -32,15 +32,18 @@
     {%- if fixes | length == 0 -%} {{ fix_chain_start() }} {%- else -%} {{ ref(fixes[-1]) }} {%- endif -%}
 {%- endmacro %}
 
-{% macro fix_content_hash(relation_alias) -%}
-    {#- What a fix may change; a row whose hash differs was changed by that fix. -#}
-    hash(
-        {{ relation_alias }}.event_type,
-        {{ relation_alias }}.event_name,
-        {{ relation_alias }}.custom_event_type,
-        {{ relation_alias }}.custom_attributes::varchar,
-        {{ relation_alias }}.event_data::varchar,
-        {{ relation_alias }}.user_attributes::varchar,
-        {{ relation_alias }}.skip_reason
-    )
+{% macro fix_chain_column_names() -%}
+    {#- The chain's columns (those of its start), read from the warehouse when dbt executes. -#}
+    {%- if not execute -%} {{ return([]) }} {%- endif -%}
+    {%- set columns = adapter.get_columns_in_relation(fix_chain_start()) -%}
+    {{ return(columns | map(attribute='name') | list) }}
+{%- endmacro %}
+
+{% macro fix_changed_columns(after, before, columns) -%}
+    {#- The names of `columns` whose values differ between two aligned rows, as a list. -#}
+    list_filter([
+        {%- for column in columns if column != 'replay_key' %}
+        case when {{ after }}.{{ column }} is distinct from {{ before }}.{{ column }} then '{{ column }}' end,
+        {%- endfor %}
+    ], lambda name: name is not null)
 {%- endmacro %}

@@ -1,4 +1,5 @@
--- Which fix changed which row: each fix's output compared with its input, on replay_key.
+-- Which fix changed which row, and which columns: each fix's output compared with its
+-- input, on replay_key.
 
 {% set fixes = var('fixes', []) or [] %}
 
@@ -7,17 +8,25 @@ select
     cast(null as varchar) as replay_key,
     cast(null as varchar) as fix_name,
     cast(null as integer) as fix_position,
+    cast(null as varchar[]) as changed_columns,
 where false
 {% else %}
+{% set columns = fix_chain_column_names() %}
 {% for fix in fixes %}
 {% set input = fix_chain_start() if loop.first else ref(fixes[loop.index0 - 1]) %}
 select
-    fixed.replay_key,
+    replay_key,
     '{{ fix }}' as fix_name,
     {{ loop.index }} as fix_position,
-from {{ ref(fix) }} as fixed
-inner join {{ input }} as original on fixed.replay_key = original.replay_key
-where {{ fix_content_hash('fixed') }} <> {{ fix_content_hash('original') }}
+    changed_columns,
+from (
+    select
+        fixed.replay_key,
+        {{ fix_changed_columns('fixed', 'original', columns) }} as changed_columns,
+    from {{ ref(fix) }} as fixed
+    inner join {{ input }} as original on fixed.replay_key = original.replay_key
+)
+where len(changed_columns) > 0
 {% if not loop.last %}union all{% endif %}
 {% endfor %}
 {% endif %}

@@ -1,17 +1,38 @@
 -- A fix may change content, never the replay key, the user key or the original timestamp,
--- and may not add or remove events (to skip one, set skip_reason).
-with before_fixes as (
-    select replay_key, user_key, timestamp_unixtime_ms from {{ fix_chain_start() }}
-),
+-- and may not add, remove or duplicate events (to skip one, set skip_reason). Each fix is
+-- compared with its input, so a failing row names the fix.
+{% set fixes = var('fixes', []) or [] %}
 
-after_fixes as (
-    select replay_key, user_key, timestamp_unixtime_ms from {{ ref('int_events__fixed') }}
-)
-
-select coalesce(b.replay_key, a.replay_key) as replay_key
-from before_fixes as b
-full outer join after_fixes as a on b.replay_key = a.replay_key
-where b.replay_key is null
-    or a.replay_key is null
-    or b.user_key is distinct from a.user_key
-    or b.timestamp_unixtime_ms is distinct from a.timestamp_unixtime_ms
+{% if fixes | length == 0 %}
+select null as fix_name, null as replay_key, null as problem where false
+{% else %}
+{% for fix in fixes %}
+{% set input = fix_chain_start() if loop.first else ref(fixes[loop.index0 - 1]) %}
+select
+    '{{ fix }}' as fix_name,
+    coalesce(before_fix.replay_key, after_fix.replay_key) as replay_key,
+    case
+        when after_fix.replay_key is null then 'event removed (or its replay_key changed); set skip_reason instead'
+        when before_fix.replay_key is null then 'event added (or its replay_key changed)'
+        when after_fix.copies > 1 then 'event duplicated'
+        when before_fix.user_key is distinct from after_fix.user_key then 'user_key changed'
+        else 'timestamp_unixtime_ms changed'
+    end as problem,
+from (select replay_key, user_key, timestamp_unixtime_ms from {{ input }}) as before_fix
+full outer join (
+    select
+        replay_key,
+        user_key,
+        timestamp_unixtime_ms,
+        count(*) over (partition by replay_key) as copies,
+    from {{ ref(fix) }}
+) as after_fix
+    on before_fix.replay_key = after_fix.replay_key
+where before_fix.replay_key is null
+    or after_fix.replay_key is null
+    or after_fix.copies > 1
+    or before_fix.user_key is distinct from after_fix.user_key
+    or before_fix.timestamp_unixtime_ms is distinct from after_fix.timestamp_unixtime_ms
+{% if not loop.last %}union all{% endif %}
+{% endfor %}
+{% endif %}
