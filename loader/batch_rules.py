@@ -21,6 +21,7 @@ name several identities of one type).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,6 +161,9 @@ REPLAY_FORBIDDEN = {
 }
 
 
+Add = Callable[[str], None]  # records one problem; validate_batch adds batch/event indexes
+
+
 @dataclass
 class RequestCheck:
     """The outcome of checking one request body: its batches and, per bad batch, one message."""
@@ -242,83 +246,84 @@ def validate_batch(batch: Any, index: int | None = None, *, size: int | None = N
     `size` is the batch's compact JSON size when the caller already knows it (it is
     measured otherwise). An empty list means mParticle's rules and the replay rules hold.
     """
-    where = _where(index)
     if not isinstance(batch, dict):
-        return [f"{where}a batch must be a JSON object (got {describe(batch)})"]
+        return [f"{_where(index)}a batch must be a JSON object (got {describe(batch)})"]
     problems: list[str] = []
-    add = problems.append
+
+    def add(message: str, event: int | None = None) -> None:
+        problems.append(_where(index, event) + message)
 
     if size is None:
         try:
             size = batch_size(batch)
         except TypeError as exc:
-            add(f"{where}batch cannot be serialised as JSON ({exc})")
+            add(f"batch cannot be serialised as JSON ({exc})")
             size = 0
     too_big = check_batch_size(size, index)
     if too_big:
-        add(too_big)
+        problems.append(too_big)
 
     for name in batch:
         if name in REPLAY_FORBIDDEN:
-            add(f"{where}{name} must not be sent in a replay ({REPLAY_FORBIDDEN[name]})")
+            add(f"{name} must not be sent in a replay ({REPLAY_FORBIDDEN[name]})")
         elif name not in BATCH_FIELDS:
-            add(f"{where}unknown batch field {orjson.dumps(name).decode()}")
+            add(f"unknown batch field {orjson.dumps(name).decode()}")
 
     environment = batch.get("environment")
     if "environment" not in batch or environment is None:
-        add(f"{where}environment is required (production or development)")
+        add("environment is required (production or development)")
     elif environment not in ENVIRONMENTS:
-        add(f"{where}environment must be production or development (got {describe(environment)})")
+        add(f"environment must be production or development (got {describe(environment)})")
 
-    _check_source_request_id(batch, where, add)
-    _check_user(batch, where, add)
-    _check_context(batch.get("context"), where, add)
-    _check_user_attributes(batch, where, add)
+    _check_source_request_id(batch, add)
+    _check_user(batch, add)
+    _check_context(batch.get("context"), add)
+    _check_user_attributes(batch, add)
     for name in ("device_info", "application_info", "integration_attributes", "consent_state"):
         if batch.get(name) is not None and not isinstance(batch[name], dict):
-            add(f"{where}{name} must be an object (got {describe(batch[name])})")
+            add(f"{name} must be an object (got {describe(batch[name])})")
     ip = batch.get("ip")
     if "ip" in batch and (not isinstance(ip, str) or not ip):
-        add(f"{where}ip must be a non-empty string when sent (got {describe(ip)})")
+        add(f"ip must be a non-empty string when sent (got {describe(ip)})")
 
     events = batch.get("events")
     if events is not None:
         if not isinstance(events, list):
-            add(f"{where}events must be an array (got {describe(events)})")
+            add(f"events must be an array (got {describe(events)})")
         else:
             for position, event in enumerate(events):
-                _check_event(event, _where(index, position), add)
+                _check_event(event, lambda message, at=position: add(message, at))
     return problems
 
 
-def _check_source_request_id(batch: dict, where: str, add) -> None:
+def _check_source_request_id(batch: dict, add: Add) -> None:
     if "source_request_id" in batch:
         value = batch["source_request_id"]
         if not isinstance(value, str) or not value:
-            add(f"{where}source_request_id must be a non-empty string (got {describe(value)})")
+            add(f"source_request_id must be a non-empty string (got {describe(value)})")
 
 
-def _check_user(batch: dict, where: str, add) -> None:
+def _check_user(batch: dict, add: Add) -> None:
     mpid = batch.get("mpid")
     if mpid is not None and mpid_text(mpid) is None:
-        add(f"{where}mpid must be one 64-bit integer (one user per batch; got {describe(mpid)})")
+        add(f"mpid must be one 64-bit integer (one user per batch; got {describe(mpid)})")
     identities = batch.get("user_identities")
     if identities is None:
         return
     if isinstance(identities, list):
         add(
-            f"{where}user_identities must be an object mapping identity type to value "
+            "user_identities must be an object mapping identity type to value "
             "(the list shape can name several users; send the map)"
         )
         return
     if not isinstance(identities, dict):
-        add(f"{where}user_identities must be an object (got {describe(identities)})")
+        add(f"user_identities must be an object (got {describe(identities)})")
         return
     for name, value in identities.items():
         if name not in IDENTITY_TYPES:
-            add(f"{where}user_identities.{name} is not a known identity type")
+            add(f"user_identities.{name} is not a known identity type")
         elif not isinstance(value, str):
-            add(f"{where}user_identities.{name} must be a string (got {describe(value)})")
+            add(f"user_identities.{name} must be a string (got {describe(value)})")
 
 
 def mpid_text(mpid: Any) -> str | None:
@@ -335,26 +340,26 @@ def mpid_text(mpid: Any) -> str | None:
     return str(value) if INT64_MIN <= value <= INT64_MAX else None
 
 
-def _check_context(context: Any, where: str, add) -> None:
+def _check_context(context: Any, add: Add) -> None:
     if context is None:
         return
     if not isinstance(context, dict):
-        add(f"{where}context must be an object (got {describe(context)})")
+        add(f"context must be an object (got {describe(context)})")
         return
     for path in _paths_of_key(context, "block_metadata", "context"):
-        add(f"{where}{path} must not be sent in a replay (it describes the original block)")
+        add(f"{path} must not be sent in a replay (it describes the original block)")
     plan = context.get("data_plan")
     if plan is None:
         return
     if not isinstance(plan, dict):
-        add(f"{where}context.data_plan must be an object (got {describe(plan)})")
+        add(f"context.data_plan must be an object (got {describe(plan)})")
         return
     plan_id = plan.get("plan_id")
     if not isinstance(plan_id, str) or not plan_id:
-        add(f"{where}context.data_plan.plan_id is required (got {describe(plan_id)})")
+        add(f"context.data_plan.plan_id is required (got {describe(plan_id)})")
     version = plan.get("plan_version")
     if version is not None and not is_int(version):
-        add(f"{where}context.data_plan.plan_version must be an integer (got {describe(version)})")
+        add(f"context.data_plan.plan_version must be an integer (got {describe(version)})")
 
 
 def _paths_of_key(value: Any, key: str, path: str) -> list[str]:
@@ -372,15 +377,15 @@ def _paths_of_key(value: Any, key: str, path: str) -> list[str]:
     return found
 
 
-def _check_user_attributes(batch: dict, where: str, add) -> None:
+def _check_user_attributes(batch: dict, add: Add) -> None:
     attributes = batch.get("user_attributes")
     if attributes is not None:
         if not isinstance(attributes, dict):
-            add(f"{where}user_attributes must be an object (got {describe(attributes)})")
+            add(f"user_attributes must be an object (got {describe(attributes)})")
         else:
             if len(attributes) > MAX_USER_ATTRIBUTES:
                 add(
-                    f"{where}user_attributes has {len(attributes)} attributes; "
+                    f"user_attributes has {len(attributes)} attributes; "
                     f"the limit is {MAX_USER_ATTRIBUTES}"
                 )
             for name, value in attributes.items():
@@ -388,13 +393,13 @@ def _check_user_attributes(batch: dict, where: str, add) -> None:
                 for item in values:
                     problem = _attribute_value_problem(item)
                     if problem:
-                        add(f"{where}user_attributes.{name} {problem}")
+                        add(f"user_attributes.{name} {problem}")
                         break
     deleted = batch.get("deleted_user_attributes")
     if deleted is not None and (
         not isinstance(deleted, list) or not all(isinstance(name, str) for name in deleted)
     ):
-        add(f"{where}deleted_user_attributes must be an array of strings")
+        add("deleted_user_attributes must be an array of strings")
 
 
 def _attribute_value_problem(value: Any) -> str | None:
@@ -407,80 +412,74 @@ def _attribute_value_problem(value: Any) -> str | None:
     return f"must be a string, number, boolean or null (got {describe(value)})"
 
 
-def _check_event(event: Any, where: str, add) -> None:
+def _check_event(event: Any, add: Add) -> None:
     if not isinstance(event, dict):
-        add(f"{where}an event must be a JSON object (got {describe(event)})")
+        add(f"an event must be a JSON object (got {describe(event)})")
         return
     for name in event:
         if name not in ("event_type", "data"):
-            add(f"{where}unknown event field {orjson.dumps(name).decode()}")
+            add(f"unknown event field {orjson.dumps(name).decode()}")
     event_type = event.get("event_type")
     if event_type is None or event_type == "":
-        add(f"{where}event_type is required")
+        add("event_type is required")
     elif event_type not in EVENT_TYPES:
-        add(f"{where}event_type {describe(event_type)} is not a valid event type")
+        add(f"event_type {describe(event_type)} is not a valid event type")
     data = event.get("data")
     if not isinstance(data, dict):
-        add(f"{where}data must be an object (got {describe(data)})")
+        add(f"data must be an object (got {describe(data)})")
         return
 
     timestamp = data.get("timestamp_unixtime_ms")
     if "timestamp_unixtime_ms" not in data or timestamp is None:
-        add(f"{where}data.timestamp_unixtime_ms is required (a replay keeps the event's time)")
+        add("data.timestamp_unixtime_ms is required (a replay keeps the event's time)")
     elif not is_int(timestamp):
-        add(f"{where}data.timestamp_unixtime_ms must be an integer (got {describe(timestamp)})")
+        add(f"data.timestamp_unixtime_ms must be an integer (got {describe(timestamp)})")
     elif not 0 <= timestamp <= INT64_MAX:
-        add(f"{where}data.timestamp_unixtime_ms is out of range (got {timestamp})")
+        add(f"data.timestamp_unixtime_ms is out of range (got {timestamp})")
     if "event_id" in data:
-        add(f"{where}data.event_id must not be sent (it is assigned by mParticle)")
+        add("data.event_id must not be sent (it is assigned by mParticle)")
 
     name = data.get("event_name")
     if event_type == "custom_event":
         if not isinstance(name, str) or not name:
-            add(f"{where}data.event_name is required for a custom_event (got {describe(name)})")
+            add(f"data.event_name is required for a custom_event (got {describe(name)})")
         custom_type = data.get("custom_event_type")
         if custom_type not in CUSTOM_EVENT_TYPES:
             add(
-                f"{where}data.custom_event_type must be one of "
+                f"data.custom_event_type must be one of "
                 f"{', '.join(sorted(CUSTOM_EVENT_TYPES))} (got {describe(custom_type)})"
             )
     elif event_type == "commerce_event":
         custom_type = data.get("custom_event_type")
         if custom_type is not None and custom_type not in COMMERCE_EVENT_TYPES:
-            add(
-                f"{where}data.custom_event_type {describe(custom_type)} is not valid "
-                "for a commerce_event"
-            )
+            add(f"data.custom_event_type {describe(custom_type)} is not valid for a commerce_event")
     elif event_type == "screen_view":
         screen = data.get("screen_name")
         if not isinstance(screen, str) or not screen:
-            add(f"{where}data.screen_name is required for a screen_view (got {describe(screen)})")
+            add(f"data.screen_name is required for a screen_view (got {describe(screen)})")
     if name is not None:
         if not isinstance(name, str):
-            add(f"{where}data.event_name must be a string (got {describe(name)})")
+            add(f"data.event_name must be a string (got {describe(name)})")
         elif len(name) > MAX_EVENT_NAME_CHARS:
-            add(
-                f"{where}data.event_name is {len(name)} characters; "
-                f"the limit is {MAX_EVENT_NAME_CHARS}"
-            )
+            add(f"data.event_name is {len(name)} characters; the limit is {MAX_EVENT_NAME_CHARS}")
 
     attributes = data.get("custom_attributes")
     if attributes is not None:
         if not isinstance(attributes, dict):
-            add(f"{where}data.custom_attributes must be an object (got {describe(attributes)})")
+            add(f"data.custom_attributes must be an object (got {describe(attributes)})")
         else:
             if len(attributes) > MAX_EVENT_ATTRIBUTES:
                 add(
-                    f"{where}data.custom_attributes has {len(attributes)} attributes; "
+                    f"data.custom_attributes has {len(attributes)} attributes; "
                     f"the limit is {MAX_EVENT_ATTRIBUTES}"
                 )
             for attribute, value in attributes.items():
                 problem = _attribute_value_problem(value)
                 if problem:
-                    add(f"{where}data.custom_attributes.{attribute} {problem}")
+                    add(f"data.custom_attributes.{attribute} {problem}")
     flags = data.get("custom_flags")
     if flags is not None and not isinstance(flags, dict):
-        add(f"{where}data.custom_flags must be an object (got {describe(flags)})")
+        add(f"data.custom_flags must be an object (got {describe(flags)})")
 
 
 def check_request(body: bytes, *, bulk: bool) -> RequestCheck:

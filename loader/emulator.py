@@ -1,10 +1,11 @@
 """A local stand-in for mParticle's Events API: checks batches, injects faults, records.
 
 Serves `POST /v2/events`, `/v2/bulkevents` and `/v2/bulkevents/historical` on 127.0.0.1
-with HTTP Basic auth. Each request goes through, in order: a scripted response (see
-`Emulator.script`), auth (401 without credentials, 403 with wrong ones), a random fault
-(`share_429`, `share_503`), the rate limit (429 with `Retry-After`), then the checks of
-`loader.batch_rules` and recording.
+with HTTP Basic auth. A request first meets the next scripted response, if any (see
+`Emulator.script`); otherwise, in order: auth (401 without credentials, 403 with wrong
+ones), a random fault (`share_429`, `share_503`, `share_drop`), the checks of
+`loader.batch_rules`, the rate limit (429 with `Retry-After`), de-duplication, recording.
+`latency_ms` delays every answer.
 
 Choices where mParticle is opaque or lenient:
 - Strict: a request with any invalid batch is refused whole (400 with mParticle's error
@@ -105,6 +106,44 @@ select
     event_json,
 from unnested;
 """
+
+
+def _arrow_columns(**kinds: str) -> dict:
+    import pyarrow as pa
+
+    types = {
+        "timestamp": pa.timestamp("us", tz="UTC"),
+        "int64": pa.int64(),
+        "int32": pa.int32(),
+        "string": pa.string(),
+        "strings": pa.list_(pa.string()),
+    }
+    return {name: types[kind] for name, kind in kinds.items()}
+
+
+BATCH_COLUMNS = _arrow_columns(
+    received_at="timestamp",
+    request_number="int64",
+    batch_index="int32",
+    source_request_id="string",
+    endpoint="string",
+    mpid="string",
+    n_events="int32",
+    batch_json="string",
+)
+REQUEST_COLUMNS = _arrow_columns(
+    received_at="timestamp",
+    request_number="int64",
+    method="string",
+    endpoint="string",
+    status="int32",
+    n_batches="int32",
+    n_accepted="int32",
+    n_duplicates="int32",
+    body_bytes="int64",
+    fault="string",
+    errors="strings",
+)
 
 
 class EmulatorError(LoaderError):
@@ -226,38 +265,48 @@ class TokenBucket:
 
 
 class Recorder:
-    """Accepted batches and request log: in memory and, optionally, in a DuckDB file."""
+    """Accepted batches and request log: in memory and, optionally, in a DuckDB file.
+
+    Rows for the file are buffered and written in blocks (inserting a thousand rows at
+    once costs a fraction of inserting them one request at a time); `close` writes the
+    rest. Nothing else can open the file while the emulator holds it, so the buffer is
+    never visible to a reader.
+    """
+
+    FLUSH_ROWS = 1000
+    FLUSH_SECONDS = 1.0
 
     def __init__(self, db_path: Path | None, *, reset: bool, keep_in_memory: bool) -> None:
         self.lock = threading.Lock()
         self.keep_in_memory = keep_in_memory
         self.batches: list[bytes] = []
         self.ids: set[str] = set()
+        self.request_offset = 0
         self.con = None
-        if db_path is not None:
-            self.con = _open_record(db_path)
-            if reset:
-                self.con.execute(
-                    "delete from received_batches; delete from received_requests"
-                ).fetchall()
-            rows = self.con.execute(
-                "select distinct source_request_id from received_batches "
-                "where source_request_id is not null"
-            ).fetchall()
-            self.ids.update(row[0] for row in rows)
-            [(self.request_offset,)] = self.con.execute(
-                "select coalesce(max(request_number), 0) from received_requests"
-            ).fetchall()
-        else:
-            self.request_offset = 0
+        self._pending_batches: list[tuple] = []
+        self._pending_requests: list[tuple] = []
+        self._flushed = time.monotonic()
+        if db_path is None:
+            return
+        self.con = _open_record(db_path)
+        if reset:
+            self.con.execute("delete from received_batches; delete from received_requests")
+            self.con.fetchall()
+        rows = self.con.execute(
+            "select distinct source_request_id from received_batches "
+            "where source_request_id is not null"
+        ).fetchall()
+        self.ids.update(row[0] for row in rows)
+        [(self.request_offset,)] = self.con.execute(
+            "select coalesce(max(request_number), 0) from received_requests"
+        ).fetchall()
 
     def accept(
         self, batches: list[dict], endpoint: str, request_number: int
     ) -> tuple[int, int, int]:
         """Record new batches; return (accepted, duplicates, events). Caller holds `lock`."""
         now = datetime.now(UTC)
-        rows = []
-        duplicates = 0
+        accepted = duplicates = events = 0
         for position, batch in enumerate(batches):
             request_id = batch.get("source_request_id")
             if request_id is not None:
@@ -266,57 +315,33 @@ class Recorder:
                     continue
                 self.ids.add(request_id)
             text = orjson.dumps(batch)
+            n_events = len(batch.get("events") or [])
+            accepted += 1
+            events += n_events
             if self.keep_in_memory:
                 self.batches.append(text)
-            mpid = batch.get("mpid")
-            events = batch.get("events") or []
-            rows.append(
-                (
-                    now,
-                    request_number,
-                    position,
-                    request_id,
-                    endpoint,
-                    None if mpid is None else mpid_text(mpid),
-                    len(events),
-                    text.decode(),
+            if self.con is not None:
+                mpid = batch.get("mpid")
+                self._pending_batches.append(
+                    (
+                        now,
+                        request_number,
+                        position,
+                        request_id,
+                        endpoint,
+                        None if mpid is None else mpid_text(mpid),
+                        n_events,
+                        text.decode(),
+                    )
                 )
-            )
-        if self.con is not None and rows:
-            self._insert_batches(rows)
-        return len(rows), duplicates, sum(row[6] for row in rows)
-
-    def _insert_batches(self, rows: list[tuple]) -> None:
-        import pyarrow as pa
-
-        columns = list(zip(*rows, strict=True))
-        table = pa.table(
-            {
-                "received_at": pa.array(columns[0], pa.timestamp("us", tz="UTC")),
-                "request_number": pa.array(columns[1], pa.int64()),
-                "batch_index": pa.array(columns[2], pa.int32()),
-                "source_request_id": pa.array(columns[3], pa.string()),
-                "endpoint": pa.array(columns[4], pa.string()),
-                "mpid": pa.array(columns[5], pa.string()),
-                "n_events": pa.array(columns[6], pa.int32()),
-                "batch_json": pa.array(columns[7], pa.string()),
-            }
-        )
-        self.con.register("incoming_batches", table)
-        try:
-            self.con.execute(
-                "insert into received_batches select * from incoming_batches"
-            ).fetchall()
-        finally:
-            self.con.unregister("incoming_batches")
+        return accepted, duplicates, events
 
     def log_request(self, record: RequestRecord) -> None:
-        """Add one request to the record file. Caller holds `lock`."""
+        """Add one request to the record file's log. Caller holds `lock`."""
         if self.con is None:
             return
-        self.con.execute(
-            "insert into received_requests values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
+        self._pending_requests.append(
+            (
                 datetime.fromtimestamp(record.time, UTC),
                 record.number,
                 record.method,
@@ -328,12 +353,47 @@ class Recorder:
                 record.body_bytes,
                 record.fault,
                 record.errors,
-            ],
-        ).fetchall()
+            )
+        )
+        if (
+            len(self._pending_batches) + len(self._pending_requests) >= self.FLUSH_ROWS
+            or time.monotonic() - self._flushed >= self.FLUSH_SECONDS
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write buffered rows to the file. Caller holds `lock`."""
+        if self.con is None:
+            return
+        if self._pending_batches:
+            self._insert("received_batches", BATCH_COLUMNS, self._pending_batches)
+            self._pending_batches = []
+        if self._pending_requests:
+            self._insert("received_requests", REQUEST_COLUMNS, self._pending_requests)
+            self._pending_requests = []
+        self._flushed = time.monotonic()
+
+    def _insert(self, table: str, columns: dict, rows: list[tuple]) -> None:
+        import pyarrow as pa
+
+        values = zip(*rows, strict=True)
+        incoming = pa.table(
+            {
+                name: pa.array(column, type=kind)
+                for (name, kind), column in zip(columns.items(), values, strict=True)
+            }
+        )
+        self.con.register("incoming_rows", incoming)
+        try:
+            self.con.execute(f"insert into {table} by name select * from incoming_rows")
+            self.con.fetchall()
+        finally:
+            self.con.unregister("incoming_rows")
 
     def close(self) -> None:
         with self.lock:
             if self.con is not None:
+                self.flush()
                 self.con.execute("checkpoint").fetchall()
                 self.con.close()
                 self.con = None
@@ -377,7 +437,8 @@ class Emulator:
             "accepted_batches": 0,
             "accepted_events": 0,
             "duplicate_batches": 0,
-            "rejected_batches": 0,
+            "invalid_requests": 0,
+            "invalid_batches": 0,
             "dropped_connections": 0,
         }
         self.statuses: dict[int, int] = {}
@@ -431,7 +492,10 @@ class Emulator:
             return list(self._requests)
 
     def accepted(self) -> list[dict]:
-        """Accepted batches in arrival order (duplicates not repeated), ints exact."""
+        """Accepted batches in arrival order (duplicates not repeated), ints exact.
+
+        Empty when the config says `keep_in_memory=False` (read the record file instead).
+        """
         with self.recorder.lock:
             texts = list(self.recorder.batches)
         return [orjson.loads(text) for text in texts]
@@ -477,14 +541,15 @@ class Emulator:
         return lines
 
     def summary(self) -> str:
-        """One line: requests by status, batches and events accepted, duplicates, rejects."""
+        """One line: requests by status, what was accepted, duplicates, refusals, drops."""
         stats = self.stats()
         by_status = ", ".join(f"{code}: {n}" for code, n in sorted(stats["statuses"].items()))
         return (
             f"{stats['requests']} requests ({by_status or 'none'}); "
             f"accepted {stats['accepted_batches']} batches, {stats['accepted_events']} events; "
-            f"{stats['duplicate_batches']} duplicate batches acknowledged, "
-            f"{stats['rejected_batches']} batches refused, "
+            f"{stats['duplicate_batches']} duplicate batches acknowledged; "
+            f"{stats['invalid_requests']} requests refused as invalid "
+            f"({stats['invalid_batches']} bad batches); "
             f"{stats['dropped_connections']} connections dropped"
         )
 
@@ -559,8 +624,11 @@ class Emulator:
             self.counts["accepted_batches"] += record.n_accepted
             self.counts["accepted_events"] += events
             self.counts["duplicate_batches"] += record.n_duplicates
-            if record.status == 400 and record.errors:
-                self.counts["rejected_batches"] += len(record.errors)
+            if record.status in (400, 413) and record.errors:
+                self.counts["invalid_requests"] += 1
+                self.counts["invalid_batches"] += sum(
+                    message.startswith("batch ") for message in record.errors
+                )
         with self.recorder.lock:
             if self.recorder.con is not None:
                 self.recorder.log_request(record)
@@ -719,47 +787,42 @@ class _Handler(BaseHTTPRequestHandler):
         record.body_bytes = len(body or b"")
 
         forced = emulator.next_fault()
-        drop_after = False
-        pause = 0.0
-        if forced is None:
-            random_fault = emulator.random_fault()
-            if random_fault == "drop-after":
-                record.fault, drop_after = random_fault, True
-                forced = Scripted("202")
-            elif random_fault == "429":
-                forced = Scripted("429", float(emulator.config.retry_after_s))
-                record.fault = random_fault
-            elif random_fault is not None:
-                forced = Scripted(random_fault)
-                record.fault = random_fault
-        else:
+        if forced is not None:
             record.fault = forced.label
         if forced is not None and forced.kind == "drop":
             return self._drop(emulator, record, 0)
-        if forced is None or forced.kind in ("202", "drop-after", "slow"):
+        if forced is not None and forced.kind not in ("202", "drop-after", "slow"):
+            reply = _forced_reply(forced)
+        else:
             try:
-                reply = self._process(emulator, path, body, record)
+                reply = self._process(emulator, path, body, record, random_faults=forced is None)
             except ConnectionAbortedError:
                 return self._drop(emulator, record, 0)
             except Exception as exc:  # a bug or a record-file failure: say so, keep serving
                 record.errors = [f"emulator error: {type(exc).__name__}: {exc}"]
                 reply = _Reply(500, _errors_body(record.errors, "INTERNAL_ERROR"))
-            drop_after = drop_after or (forced is not None and forced.kind == "drop-after")
-            if forced is not None and forced.kind == "slow":
-                pause = forced.seconds or 0.0
-        else:
-            reply = _forced_reply(forced)
-        if drop_after:
+        if record.fault == "drop-after":
             return self._drop(emulator, record, reply.events)
-        emulator.pause(pause + emulator.config.latency_ms / 1000)
+        slow = forced.seconds if forced is not None and forced.kind == "slow" else 0.0
+        emulator.pause((slow or 0.0) + emulator.config.latency_ms / 1000)
         record.status = reply.status
         emulator.finish(record, reply.events)
         self._send(reply)
 
     def _process(
-        self, emulator: Emulator, path: str, body: bytes | None, record: RequestRecord
+        self,
+        emulator: Emulator,
+        path: str,
+        body: bytes | None,
+        record: RequestRecord,
+        *,
+        random_faults: bool,
     ) -> _Reply:
-        """Normal handling: endpoint, auth, body checks, rate limit, de-duplication, record."""
+        """Normal handling: endpoint, auth, random fault, body checks, rate limit, record.
+
+        A random "drop-after" is only noted in `record.fault`: the caller drops the
+        connection once the request is processed.
+        """
         if path not in ENDPOINTS:
             return _Reply(404, _error_body("NOT_FOUND", f"no such endpoint: POST {path}"))
         denied = emulator.authorized(self.headers.get("Authorization"))
@@ -769,6 +832,13 @@ class _Handler(BaseHTTPRequestHandler):
             return reply
         if denied == 403:
             return _forced_reply(Scripted("403"))
+        fault = emulator.random_fault() if random_faults else None
+        if fault is not None:
+            record.fault = fault
+            if fault == "429":
+                return _forced_reply(Scripted("429", float(emulator.config.retry_after_s)))
+            if fault == "503":
+                return _forced_reply(Scripted("503"))
         if body is None:
             return _Reply(411, _error_body("BAD_REQUEST", "a Content-Length header is required"))
         decoded = _decode(self.headers.get("Content-Encoding"), body)

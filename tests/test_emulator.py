@@ -121,7 +121,8 @@ def test_invalid_batch_refuses_the_whole_request_with_mparticle_error_body(emu, 
         ]
     }
     assert emu.accepted() == []
-    assert emu.stats()["rejected_batches"] == 2
+    assert emu.stats()["invalid_requests"] == 1
+    assert emu.stats()["invalid_batches"] == 2
 
 
 def test_limits_request_size_and_batch_count(emu, session):
@@ -432,7 +433,8 @@ def test_cli_emulate_serves_and_stops_on_sigterm(tmp_path):
     assert lines[0] == f"Events API emulator listening on {url}"
     assert lines[-1] == (
         "emulator stopped: 2 requests (202: 1, 503: 1); accepted 1 batches, 2 events; "
-        "0 duplicate batches acknowledged, 0 batches refused, 0 connections dropped"
+        "0 duplicate batches acknowledged; 0 requests refused as invalid (0 bad batches); "
+        "0 connections dropped"
     )
     assert "cli-s3cret" not in stdout + stderr
     assert not url_file.exists()
