@@ -222,18 +222,19 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, now: datetime) -> Fi
     checksum = file_checksum(path)
     known = con.execute(
         "select source_file from raw.ingested_files where file_checksum = ? limit 1", [checksum]
-    ).fetchone()
+    ).fetchall()
     if known:
-        note = "" if known[0] == source_file else f"same content as {known[0]}"
+        note = "" if known[0][0] == source_file else f"same content as {known[0][0]}"
         return FileResult(source_file, "unchanged", note=note)
 
     con.begin()
     try:
-        previous = con.execute(
+        [(previous,)] = con.execute(
             "select count(*) from raw.ingested_files where source_file = ?", [source_file]
-        ).fetchone()[0]
-        for table in ("quarantine_lines", "rejected_lines", "ingested_files"):
-            con.execute(f"delete from raw.{table} where source_file = ?", [source_file])
+        ).fetchall()
+        if previous:
+            for table in ("quarantine_lines", "rejected_lines", "ingested_files"):
+                con.execute(f"delete from raw.{table} where source_file = ?", [source_file])
         loader = _FileLoader(con, source_file, checksum, now)
         fh, is_gzip = open_maybe_gzip(path)
         with fh:
@@ -273,6 +274,8 @@ def ingest(
 ) -> IngestSummary:
     """Load every file that `arguments` name into the raw tables."""
     ensure_raw_schema(con)
+    # checkpoint (compress and rewrite) less often: a checkpoint per file dominates the run
+    con.execute("set checkpoint_threshold = '256MB'")
     now = datetime.now(UTC)
     summary = IngestSummary()
     for path in discover(arguments):

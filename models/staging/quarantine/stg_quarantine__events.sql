@@ -1,5 +1,14 @@
 {{ config(materialized='table') }}
 
+{% set event_shape = {'event_type': 'VARCHAR', 'data': 'JSON'} %}
+{% set data_shape = {
+    'event_id': 'VARCHAR',
+    'event_name': 'VARCHAR',
+    'custom_event_type': 'VARCHAR',
+    'timestamp_unixtime_ms': 'VARCHAR',
+    'custom_attributes': 'JSON',
+} %}
+
 with batches as (
     select * from {{ ref('stg_quarantine__batches') }}
 ),
@@ -12,20 +21,37 @@ unnested as (
     from batches
 ),
 
+parsed as (
+    select
+        batch_id,
+        event_index,
+        from_json(event_json, '{{ tojson(event_shape) }}') as event,
+    from unnested
+),
+
+with_data as (
+    select
+        batch_id,
+        event_index,
+        event.event_type,
+        {{ json_object_or_empty('event.data') }} as event_data,
+        from_json(event.data, '{{ tojson(data_shape) }}') as data,
+    from parsed
+),
+
 events as (
     select
         batch_id,
         event_index,
-        {{ json_text('event_json', '$.data.event_id') }} as event_id,
-        {{ json_text('event_json', '$.event_type') }} as event_type,
-        {{ json_text('event_json', '$.data.event_name') }} as event_name,
-        {{ json_text('event_json', '$.data.custom_event_type') }} as custom_event_type,
-        {{ json_text('event_json', '$.data.timestamp_unixtime_ms') }} as timestamp_text,
-        try_cast({{ json_text('event_json', '$.data.timestamp_unixtime_ms') }} as bigint)
-            as timestamp_unixtime_ms,
-        {{ json_get('event_json', '$.data.custom_attributes') }} as custom_attributes,
-        {{ json_object_or_empty(json_get('event_json', '$.data')) }} as event_data,
-    from unnested
+        nullif(data.event_id, '') as event_id,
+        nullif(event_type, '') as event_type,
+        data.event_name,
+        data.custom_event_type,
+        data.timestamp_unixtime_ms as timestamp_text,
+        try_cast(data.timestamp_unixtime_ms as bigint) as timestamp_unixtime_ms,
+        data.custom_attributes,
+        event_data,
+    from with_data
 )
 
 select * from events
