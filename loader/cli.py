@@ -207,5 +207,80 @@ def emulate_command(
     out.print(f"emulator stopped: {emulator.summary()}", markup=False)
 
 
+@app.command("plan-check")
+def plan_check_command(
+    plan: Annotated[
+        Path,
+        typer.Argument(
+            help="Data plan JSON as mParticle exports it: a plan, a plan version, or a "
+            "version document."
+        ),
+    ],
+    version: Annotated[
+        int | None,
+        typer.Option(help="Plan version to check against, when the file holds a whole plan."),
+    ] = None,
+    show_ok: Annotated[bool, typer.Option(help="Also list the events that pass.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Check the replay set against a data plan version before sending it.
+
+    Lists, per event type and name, the replay events the plan would block again (unplanned
+    events, unplanned attributes) or flag as invalid. Exits 1 when some would be blocked.
+    """
+    from rich.table import Table
+
+    from loader.plan_check import check_replay_set, load_plan
+
+    try:
+        plan_version = load_plan(plan, version)
+        con = connect(settings.warehouse_path(), read_only=True)
+        with con:
+            result = check_replay_set(con, plan_version)
+    except LoaderError as exc:
+        raise fail(exc) from None
+
+    if as_json:
+        out.print_json(json.dumps(result.as_dict()))
+    else:
+        style = {"unplanned": "red", "unplanned_attributes": "red", "invalid": "yellow"}
+        table = Table(title=f"Replay set against {result.plan_id} v{result.version}")
+        for column in ("status", "type", "name", "events"):
+            justify = "right" if column == "events" else "left"
+            table.add_column(column, justify=justify, no_wrap=True)
+        table.add_column("problems")
+        for row in result.rows:
+            if row.status == "ok" and not show_ok:
+                continue
+            kind = row.event_type + (f" ({row.custom_event_type})" if row.custom_event_type else "")
+            problems = "; ".join(
+                f"{text} ({count})" if count != row.events else text
+                for text, count in row.problems.most_common(5)
+            )
+            if len(row.problems) > 5:
+                problems += f"; ... {len(row.problems) - 5} more"
+            color = style.get(row.status, "")
+            status = f"[{color}]{row.status}[/]" if color else row.status
+            table.add_row(status, kind, row.name or "", str(row.events), problems)
+        if table.row_count:
+            out.print(table)
+        summary = result.as_dict()["events"]
+        out.print(
+            f"events: {summary['ok']} pass, {summary['unplanned']} unplanned (blocked again), "
+            f"{summary['unplanned_attributes']} with unplanned attributes (removed again), "
+            f"{summary['invalid']} invalid (delivered, flagged), "
+            f"{summary['not_plannable']} of types plans do not validate"
+        )
+        for note in result.notes:
+            err.print(f"[yellow]note:[/] {note}")
+    if result.would_block:
+        if not as_json:
+            err.print(
+                "Some replay events would be blocked again. Fix them (models/fixes) or update "
+                "the plan, then run dbt build and this check again."
+            )
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()
