@@ -10,6 +10,10 @@ Limits, as the emulator applies them:
 - a batch is at most 128 KB (131,072 bytes), measured as the batch re-serialised as
   compact JSON by orjson (no whitespace), which is what the loader sends.
 
+Entry points: `validate_batch(batch, index)` (a dict), `validate_batch_json(data, index)`
+(bytes already serialised), `check_request(body, bulk=...)` (a whole request body), and
+the limit checks `check_request_size`, `check_batch_count`, `check_batch_size`.
+
 Messages name the batch index (when given), the event index and the field, e.g.
 `batch 3, event 12: data.timestamp_unixtime_ms must be an integer (got string "159...")`.
 
@@ -294,6 +298,15 @@ def validate_batch(batch: Any, index: int | None = None, *, size: int | None = N
             for position, event in enumerate(events):
                 _check_event(event, lambda message, at=position: add(message, at))
     return problems
+
+
+def validate_batch_json(data: bytes, index: int | None = None) -> list[str]:
+    """`validate_batch` for a batch already serialised (its length is the size measured)."""
+    try:
+        batch = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        return [f"{_where(index)}batch is not valid JSON ({exc})"]
+    return validate_batch(batch, index, size=len(data))
 
 
 def _check_source_request_id(batch: dict, add: Add) -> None:

@@ -336,3 +336,63 @@ def test_one_error_per_bad_batch_and_nothing_accepted():
         in (result.errors[0])
     )
     assert result.errors[1].startswith("batch 3: ")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"source_request_id": ""}, 'source_request_id must be a non-empty string (got string "")'),
+        ({"source_request_id": 7}, "source_request_id must be a non-empty string (got integer 7)"),
+        ({"context": []}, "context must be an object (got array of 0)"),
+        ({"context": {"data_plan": {}}}, "context.data_plan.plan_id is required (got null)"),
+        (
+            {"context": {"data_plan": {"plan_id": "p", "plan_version": "2"}}},
+            'context.data_plan.plan_version must be an integer (got string "2")',
+        ),
+        ({"ip": ""}, 'ip must be a non-empty string when sent (got string "")'),
+        ({"device_info": "iPhone"}, 'device_info must be an object (got string "iPhone")'),
+        ({"deleted_user_attributes": [1]}, "deleted_user_attributes must be an array of strings"),
+    ],
+)
+def test_batch_field_types(overrides, message):
+    assert validate_batch(replay_batch(**overrides), 5) == [f"batch 5: {message}"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"timestamp_unixtime_ms": -1}, "data.timestamp_unixtime_ms is out of range (got -1)"),
+        ({"custom_flags": ["x"]}, "data.custom_flags must be an object (got array of 1)"),
+        (
+            {"custom_attributes": "a=1"},
+            'data.custom_attributes must be an object (got string "a=1")',
+        ),
+        (
+            {"custom_attributes": {"a": {"b": 1}}},
+            "data.custom_attributes.a must be a string, number, boolean or null (got object)",
+        ),
+        ({"event_name": 5}, "data.event_name is required for a custom_event (got integer 5)"),
+    ],
+)
+def test_event_field_types(data, message):
+    problems = validate_batch(with_event_data(**data), 5)
+    assert problems[0] == f"batch 5, event 0: {message}"
+
+
+def test_batch_and_event_must_be_objects():
+    assert validate_batch([1], 2) == ["batch 2: a batch must be a JSON object (got array of 1)"]
+    assert validate_batch(replay_batch(events=[None])) == [
+        "event 0: an event must be a JSON object (got null)"
+    ]
+
+
+def test_validate_serialised_batch_uses_its_length():
+    from loader.batch_rules import validate_batch_json
+
+    data = orjson.dumps(replay_batch())
+    assert validate_batch_json(data, 1) == []
+    assert validate_batch_json(data + b" " * MAX_BATCH_BYTES, 1) == [
+        f"batch 1: batch is {len(data) + MAX_BATCH_BYTES} bytes as compact JSON; "
+        "the limit is 131072 bytes (128 KB)"
+    ]
+    assert validate_batch_json(b"{", 1)[0].startswith("batch 1: batch is not valid JSON")
