@@ -1,0 +1,197 @@
+"""`loader new-fix`: a new fix model, its YAML with a unit-test skeleton, wired into the chain.
+
+The chain order is var `fixes` in dbt_project.yml; the new fix is appended to it by a
+one-line text edit, so the file's comments and layout stay as they are.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from loader.errors import LoaderError
+
+FIXES_DIR = Path("models/fixes")
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
+
+SQL_TEMPLATE = """\
+-- {model}: TODO say what was wrong with the blocked data and why this fix is right.
+{{#
+    Replace the no-op `event_name as event_name` with one or more fix macros
+    (docs/fixes.md), for example:
+        rename_event('Old Name', 'New Name')
+        set_custom_event_type('search', where="event_name = 'Search'")
+        rename_attribute('old_name', 'new_name') / drop_attributes(['email'])
+        skip_events("event_name = 'debug_ping'", 'why it is not replayed')
+    or plain SQL that returns the same columns. Two changes to one column go in two CTEs.
+#}}
+
+with events as (
+    select * from {{{{ fix_input() }}}}
+),
+
+fixed as (
+    select
+        * replace (
+            event_name as event_name
+        ),
+    from events
+)
+
+select * from fixed
+"""
+
+YAML_TEMPLATE = """\
+version: 2
+
+models:
+  - name: {model}
+    description: >
+      TODO: the symptom in the blocked data (the query that shows it), and what this fix
+      changes.
+
+unit_tests:
+  - name: test_{model}
+    model: {model}
+    description: TODO what the fix must do to this row.
+    given:
+      - input: ref('int_events__classified')
+        rows:
+          # TODO: a row as the fix receives it. Only the columns the fix reads matter.
+          - replay_key: "b1:1"
+            event_type: custom_event
+            event_name: "TODO"
+            custom_event_type: other
+            custom_attributes: '{{"TODO": "value"}}'
+            skip_reason: null
+    expect:
+      rows:
+        # TODO: the same row as the fix must return it (changed JSON is written compactly).
+        - replay_key: "b1:1"
+          event_type: custom_event
+          event_name: "TODO"
+          custom_event_type: other
+          custom_attributes: '{{"TODO": "value"}}'
+          skip_reason: null
+"""
+
+
+class ScaffoldError(LoaderError):
+    """The fix cannot be created as asked (bad name, already exists, unreadable project)."""
+
+
+@dataclass(frozen=True)
+class NewFix:
+    model: str
+    sql_path: Path
+    yml_path: Path
+    position: int
+    after: str | None
+
+
+def model_name(name: str) -> str:
+    """`search_type` or `fix_search_type` -> `fix_search_type`; rejects anything else."""
+    model = name if name.startswith("fix_") else f"fix_{name}"
+    if not NAME_PATTERN.fullmatch(model) or model == "fix_":
+        raise ScaffoldError(
+            f"'{name}' is not a fix name: use lower-case letters, digits and underscores, "
+            "starting with a letter (e.g. rename_checkout_event)."
+        )
+    return model
+
+
+def chain(project_dir: Path) -> list[str]:
+    """The fix chain, var `fixes` in dbt_project.yml."""
+    path = project_dir / "dbt_project.yml"
+    try:
+        project = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ScaffoldError(f"{path} not found: run this in the dbt project's folder.") from None
+    except yaml.YAMLError as exc:
+        raise ScaffoldError(f"{path} is not valid YAML: {exc}") from None
+    fixes = ((project or {}).get("vars") or {}).get("fixes") or []
+    if not isinstance(fixes, list):
+        raise ScaffoldError(f"var 'fixes' in {path} must be a list of fix model names.")
+    return fixes
+
+
+def append_to_chain(text: str, model: str) -> str:
+    """dbt_project.yml's text with `model` appended to var `fixes`, the rest untouched."""
+    lines = text.splitlines(keepends=True)
+    in_vars, fixes_at = False, None
+    for index, line in enumerate(lines):
+        if re.match(r"vars:\s*(#.*)?$", line):
+            in_vars = True
+        elif in_vars and re.match(r"[^\s#]", line):
+            in_vars = False
+        elif in_vars and (match := re.match(r"(\s+)fixes:(.*)$", line.rstrip("\r\n"))):
+            fixes_at, key_indent, rest = index, match.group(1), match.group(2)
+            break
+    if fixes_at is None:
+        raise ScaffoldError("dbt_project.yml has no var 'fixes': add `fixes: []` under vars.")
+    newline = "\r\n" if lines[fixes_at].endswith("\r\n") else "\n"
+    value, comment = re.match(r"\s*([^#]*?)\s*(#.*)?$", rest).groups()
+    if value.startswith("["):  # flow style: fixes: [a, b]
+        inner = value.strip("[] ")
+        items = f"{inner}, {model}" if inner else model
+        padding = f"  {comment}" if comment else ""
+        lines[fixes_at] = f"{key_indent}fixes: [{items}]{padding}{newline}"
+        return "".join(lines)
+    if value not in ("", "null", "~"):
+        raise ScaffoldError(f"var 'fixes' in dbt_project.yml is not a list: {value}")
+    last_item, item_indent = None, key_indent + "  "
+    for index in range(fixes_at + 1, len(lines)):
+        line = lines[index]
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        indent = line[: len(line) - len(line.lstrip())]
+        if line.lstrip().startswith("- ") and len(indent) >= len(key_indent):
+            last_item, item_indent = index, indent
+            continue
+        break
+    if value in ("null", "~"):
+        lines[fixes_at] = f"{key_indent}fixes:{'  ' + comment if comment else ''}{newline}"
+    insert_at = (last_item if last_item is not None else fixes_at) + 1
+    if not lines[insert_at - 1].endswith(("\n", "\r")):
+        lines[insert_at - 1] += newline
+    lines.insert(insert_at, f"{item_indent}- {model}{newline}")
+    return "".join(lines)
+
+
+def new_fix(project_dir: Path, name: str) -> NewFix:
+    """Create models/fixes/<model>.sql and .yml and append the model to var `fixes`."""
+    model = model_name(name)
+    fixes = chain(project_dir)
+    if model in fixes:
+        raise ScaffoldError(f"{model} is already in var 'fixes' in dbt_project.yml.")
+    folder = project_dir / FIXES_DIR
+    sql_path, yml_path = folder / f"{model}.sql", folder / f"{model}.yml"
+    for path in (sql_path, yml_path):
+        if path.exists():
+            raise ScaffoldError(f"{path.relative_to(project_dir)} already exists.")
+
+    project_file = project_dir / "dbt_project.yml"
+    updated = append_to_chain(project_file.read_text(), model)
+    if chain_of(updated) != [*fixes, model]:
+        raise ScaffoldError(
+            f"could not append {model} to var 'fixes' in dbt_project.yml automatically; "
+            "add it to the list by hand."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    sql_path.write_text(SQL_TEMPLATE.format(model=model))
+    yml_path.write_text(YAML_TEMPLATE.format(model=model))
+    project_file.write_text(updated)
+    return NewFix(
+        model=model,
+        sql_path=sql_path.relative_to(project_dir),
+        yml_path=yml_path.relative_to(project_dir),
+        position=len(fixes) + 1,
+        after=fixes[-1] if fixes else None,
+    )
+
+
+def chain_of(project_text: str) -> list[str]:
+    return ((yaml.safe_load(project_text) or {}).get("vars") or {}).get("fixes") or []
