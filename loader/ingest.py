@@ -2,7 +2,9 @@
 
 Lines are validated (UTF-8, JSON, an object) but stored as read, so int64 values keep
 every digit. A bad line goes to `raw.rejected_lines`; the rest of its file still loads.
-Each file is loaded in one transaction, so an interrupted run leaves no half file.
+A file counts as loaded once its `raw.ingested_files` row exists: the next run removes
+the lines of an interrupted load and loads that file again, and dbt reads only
+completely loaded files.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from loader.errors import LoaderError
 from loader.warehouse import ensure_raw_schema
 
 GZIP_MAGIC = b"\x1f\x8b"
-CHUNK_LINES = 20_000
+CHUNK_LINES = 5_000
 EXCERPT_BYTES = 200
 
 
@@ -216,6 +218,8 @@ def _read_lines(fh: BinaryIO, loader: _FileLoader, is_gzip: bool) -> None:
 
 
 def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, now: datetime) -> FileResult:
+    """Load one file. Chunks commit as they go (memory stays flat whatever the file size);
+    the file counts as loaded only once its `raw.ingested_files` row is written."""
     source_file = str(path)
     if is_verification_file(path):
         return FileResult(source_file, "skipped", note="bucket verification file")
@@ -227,36 +231,34 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, now: datetime) -> Fi
         note = "" if known[0][0] == source_file else f"same content as {known[0][0]}"
         return FileResult(source_file, "unchanged", note=note)
 
-    con.begin()
-    try:
-        [(previous,)] = con.execute(
-            "select count(*) from raw.ingested_files where source_file = ?", [source_file]
-        ).fetchall()
-        if previous:
-            for table in ("quarantine_lines", "rejected_lines", "ingested_files"):
-                con.execute(f"delete from raw.{table} where source_file = ?", [source_file])
-        loader = _FileLoader(con, source_file, checksum, now)
-        fh, is_gzip = open_maybe_gzip(path)
-        with fh:
-            _read_lines(fh, loader, is_gzip)
-        loader.flush()
-        loader.write_rejections()
-        con.execute(
-            "insert into raw.ingested_files values (?, ?, ?, ?, ?, ?, ?)",
-            [
-                source_file,
-                checksum,
-                path.stat().st_size,
-                is_gzip,
-                loader.loaded,
-                len(loader.rejections),
-                now,
-            ],
-        )
+    [(previous,)] = con.execute(
+        "select count(*) from raw.ingested_files where source_file = ?", [source_file]
+    ).fetchall()
+    if previous:
+        con.begin()
+        for table in ("quarantine_lines", "rejected_lines", "ingested_files"):
+            con.execute(f"delete from raw.{table} where source_file = ?", [source_file])
         con.commit()
-    except BaseException:
-        con.rollback()
-        raise
+    loader = _FileLoader(con, source_file, checksum, now)
+    fh, is_gzip = open_maybe_gzip(path)
+    with fh:
+        _read_lines(fh, loader, is_gzip)
+    loader.flush()
+    con.begin()
+    loader.write_rejections()
+    con.execute(
+        "insert into raw.ingested_files values (?, ?, ?, ?, ?, ?, ?)",
+        [
+            source_file,
+            checksum,
+            path.stat().st_size,
+            is_gzip,
+            loader.loaded,
+            len(loader.rejections),
+            now,
+        ],
+    )
+    con.commit()
     return FileResult(
         source_file,
         "replaced" if previous else "loaded",
@@ -267,6 +269,15 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, now: datetime) -> Fi
     )
 
 
+def remove_incomplete_loads(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop lines of a file whose load was interrupted; the file loads again in full."""
+    for table in ("quarantine_lines", "rejected_lines"):
+        con.execute(
+            f"delete from raw.{table} where file_checksum not in "
+            "(select file_checksum from raw.ingested_files)"
+        )
+
+
 def ingest(
     con: duckdb.DuckDBPyConnection,
     arguments: Iterable[str],
@@ -274,8 +285,11 @@ def ingest(
 ) -> IngestSummary:
     """Load every file that `arguments` name into the raw tables."""
     ensure_raw_schema(con)
-    # checkpoint (compress and rewrite) less often: a checkpoint per file dominates the run
-    con.execute("set checkpoint_threshold = '256MB'")
+    # Checkpoint (compress and rewrite) less often: a checkpoint per file dominates the
+    # run. Cap DuckDB's cache so memory stays flat however large the files are.
+    con.execute("set checkpoint_threshold = '128MB'")
+    con.execute("set memory_limit = '500MB'")
+    remove_incomplete_loads(con)
     now = datetime.now(UTC)
     summary = IngestSummary()
     for path in discover(arguments):

@@ -146,3 +146,20 @@ def test_ingest_library_is_transactional_per_file(tmp_path, warehouse):
     assert summary.as_dict()["lines_loaded"] == 1
     assert con.execute("select count(*) from raw.quarantine_lines").fetchone() == (1,)
     con.close()
+
+
+def test_an_interrupted_load_is_removed_and_redone(tmp_path, warehouse):
+    path = write_file(tmp_path / "a.txt", [example_batch(), example_batch(batch_id="9")])
+    con = duckdb.connect(str(warehouse))
+    ingest(con, [])
+    # what a load killed after its first chunk leaves: lines, but no ingested_files row
+    con.execute(
+        "insert into raw.quarantine_lines values (?, 1, '{}', 'checksum-of-killed-load', now())",
+        [str(path)],
+    )
+    summary = ingest(con, [str(path)])
+    assert summary.as_dict()["lines_loaded"] == 2
+    assert con.execute(
+        "select count(*), count(distinct file_checksum) from raw.quarantine_lines"
+    ).fetchall() == [(2, 1)]
+    con.close()

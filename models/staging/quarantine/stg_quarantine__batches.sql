@@ -24,6 +24,11 @@ with lines as (
     select * from {{ source('quarantine', 'quarantine_lines') }}
 ),
 
+loaded_files as (
+    -- files whose load completed (an interrupted load is redone by the next ingest)
+    select file_checksum from {{ source('quarantine', 'ingested_files') }}
+),
+
 parsed as (
     select
         source_file,
@@ -31,6 +36,7 @@ parsed as (
         ingested_at,
         from_json(batch_json, '{{ tojson(batch_shape) }}') as batch,
     from lines
+    semi join loaded_files using (file_checksum)
 ),
 
 keyed as (
