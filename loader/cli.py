@@ -292,7 +292,7 @@ def new_fix_command(
     name: Annotated[str, typer.Argument(help="What the fix does, e.g. rename_checkout_event.")],
     project_dir: ProjectDirOption = Path("."),
 ) -> None:
-    """Scaffold a fix model and its YAML (description, unit test), appended to var `fixes`."""
+    """Scaffold a fix model, its description and a unit test, appended to var `fixes`."""
     from loader.scaffold import new_fix
 
     try:
@@ -301,7 +301,7 @@ def new_fix_command(
         raise fail(exc) from None
     where = f"after {created.after}" if created.after else "first"
     out.print(f"created {created.sql_path}", markup=False)
-    out.print(f"created {created.yml_path}", markup=False)
+    out.print(f"added its description and a unit-test skeleton to {created.yml_path}", markup=False)
     out.print(
         f"added {created.model} to var fixes in dbt_project.yml (position {created.position}, "
         f"{where})\n\nNext:\n"

@@ -1,7 +1,8 @@
 """`loader new-fix`: a new fix model, its YAML with a unit-test skeleton, wired into the chain.
 
-The chain order is var `fixes` in dbt_project.yml; the new fix is appended to it by a
-one-line text edit, so the file's comments and layout stay as they are.
+The chain order is var `fixes` in dbt_project.yml. The new fix is appended to it, and its
+description and unit test to models/fixes/_fixes__models.yml, by text edits that add
+lines and change nothing else, so comments and layout stay as they are.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import yaml
 from loader.errors import LoaderError
 
 FIXES_DIR = Path("models/fixes")
+MODELS_YML = FIXES_DIR / "_fixes__models.yml"
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 
 SQL_TEMPLATE = """\
@@ -44,16 +46,14 @@ fixed as (
 select * from fixed
 """
 
-YAML_TEMPLATE = """\
-version: 2
-
-models:
+MODEL_ENTRY = """\
   - name: {model}
     description: >
       TODO: the symptom in the blocked data (the query that shows it), and what this fix
       changes.
+"""
 
-unit_tests:
+TEST_ENTRY = """\
   - name: test_{model}
     model: {model}
     description: TODO what the fix must do to this row.
@@ -161,29 +161,73 @@ def append_to_chain(text: str, model: str) -> str:
     return "".join(lines)
 
 
+def append_to_section(text: str, key: str, entry: str) -> str:
+    """YAML text with `entry` (block-list item lines) appended to top-level list `key`."""
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    start = next((i for i, line in enumerate(lines) if re.match(rf"{key}:\s*(#.*)?$", line)), None)
+    if start is None:
+        return "".join(lines) + f"\n{key}:\n{entry}"
+    end = next(
+        (i for i in range(start + 1, len(lines)) if re.match(r"[^\s#]", lines[i])), len(lines)
+    )
+    while end > start + 1 and not lines[end - 1].strip():
+        end -= 1
+    separator = "\n" if end > start + 1 else ""
+    lines.insert(end, separator + entry)
+    return "".join(lines)
+
+
+def add_to_models_yml(text: str, model: str) -> str:
+    """The fixes' YAML with `model`'s description and unit-test skeleton appended."""
+    text = text or "version: 2\n"
+    text = append_to_section(text, "models", MODEL_ENTRY.format(model=model))
+    return append_to_section(text, "unit_tests", TEST_ENTRY.format(model=model))
+
+
+def described(yml_text: str) -> tuple[list[str], list[str]]:
+    """Model names and unit-test names in a models YAML text."""
+    document = yaml.safe_load(yml_text) or {}
+    models = [m.get("name") for m in document.get("models") or []]
+    return models, [t.get("name") for t in document.get("unit_tests") or []]
+
+
 def new_fix(project_dir: Path, name: str) -> NewFix:
-    """Create models/fixes/<model>.sql and .yml and append the model to var `fixes`."""
+    """Create models/fixes/<model>.sql, describe and unit-test it in the fixes' YAML, and
+    append it to var `fixes`. Nothing is written unless every edit checks out."""
     model = model_name(name)
     fixes = chain(project_dir)
     if model in fixes:
         raise ScaffoldError(f"{model} is already in var 'fixes' in dbt_project.yml.")
-    folder = project_dir / FIXES_DIR
-    sql_path, yml_path = folder / f"{model}.sql", folder / f"{model}.yml"
-    for path in (sql_path, yml_path):
-        if path.exists():
-            raise ScaffoldError(f"{path.relative_to(project_dir)} already exists.")
+    sql_path, yml_path = project_dir / FIXES_DIR / f"{model}.sql", project_dir / MODELS_YML
+    if sql_path.exists():
+        raise ScaffoldError(f"{sql_path.relative_to(project_dir)} already exists.")
 
     project_file = project_dir / "dbt_project.yml"
-    updated = append_to_chain(project_file.read_text(), model)
-    if chain_of(updated) != [*fixes, model]:
+    updated_project = append_to_chain(project_file.read_text(), model)
+    if chain_of(updated_project) != [*fixes, model]:
         raise ScaffoldError(
             f"could not append {model} to var 'fixes' in dbt_project.yml automatically; "
             "add it to the list by hand."
         )
-    folder.mkdir(parents=True, exist_ok=True)
+    yml_text = yml_path.read_text() if yml_path.exists() else ""
+    try:
+        models, tests = described(yml_text)
+        updated_yml = add_to_models_yml(yml_text, model)
+        expected = ([*models, model], [*tests, f"test_{model}"])
+        ok = model not in models and described(updated_yml) == expected
+    except (yaml.YAMLError, AttributeError, TypeError):
+        ok = False
+    if not ok:
+        raise ScaffoldError(
+            f"could not add {model} to {MODELS_YML} automatically (is it valid YAML with "
+            "block lists `models:` and `unit_tests:`, and without this fix?)."
+        )
+    sql_path.parent.mkdir(parents=True, exist_ok=True)
     sql_path.write_text(SQL_TEMPLATE.format(model=model))
-    yml_path.write_text(YAML_TEMPLATE.format(model=model))
-    project_file.write_text(updated)
+    yml_path.write_text(updated_yml)
+    project_file.write_text(updated_project)
     return NewFix(
         model=model,
         sql_path=sql_path.relative_to(project_dir),
