@@ -339,5 +339,115 @@ def lint_command(project_dir: ProjectDirOption = Path(".")) -> None:
     out.print(f"{count} fixes checked: no problems")
 
 
+@app.command("sql")
+def sql_command(
+    query: Annotated[
+        str | None,
+        typer.Argument(
+            help="SQL text, or a .sql file (e.g. analyses/failures.sql). Without it: an "
+            "interactive prompt on a terminal, else SQL read from stdin.",
+            show_default=False,
+        ),
+    ] = None,
+    variables: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="NAME=VALUE, read in SQL with getvariable('NAME'). Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        str, typer.Option("--format", help="table, csv or json.", case_sensitive=False)
+    ] = "table",
+    max_rows: Annotated[
+        int, typer.Option(help="Rows shown per result in table format (0: all).")
+    ] = 100,
+    no_ledger: Annotated[
+        bool, typer.Option("--no-ledger", help="Do not attach the ledger.")
+    ] = False,
+) -> None:
+    """Query the warehouse and the send ledger together, read-only, in one DuckDB session.
+
+    The ledger (BACKFILL_LEDGER) is attached as `ledger` when its file exists:
+    `select * from ledger.runs`. Standard audit queries are in analyses/.
+    """
+    import csv
+    import sys
+
+    from rich.table import Table
+
+    from loader.sql_session import is_complete, open_session, parse_variables, read_query, run
+
+    output = output.lower()
+    if output not in ("table", "csv", "json"):
+        raise fail(LoaderError(f"--format {output}: use table, csv or json"))
+    limit = max_rows if output == "table" and max_rows > 0 else None
+
+    def show(sql: str) -> None:
+        for result in run(con, sql, max_rows=limit):
+            if output == "csv":
+                writer = csv.writer(sys.stdout, lineterminator="\n")
+                writer.writerow(result.columns)
+                writer.writerows(result.rows)
+            elif output == "json":
+                sys.stdout.write(result.to_json().decode() + "\n")
+            else:
+                table = Table(show_lines=False, highlight=False)
+                for column in result.columns:
+                    table.add_column(column, overflow="fold")
+                for row in result.rows:
+                    table.add_row(*("NULL" if v is None else str(v) for v in row))
+                out.print(table)
+                more = result.total_rows - len(result.rows)
+                note = f", showing {len(result.rows)} (--max-rows 0 for all)" if more else ""
+                err.print(f"{result.total_rows} rows{note}", style="dim")
+
+    try:
+        sql = read_query(query) if query is not None else None
+        ledger = None if no_ledger else settings.ledger_path()
+        con = open_session(settings.warehouse_path(), ledger, parse_variables(variables or []))
+    except LoaderError as exc:
+        raise fail(exc) from None
+    with con:
+        attached = bool(
+            con.execute(
+                "select count(*) from duckdb_databases() where database_name = 'ledger'"
+            ).fetchone()[0]
+        )
+        if sql is None and not sys.stdin.isatty():
+            sql = sys.stdin.read()
+        if sql is not None:
+            try:
+                show(sql)
+            except LoaderError as exc:
+                raise fail(exc) from None
+            return
+        try:
+            import readline  # noqa: F401  (line editing and history for input())
+        except ImportError:
+            pass
+        ledger_note = "ledger attached as `ledger`" if attached else "no ledger attached"
+        err.print(
+            f"{settings.warehouse_path()} (read-only), {ledger_note}. "
+            "End statements with ';'. Ctrl-D to quit."
+        )
+        buffer = ""
+        while True:
+            try:
+                line = input("...> " if buffer else "sql> ")
+            except EOFError:
+                break
+            if not buffer and line.strip().lower() in (".quit", ".exit", "quit", "exit"):
+                break
+            buffer += line + "\n"
+            if is_complete(buffer):
+                try:
+                    show(buffer)
+                except LoaderError as exc:
+                    err.print(f"[bold red]error:[/] {exc}")
+                buffer = ""
+
+
 if __name__ == "__main__":
     app()

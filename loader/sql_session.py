@@ -1,0 +1,161 @@
+"""`loader sql`: one read-only DuckDB session over the warehouse, with the ledger attached.
+
+The warehouse (the replay set and every dbt model) is the session's main database; the
+send ledger, when its file exists, is attached read-only as `ledger`, so one query can
+join what was meant to be sent with what was acknowledged:
+
+    select r.replay_key, a.acknowledged_at
+    from replay_events r left join ledger.acknowledged_events a using (replay_key)
+
+Variables given as NAME=VALUE are set with DuckDB's SET VARIABLE; queries read them with
+getvariable('NAME') (the queries in analyses/ do).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import orjson
+
+from loader.errors import LoaderError
+from loader.warehouse import connect
+
+VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NO_RESULT_TYPES = {"SET", "VARIABLE_SET", "ATTACH", "DETACH", "TRANSACTION", "LOAD"}
+
+
+class SqlError(LoaderError):
+    """A query failed; the message is DuckDB's, naming the statement."""
+
+    exit_code = 1
+
+
+class LedgerUnavailable(LoaderError):
+    """The ledger file exists but cannot be attached (a running push holds it)."""
+
+
+@dataclass
+class QueryResult:
+    statement: str
+    columns: list[str]
+    types: list[str]
+    rows: list[tuple]
+    total_rows: int
+
+    def to_json(self) -> bytes:
+        """The rows as a JSON array of objects; JSON columns embedded as JSON, not text."""
+        json_columns = {i for i, kind in enumerate(self.types) if kind == "JSON"}
+
+        def value(index: int, cell):
+            if cell is None:
+                return None
+            if index in json_columns:
+                return orjson.Fragment(cell)
+            if isinstance(cell, int) and not -(2**63) <= cell < 2**64:
+                return str(cell)  # beyond 64 bits: exact as text
+            return cell
+
+        records = [
+            {
+                name: value(i, cell)
+                for i, (name, cell) in enumerate(zip(self.columns, row, strict=True))
+            }
+            for row in self.rows
+        ]
+        return orjson.dumps(records, default=str, option=orjson.OPT_INDENT_2)
+
+
+def open_session(
+    warehouse: Path, ledger: Path | None = None, variables: dict[str, str] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """The warehouse, read-only, with `ledger` attached read-only when the file exists."""
+    con = connect(warehouse, read_only=True)
+    try:
+        if ledger is not None and ledger.exists():
+            quoted = str(ledger).replace("'", "''")
+            try:
+                con.execute(f"attach '{quoted}' as ledger (read_only)")
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                raise LedgerUnavailable(
+                    f"The ledger {ledger} is in use (a `loader push` is running). Wait for "
+                    "it to finish, or query the warehouse alone with --no-ledger."
+                ) from None
+        for name, value in (variables or {}).items():
+            if not VARIABLE_NAME.match(name):
+                raise LoaderError(f"Variable name {name!r}: use letters, digits and underscores.")
+            con.execute(f"set variable {name} = ?", [value])
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def parse_variables(pairs: list[str]) -> dict[str, str]:
+    """NAME=VALUE pairs into a dict (values stay text; cast them in SQL if needed)."""
+    variables = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise LoaderError(f"--set {pair!r}: expected NAME=VALUE, e.g. user_key=mpid:123.")
+        variables[name.strip()] = value
+    return variables
+
+
+def run(
+    con: duckdb.DuckDBPyConnection, sql: str, *, max_rows: int | None = None
+) -> Iterator[QueryResult]:
+    """Run every statement of `sql` in order; yield the result of each that returns rows."""
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise SqlError(str(exc)) from None
+    for statement in statements:
+        text = statement.query.strip()
+        try:
+            cursor = con.execute(statement)
+            kind = statement.type.name
+            if kind in NO_RESULT_TYPES or cursor.description is None:
+                continue
+            columns = [column[0] for column in cursor.description]
+            types = [str(column[1]) for column in cursor.description]
+            if max_rows is None:
+                rows = cursor.fetchall()
+                total = len(rows)
+            else:
+                rows = cursor.fetchmany(max_rows)
+                total = len(rows) + sum(len(chunk) for chunk in _chunks(cursor))
+        except duckdb.Error as exc:
+            raise SqlError(f"{_first_line(text)}: {exc}") from None
+        yield QueryResult(text, columns, types, rows, total)
+
+
+def _chunks(cursor: duckdb.DuckDBPyConnection) -> Iterator[list]:
+    while chunk := cursor.fetchmany(10_000):
+        yield chunk
+
+
+def _first_line(text: str) -> str:
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), text)
+    return line if len(line) <= 80 else line[:77] + "..."
+
+
+def read_query(query: str) -> str:
+    """The SQL to run: the text of `query` when it names an existing .sql file, else itself."""
+    path = Path(query)
+    if query.endswith(".sql") or (len(query) < 300 and "\n" not in query and path.is_file()):
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise LoaderError(f"{query}: no such file.") from None
+    return query
+
+
+def is_complete(buffer: str) -> bool:
+    """True when `buffer` ends a statement (for the interactive prompt)."""
+    return buffer.rstrip().endswith(";")
