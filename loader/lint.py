@@ -368,6 +368,10 @@ class FixLinter:
         if projection is None:
             return None
         value = projection.this if isinstance(projection, exp.Alias) else projection
+        if isinstance(value, exp.Coalesce):  # a join's USING column: the left side's value
+            parts = [value.this, *value.expressions]
+            if all(isinstance(p, exp.Column) and p.name == name for p in parts):
+                value = parts[0]
         if not isinstance(value, exp.Column) or value.name != name or not value.table:
             return value
         source = scope.sources.get(value.table)
@@ -403,24 +407,23 @@ def chain_fixes(project_dir: Path) -> list[str]:
 
 
 def compile_problems(output: str) -> list[Problem]:
-    """dbt's compilation errors, as problems on the file they name."""
+    """dbt's errors, as problems on the files they name (dbt_project.yml when none)."""
+    output = re.sub(r"(?m)^\d\d:\d\d:\d\d\s+", "", output)
+    headers = list(re.finditer(r"([A-Z][a-z]+ Error) in \w+ \S+ \(([^)]+)\)", output))
     problems = []
-    for block in re.split(r"\n(?=\S*\s*(?:Compilation|Parsing|Runtime) Error)", output):
-        if "Error" not in block:
-            continue
-        path = re.search(r"\(((?:models|macros|tests)/[^)]+)\)", block)
-        line = re.search(r"\bline (\d+)", block)
-        text = " ".join(part.strip() for part in block.splitlines() if part.strip())
-        text = re.sub(r"^\S*\d\d:\d\d:\d\d\s+", "", text)
+    for index, header in enumerate(headers):
+        end = headers[index + 1].start() if index + 1 < len(headers) else len(output)
+        body = output[header.end() : end]
+        line = re.search(r"(?m)^\s*line (\d+)\s*$", body)
+        text = " ".join(part.strip() for part in body.splitlines() if part.strip())
         problems.append(
-            Problem(
-                path.group(1) if path else "dbt_project.yml",
-                int(line.group(1)) if line else 1,
-                1,
-                f"dbt could not compile: {text}",
-            )  # fmt: skip
-        )
-    return problems or [Problem("dbt_project.yml", 1, 1, f"dbt compile failed: {output[-2000:]}")]
+            Problem(header.group(2), int(line.group(1)) if line else 1, 1,
+                    f"dbt could not compile ({header.group(1)}): {text}")
+        )  # fmt: skip
+    if not problems:
+        text = " ".join(part.strip() for part in output.splitlines() if part.strip())
+        problems.append(Problem("dbt_project.yml", 1, 1, f"dbt could not compile: {text[-2000:]}"))
+    return problems
 
 
 def compile_fixes(project_dir: Path, fixes: list[str], work_dir: Path) -> dict:
@@ -496,13 +499,31 @@ def stray_fix_files(project_dir: Path, fixes: Iterable[str]) -> list[Problem]:
     ]  # fmt: skip
 
 
+def missing_fix_models(project_dir: Path, fixes: list[str]) -> list[Problem]:
+    """Names in var `fixes` without a model file, on their line of dbt_project.yml."""
+    models = {path.stem for path in (project_dir / "models").rglob("*.sql")}
+    lines = (project_dir / "dbt_project.yml").read_text().splitlines()
+    problems = []
+    for name in fixes:
+        if name in models:
+            continue
+        line = next((i for i, text in enumerate(lines, 1) if re.search(rf"\b{name}\b", text)), 1)
+        col = lines[line - 1].find(name) + 1 if lines else 1
+        problems.append(
+            Problem("dbt_project.yml", line, max(col, 1), f"var 'fixes' lists {name}, "
+                    f"but there is no model {name} (expected models/fixes/{name}.sql)")
+        )  # fmt: skip
+    return problems
+
+
 def lint_project(project_dir: Path) -> LintResult:
     """Compile the project's fix chain with dbt and lint every fix."""
     project_dir = project_dir.resolve()
     fixes = chain_fixes(project_dir)
     problems = stray_fix_files(project_dir, fixes)
-    if not fixes:
-        return LintResult(fixes, problems)
+    missing = missing_fix_models(project_dir, fixes)
+    if missing or not fixes:
+        return LintResult(fixes, problems + missing)
     with tempfile.TemporaryDirectory(prefix="loader-lint-") as work:
         try:
             manifest = compile_fixes(project_dir, fixes, Path(work))
