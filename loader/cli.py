@@ -449,5 +449,340 @@ def sql_command(
                 buffer = ""
 
 
+@app.command("report")
+def report_command(
+    out_path: Annotated[
+        Path, typer.Option("--out", help="HTML file to write.", dir_okay=False)
+    ] = Path("report.html"),
+) -> None:
+    """Write a self-contained HTML report: the replay set and its risks, and after a push
+    what the ledger recorded. No network assets: it opens offline, and can be mailed.
+    """
+    from loader.report import write_report
+
+    try:
+        summary = write_report(settings.warehouse_path(), settings.ledger_path(), out_path)
+    except LoaderError as exc:
+        raise fail(exc) from None
+    push = "with the push ledger" if summary.has_push else "no push recorded yet"
+    out.print(f"wrote {out_path}: {summary.events_to_replay} events to replay, {push}")
+    for warning in summary.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
+
+
+PodOption = Annotated[
+    str,
+    typer.Option(help="mParticle pod to send to: us1, us2, eu1 or au1.", case_sensitive=False),
+]
+
+
+@app.command("push")
+def push_command(
+    pod: PodOption = "us1",
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="Base URL instead of a pod, e.g. http://127.0.0.1:8080/v2 for the emulator. "
+            "Requests go to BASE_URL/bulkevents.",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Plan and build every request, send nothing (no credentials)."
+        ),
+    ] = False,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="With --dry-run: write the exact request bodies, plan.json and "
+            "rejected.ndjson to this folder.",
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Concurrent requests.")] = 8,
+    rate: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            help="Batches per second, shared by all workers (mParticle's default limit is 270).",
+        ),
+    ] = 250.0,
+    max_retries: Annotated[
+        int, typer.Option(min=0, help="Retries of a request after 5xx, timeouts, drops.")
+    ] = 8,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to wait for an answer before retrying.")
+    ] = 30.0,
+    resend_changed: Annotated[
+        bool,
+        typer.Option(
+            "--resend-changed",
+            help="Also send events whose content changed after they were acknowledged "
+            "(or after an unanswered send). Downstream sees them twice.",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Send the replay set (replay_events) to the Events API, recording every send in the ledger.
+
+    Runs again safely: acknowledged events are skipped, interrupted batches are resent with
+    the same source_request_id. Credentials come from MPARTICLE_API_KEY and
+    MPARTICLE_API_SECRET. Exits 1 when a batch failed or was refused.
+    """
+    from loader.push import PushOptions
+    from loader.push import dry_run as plan_only
+    from loader.push import push
+    from loader.transport import Credentials, endpoint_url
+
+    if out_dir is not None and not dry_run:
+        raise fail(LoaderError("--out goes with --dry-run (a push records sends in the ledger)"))
+    try:
+        options = PushOptions(
+            endpoint=endpoint_url(pod, endpoint),
+            workers=workers,
+            rate=rate,
+            max_retries=max_retries,
+            timeout_s=timeout,
+            resend_changed=resend_changed,
+        )
+        if dry_run:
+            report = plan_only(
+                settings.warehouse_path(), settings.ledger_path(), options, out_dir
+            )
+        else:
+            credentials = Credentials.from_env()
+            display = _PushDisplay(enabled=not as_json and out.is_terminal)
+            with display:
+                report = push(
+                    settings.warehouse_path(),
+                    settings.ledger_path(),
+                    options,
+                    credentials,
+                    on_planned=None if as_json else display.planned,
+                    on_progress=display.update,
+                )
+    except KeyboardInterrupt:
+        err.print("interrupted: run `loader push` again to resume (nothing is sent twice)")
+        raise typer.Exit(130) from None
+    except LoaderError as exc:
+        raise fail(exc) from None
+
+    if as_json:
+        out.print_json(json.dumps(report.as_dict(), default=str))
+    else:
+        if dry_run:
+            _print_plan(report)
+        _print_outcome(report)
+    if report.status == "stopped":
+        raise typer.Exit(2)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_plan(report) -> None:
+    plan = report.plan
+    where = "would go" if report.dry_run else "go"
+    out.print(
+        f"[bold]Plan:[/] {report.events_planned} events of {plan.users} users in "
+        f"{report.batches_planned} batches, {report.requests_planned} requests "
+        f"({report.body_bytes / 1e6:.2f} MB) {where} to {report.endpoint}/bulkevents"
+    )
+    out.print(
+        f"  replay set {plan.replay_events} events: {plan.new} new, {plan.resumed} resumed "
+        f"({plan.resumed_batches} unfinished batches sent again with their ids), "
+        f"{plan.acknowledged_before} already acknowledged"
+    )
+    if plan.events_by_type:
+        types = ", ".join(f"{name} {count}" for name, count in plan.events_by_type.items())
+        out.print(f"  by type: {types}")
+    if plan.oldest_event_days is not None:
+        out.print(f"  oldest event: {plan.oldest_event_days:g} days old")
+    if plan.older_than_warn_days:
+        err.print(
+            f"[yellow]warning:[/] {plan.older_than_warn_days} events are older than 14 days: "
+            "mParticle advises replaying within 2 weeks; many downstream tools drop older data"
+        )
+    if plan.older_than_max_days:
+        err.print(
+            f"[yellow]warning:[/] {plan.older_than_max_days} events are older than 30 days: "
+            "the Events API is for data up to 30 days old"
+        )
+    for note, count in plan.data_plan_notes.items():
+        out.print(f"  data plan: {count} events: {note}")
+    changed = plan.changed + plan.in_doubt
+    if changed:
+        examples = ", ".join(plan.changed_examples)
+        if plan.resend_changed:
+            err.print(
+                f"[yellow]warning:[/] sending {changed} events again whose content changed "
+                f"after they were sent (e.g. {examples}): downstream sees them twice"
+            )
+        else:
+            err.print(
+                f"[yellow]note:[/] {plan.changed} events changed after they were acknowledged"
+                f" and {plan.in_doubt} after an unanswered send (e.g. {examples}); not sent. "
+                "--resend-changed sends them again (downstream then sees them twice)."
+            )
+    if plan.rejected_before:
+        err.print(
+            f"[yellow]note:[/] {plan.rejected_before} events were refused before with the same "
+            "content; not sent (see `loader status`)"
+        )
+    if report.events_rejected_locally:
+        err.print(
+            f"[red]{report.events_rejected_locally} events fail the local batch checks[/] "
+            "and are not sent:"
+        )
+        for reason, count in sorted(report.local_rejections.items(), key=lambda r: -r[1])[:10]:
+            err.print(f"  {count} events: {reason}", markup=False)
+    if report.out_dir:
+        out.print(f"  request bodies, plan.json and rejected.ndjson written to {report.out_dir}")
+
+
+def _print_outcome(report) -> None:
+    if report.dry_run:
+        return
+    p = report.progress
+    out.print(
+        f"[bold]Run {report.run_id} {report.status}:[/] {p.events_acknowledged} events in "
+        f"{p.batches_acknowledged} batches acknowledged, {p.batches_failed} batches failed, "
+        f"{p.batches_rejected} refused by mParticle, {report.events_rejected_locally} events "
+        f"refused locally; {p.http_requests} HTTP requests in {report.elapsed_s:.1f} s"
+    )
+    for failure in report.failures[:10]:
+        err.print(
+            f"  {failure['status']}: {failure['batches']} batches, {failure['events']} events: "
+            f"{failure['error']}",
+            markup=False,
+        )
+    if report.message:
+        err.print(f"[bold red]error:[/] {report.message}" if report.status == "stopped" else
+                  report.message)
+    if p.batches_failed:
+        err.print("Failed batches are sent again, with the same ids, by the next `loader push`.")
+
+
+class _PushDisplay:
+    """The plan, then a progress bar while sending (on a terminal only)."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.progress = None
+        self.task = None
+
+    def __enter__(self) -> _PushDisplay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def planned(self, report) -> None:
+        _print_plan(report)
+        if not self.enabled or not report.batches_planned:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("sending"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("events, {task.fields[batches]} batches, {task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=out,
+        )
+        self.task = self.progress.add_task(
+            "send", total=report.events_planned, batches="0", rate="0 batches/s"
+        )
+        self.progress.start()
+
+    def update(self, progress) -> None:
+        if self.progress is None:
+            return
+        import time
+
+        elapsed = max(time.monotonic() - progress.started, 1e-6)
+        done = progress.batches_acknowledged + progress.batches_failed + progress.batches_rejected
+        self.progress.update(
+            self.task,
+            completed=progress.events_acknowledged + progress.events_failed
+            + progress.events_rejected,
+            batches=f"{done}/{progress.batches_total}",
+            rate=f"{progress.batches_acknowledged / elapsed:.0f} batches/s",
+        )
+
+
+@app.command("status")
+def status_command(as_json: JsonOption = False) -> None:
+    """What the ledger recorded: per run, and events sent, pending, failed (with reasons).
+
+    Also says what the next `loader push` would send, when the warehouse can be read.
+    """
+    from rich.table import Table
+
+    from loader.push import status
+
+    try:
+        result = status(settings.ledger_path(), settings.warehouse_path())
+    except LoaderError as exc:
+        raise fail(exc) from None
+    if as_json:
+        out.print_json(json.dumps(result, default=str))
+        return
+    if not result["runs"]:
+        out.print(f"no push recorded in {settings.ledger_path()} yet")
+    else:
+        table = Table(title=f"Runs in {result['ledger']}")
+        for column in ("run", "started", "status", "endpoint", "acknowledged", "failed",
+                       "rejected", "requests"):
+            table.add_column(column)
+        for run in result["runs"]:
+            table.add_row(
+                str(run["run_id"]),
+                str(run["started_at"])[:19],
+                run["status"],
+                run["endpoint"],
+                f"{run['events_acknowledged']} events / {run['batches_acknowledged']} batches",
+                f"{run['events_failed']} events",
+                f"{run['events_rejected']} events",
+                str(run["http_requests"]),
+            )
+        out.print(table)
+    events = result["events"]
+    out.print(
+        f"events: {events['acknowledged']} acknowledged, {events['pending']} pending, "
+        f"{events['failed']} failed (sent again by the next push), {events['rejected']} rejected"
+    )
+    for failure in result["failures"]:
+        err.print(
+            f"  {failure['status']}: {failure['events']} events in {failure['batches']} batches: "
+            f"{failure['error']}",
+            markup=False,
+        )
+    replay = result.get("replay_set", {})
+    if "unavailable" in replay:
+        err.print(f"replay set: not read ({replay['unavailable']})", markup=False)
+    elif replay:
+        out.print(
+            f"replay set: {replay['events']} events; next push sends {replay['to_send']} "
+            f"({replay['new']} new, {replay['resumed']} resumed); "
+            f"{replay['changed_after_acknowledgement']} changed after acknowledgement, "
+            f"{replay['in_doubt']} in doubt, {replay['rejected_before']} refused before"
+        )
+
+
 if __name__ == "__main__":
     app()
