@@ -533,9 +533,8 @@ def push_command(
     the same source_request_id. Credentials come from MPARTICLE_API_KEY and
     MPARTICLE_API_SECRET. Exits 1 when a batch failed or was refused.
     """
-    from loader.push import PushOptions
+    from loader.push import PushOptions, push
     from loader.push import dry_run as plan_only
-    from loader.push import push
     from loader.transport import Credentials, endpoint_url
 
     if out_dir is not None and not dry_run:
@@ -550,9 +549,7 @@ def push_command(
             resend_changed=resend_changed,
         )
         if dry_run:
-            report = plan_only(
-                settings.warehouse_path(), settings.ledger_path(), options, out_dir
-            )
+            report = plan_only(settings.warehouse_path(), settings.ledger_path(), options, out_dir)
         else:
             credentials = Credentials.from_env()
             display = _PushDisplay(enabled=not as_json and out.is_terminal)
@@ -660,8 +657,11 @@ def _print_outcome(report) -> None:
             markup=False,
         )
     if report.message:
-        err.print(f"[bold red]error:[/] {report.message}" if report.status == "stopped" else
-                  report.message)
+        err.print(
+            f"[bold red]error:[/] {report.message}"
+            if report.status == "stopped"
+            else report.message
+        )
     if p.batches_failed:
         err.print("Failed batches are sent again, with the same ids, by the next `loader push`.")
 
@@ -718,7 +718,8 @@ class _PushDisplay:
         done = progress.batches_acknowledged + progress.batches_failed + progress.batches_rejected
         self.progress.update(
             self.task,
-            completed=progress.events_acknowledged + progress.events_failed
+            completed=progress.events_acknowledged
+            + progress.events_failed
             + progress.events_rejected,
             batches=f"{done}/{progress.batches_total}",
             rate=f"{progress.batches_acknowledged / elapsed:.0f} batches/s",
@@ -746,8 +747,16 @@ def status_command(as_json: JsonOption = False) -> None:
         out.print(f"no push recorded in {settings.ledger_path()} yet")
     else:
         table = Table(title=f"Runs in {result['ledger']}")
-        for column in ("run", "started", "status", "endpoint", "acknowledged", "failed",
-                       "rejected", "requests"):
+        for column in (
+            "run",
+            "started",
+            "status",
+            "endpoint",
+            "acknowledged",
+            "failed",
+            "rejected",
+            "requests",
+        ):
             table.add_column(column)
         for run in result["runs"]:
             table.add_row(

@@ -200,18 +200,29 @@ class Ledger:
 
     @classmethod
     def open(cls, path: Path, *, read_only: bool = False) -> Ledger:
-        """Open (and create) the ledger at `path`; a push running elsewhere is `LedgerLocked`."""
+        """Open (and create) the ledger at `path`; a push running elsewhere is `LedgerLocked`.
+
+        Read-only, the file is attached (as `ledger`, the default database) to an
+        in-memory connection, which leaves room for scratch tables; a missing or empty
+        file reads as an empty ledger.
+        """
         if read_only and not path.exists():
             return cls.in_memory()
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            if read_only:
+                con = duckdb.connect(":memory:")
+                quoted = str(path).replace("'", "''")
+                con.execute(f"attach '{quoted}' as ledger (read_only)")
+                con.execute("use ledger")
+            else:
+                con = duckdb.connect(str(path))
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise LedgerError(f"cannot open the ledger {path}: {exc}") from None
             pid = re.search(r"PID (\d+)", str(exc))
             holder = f"process {pid.group(1)}" if pid else "another process"
             raise LedgerLocked(
-                f"the ledger {path} is in use by {holder}: another `loader push` is running. "
+                f"the ledger {path} is in use by {holder}: a `loader push` is running. "
                 "Wait for it to finish (or stop it), then run this command again."
             ) from None
         ledger = cls(con, path, read_only)
@@ -221,12 +232,6 @@ class Ledger:
             con.close()
             return cls.in_memory()
         return ledger
-
-    @classmethod
-    def in_memory(cls) -> Ledger:
-        con = duckdb.connect(":memory:")
-        con.execute(SCHEMA)
-        return cls(con, None, read_only=True)
 
     def _has_schema(self) -> bool:
         [(n,)] = self.con.execute(
@@ -442,6 +447,53 @@ class Ledger:
             )
 
     # Reading
+
+    def status(self, failure_limit: int = 20) -> dict[str, Any]:
+        """Runs, where each replay key stands (its latest batch), and failure reasons."""
+        runs = self.query_dicts(
+            "select run_id, started_at, finished_at, status, endpoint, message, "
+            f"{', '.join(RUN_COUNTS)} from runs order by run_id"
+        )
+        events = dict(
+            self.query(
+                """select status, count(*) from (
+                    select replay_key, arg_max(status, planned_at) as status
+                    from event_batches where status <> 'superseded' group by replay_key
+                ) group by status"""
+            )
+        )
+        batches = {
+            row["status"]: {"batches": row["batches"], "events": row["events"]}
+            for row in self.query_dicts(
+                "select status, count(*) as batches, sum(event_count) as events "
+                "from batches group by status order by status"
+            )
+        }
+        failures = self.query_dicts(
+            """select b.status, b.error, count(*) as batches, sum(b.event_count) as events,
+                min(b.source_request_id) as example_source_request_id
+            from batches b
+            where b.status in ('failed', 'rejected')
+                and exists (
+                    select 1 from event_batches e
+                    where e.source_request_id = b.source_request_id
+                        and e.replay_key not in (select replay_key from acknowledged_events)
+                )
+            group by all order by events desc, b.error limit ?""",
+            [failure_limit],
+        )
+        return {
+            "ledger": str(self.path) if self.path else None,
+            "events": {
+                "acknowledged": events.get(ACKNOWLEDGED, 0),
+                "pending": sum(events.get(s, 0) for s in (PLANNED, IN_FLIGHT)),
+                "failed": events.get(FAILED, 0),
+                "rejected": events.get(REJECTED, 0),
+            },
+            "batches": batches,
+            "failures": failures,
+            "runs": runs,
+        }
 
     def query(self, sql: str, params: Sequence | None = None) -> list[tuple]:
         return self.con.execute(sql, list(params or [])).fetchall()

@@ -26,6 +26,7 @@ from pathlib import Path
 import orjson
 
 from loader import ledger as ledger_mod
+from loader.errors import LoaderError
 from loader.ledger import Ledger, LedgerError, api_key_fingerprint
 from loader.outbox import Outbox
 from loader.packing import PackedBatch, Validator, assemble, group_requests, pack_and_validate
@@ -304,6 +305,31 @@ def push(
             report.failures = _failures(ledger, run_id)
             ledger.finish_run(run_id, report.status, _run_counts(report), report.message)
     return report
+
+
+def status(ledger_path: Path, warehouse_path: Path) -> dict:
+    """The ledger's runs and outcomes, and what the next push would send from the replay set."""
+    with Ledger.open(ledger_path, read_only=True) as ledger:
+        result = ledger.status()
+        result["ledger"] = str(ledger_path) if ledger_path.exists() else None
+        try:
+            with attached_replay_set(ledger.con, warehouse_path) as replay:
+                planner = Planner(ledger, replay, resend_changed=False, now_ms=now_ms())
+                with planner.scratch():
+                    plan = planner.classify()
+            result["replay_set"] = {
+                "events": plan.replay_events,
+                "acknowledged": plan.acknowledged_before,
+                "to_send": plan.to_send,
+                "new": plan.new,
+                "resumed": plan.resumed,
+                "changed_after_acknowledgement": plan.changed,
+                "in_doubt": plan.in_doubt,
+                "rejected_before": plan.rejected_before,
+            }
+        except LoaderError as exc:
+            result["replay_set"] = {"unavailable": str(exc)}
+    return result
 
 
 def _check_destination(ledger: Ledger, path: Path, endpoint: str, fingerprint: str) -> None:
