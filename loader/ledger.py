@@ -121,19 +121,6 @@ from batch_events e
 join batches b using (source_request_id);
 """
 
-BATCH_COLUMNS = (
-    "source_request_id",
-    "run_id",
-    "last_run_id",
-    "user_key",
-    "context_key",
-    "event_count",
-    "body_bytes",
-    "status",
-    "error",
-    "planned_at",
-    "settled_at",
-)
 RUN_COUNTS = (
     "events_planned",
     "batches_planned",
@@ -197,6 +184,9 @@ class Ledger:
         self.con = con
         self.path = path
         self.read_only = read_only
+        [(name,)] = con.execute("select current_database()").fetchall()
+        # the ledger's tables, qualified so that other cursors of the session find them
+        self.catalog = '"' + name.replace('"', '""') + '"'
 
     @classmethod
     def open(cls, path: Path, *, read_only: bool = False) -> Ledger:
@@ -232,6 +222,13 @@ class Ledger:
             con.close()
             return cls.in_memory()
         return ledger
+
+    @classmethod
+    def in_memory(cls) -> Ledger:
+        """An empty ledger that writes nowhere (a dry run with no ledger file yet)."""
+        con = duckdb.connect(":memory:")
+        con.execute(SCHEMA)
+        return cls(con, None, read_only=True)
 
     def _has_schema(self) -> bool:
         [(n,)] = self.con.execute(
@@ -311,8 +308,6 @@ class Ledger:
         """
         if not batches:
             return
-        import pyarrow as pa
-
         at = now()
         batch_rows = {
             "source_request_id": [b.source_request_id for b in batches],
@@ -340,22 +335,8 @@ class Ledger:
             event_rows["position"].extend(range(b.event_count))
             event_rows["replay_key"].extend(b.replay_keys)
             event_rows["content_hash"].extend(b.content_hashes)
-        new_batches = pa.table(batch_rows)
-        new_events = pa.table(event_rows)
-        self.con.register("new_batches", new_batches)
-        self.con.register("new_batch_events", new_events)
-        try:
-            self.con.execute(
-                f"insert into batches ({', '.join(BATCH_COLUMNS)}) "
-                f"select {', '.join(BATCH_COLUMNS)} from new_batches"
-            )
-            self.con.execute(
-                "insert into batch_events select source_request_id, position, replay_key, "
-                "content_hash from new_batch_events"
-            )
-        finally:
-            self.con.unregister("new_batches")
-            self.con.unregister("new_batch_events")
+        self._insert("batches", batch_rows)
+        self._insert("batch_events", event_rows)
 
     def resume_batches(self, run_id: int, source_request_ids: Iterable[str]) -> None:
         """Open batches of earlier runs that this run sends again, with the same id."""
@@ -372,24 +353,25 @@ class Ledger:
         )
 
     def settle(self, status: str, errors: dict[str, str | None], attempts: dict[str, int]) -> None:
-        """Set the outcome of batches (acknowledged, failed, rejected) with their messages."""
+        """Set the outcome of batches (acknowledged, failed, rejected) with their messages.
+
+        A failed batch stays open (the next run sends it again), so it gets no settled_at.
+        """
         if not errors:
             return
-        at = now()
-        rows = [(sid, message, attempts.get(sid, 0)) for sid, message in errors.items()]
+        ids = list(errors)
         self.con.execute(
-            "update batches set status = ?, error = o.error, attempts = batches.attempts + "
-            "o.attempts, settled_at = case when ? = 'failed' then null else ? end "
+            "update batches set status = ?, error = o.error, settled_at = ?, "
+            "attempts = batches.attempts + o.attempts "
             "from (select unnest(?::varchar[]) as sid, unnest(?::varchar[]) as error, "
             "unnest(?::integer[]) as attempts) o "
             "where batches.source_request_id = o.sid",
             [
                 status,
-                status,
-                at,
-                [r[0] for r in rows],
-                [r[1] for r in rows],
-                [r[2] for r in rows],
+                None if status == FAILED else now(),
+                ids,
+                [errors[sid] for sid in ids],
+                [attempts.get(sid, 0) for sid in ids],
             ],
         )
 
@@ -421,30 +403,40 @@ class Ledger:
         )
 
     def record_attempts(self, run_id: int, attempts: Sequence[Attempt]) -> None:
-        for a in attempts:
-            self.con.execute(
-                "insert into requests (run_id, request_no, attempt, sent_at, latency_ms, "
-                "status_code, outcome, batch_count, body_bytes, source_request_ids, retry_after, "
-                "rate_limit_exceeded, rate_limit_percentage_used, error, wait_ms) "
-                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    run_id,
-                    a.request_no,
-                    a.attempt,
-                    a.sent_at,
-                    a.latency_ms,
-                    a.status_code,
-                    a.outcome,
-                    len(a.source_request_ids),
-                    a.body_bytes,
-                    a.source_request_ids,
-                    a.retry_after,
-                    a.rate_limit_exceeded,
-                    a.rate_limit_percentage_used,
-                    a.error,
-                    a.wait_ms,
-                ],
-            )
+        """Add HTTP attempts to the `requests` table."""
+        if not attempts:
+            return
+        columns = [
+            "request_no",
+            "attempt",
+            "sent_at",
+            "latency_ms",
+            "status_code",
+            "outcome",
+            "body_bytes",
+            "source_request_ids",
+            "retry_after",
+            "rate_limit_exceeded",
+            "rate_limit_percentage_used",
+            "error",
+            "wait_ms",
+        ]
+        rows: dict[str, list] = {name: [getattr(a, name) for a in attempts] for name in columns}
+        rows["run_id"] = [run_id] * len(attempts)
+        rows["batch_count"] = [len(a.source_request_ids) for a in attempts]
+        self._insert("requests", rows)
+
+    def _insert(self, table: str, rows: dict[str, list]) -> None:
+        """Insert column lists (one Arrow table, one statement)."""
+        import pyarrow as pa
+
+        incoming = pa.table(rows)
+        self.con.register("incoming_rows", incoming)
+        try:
+            names = ", ".join(rows)
+            self.con.execute(f"insert into {table} ({names}) select {names} from incoming_rows")
+        finally:
+            self.con.unregister("incoming_rows")
 
     # Reading
 

@@ -76,6 +76,7 @@ class Planner:
 
     def __init__(self, ledger: Ledger, replay: str, *, resend_changed: bool, now_ms: int):
         self.con = ledger.con
+        self.db = ledger.catalog
         self.replay = replay
         self.resend_changed = resend_changed
         self.now_ms = now_ms
@@ -92,10 +93,10 @@ class Planner:
 
     def classify(self) -> PlanSummary:
         """Sort every replay event into its class (see the module docstring)."""
-        s, replay, con = self.s, self.replay, self.con
+        s, replay, con, db = self.s, self.replay, self.con, self.db
         con.execute(
             f"create table {s}.known as select replay_key, {content_hash_sql()} as content_hash "
-            f"from {replay} where replay_key in (select replay_key from batch_events)"
+            f"from {replay} where replay_key in (select replay_key from {db}.batch_events)"
         )
         con.execute(
             f"""create table {s}.open_batches as
@@ -104,8 +105,8 @@ class Planner:
                 b.first_sent_at is not null as was_sent,
                 bool_and(coalesce(k.content_hash = e.content_hash, false)) as intact,
                 count(*) as events,
-            from batches b
-            join batch_events e using (source_request_id)
+            from {db}.batches b
+            join {db}.batch_events e using (source_request_id)
             left join {s}.known k using (replay_key)
             where b.status in ('planned', 'in_flight', 'failed')
             group by all"""
@@ -123,8 +124,8 @@ class Planner:
                     (b.status = 'superseded' and b.first_sent_at is not null)
                     or (o.intact = false and o.was_sent)
                 ), false) as in_doubt,
-            from batch_events e
-            join batches b using (source_request_id)
+            from {db}.batch_events e
+            join {db}.batches b using (source_request_id)
             left join {s}.open_batches o using (source_request_id)
             group by e.replay_key"""
         )
@@ -234,8 +235,8 @@ class Planner:
                 r.event_json::varchar, r.batch_context::varchar, e.content_hash,
                 octet_length(r.event_json::varchar::blob)
             from {s}.open_batches o
-            join batches b using (source_request_id)
-            join batch_events e using (source_request_id)
+            join {self.db}.batches b using (source_request_id)
+            join {self.db}.batch_events e using (source_request_id)
             join {self.replay} r using (replay_key)
             where o.intact
             order by e.source_request_id, e.position"""

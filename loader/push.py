@@ -285,6 +285,8 @@ def push(
         ledger.close_stale_runs()
         _check_destination(ledger, ledger_path, options.endpoint, fingerprint)
         report.run_id = run_id = ledger.start_run(options.endpoint, fingerprint, options.as_dict())
+        for stale in ledger_path.parent.glob(ledger_path.name + ".outbox-*"):
+            stale.unlink(missing_ok=True)  # left by a killed run (this process holds the lock)
         outbox = Outbox(ledger_path.with_name(ledger_path.name + f".outbox-{os.getpid()}"))
         try:
             _plan_into_ledger(ledger, run_id, warehouse_path, options, validator, report, outbox)
