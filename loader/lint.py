@@ -458,8 +458,11 @@ def chain_inputs(fixes: list[str]) -> dict[str, str]:
 
 def compiled_fixes(project_dir: Path, manifest: dict, fixes: list[str]):
     """The compiled fixes, the columns of every relation they may read, the chain columns."""
-    nodes = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
-    relations = {relation_key(n["relation_name"]): n for n in nodes.values() if n["relation_name"]}
+    readable = [
+        n for n in manifest["nodes"].values() if n["resource_type"] in ("model", "seed", "snapshot")
+    ]
+    nodes = {n["name"]: n for n in readable if n["resource_type"] == "model"}
+    relations = {relation_key(n["relation_name"]): n for n in readable if n.get("relation_name")}
     sources = {relation_key(s["relation_name"]) for s in manifest["sources"].values()}
     chain_columns = list(nodes[CHAIN_START]["columns"])
     chain_names = {CHAIN_START, *fixes}
@@ -470,10 +473,11 @@ def compiled_fixes(project_dir: Path, manifest: dict, fixes: list[str]):
     result = []
     for fix, input_name in chain_inputs(fixes).items():
         node = nodes[fix]
+        depends_on = [manifest["nodes"].get(dep) or {} for dep in node["depends_on"]["nodes"]]
         refs = {
-            relation_key(manifest["nodes"][dep]["relation_name"]): manifest["nodes"][dep]["name"]
-            for dep in node["depends_on"]["nodes"]
-            if dep.startswith("model.") or dep.startswith("seed.")
+            relation_key(dep["relation_name"]): dep["name"]
+            for dep in depends_on
+            if dep.get("relation_name")
         }
         result.append(
             CompiledFix(
