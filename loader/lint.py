@@ -132,19 +132,23 @@ def function_name(node: exp.Expression) -> str:
 
 
 class FixLinter:
+    """The checks of one compiled fix; `run()` returns its problems."""
+
     def __init__(self, fix: CompiledFix, schemas: dict[str, list[str]], chain_columns: list[str]):
         self.fix = fix
         self.schemas = schemas  # relation name -> columns
         self.chain_columns = chain_columns
         self.map = SourceMap(fix.source, fix.compiled)
         self.problems: list[Problem] = []
-        self.tokens = []
+        self.tokens: list[sqlglot.tokens.Token] = []
 
     def report(self, compiled_offset: int | None, message: str) -> None:
         line, col = self.map.position(compiled_offset) if compiled_offset is not None else (1, 1)
         self.problems.append(Problem(self.fix.path, line, col, message))
 
-    def report_at(self, node: exp.Expression | None, message: str, fallback: int | None = None):
+    def report_at(
+        self, node: exp.Expression | None, message: str, fallback: int | None = None
+    ) -> None:
         offset = node_offset(node) if node is not None else None
         self.report(offset if offset is not None else fallback, message)
 
@@ -320,6 +324,8 @@ class FixLinter:
 
     def check_output(self, qualified: exp.Query) -> None:
         names = qualified.named_selects
+        if "*" in names:
+            return  # a star over something unknown, already reported
         at = self.final_select_offset()
         missing = [c for c in self.chain_columns if c not in names]
         extra = [c for c in names if c not in self.chain_columns]
