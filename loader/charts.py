@@ -181,8 +181,10 @@ def lines(
             f"{_fmt(peak * fraction)}{escape(y_unit)}</text>"
         )
     for x, text in x_labels:
+        at = px(x)
+        anchor = "start" if at < left + 30 else "end" if at > WIDTH - right - 30 else "middle"
         body.append(
-            f'<text x="{px(x):.1f}" y="{top + plot_h + 16}" text-anchor="middle" '
+            f'<text x="{at:.1f}" y="{top + plot_h + 16}" text-anchor="{anchor}" '
             f'fill="{MUTED}">{escape(text)}</text>'
         )
     for name, color, values in series:

@@ -18,6 +18,7 @@ import duckdb
 
 from loader import charts
 from loader.errors import LoaderError, MissingReplaySet
+from loader.plan import content_hash_sql
 from loader.sql_session import LedgerUnavailable, open_session
 
 ADVISED_AGE_DAYS = 14  # mParticle advises replaying within two weeks
@@ -375,6 +376,330 @@ def _data_plan(con: duckdb.DuckDBPyConnection) -> Section:
     return Section("Data plan", html, "data-plan")
 
 
+# --- after a push: the ledger ----------------------------------------------------------
+
+STATE_COLORS = {
+    "acknowledged": "#3d8b5f",
+    "acknowledged, changed since": "#8bbf9f",
+    "failed": "#c2410c",
+    "rejected": "#9b1c1c",
+    "pending": GRAY,
+}
+# where each replay event stands: its latest batch (loader status counts the same way)
+EVENT_STATES_SQL = f"""
+    with latest as (
+        select replay_key, arg_max(status, planned_at) as status
+        from ledger.event_batches
+        where status <> 'superseded'
+        group by replay_key
+    ),
+    states as (
+        select
+            replay.replay_key,
+            case
+                when acked.content_hash = {content_hash_sql("replay")} then 'acknowledged'
+                when acked.replay_key is not null then 'acknowledged, changed since'
+                when latest.status in ('failed', 'rejected') then latest.status
+                else 'pending'
+            end as state,
+            acked.acknowledged_at,
+        from replay_events as replay
+        left join ledger.acknowledged_events as acked using (replay_key)
+        left join latest using (replay_key)
+    )
+"""
+BUCKETS = 48
+
+
+def _ticks(start_s: float, span_s: float, xs: list[float], every: int) -> list[tuple]:
+    """Axis labels: clock times (UTC); seconds after the first tick for a short span."""
+    ticks = []
+    for i in range(0, len(xs), every):
+        moment = datetime.fromtimestamp(start_s + xs[i], UTC)
+        if span_s > 86_400:
+            label = moment.strftime("%m-%d %H:%M")
+        elif span_s >= 600:
+            label = moment.strftime("%H:%M")
+        elif span_s >= 120 or i == 0:
+            label = moment.strftime("%H:%M:%S")
+        else:
+            label = f"+{xs[i] - xs[0]:.1f} s"
+        ticks.append((xs[i], label))
+    return ticks
+
+
+TIMELINE_SQL = """
+    with batch_events as (  -- events of each batch that are in the replay set now
+        select source_request_id, count(*) as events
+        from ledger.batch_events
+        semi join replay_events using (replay_key)
+        group by all
+    ),
+    attempts as (
+        select
+            run_id,
+            request_id,
+            unnest(source_request_ids) as source_request_id,
+            epoch(sent_at) + coalesce(latency_ms, 0) / 1000 as happened_at,
+            outcome,
+            batch_count,
+        from ledger.requests
+    ),
+    marked as (
+        select
+            *,
+            row_number() over (
+                partition by run_id, source_request_id order by request_id desc
+            ) = 1 as last_in_run,
+        from attempts
+    ),
+    transitions as (
+        select
+            source_request_id,
+            happened_at,
+            case
+                when outcome = 'accepted' then 'acknowledged'
+                when outcome = 'bad_request' and batch_count = 1 then 'failed'
+                when last_in_run then 'failed'
+            end as state,
+            request_id,
+        from marked
+        union all
+        -- refused before sending (local checks): rejected when planned
+        select source_request_id, epoch(planned_at), 'failed', 0
+        from ledger.batches
+        where status = 'rejected' and first_sent_at is null
+    )
+    select
+        transitions.happened_at,
+        transitions.source_request_id,
+        transitions.state,
+        batch_events.events,
+    from transitions
+    inner join batch_events using (source_request_id)
+    inner join ledger.batches using (source_request_id)
+    where transitions.state is not null and batches.status <> 'superseded'
+    order by transitions.happened_at, transitions.request_id
+"""
+
+
+def _timeline(con: duckdb.DuckDBPyConnection, total: int) -> str:
+    """Replay events acknowledged, failed and not yet acknowledged, over wall-clock time.
+
+    Rebuilt from every HTTP attempt: a batch is failed from the attempt its run gave up on
+    (or a 400 on it alone) until an attempt of a later run is accepted."""
+    transitions = _rows(con, TIMELINE_SQL)
+    if not transitions:
+        return "<p>No request sent yet.</p>"
+    start = transitions[0][0]
+    end = max(transitions[-1][0], start + 1.0)
+    span = end - start
+    xs = [start + span * i / BUCKETS for i in range(BUCKETS + 1)]
+    state: dict[str, tuple[str, int]] = {}
+    counts = {"acknowledged": 0, "failed": 0}
+    sent, failed = [], []
+    position = 0
+    for x in xs:
+        while position < len(transitions) and transitions[position][0] <= x + 1e-9:
+            _, batch, new_state, events = transitions[position]
+            previous = state.get(batch)
+            if previous:
+                counts[previous[0]] -= previous[1]
+            state[batch] = (new_state, events)
+            counts[new_state] += events
+            position += 1
+        sent.append(counts["acknowledged"])
+        failed.append(counts["failed"])
+    pending = [max(total - a - f, 0) for a, f in zip(sent, failed, strict=True)]
+    offsets = [x - start for x in xs]
+    return charts.lines(
+        offsets,
+        [
+            ("acknowledged", STATE_COLORS["acknowledged"], sent),
+            ("failed or rejected", STATE_COLORS["failed"], failed),
+            ("not sent yet", GRAY, pending),
+        ],
+        "Replay events acknowledged, failed and not sent yet, over time (UTC)",
+        x_labels=_ticks(start, span, offsets, BUCKETS // 4),
+    )
+
+
+def _throughput(con: duckdb.DuckDBPyConnection) -> tuple[str, list[tuple]]:
+    per_run = _rows(
+        con,
+        """
+        with attempts as (
+            select
+                run_id,
+                count(*) as http_requests,
+                count(*) filter (where outcome = 'rate_limited') as rate_limited,
+                sum(batch_count) filter (where outcome = 'accepted') as batches_accepted,
+                epoch(max(sent_at)) - epoch(min(sent_at)) as sending_s,
+            from ledger.requests
+            group by run_id
+        )
+        select
+            runs.run_id,
+            runs.events_acknowledged,
+            coalesce(attempts.batches_accepted, 0) as batches_accepted,
+            coalesce(attempts.http_requests, 0),
+            coalesce(attempts.rate_limited, 0),
+            round(epoch(coalesce(runs.finished_at, runs.started_at)) - epoch(runs.started_at), 1)
+                as run_s,
+            round(runs.events_acknowledged / greatest(attempts.sending_s, 0.001), 1)
+                as events_per_s,
+            round(coalesce(attempts.batches_accepted, 0) / greatest(attempts.sending_s, 0.001), 1)
+                as batches_per_s,
+        from ledger.runs as runs
+        left join attempts using (run_id)
+        order by runs.run_id
+        """,
+    )
+    samples = _rows(
+        con,
+        "select epoch(sent_at), batch_count from ledger.requests where outcome = 'accepted' "
+        "order by 1",
+    )
+    if len(samples) < 2:
+        return "<p>Fewer than two accepted requests: no rate to chart.</p>", per_run
+    start, end = samples[0][0], samples[-1][0]
+    span = max(end - start, 1.0)
+    window = max(span / 12, 1.0)  # a moving window smooths single requests into a rate
+    xs = [span * i / BUCKETS for i in range(BUCKETS + 1)]
+    rate = [sum(n for at, n in samples if x - window < at - start <= x) / window for x in xs]
+    chart = charts.lines(
+        xs,
+        [("batches accepted per second", charts.BLUE, rate)],
+        f"Throughput: batches accepted per second, over {window:.0f} s windows "
+        "(mParticle's default limit is 270)",
+        x_labels=_ticks(start, span, xs, BUCKETS // 4),
+        y_unit="/s",
+    )
+    return chart, per_run
+
+
+def _push(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
+    states = dict(_rows(con, EVENT_STATES_SQL + "select state, count(*) from states group by all"))
+    total = sum(states.values())
+    [(gone,)] = _rows(
+        con,
+        "select count(*) from ledger.acknowledged_events "
+        "anti join replay_events using (replay_key)",
+    )
+    order = ["acknowledged", "acknowledged, changed since", "failed", "rejected", "pending"]
+    bars = [
+        (state, states.get(state, 0))
+        for state in order
+        if states.get(state, 0) or state in ("acknowledged", "failed", "pending")
+    ]
+    state_chart = charts.hbar(
+        [("not sent yet" if state == "pending" else state, n) for state, n in bars],
+        "Replay events by send state",
+        colors=[STATE_COLORS[state] for state, _ in bars],
+    )
+    runs = _rows(
+        con,
+        """
+        select run_id, strftime(started_at, '%Y-%m-%d %H:%M:%S'), status, events_planned,
+            events_acknowledged, events_failed, events_rejected, http_requests, message
+        from ledger.runs order by run_id
+        """,
+    )
+    failures = _rows(
+        con,
+        """
+        select status, coalesce(error, '(no message)'), count(*), sum(event_count),
+            min(source_request_id)
+        from ledger.batches
+        where status in ('failed', 'rejected')
+        group by all
+        order by 4 desc, 2
+        """,
+    )
+    responses = _rows(
+        con,
+        """
+        select outcome, coalesce(status_code::varchar, '-'), count(*),
+            coalesce(any_value(error), '')
+        from ledger.requests
+        where outcome <> 'accepted'
+        group by all
+        order by 3 desc
+        """,
+    )
+    throughput_chart, per_run = _throughput(con)
+    failure_html = (
+        _table(
+            ["status", "reason (mParticle's message)", "batches", "events", "example batch"],
+            failures,
+            numeric={2, 3},
+        )
+        + "<p>Failed batches are sent again by the next <code>loader push</code> (same "
+        "<code>source_request_id</code>); rejected ones (400) only once their content "
+        "changes. <code>loader sql analyses/failures.sql</code> lists every event.</p>"
+        if failures
+        else "<p>No failed or rejected batch.</p>"
+    )
+    retried = (
+        _details(
+            f"{sum(r[2] for r in responses)} HTTP answers other than 2xx, retried or split",
+            _table(
+                ["outcome", "HTTP status", "answers", "example message"], responses, numeric={2}
+            ),
+        )
+        if responses
+        else ""
+    )
+    gone_note = (
+        f"<p>{_n(gone)} acknowledged events are no longer in the replay set.</p>" if gone else ""
+    )
+    html = (
+        f"<p>{_n(states.get('acknowledged', 0))} of {_n(total)} replay events acknowledged "
+        f"(HTTP 2xx), {_n(states.get('failed', 0) + states.get('rejected', 0))} failed or "
+        f"rejected, {_n(states.get('pending', 0))} not sent yet.</p>"
+        f"{state_chart}{gone_note}<h3>Over time</h3>{_timeline(con, total)}"
+        f"<h3>Failures by reason</h3>{failure_html}{retried}"
+        f"<h3>Throughput</h3>{throughput_chart}"
+        + _table(
+            [
+                "run",
+                "events acknowledged",
+                "batches accepted",
+                "HTTP requests",
+                "429s",
+                "run seconds",
+                "events/s",
+                "batches/s",
+            ],
+            per_run,
+            numeric={1, 2, 3, 4, 5, 6, 7},
+        )
+        + "<h3>Runs</h3>"
+        + _table(
+            [
+                "run",
+                "started (UTC)",
+                "status",
+                "planned",
+                "acknowledged",
+                "failed",
+                "rejected",
+                "HTTP requests",
+                "message",
+            ],
+            runs,
+            numeric={3, 4, 5, 6, 7},
+        )
+    )
+    facts = {
+        "acknowledged": states.get("acknowledged", 0),
+        "failed": states.get("failed", 0) + states.get("rejected", 0),
+        "pending": states.get("pending", 0),
+        "changed": states.get("acknowledged, changed since", 0),
+    }
+    return Section("After the push", html, "push"), facts
+
+
 # --- the page --------------------------------------------------------------------------
 
 CSS = """
@@ -408,10 +733,17 @@ nav a { margin-right: 12px; color: #2f6fb0; text-decoration: none; }
 """
 
 
-def _page(title: str, meta: str, tiles: str, warnings: list[str], sections: list[Section]) -> str:
+def _page(
+    title: str,
+    meta: str,
+    tiles: str,
+    warnings: list[str],
+    sections: list[Section],
+    warnings_title: str = "Before you send",
+) -> str:
     nav = "".join(f'<a href="#{s.anchor}">{escape(s.title)}</a>' for s in sections)
     warn = (
-        '<section id="before-you-send"><h2>Before you send</h2><ul class="warnings">'
+        f'<section id="warnings"><h2>{escape(warnings_title)}</h2><ul class="warnings">'
         + "".join(f"<li>{w}</li>" for w in warnings)
         + "</ul></section>"
         if warnings
@@ -451,6 +783,10 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
         sections = [replay, _ages(con), skipped, _fixes(con), risk]
         sections += [attributes] if attributes else []
         sections.append(_data_plan(con))
+        push = None
+        if has_ledger and _exists(con, "runs", "ledger"):
+            push_section, push = _push(con)
+            sections.insert(0, push_section)
         [(plan_notes,)] = _rows(
             con, "select count(*) from replay_events where data_plan_note like '%blocked again%'"
         )
@@ -483,7 +819,19 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
             "<code>loader plan-check</code>."
         )
 
-    tiles = [
+    if push and push["changed"]:
+        warnings.append(
+            f"{_n(push['changed'])} acknowledged events changed since (a fix changed them): "
+            "`loader push` skips them unless told to resend (downstream would see them twice)."
+        )
+    tiles = []
+    if push:
+        tiles = [
+            (_n(push["acknowledged"]), "events acknowledged", ""),
+            (_n(push["failed"]), "failed or rejected", "bad" if push["failed"] else ""),
+            (_n(push["pending"]), "not sent yet", "warn" if push["pending"] else ""),
+        ]
+    tiles += [
         (_n(facts["events"]), "events to replay", ""),
         (_n(facts["users"]), "users", ""),
         (_n(skipped_total), "blocked events skipped", ""),
@@ -501,14 +849,19 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     meta = f"Generated {generated} from <code>{escape(str(warehouse))}</code>"
     html = _page(
-        "Backfill report", meta, _tiles(tiles), warnings, [s for s in sections if s is not None]
+        "Backfill report",
+        meta,
+        _tiles(tiles),
+        warnings,
+        [s for s in sections if s is not None],
+        "Warnings" if push else "Before you send",
     )
     summary = ReportSummary(
         path=Path(),
         events_to_replay=facts["events"],
         sections=[s.anchor for s in sections],
         warnings=[_plain(w) for w in warnings],
-        has_push=has_ledger,
+        has_push=push is not None,
     )
     return html, summary
 

@@ -25,7 +25,16 @@ from loader.errors import LoaderError
 from loader.warehouse import connect
 
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-NO_RESULT_TYPES = {"SET", "VARIABLE_SET", "ATTACH", "DETACH", "TRANSACTION", "LOAD"}
+NO_RESULT_TYPES = {
+    "SET",
+    "VARIABLE_SET",
+    "ATTACH",
+    "DETACH",
+    "TRANSACTION",
+    "LOAD",
+    "CREATE",
+    "DROP",
+}
 
 
 class SqlError(LoaderError):

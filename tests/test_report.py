@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import struct
 import subprocess
+import sys
 import zlib
 from collections import Counter
 from html.parser import HTMLParser
@@ -18,6 +19,7 @@ from loader.cli import app
 from loader.report import write_report
 from loader.samples import generate
 from tests.conftest import query, run_dbt
+from tests.pushed import API_KEY, API_SECRET, Pushed, pushed_backfill
 
 NOW_MS = 1_764_000_000_000
 runner = CliRunner()
@@ -108,7 +110,7 @@ def test_sections_and_warnings(report):
     _, page, summary = report
     ids = [a["id"] for t, a in page.elements if t == "section"]
     assert ids == [
-        "before-you-send",
+        "warnings",
         "replay-set",
         "ages",
         "skipped",
@@ -268,3 +270,78 @@ def test_headless_chromium_draws_the_charts(report, tmp_path):
     ).stdout
     assert dom.count("<svg") == path.read_text().count("<svg") >= 6
     assert 'data-chart="hbar"' in dom and "</svg>" in dom
+
+
+# --- after a push ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def after_push(tmp_path_factory) -> tuple[Pushed, Page, object, str]:
+    pushed = pushed_backfill(tmp_path_factory.mktemp("pushed"))
+    out = pushed.warehouse.parent / "report.html"
+    summary = write_report(pushed.warehouse, pushed.ledger, out)
+    html = out.read_text(encoding="utf-8")
+    return pushed, Page(html), summary, html
+
+
+def test_push_section_comes_first_with_the_send_states(after_push):
+    pushed, page, summary, _ = after_push
+    assert summary.has_push
+    ids = [a["id"] for t, a in page.elements if t == "section"]
+    assert ids[:3] == ["warnings", "push", "replay-set"]
+    progress = pushed.report.progress
+    states = marks(page.charts()[0])
+    assert states["acknowledged"] == progress.events_acknowledged > 0
+    assert states["failed"] == progress.events_failed > 0
+    assert states["rejected"] == progress.events_rejected == 1
+    [(total,)] = query(pushed.warehouse, "select count(*) from replay_events")
+    assert (
+        states["not sent yet"]
+        == total - sum(states[s] for s in ("acknowledged", "failed", "rejected"))
+        > 0
+    )
+
+
+def test_timeline_ends_where_the_ledger_stands(after_push):
+    pushed, page, _, _ = after_push
+    lines = {m["data-series"]: float(m["data-value"]) for m in page.charts()[1]}
+    progress = pushed.report.progress
+    assert lines["acknowledged"] == progress.events_acknowledged
+    assert lines["failed or rejected"] == progress.events_failed + progress.events_rejected
+    states = marks(page.charts()[0])
+    assert lines["not sent yet"] == states["not sent yet"]
+
+
+def test_failures_show_mparticles_messages_and_no_secret(after_push):
+    _, page, _, html = after_push
+    text = " ".join(page.text)
+    assert 'HTTP 400: Required event field "event_type" is missing or empty.' in text
+    assert "HTTP 503" in text and "401 Unauthorized" in text
+    assert API_SECRET not in html and API_KEY not in html
+    throughput = [
+        c for c in page.charts() if c and c[0].get("data-series", "").startswith("batches")
+    ]
+    assert len(throughput) == 1 and float(throughput[0][0]["data-value"]) >= 0
+    assert "batches/s" in text
+
+
+def test_a_ledger_held_by_a_running_push_leaves_out_the_push_section(after_push, tmp_path):
+    pushed, _, _, _ = after_push
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(pushed.ledger)!r}); "
+            "print('ready', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        summary = write_report(pushed.warehouse, pushed.ledger, tmp_path / "r.html")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not summary.has_push
+    assert any("loader push" in warning for warning in summary.warnings)

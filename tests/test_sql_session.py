@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from loader.cli import app
 from loader.sql_session import LedgerUnavailable, SqlError, open_session, run
-from tests.conftest import ROOT, run_dbt
+from tests.conftest import ROOT, query, run_dbt
+from tests.pushed import API_SECRET, Pushed, pushed_backfill
 from tests.quarantine import write_file
 
 NOW_MS = 1_764_000_000_000
@@ -227,3 +228,84 @@ def test_interactive_prompt_on_a_terminal(warehouse):
     assert process.returncode == 0, text
     assert "read-only" in text and "sql> " in text and "...> " in text
     assert "42" in text
+
+
+# --- the audit queries in analyses/, on a ledger a real push wrote ------------------------
+
+
+@pytest.fixture(scope="module")
+def pushed(tmp_path_factory) -> Pushed:
+    return pushed_backfill(tmp_path_factory.mktemp("pushed"))
+
+
+def audit(pushed: Pushed, name: str, *args: str) -> list[list[dict]]:
+    """The results of one analyses/ file, each a list of rows."""
+    result = invoke(
+        pushed.warehouse, pushed.ledger, f"analyses/{name}.sql", "--format", "json", *args
+    )
+    assert result.exit_code == 0, result.output
+    decoder, text, results = json.JSONDecoder(), result.stdout.strip(), []
+    while text:
+        value, end = decoder.raw_decode(text)
+        results.append(value)
+        text = text[end:].strip()
+    return results
+
+
+def ledger_rows(pushed: Pushed, sql: str) -> list[tuple]:
+    with duckdb.connect(str(pushed.ledger), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_sent_in_run_lists_every_acknowledged_event(pushed):
+    [rows] = audit(pushed, "sent_in_run")
+    sent = pushed.report.progress
+    assert len(rows) == sent.events_acknowledged > 0
+    assert {row["run_id"] for row in rows} == {1}
+    assert {row["replay_set_now"] for row in rows} == {"as sent"}
+    acknowledged = ledger_rows(
+        pushed, "select source_request_id from batches where status = 'acknowledged'"
+    )
+    assert {row["source_request_id"] for row in rows} == {sid for (sid,) in acknowledged}
+    assert audit(pushed, "sent_in_run", "--set", "run_id=2") == [[]]
+
+
+def test_failures_give_mparticles_messages_and_the_events(pushed):
+    summary, events = audit(pushed, "failures")
+    reasons = {(row["status"], row["error"]): row["events"] for row in summary}
+    assert (
+        reasons[("rejected", 'HTTP 400: Required event field "event_type" is missing or empty.')]
+        == 1
+    )
+    assert any("HTTP 503" in error and "service unavailable" in error for _, error in reasons)
+    assert any("401 Unauthorized" in error for _, error in reasons)
+    progress = pushed.report.progress
+    assert sum(reasons.values()) == len(events) == progress.events_failed + progress.events_rejected
+    assert all(row["event_type"] == "custom_event" for row in events)
+    assert API_SECRET not in json.dumps(summary + events)
+
+
+def test_blocked_events_never_replayed_with_their_reason(pushed):
+    summary, events = audit(pushed, "blocked_never_replayed")
+    why = {row["why"]: row["events"] for row in summary}
+    progress = pushed.report.progress
+    [(planned_not_sent,)] = ledger_rows(
+        pushed, "select sum(event_count) from batches where status in ('planned', 'in_flight')"
+    )
+    assert why["failed"] == progress.events_failed
+    assert why["rejected"] == progress.events_rejected == 1
+    assert why["not sent yet"] == planned_not_sent > 0
+    skipped = {
+        f"skipped: {reason}": n
+        for reason, n in query(
+            pushed.warehouse,
+            "select skip_reason, count(*) from blocked_events__outcomes "
+            "where outcome = 'skipped' and blocked_kind = 'blocked_event' group by all",
+        )
+    }
+    assert {k: v for k, v in why.items() if k.startswith("skipped: ")} == skipped
+    assert len(events) == sum(why.values())
+    acknowledged = {
+        key for (key,) in ledger_rows(pushed, "select replay_key from acknowledged_events")
+    }
+    assert not acknowledged & {row["replay_key"] for row in events}
