@@ -39,15 +39,64 @@ Validator = Callable[..., list[str]]
 
 @dataclass(slots=True)
 class Group:
-    """Events of one user and one batch-level context, in send order."""
+    """Events of one user and one batch-level context, in send order.
+
+    Texts stay joined, as the reader gets them from Arrow buffers (no object per event):
+    `events` is every event_json text followed by a comma, `keys` every replay key
+    followed by a newline. `ends[k]` is where event k starts in `events` once shifted by
+    `ends[0]` (ends has one entry more than there are events); `key_ends` likewise.
+    """
 
     user_key: str
     context_key: str
     batch_context: str  # JSON object text: the batch's members without "events"
-    replay_keys: list[str]
-    events: list[str]  # event_json texts
-    sizes: list[int]  # UTF-8 byte length of each event text
+    events: bytes
+    ends: list[int]
+    keys: bytes
+    key_ends: list[int]
     content_hashes: list[str] | None = None  # one per event, for the ledger
+
+    @classmethod
+    def from_texts(
+        cls,
+        user_key: str,
+        context_key: str,
+        batch_context: str,
+        replay_keys: list[str],
+        events: list[str],
+        content_hashes: list[str] | None = None,
+    ) -> Group:
+        encoded = [(e + ",").encode() for e in events]
+        keys = [(k + "\n").encode() for k in replay_keys]
+        if any("\n" in k for k in replay_keys):
+            raise ValueError("a replay key must not contain a newline")
+        return cls(
+            user_key,
+            context_key,
+            batch_context,
+            b"".join(encoded),
+            [0, *itertools.accumulate(len(e) for e in encoded)],
+            b"".join(keys),
+            [0, *itertools.accumulate(len(k) for k in keys)],
+            content_hashes,
+        )
+
+    def __len__(self) -> int:
+        return len(self.ends) - 1
+
+    def size(self, k: int) -> int:
+        """UTF-8 bytes of event k's text."""
+        return self.ends[k + 1] - self.ends[k] - 1
+
+    def event_texts(self) -> list[str]:
+        base = self.ends[0]
+        return [
+            self.events[a - base : b - base - 1].decode()
+            for a, b in zip(self.ends, self.ends[1:], strict=False)
+        ]
+
+    def replay_keys(self) -> list[str]:
+        return self.keys.decode().split("\n")[:-1]
 
 
 @dataclass(slots=True)
@@ -57,14 +106,15 @@ class PackedBatch:
     source_request_id: str
     user_key: str
     context_key: str
-    replay_keys: list[str]
+    event_count: int
+    keys: bytes  # its replay keys, each followed by a newline
     content_hashes: list[str] | None
     body: bytes
     error: str | None = None
 
     @property
-    def event_count(self) -> int:
-        return len(self.replay_keys)
+    def replay_keys(self) -> list[str]:
+        return self.keys.decode().split("\n")[:-1]
 
 
 def uuid5_text(digest: bytes) -> str:
@@ -74,14 +124,15 @@ def uuid5_text(digest: bytes) -> str:
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 
 
-def batch_id(context: bytes, replay_keys: list[str], events: bytes) -> str:
+def batch_id(context: bytes, keys: bytes, events: bytes) -> str:
     """Deterministic `source_request_id`: the same keys and content give the same id.
 
-    Any change of the context, of an event's bytes, or of which events share the batch
-    gives another id, so mParticle de-duplicates resends but not corrections.
+    `keys` are the batch's replay keys, each followed by a newline; `events` its event
+    texts joined by commas. Any change of the context, of an event's bytes, or of which
+    events share the batch gives another id, so mParticle de-duplicates resends but not
+    corrections.
     """
-    name = b"\x00".join((context, "\n".join(replay_keys).encode(), events))
-    return uuid5_text(hashlib.sha1(ID_NAMESPACE + name).digest())
+    return uuid5_text(hashlib.sha1(b"\x00".join((ID_NAMESPACE, context, keys, events))).digest())
 
 
 def _context_members(group: Group) -> tuple[bytes, str | None]:
@@ -119,14 +170,13 @@ def pack_group(group: Group, max_batch_bytes: int = MAX_BATCH_BYTES) -> Iterator
     """Fill batches densely, in order: each takes as many of the next events as fit."""
     members, context_error = _context_members(group)
     head_bytes = _head_bytes(members)
-    sizes = group.sizes
-    n = len(sizes)
-    if context_error is None and head_bytes + sum(sizes) + n - 1 <= max_batch_bytes:
+    ends = group.ends
+    n = len(ends) - 1
+    # a batch of events i..j-1 has head_bytes + ends[j] - ends[i] - 1 bytes
+    if context_error is None and head_bytes + ends[n] - ends[0] - 1 <= max_batch_bytes:
         if n:
             yield _batch(group, members, 0, n, None)
         return
-    # ends[k]: bytes of events[:k] joined with commas, plus one trailing comma
-    ends = [0, *itertools.accumulate(size + 1 for size in sizes)]
     i = 0
     while i < n:
         if context_error is not None:
@@ -137,8 +187,8 @@ def pack_group(group: Group, max_batch_bytes: int = MAX_BATCH_BYTES) -> Iterator
             if j == i:
                 j = i + 1
                 error = (
-                    f"event is {sizes[i]} bytes; with its batch context the batch would be "
-                    f"{head_bytes + sizes[i]} bytes, over the {max_batch_bytes}-byte "
+                    f"event is {group.size(i)} bytes; with its batch context the batch would "
+                    f"be {head_bytes + group.size(i)} bytes, over the {max_batch_bytes}-byte "
                     "(128 KB) batch limit"
                 )
         yield _batch(group, members, i, j, error)
@@ -146,27 +196,27 @@ def pack_group(group: Group, max_batch_bytes: int = MAX_BATCH_BYTES) -> Iterator
 
 
 def _batch(group: Group, members: bytes, i: int, j: int, error: str | None) -> PackedBatch:
-    whole = i == 0 and j == len(group.replay_keys)
-    keys = group.replay_keys if whole else group.replay_keys[i:j]
-    events = ",".join(group.events if whole else group.events[i:j]).encode()
+    base, key_base = group.ends[0], group.key_ends[0]
+    events = group.events[group.ends[i] - base : group.ends[j] - base - 1]
+    keys = group.keys[group.key_ends[i] - key_base : group.key_ends[j] - key_base]
     sid = batch_id(members, keys, events)
     body = b"".join((_head(sid, members), events, _TAIL))
     hashes = group.content_hashes
-    if hashes is not None and not whole:
+    if hashes is not None and (i or j < len(hashes)):
         hashes = hashes[i:j]
-    return PackedBatch(sid, group.user_key, group.context_key, keys, hashes, body, error)
+    return PackedBatch(sid, group.user_key, group.context_key, j - i, keys, hashes, body, error)
 
 
 def assemble(group: Group, source_request_id: str) -> PackedBatch:
     """All of `group` as one batch under a given id (an earlier run's batch, sent again)."""
     members, error = _context_members(group)
-    events = ",".join(group.events).encode()
-    body = b"".join((_head(source_request_id, members), events, _TAIL))
+    body = b"".join((_head(source_request_id, members), group.events[:-1], _TAIL))
     return PackedBatch(
         source_request_id,
         group.user_key,
         group.context_key,
-        group.replay_keys,
+        len(group),
+        group.keys,
         group.content_hashes,
         body,
         error,
@@ -174,18 +224,14 @@ def assemble(group: Group, source_request_id: str) -> PackedBatch:
 
 
 def _subgroup(group: Group, indexes: list[int]) -> Group:
-    def pick(values: list) -> list:
-        return [values[k] for k in indexes]
-
-    hashes = group.content_hashes
-    return Group(
+    texts, keys, hashes = group.event_texts(), group.replay_keys(), group.content_hashes
+    return Group.from_texts(
         group.user_key,
         group.context_key,
         group.batch_context,
-        pick(group.replay_keys),
-        pick(group.events),
-        pick(group.sizes),
-        pick(hashes) if hashes is not None else None,
+        [keys[k] for k in indexes],
+        [texts[k] for k in indexes],
+        [hashes[k] for k in indexes] if hashes is not None else None,
     )
 
 
@@ -215,7 +261,7 @@ def pack_and_validate(
 def _isolate(
     group: Group, batch: PackedBatch, validate: Validator, max_batch_bytes: int
 ) -> Iterator[PackedBatch]:
-    position = {key: k for k, key in enumerate(group.replay_keys)}
+    position = {key: k for k, key in enumerate(group.replay_keys())}
     good: list[int] = []
     for key in batch.replay_keys:
         k = position[key]

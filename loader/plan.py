@@ -228,34 +228,26 @@ class Planner:
 
     def resumed_groups(self) -> Iterator[tuple[str, Group]]:
         """(source_request_id, events) of each open batch resent as it was planned."""
-        s = self.s
         cursor = self.con.cursor()
         cursor.execute(
-            f"""select e.source_request_id, b.user_key, b.context_key, e.replay_key,
-                r.event_json::varchar, r.batch_context::varchar, e.content_hash,
-                octet_length(r.event_json::varchar::blob)
-            from {s}.open_batches o
+            f"""select e.source_request_id, b.user_key, b.context_key, r.batch_context::varchar,
+                list(e.replay_key order by e.position),
+                list(r.event_json::varchar order by e.position),
+                list(e.content_hash order by e.position),
+            from {self.s}.open_batches o
             join {self.db}.batches b using (source_request_id)
             join {self.db}.batch_events e using (source_request_id)
             join {self.replay} r using (replay_key)
             where o.intact
-            order by e.source_request_id, e.position"""
+            group by e.source_request_id, b.user_key, b.context_key, r.batch_context::varchar
+            order by e.source_request_id"""
         )
-        current: tuple[str, Group] | None = None
-        while rows := cursor.fetchmany(10_000):
-            for sid, user, context_key, key, event, context, content_hash, size in rows:
-                if current is None or current[0] != sid:
-                    if current is not None:
-                        yield current
-                    current = (sid, Group(user, context_key, context, [], [], [], []))
-                group = current[1]
-                group.replay_keys.append(key)
-                group.events.append(event)
-                group.sizes.append(size)
-                group.content_hashes.append(content_hash)
-        if current is not None:
-            yield current
-        cursor.close()
+        try:
+            while rows := cursor.fetchmany(1_000):
+                for sid, user, context_key, context, keys, events, hashes in rows:
+                    yield sid, Group.from_texts(user, context_key, context, keys, events, hashes)
+        finally:
+            cursor.close()
 
     def new_groups(self, *, with_hashes: bool) -> Iterator[Group]:
         """Events to pack into new batches, one `Group` per user and context, in send order."""
@@ -280,8 +272,8 @@ class Planner:
                 case when r.replay_key = g.first_key then g.context_key end as context_key,
                 case when r.replay_key = g.first_key then r.batch_context::varchar end
                     as batch_context,
-                r.replay_key,
-                r.event_json::varchar as event_json,
+                r.replay_key || chr(10) as key_line,
+                r.event_json::varchar || ',' as event_text,
                 {content_hash} as content_hash,
             from {self._to_send()} r
             join {s}.pack_groups g using (user_key, context_key)

@@ -88,53 +88,63 @@ def _check_replay_set(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         )
 
 
+def _joined(array: pa.Array) -> tuple[list[int], memoryview]:
+    """A string column's offsets and data: its values, back to back, without copies."""
+    if pa.types.is_large_string(array.type):
+        code = "q"
+    elif pa.types.is_string(array.type):
+        code = "i"
+    else:
+        array, code = array.cast(pa.string()), "i"
+    _, offsets, data = array.buffers()
+    view = memoryview(offsets).cast(code)[array.offset : array.offset + len(array) + 1]
+    return view.tolist(), memoryview(data if data is not None else b"")
+
+
 def iter_groups(reader: pa.RecordBatchReader) -> Iterator[Group]:
     """Groups from sorted rows whose first row of each group carries its group columns.
 
     Columns: user_key, context_key, batch_context (set on a group's first row only, null
-    on the others), replay_key, event_json, content_hash (may be all null). The reader
-    is closed when the iteration ends.
+    on the others), key_line (replay_key and a newline), event_text (event_json and a
+    comma), content_hash (may be all null). The reader is closed when iteration ends.
     """
     current: Group | None = None
     try:
         for rb in reader:
-            if rb.num_rows == 0:
+            m = rb.num_rows
+            if m == 0:
                 continue
             starts = pc.indices_nonzero(pc.is_valid(rb.column("user_key"))).to_pylist()
-            keys = rb.column("replay_key").to_pylist()
-            events = rb.column("event_json").to_pylist()
-            sizes = pc.binary_length(rb.column("event_json")).to_pylist()
+            ends, events = _joined(rb.column("event_text"))
+            key_ends, keys = _joined(rb.column("key_line"))
             hash_column = rb.column("content_hash")
-            hashes = hash_column.to_pylist() if hash_column.null_count < rb.num_rows else None
+            hashes = hash_column.to_pylist() if hash_column.null_count < m else None
             at_starts = pa.array(starts, pa.int64())
             users, contexts, texts = (
                 rb.column(name).take(at_starts).to_pylist()
                 for name in ("user_key", "context_key", "batch_context")
             )
-            first = starts[0] if starts else rb.num_rows
+            first = starts[0] if starts else m
             if first:  # the rows before the first head continue the current group
                 if current is None:
                     raise ValueError("replay rows out of order: a group lacks its head row")
-                current.replay_keys.extend(keys[:first])
-                current.events.extend(events[:first])
-                current.sizes.extend(sizes[:first])
-                if current.content_hashes is not None and hashes is not None:
-                    current.content_hashes.extend(hashes[:first])
+                _extend(current, ends, events, key_ends, keys, hashes, first)
             if not starts:
                 continue
             if current is not None:
                 yield current
-            ends = [*starts[1:], rb.num_rows]
+            bounds = [*starts, m]
             last = len(starts) - 1
             for n, s in enumerate(starts):
-                e = ends[n]
+                e = bounds[n + 1]
                 group = Group(
                     users[n],
                     contexts[n],
                     texts[n],
-                    keys[s:e],
-                    events[s:e],
-                    sizes[s:e],
+                    bytes(events[ends[s] : ends[e]]),
+                    ends[s : e + 1],
+                    bytes(keys[key_ends[s] : key_ends[e]]),
+                    key_ends[s : e + 1],
                     hashes[s:e] if hashes is not None else None,
                 )
                 if n < last:
@@ -144,3 +154,23 @@ def iter_groups(reader: pa.RecordBatchReader) -> Iterator[Group]:
             yield current
     finally:
         reader.close()
+
+
+def _extend(
+    group: Group,
+    ends: list[int],
+    events: memoryview,
+    key_ends: list[int],
+    keys: memoryview,
+    hashes: list[str] | None,
+    count: int,
+) -> None:
+    """Append the first `count` rows of a record batch to a group begun in the previous one."""
+    shift = group.ends[-1] - ends[0]
+    group.events += bytes(events[ends[0] : ends[count]])
+    group.ends.extend(offset + shift for offset in ends[1 : count + 1])
+    key_shift = group.key_ends[-1] - key_ends[0]
+    group.keys += bytes(keys[key_ends[0] : key_ends[count]])
+    group.key_ends.extend(offset + key_shift for offset in key_ends[1 : count + 1])
+    if group.content_hashes is not None and hashes is not None:
+        group.content_hashes.extend(hashes[:count])

@@ -94,7 +94,14 @@ COLUMNS = {
 
 def batch(sid: str, keys: list[str], *, error: str | None = None) -> PackedBatch:
     return PackedBatch(
-        sid, "mpid:1", "ctx", keys, [f"h-{k}" for k in keys], b'{"events":[]}', error
+        sid,
+        "mpid:1",
+        "ctx",
+        len(keys),
+        "".join(k + "\n" for k in keys).encode(),
+        [f"h-{k}" for k in keys],
+        b'{"events":[]}',
+        error,
     )
 
 

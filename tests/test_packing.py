@@ -46,14 +46,13 @@ def event(n: int, pad: int = 0, *, name: str = "Checkout Complete") -> str:
 
 
 def group(events: list[str], *, user: str = "mpid:1", context: str = CONTEXT, tag: str = "k"):
-    return Group(
-        user_key=user,
-        context_key=f"ctx-{user}",
-        batch_context=context,
-        replay_keys=[f"{tag}:{i}" for i in range(len(events))],
-        events=events,
-        sizes=[len(e.encode()) for e in events],
-        content_hashes=[f"h{i}" for i in range(len(events))],
+    return Group.from_texts(
+        user,
+        f"ctx-{user}",
+        context,
+        [f"{tag}:{i}" for i in range(len(events))],
+        events,
+        [f"h{i}" for i in range(len(events))],
     )
 
 
@@ -153,7 +152,9 @@ def test_ids_are_deterministic_and_change_with_content_or_composition():
     )
     # identical event texts under other replay keys are another batch
     assert [b.source_request_id for b in pack_group(group(events, tag="other"))] != first
-    assert batch_id(b"a", ["k"], b"e") == batch_id(b"a", ["k"], b"e")
+    assert (
+        batch_id(b"a", b"k\n", b"e") == batch_id(b"a", b"k\n", b"e") != batch_id(b"a", b"k\n", b"f")
+    )
 
 
 def test_assemble_rebuilds_a_batch_under_its_recorded_id():
@@ -195,9 +196,9 @@ def test_groups_are_rebuilt_across_record_batches_and_never_mixed(tmp_path):
                         "user_key": f"mpid:{u}" if head else None,
                         "context_key": f"c{u}{c}" if head else None,
                         "batch_context": context if head else None,
-                        "replay_key": f"{u}:{c}:{i}",
-                        "event_json": event(u * 100 + c * 10 + i),
-                        "content_hash": None,
+                        "key_line": f"{u}:{c}:{i}\n",
+                        "event_text": event(u * 100 + c * 10 + i) + ",",
+                        "content_hash": f"h{u}{c}{i}",
                     }
                 )
     table = pa.Table.from_pylist(rows)
@@ -207,13 +208,15 @@ def test_groups_are_rebuilt_across_record_batches_and_never_mixed(tmp_path):
     for g in groups:
         u, c = g.context_key[1], g.context_key[2]
         assert g.user_key == f"mpid:{u}"
-        assert all(k.startswith(f"{u}:{c}:") for k in g.replay_keys)
-        assert [orjson.loads(e) for e in g.events] == [
-            orjson.loads(r["event_json"]) for r in rows if r["replay_key"] in g.replay_keys
-        ]
+        keys = g.replay_keys()
+        assert keys == [f"{u}:{c}:{i}" for i in range(5 + int(u))]
+        expected = {r["key_line"][:-1]: r for r in rows}
+        assert g.event_texts() == [expected[k]["event_text"][:-1] for k in keys]
+        assert g.content_hashes == [expected[k]["content_hash"] for k in keys]
         [batch] = pack_group(g)
         assert orjson.loads(batch.body)["mpid"] == int(u)
-    assert sum(len(g.events) for g in groups) == len(rows)
+        assert batch.replay_keys == keys
+    assert sum(len(g) for g in groups) == len(rows)
 
 
 def test_sizes_are_utf8_bytes(tmp_path):
@@ -222,8 +225,10 @@ def test_sizes_are_utf8_bytes(tmp_path):
     text = '{"event_type":"custom_event","data":{"event_name":"\u00e9\u00e9"}}'
     table = con.sql(
         "select 'mpid:1' as user_key, 'c' as context_key, '{}' as batch_context, "
-        "'k' as replay_key, ?::varchar as event_json, null::varchar as content_hash",
+        "'k' || chr(10) as key_line, ?::varchar || ',' as event_text, "
+        "null::varchar as content_hash",
         params=[text],
     ).to_arrow_table()
     [g] = iter_groups(pa.RecordBatchReader.from_batches(table.schema, table.to_batches()))
-    assert g.sizes == [len(text.encode())] and g.sizes[0] > len(text)
+    assert g.size(0) == len(text.encode()) > len(text)
+    assert g.event_texts() == [text]
