@@ -23,6 +23,10 @@ dbt build --quiet --target-path "$OUT/target" --log-path "$OUT/logs"
 echo "dbt build passed: models, data tests and unit tests"
 python scripts/replay_summary.py "$BACKFILL_DUCKDB"
 
+step "3b. Before sending: identity risk per class, and the replay set against the fixed data plan"
+loader sql "select identity_class, identity_risk, users, events_to_replay from replay_summary__risk order by sort_order"
+loader plan-check examples/data_plan_shop_plan_v4.json || echo "(plan-check: some events would be blocked again)"
+
 step "4. Start the local Events API emulator: checks every batch as mParticle would; its first
    two answers are a 503 and a 429, to show the retries"
 loader emulate --port 0 --db "$OUT/emulator.duckdb" --url-file "$OUT/emulator.url" \
@@ -60,6 +64,9 @@ left join emulator.received_events e
     on e.source_request_id = b.source_request_id and e.event_index = b.position
 group by all
 order by replay_events desc"
+
+step "9. loader report: one self-contained HTML page for whoever signs off the backfill"
+loader report --out "$OUT/report.html"
 
 cat <<DONE
 
