@@ -132,7 +132,8 @@ def batch_id(context: bytes, keys: bytes, events: bytes) -> str:
     events share the batch gives another id, so mParticle de-duplicates resends but not
     corrections.
     """
-    return uuid5_text(hashlib.sha1(b"\x00".join((ID_NAMESPACE, context, keys, events))).digest())
+    name = b"".join((ID_NAMESPACE, b"\x00", context, b"\x00", keys, b"\x00", events))
+    return uuid5_text(hashlib.sha1(name).digest())
 
 
 def _context_members(group: Group) -> tuple[bytes, str | None]:
@@ -196,11 +197,15 @@ def pack_group(group: Group, max_batch_bytes: int = MAX_BATCH_BYTES) -> Iterator
 
 
 def _batch(group: Group, members: bytes, i: int, j: int, error: str | None) -> PackedBatch:
-    base, key_base = group.ends[0], group.key_ends[0]
-    events = group.events[group.ends[i] - base : group.ends[j] - base - 1]
-    keys = group.keys[group.key_ends[i] - key_base : group.key_ends[j] - key_base]
+    ends, key_ends = group.ends, group.key_ends
+    base, key_base = ends[0], key_ends[0]
+    events = memoryview(group.events)[ends[i] - base : ends[j] - base - 1]
+    keys = group.keys[key_ends[i] - key_base : key_ends[j] - key_base]
     sid = batch_id(members, keys, events)
-    body = b"".join((_head(sid, members), events, _TAIL))
+    if members:
+        body = b"".join((_HEAD, sid.encode(), b'",', members, b",", _EVENTS, events, _TAIL))
+    else:
+        body = b"".join((_HEAD, sid.encode(), b'",', _EVENTS, events, _TAIL))
     hashes = group.content_hashes
     if hashes is not None and (i or j < len(hashes)):
         hashes = hashes[i:j]
@@ -287,11 +292,19 @@ def group_requests(
     batches: Iterable[PackedBatch],
     max_request_bytes: int = MAX_REQUEST_BYTES,
     max_batches: int = MAX_BATCHES_PER_REQUEST,
+    on_rejected: Callable[[PackedBatch], None] | None = None,
 ) -> Iterator[list[PackedBatch]]:
-    """Consecutive sendable batches, as few requests as the limits allow (order kept)."""
+    """Consecutive sendable batches, as few requests as the limits allow (order kept).
+
+    Batches with an `error` are not sent: they go to `on_rejected`, if given.
+    """
     current: list[PackedBatch] = []
     size = 2  # the brackets
     for batch in batches:
+        if batch.error is not None:
+            if on_rejected is not None:
+                on_rejected(batch)
+            continue
         extra = len(batch.body) + (1 if current else 0)
         if current and (size + extra > max_request_bytes or len(current) >= max_batches):
             yield current

@@ -185,28 +185,36 @@ class Planner:
             f"semi join {s}.disposition d on d.replay_key = r.replay_key "
             "and d.disposition = 'resume')"
         )
-        [(to_send, users, warn, too_old, oldest)] = con.execute(
-            f"select count(*), count(distinct user_key), "
-            f"count(*) filter (where timestamp_unixtime_ms < {warn_ms}), "
-            f"count(*) filter (where timestamp_unixtime_ms < {max_ms}), "
-            f"min(timestamp_unixtime_ms) from {sending}"
+        rows = con.execute(
+            f"""select
+                grouping(event_type) = 0 as by_type,
+                grouping(note) = 0 as by_note,
+                event_type,
+                note,
+                count(*),
+                count(distinct user_key),
+                count(*) filter (where timestamp_unixtime_ms < {warn_ms}),
+                count(*) filter (where timestamp_unixtime_ms < {max_ms}),
+                min(timestamp_unixtime_ms),
+            from (
+                select event_type, coalesce(data_plan_note, '(none)') as note, user_key,
+                    timestamp_unixtime_ms
+                from {sending}
+            )
+            group by grouping sets ((), (event_type), (note))
+            order by 5 desc, 3, 4"""
         ).fetchall()
-        summary.to_send, summary.users = to_send, users
-        summary.older_than_warn_days, summary.older_than_max_days = warn, too_old
-        if oldest is not None:
-            summary.oldest_event_days = round((self.now_ms - oldest) / DAY_MS, 1)
-        summary.new = to_send - summary.resumed
-        summary.events_by_type = dict(
-            con.execute(
-                f"select event_type, count(*) from {sending} group by 1 order by 2 desc, 1"
-            ).fetchall()
-        )
-        summary.data_plan_notes = dict(
-            con.execute(
-                f"select coalesce(data_plan_note, '(none)'), count(*) from {sending} "
-                "group by 1 order by 2 desc, 1"
-            ).fetchall()
-        )
+        for by_type, by_note, event_type, note, count, users, warn, too_old, oldest in rows:
+            if by_type:
+                summary.events_by_type[event_type] = count
+            elif by_note:
+                summary.data_plan_notes[note] = count
+            else:
+                summary.to_send, summary.users = count, users
+                summary.older_than_warn_days, summary.older_than_max_days = warn, too_old
+                if oldest is not None:
+                    summary.oldest_event_days = round((self.now_ms - oldest) / DAY_MS, 1)
+        summary.new = summary.to_send - summary.resumed
         return summary
 
     def superseded_batches(self) -> list[str]:
@@ -258,20 +266,19 @@ class Planner:
                 row_number() over (order by user_key, context_key) as group_no,
                 *,
             from (
-                select
-                    user_key,
-                    context_key,
-                    arg_min(replay_key, (timestamp_unixtime_ms, replay_key)) as first_key,
+                select user_key, context_key, min(timestamp_unixtime_ms) as first_ms,
                 from {self._to_send()}
                 group by all
             )"""
         )
         content_hash = content_hash_sql("r") if with_hashes else "null::varchar"
+        # the group columns are only needed on a group's first row(s): null elsewhere
+        head = "r.timestamp_unixtime_ms = g.first_ms"
         query = f"""select
-                case when r.replay_key = g.first_key then g.user_key end as user_key,
-                case when r.replay_key = g.first_key then g.context_key end as context_key,
-                case when r.replay_key = g.first_key then r.batch_context::varchar end
-                    as batch_context,
+                g.group_no,
+                case when {head} then g.user_key end as user_key,
+                case when {head} then g.context_key end as context_key,
+                case when {head} then r.batch_context::varchar end as batch_context,
                 r.replay_key || chr(10) as key_line,
                 r.event_json::varchar || ',' as event_text,
                 {content_hash} as content_hash,

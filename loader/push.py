@@ -29,7 +29,15 @@ from loader import ledger as ledger_mod
 from loader.errors import LoaderError
 from loader.ledger import Ledger, LedgerError, api_key_fingerprint
 from loader.outbox import Outbox
-from loader.packing import PackedBatch, Validator, assemble, group_requests, pack_and_validate
+from loader.packing import (
+    PackedBatch,
+    Validator,
+    assemble,
+    group_requests,
+    pack_and_validate,
+    pack_group,
+    request_body,
+)
 from loader.plan import Planner, PlanSummary, now_ms
 from loader.replay_reader import attached_replay_set
 from loader.transport import (
@@ -159,39 +167,50 @@ def default_validator() -> Validator | None:
 class _Plan:
     """Step 1: the batches and requests of a run, into an outbox (push) or a folder (dry run)."""
 
-    def __init__(self, report: PushReport, validator: Validator | None) -> None:
+    def __init__(
+        self,
+        report: PushReport,
+        validator: Validator | None,
+        on_rejected: Callable[[PackedBatch], None] | None = None,
+    ) -> None:
         self.report = report
         self.validator = validator
+        self.on_rejected = on_rejected
 
     def batches(self, planner: Planner, *, with_hashes: bool) -> Iterator[PackedBatch]:
         for source_request_id, group in planner.resumed_groups():
             yield assemble(group, source_request_id)
+        validator = self.validator
         for group in planner.new_groups(with_hashes=with_hashes):
-            yield from pack_and_validate(group, self.validator)
+            if validator is None:
+                yield from pack_group(group)
+            else:
+                yield from pack_and_validate(group, validator)
 
-    def sendable(self, batches: Iterator[PackedBatch]) -> Iterator[PackedBatch]:
-        """Sendable batches; the others are counted as local rejections."""
+    def rejected(self, batch: PackedBatch) -> None:
+        """A batch not sent (too big, or failing the local checks): counted by reason."""
         report = self.report
-        for batch in batches:
-            if batch.error is not None:
-                report.events_rejected_locally += batch.event_count
-                report.batches_rejected_locally += 1
-                reason = batch.error.split(";")[0]
-                report.local_rejections[reason] = (
-                    report.local_rejections.get(reason, 0) + batch.event_count
-                )
-                continue
-            report.events_planned += batch.event_count
-            report.batches_planned += 1
-            report.body_bytes += len(batch.body)
-            report.largest_batch_bytes = max(report.largest_batch_bytes, len(batch.body))
-            yield batch
+        report.events_rejected_locally += batch.event_count
+        report.batches_rejected_locally += 1
+        reason = (batch.error or "").split(";")[0]
+        report.local_rejections[reason] = report.local_rejections.get(reason, 0) + (
+            batch.event_count
+        )
+        if self.on_rejected is not None:
+            self.on_rejected(batch)
 
     def requests(self, batches: Iterator[PackedBatch]) -> Iterator[list[PackedBatch]]:
-        for request in group_requests(self.sendable(batches)):
-            self.report.requests_planned += 1
-            size = 2 + sum(len(b.body) for b in request) + len(request) - 1
-            self.report.largest_request_bytes = max(self.report.largest_request_bytes, size)
+        report = self.report
+        for request in group_requests(batches, on_rejected=self.rejected):
+            sizes = [len(b.body) for b in request]
+            report.requests_planned += 1
+            report.batches_planned += len(request)
+            report.events_planned += sum(b.event_count for b in request)
+            report.body_bytes += sum(sizes)
+            report.largest_batch_bytes = max(report.largest_batch_bytes, *sizes)
+            report.largest_request_bytes = max(
+                report.largest_request_bytes, 1 + sum(sizes) + len(sizes)
+            )
             yield request
 
 
@@ -206,7 +225,6 @@ def dry_run(
     started = time.monotonic()
     report = PushReport(dry_run=True, endpoint=options.endpoint, plan=PlanSummary())
     validator = validator if validator is not None else default_validator()
-    planning = _Plan(report, validator if options.validate else None)
     rejected_file = None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -214,6 +232,12 @@ def dry_run(
             old.unlink()
         report.out_dir = str(out_dir)
         rejected_file = open(out_dir / "rejected.ndjson", "wb")  # noqa: SIM115
+
+    def note_rejection(batch: PackedBatch) -> None:
+        if rejected_file is not None:
+            _write_rejection(rejected_file, batch)
+
+    planning = _Plan(report, validator if options.validate else None, note_rejection)
     try:
         with (
             Ledger.open(ledger_path, read_only=True) as ledger,
@@ -224,18 +248,11 @@ def dry_run(
             )
             with planner.scratch():
                 report.plan = planner.classify()
-
-                def noting_rejections(batches: Iterator[PackedBatch]) -> Iterator[PackedBatch]:
-                    for batch in batches:
-                        if batch.error is not None and rejected_file is not None:
-                            _write_rejection(rejected_file, batch)
-                        yield batch
-
-                batches = noting_rejections(planning.batches(planner, with_hashes=False))
+                batches = planning.batches(planner, with_hashes=False)
                 for number, request in enumerate(planning.requests(batches), 1):
                     if out_dir is not None:
                         path = out_dir / f"request-{number:06d}.json"
-                        path.write_bytes(b"[" + b",".join(b.body for b in request) + b"]")
+                        path.write_bytes(request_body(b.body for b in request))
     finally:
         if rejected_file is not None:
             rejected_file.close()

@@ -102,19 +102,25 @@ def _joined(array: pa.Array) -> tuple[list[int], memoryview]:
 
 
 def iter_groups(reader: pa.RecordBatchReader) -> Iterator[Group]:
-    """Groups from sorted rows whose first row of each group carries its group columns.
+    """Groups from rows sorted by group_no, whose first row in a group carries its columns.
 
-    Columns: user_key, context_key, batch_context (set on a group's first row only, null
-    on the others), key_line (replay_key and a newline), event_text (event_json and a
-    comma), content_hash (may be all null). The reader is closed when iteration ends.
+    Columns: group_no, user_key, context_key, batch_context (set on a group's first row,
+    may be null on the others), key_line (replay_key and a newline), event_text
+    (event_json and a comma), content_hash (may be all null). The reader is closed when
+    the iteration ends.
     """
     current: Group | None = None
+    current_no = None
     try:
         for rb in reader:
             m = rb.num_rows
             if m == 0:
                 continue
-            starts = pc.indices_nonzero(pc.is_valid(rb.column("user_key"))).to_pylist()
+            numbers = rb.column("group_no")
+            changes = pc.not_equal(numbers.slice(1), numbers.slice(0, m - 1))
+            first_no = numbers[0].as_py()
+            starts = [] if first_no == current_no else [0]
+            starts += [i + 1 for i in pc.indices_nonzero(changes).to_pylist()]
             ends, events = _joined(rb.column("event_text"))
             key_ends, keys = _joined(rb.column("key_line"))
             hash_column = rb.column("content_hash")
@@ -136,6 +142,8 @@ def iter_groups(reader: pa.RecordBatchReader) -> Iterator[Group]:
             bounds = [*starts, m]
             last = len(starts) - 1
             for n, s in enumerate(starts):
+                if users[n] is None or texts[n] is None:
+                    raise ValueError("replay rows out of order: a group lacks its head row")
                 e = bounds[n + 1]
                 group = Group(
                     users[n],
@@ -150,6 +158,7 @@ def iter_groups(reader: pa.RecordBatchReader) -> Iterator[Group]:
                 if n < last:
                     yield group
             current = group
+            current_no = numbers[m - 1].as_py()
         if current is not None:
             yield current
     finally:

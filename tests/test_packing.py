@@ -190,9 +190,10 @@ def test_groups_are_rebuilt_across_record_batches_and_never_mixed(tmp_path):
         for c in range(2):
             context = f'{{"environment":"production","mpid":{u},"app":"{c}"}}'
             for i in range(5 + u):
-                head = i == 0
+                head = i == 0 or (u == 3 and i == 1)  # a tie on the first timestamp
                 rows.append(
                     {
+                        "group_no": u * 2 + c,
                         "user_key": f"mpid:{u}" if head else None,
                         "context_key": f"c{u}{c}" if head else None,
                         "batch_context": context if head else None,
@@ -224,8 +225,8 @@ def test_sizes_are_utf8_bytes(tmp_path):
     con = duckdb.connect()
     text = '{"event_type":"custom_event","data":{"event_name":"\u00e9\u00e9"}}'
     table = con.sql(
-        "select 'mpid:1' as user_key, 'c' as context_key, '{}' as batch_context, "
-        "'k' || chr(10) as key_line, ?::varchar || ',' as event_text, "
+        "select 1::bigint as group_no, 'mpid:1' as user_key, 'c' as context_key, "
+        "'{}' as batch_context, 'k' || chr(10) as key_line, ?::varchar || ',' as event_text, "
         "null::varchar as content_hash",
         params=[text],
     ).to_arrow_table()
