@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +33,7 @@ from loader.packing import PackedBatch
 PLANNED, IN_FLIGHT, ACKNOWLEDGED = "planned", "in_flight", "acknowledged"
 FAILED, REJECTED, SUPERSEDED = "failed", "rejected", "superseded"
 OPEN_STATUSES = (PLANNED, IN_FLIGHT, FAILED)
+MEMORY_LIMIT = "300MB"
 
 SCHEMA = """
 create sequence if not exists run_ids start 1;
@@ -187,6 +190,14 @@ class Ledger:
         [(name,)] = con.execute("select current_database()").fetchall()
         # the ledger's tables, qualified so that other cursors of the session find them
         self.catalog = '"' + name.replace('"', '""') + '"'
+        # Planning sorts the whole replay set in this session: cap DuckDB's memory (it
+        # spills to disk beyond) so a push stays flat however many events there are.
+        if path is None:
+            spill = Path(tempfile.gettempdir()) / f"loader-spill-{os.getpid()}"
+        else:
+            spill = Path(f"{path}.tmp" if not read_only else f"{path}.tmp-{os.getpid()}")
+        con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
+        con.execute("set temp_directory = ?", [str(spill)])
 
     @classmethod
     def open(cls, path: Path, *, read_only: bool = False) -> Ledger:
