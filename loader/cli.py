@@ -746,30 +746,22 @@ def status_command(as_json: JsonOption = False) -> None:
     if not result["runs"]:
         out.print(f"no push recorded in {settings.ledger_path()} yet")
     else:
-        table = Table(title=f"Runs in {result['ledger']}")
-        for column in (
-            "run",
-            "started",
-            "status",
-            "endpoint",
-            "acknowledged",
-            "failed",
-            "rejected",
-            "requests",
-        ):
-            table.add_column(column)
+        endpoints = sorted({run["endpoint"] for run in result["runs"]})
+        table = Table(title=f"Runs in {result['ledger']} (to {', '.join(endpoints)})")
+        for column in ("run", "started (UTC)", "status", "acked", "failed", "refused", "HTTP"):
+            table.add_column(column, justify="left" if column == "status" else "right")
         for run in result["runs"]:
             table.add_row(
                 str(run["run_id"]),
-                str(run["started_at"])[:19],
+                str(run["started_at"])[:16],
                 run["status"],
-                run["endpoint"],
-                f"{run['events_acknowledged']} events / {run['batches_acknowledged']} batches",
-                f"{run['events_failed']} events",
-                f"{run['events_rejected']} events",
+                str(run["events_acknowledged"]),
+                str(run["events_failed"]),
+                str(run["events_rejected"]),
                 str(run["http_requests"]),
             )
         out.print(table)
+        out.print("(events per run; HTTP: requests made, retries included)", style="dim")
     events = result["events"]
     out.print(
         f"events: {events['acknowledged']} acknowledged, {events['pending']} pending, "
