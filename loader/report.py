@@ -762,6 +762,72 @@ def _page(
     )
 
 
+def _warnings(
+    facts: dict, high_events: int, attribute_users: int, plan_notes: int, push: dict | None
+) -> list[str]:
+    """What could go wrong, most urgent first (HTML fragments)."""
+    warnings = []
+    if push and push["changed"]:
+        warnings.append(
+            f"{_n(push['changed'])} acknowledged events changed since (a fix changed them): "
+            "<code>loader push</code> skips them unless told to resend (downstream would see "
+            "them twice)."
+        )
+    if facts["over_advised"]:
+        warnings.append(
+            f"{_n(facts['over_advised'])} events are older than {ADVISED_AGE_DAYS} days: "
+            "many downstream tools drop data that old."
+        )
+    if high_events:
+        warnings.append(
+            f"{_n(high_events)} events belong to users without MPID or login identity: they "
+            "may create new profiles (extra MTUs). See <a href='#risk'>Identity risk</a>."
+        )
+    if facts["duplicates"]:
+        warnings.append(
+            f"{_n(facts['duplicates'])} events only lost attributes and are re-sent whole: "
+            "downstream sees them twice."
+        )
+    if attribute_users:
+        warnings.append(
+            f"Blocked user attributes of {_n(attribute_users)} users are sent and may "
+            "overwrite newer values."
+        )
+    if plan_notes:
+        warnings.append(
+            f"{_n(plan_notes)} events keep their original data plan version and may be "
+            "blocked again unless that version now allows them: run "
+            "<code>loader plan-check</code>."
+        )
+    return warnings
+
+
+def _headline(
+    facts: dict, skipped_total: int, high_events: int, push: dict | None
+) -> list[tuple[str, str, str]]:
+    """The tiles at the top: the ledger's state after a push, then the replay set."""
+    tiles = []
+    if push:
+        tiles = [
+            (_n(push["acknowledged"]), "events acknowledged", ""),
+            (_n(push["failed"]), "failed or rejected", "bad" if push["failed"] else ""),
+            (_n(push["pending"]), "not sent yet", "warn" if push["pending"] else ""),
+        ]
+    oldest = facts["oldest_days"] or 0
+    age_tone = "bad" if oldest > MAX_AGE_DAYS else "warn" if oldest > ADVISED_AGE_DAYS else ""
+    return tiles + [
+        (_n(facts["events"]), "events to replay", ""),
+        (_n(facts["users"]), "users", ""),
+        (_n(skipped_total), "blocked events skipped", ""),
+        (
+            _n(round(oldest, 1)) if facts["oldest_days"] is not None else "–",
+            "oldest event, days",
+            age_tone,
+        ),
+        (_n(high_events), "events of high-risk users", "warn" if high_events else ""),
+    ]
+
+
 def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSummary]:
     """The report page for `warehouse` (and `ledger` when it exists), as HTML text."""
     notes = []
@@ -791,63 +857,12 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
             con, "select count(*) from replay_events where data_plan_note like '%blocked again%'"
         )
 
-    warnings = list(notes)
-    if facts["over_advised"]:
-        warnings.append(
-            f"{_n(facts['over_advised'])} events are older than {ADVISED_AGE_DAYS} days: "
-            "many downstream tools drop data that old."
-        )
-    if high_events:
-        warnings.append(
-            f"{_n(high_events)} events belong to users without MPID or login identity: they "
-            "may create new profiles (extra MTUs). See <a href='#risk'>Identity risk</a>."
-        )
-    if facts["duplicates"]:
-        warnings.append(
-            f"{_n(facts['duplicates'])} events only lost attributes and are re-sent whole: "
-            "downstream sees them twice."
-        )
-    if attribute_users:
-        warnings.append(
-            f"Blocked user attributes of {_n(attribute_users)} users are sent and may "
-            "overwrite newer values."
-        )
-    if plan_notes:
-        warnings.append(
-            f"{_n(plan_notes)} events keep their original data plan version and may be "
-            "blocked again unless that version now allows them: run "
-            "<code>loader plan-check</code>."
-        )
-
-    if push and push["changed"]:
-        warnings.append(
-            f"{_n(push['changed'])} acknowledged events changed since (a fix changed them): "
-            "`loader push` skips them unless told to resend (downstream would see them twice)."
-        )
-    tiles = []
-    if push:
-        tiles = [
-            (_n(push["acknowledged"]), "events acknowledged", ""),
-            (_n(push["failed"]), "failed or rejected", "bad" if push["failed"] else ""),
-            (_n(push["pending"]), "not sent yet", "warn" if push["pending"] else ""),
-        ]
-    tiles += [
-        (_n(facts["events"]), "events to replay", ""),
-        (_n(facts["users"]), "users", ""),
-        (_n(skipped_total), "blocked events skipped", ""),
-        (
-            _n(round(facts["oldest_days"], 1) if facts["oldest_days"] is not None else None),
-            "oldest event, days",
-            "bad"
-            if (facts["oldest_days"] or 0) > MAX_AGE_DAYS
-            else "warn"
-            if (facts["oldest_days"] or 0) > ADVISED_AGE_DAYS
-            else "",
-        ),
-        (_n(high_events), "events of high-risk users", "warn" if high_events else ""),
-    ]
+    warnings = notes + _warnings(facts, high_events, attribute_users, plan_notes, push)
+    tiles = _headline(facts, skipped_total, high_events, push)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     meta = f"Generated {generated} from <code>{escape(str(warehouse))}</code>"
+    if push is not None and ledger is not None:
+        meta += f" and the ledger <code>{escape(str(ledger))}</code>"
     html = _page(
         "Backfill report",
         meta,

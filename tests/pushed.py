@@ -30,15 +30,16 @@ class Pushed:
     report: PushReport
 
 
-def pushed_backfill(folder: Path) -> Pushed:
+def pushed_backfill(folder: Path, *, days: int = 4, dbt_vars: dict | None = None) -> Pushed:
+    """Sample data over `days` days (now), ingested, built, and pushed with `SCRIPT`."""
     now_ms = int(time.time() * 1000)
     warehouse, ledger = folder / "backfill.duckdb", folder / "ledger.duckdb"
-    generate(folder / "q", 6000, seed=5, users=1200, days=4, now_ms=now_ms)
+    generate(folder / "q", 6000, seed=5, users=1200, days=days, now_ms=now_ms)
     result = CliRunner().invoke(
         app, ["ingest", str(folder / "q")], env={"BACKFILL_DUCKDB": str(warehouse)}
     )
     assert result.exit_code == 0, result.output
-    run_dbt(warehouse, "build", dbt_vars={"replay_reference_time_ms": now_ms})
+    run_dbt(warehouse, "build", dbt_vars={"replay_reference_time_ms": now_ms, **(dbt_vars or {})})
     with running_emulator(EmulatorConfig(api_key=API_KEY, api_secret=API_SECRET)) as emulator:
         emulator.script(SCRIPT)
         options = PushOptions(endpoint=emulator.base_url, workers=1, max_retries=0, backoff_s=0)

@@ -17,11 +17,9 @@ from typer.testing import CliRunner
 
 from loader.cli import app
 from loader.report import write_report
-from loader.samples import generate
-from tests.conftest import query, run_dbt
+from tests.conftest import query
 from tests.pushed import API_KEY, API_SECRET, Pushed, pushed_backfill
 
-NOW_MS = 1_764_000_000_000
 runner = CliRunner()
 
 
@@ -63,25 +61,26 @@ class Page(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    """Sample data over 35 days (some events past 14 and 30 days), user attributes on."""
-    tmp = tmp_path_factory.mktemp("report")
-    warehouse = tmp / "backfill.duckdb"
-    generate(tmp / "q", 1400, seed=11, days=35, now_ms=NOW_MS)
-    result = runner.invoke(app, ["ingest", str(tmp / "q")], env={"BACKFILL_DUCKDB": str(warehouse)})
-    assert result.exit_code == 0, result.output
-    run_dbt(
-        warehouse,
-        "build",
-        dbt_vars={"replay_reference_time_ms": NOW_MS, "replay_blocked_user_attributes": True},
+def pushed(tmp_path_factory) -> Pushed:
+    """Sample data over 35 days (some events past 14 and 30 days), user attributes on,
+    pushed to the emulator: the ledger holds every outcome."""
+    return pushed_backfill(
+        tmp_path_factory.mktemp("report"),
+        days=35,
+        dbt_vars={"replay_blocked_user_attributes": True},
     )
-    return warehouse
+
+
+@pytest.fixture(scope="module")
+def built(pushed) -> Path:
+    return pushed.warehouse
 
 
 @pytest.fixture(scope="module")
 def report(built, tmp_path_factory) -> tuple[Path, Page, object]:
+    """The report before a push: no ledger given."""
     out = tmp_path_factory.mktemp("out") / "report.html"
-    summary = write_report(built, built.parent / "no-ledger.duckdb", out)
+    summary = write_report(built, None, out)
     return out, Page(out.read_text(encoding="utf-8")), summary
 
 
@@ -276,9 +275,8 @@ def test_headless_chromium_draws_the_charts(report, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def after_push(tmp_path_factory) -> tuple[Pushed, Page, object, str]:
-    pushed = pushed_backfill(tmp_path_factory.mktemp("pushed"))
-    out = pushed.warehouse.parent / "report.html"
+def after_push(pushed) -> tuple[Pushed, Page, object, str]:
+    out = pushed.warehouse.parent / "report-after-push.html"
     summary = write_report(pushed.warehouse, pushed.ledger, out)
     html = out.read_text(encoding="utf-8")
     return pushed, Page(html), summary, html
