@@ -62,6 +62,7 @@ class PushOptions:
     max_retries: int = 8
     timeout_s: float = 30.0
     backoff_s: float = 0.5
+    give_up_after: int = 3  # requests in a row that used every retry: the run stops
     resend_changed: bool = False
     validate: bool = True
 
@@ -421,107 +422,147 @@ def _send(
     report: PushReport,
     on_progress: Callable[[Progress], None] | None,
 ) -> None:
-    stop = threading.Event()
-    limiter = RateLimiter(options.rate, stop=stop)
-    transport = Transport(
-        options.endpoint,
-        credentials,
-        limiter,
-        stop=stop,
-        timeout_s=options.timeout_s,
-        max_retries=options.max_retries,
-        backoff_s=options.backoff_s,
-    )
-    progress = report.progress
-    progress.started = time.monotonic()
-    events_of: dict[str, int] = {}
-    pending: dict[futures.Future, list[Outgoing]] = {}
-    requests = outbox.read()
-    exhausted = False
-    request_no = 0
-    fatal: str | None = None
-    max_pending = max(2, options.workers * 2)
-    pool = futures.ThreadPoolExecutor(options.workers, thread_name_prefix="push")
+    """Step 2: post the outbox's requests from worker threads; record outcomes here."""
+    sender = _Sender(ledger, run_id, options, credentials, report.progress)
     try:
-        while True:
-            done = [f for f in pending if f.done()]
-            results = [(pending.pop(f), f.result()) for f in done]
-            fatal = fatal or next((r.fatal for _, r in results if r.fatal), None)
-            submit: list[list[Outgoing]] = []
-            while not exhausted and fatal is None and len(pending) + len(submit) < max_pending:
-                request = next(requests, None)
-                if request is None:
-                    exhausted = True
-                else:
-                    submit.append(request)
-            with ledger.transaction():
-                for request, result in results:
-                    _record(ledger, run_id, request, result, events_of, progress)
-                ledger.mark_in_flight([b.source_request_id for r in submit for b in r])
-            if fatal is not None:
-                stop.set()
-            for request in submit:
-                request_no += 1
-                for b in request:
-                    events_of[b.source_request_id] = b.event_count
-                pending[pool.submit(transport.send, request, request_no)] = request
-            if on_progress is not None:
-                on_progress(progress)
-            if not pending and (exhausted or fatal is not None):
-                break
-            futures.wait(list(pending), timeout=TURN_SECONDS, return_when=futures.FIRST_COMPLETED)
-            time.sleep(MIN_TURN_SECONDS)  # let outcomes gather: fewer, larger ledger commits
-    except KeyboardInterrupt:
-        stop.set()
-        _drain(ledger, run_id, pending, events_of, progress)
-        raise
+        sender.run(outbox.read(), on_progress)
     finally:
-        stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
-    if fatal is not None:
-        report.status, report.message = "stopped", fatal
+        sender.close()
+    progress = report.progress
+    if sender.fatal is not None:
+        report.status, report.message = "stopped", sender.fatal
     elif progress.batches_failed or progress.batches_rejected or report.events_rejected_locally:
         report.status = "completed_with_failures"
     else:
         report.status = "completed"
 
 
-def _drain(
-    ledger: Ledger,
-    run_id: int,
-    pending: dict[futures.Future, list[Outgoing]],
-    events_of: dict[str, int],
-    progress: Progress,
-) -> None:
-    """After Ctrl-C: wait for the requests under way and record how they ended."""
-    for future in futures.as_completed(list(pending)):
-        request = pending.pop(future)
-        if future.cancelled():
-            continue
-        with ledger.transaction():
-            _record(ledger, run_id, request, future.result(), events_of, progress)
+class _Sender:
+    """The main thread's side of sending: hands requests to workers, records what comes back.
 
+    Batches are marked in flight (committed) before their request is handed over. The
+    run stops on a 401/403, or when `give_up_after` requests in a row used every retry
+    (the endpoint is down: no point grinding through the rest).
+    """
 
-def _record(
-    ledger: Ledger,
-    run_id: int,
-    request: list[Outgoing],
-    result: SendResult,
-    events_of: dict[str, int],
-    progress: Progress,
-) -> None:
-    ledger.record_attempts(run_id, result.attempts)
-    progress.http_requests += len(result.attempts)
-    tries = result.tries
-    ledger.settle(ledger_mod.ACKNOWLEDGED, dict.fromkeys(result.acknowledged), tries)
-    ledger.settle(ledger_mod.REJECTED, result.rejected, tries)
-    ledger.settle(ledger_mod.FAILED, result.failed, tries)
-    progress.batches_acknowledged += len(result.acknowledged)
-    progress.events_acknowledged += sum(events_of[s] for s in result.acknowledged)
-    progress.batches_rejected += len(result.rejected)
-    progress.events_rejected += sum(events_of[s] for s in result.rejected)
-    progress.batches_failed += len(result.failed)
-    progress.events_failed += sum(events_of[s] for s in result.failed)
+    def __init__(
+        self,
+        ledger: Ledger,
+        run_id: int,
+        options: PushOptions,
+        credentials: Credentials,
+        progress: Progress,
+    ) -> None:
+        self.ledger, self.run_id, self.options, self.progress = ledger, run_id, options, progress
+        self.stop = threading.Event()
+        self.transport = Transport(
+            options.endpoint,
+            credentials,
+            RateLimiter(options.rate, stop=self.stop),
+            stop=self.stop,
+            timeout_s=options.timeout_s,
+            max_retries=options.max_retries,
+            backoff_s=options.backoff_s,
+        )
+        self.pool = futures.ThreadPoolExecutor(options.workers, thread_name_prefix="push")
+        self.pending: dict[futures.Future, list[Outgoing]] = {}
+        self.events_of: dict[str, int] = {}
+        self.fatal: str | None = None
+        self.gave_up = 0
+        self.request_no = 0
+
+    def run(
+        self, requests: Iterator[list[Outgoing]], on_progress: Callable[[Progress], None] | None
+    ) -> None:
+        self.progress.started = time.monotonic()
+        max_pending = max(2, self.options.workers * 2)
+        exhausted = False
+        try:
+            while True:
+                results = self._collect()
+                submit: list[list[Outgoing]] = []
+                while not exhausted and self.fatal is None:
+                    if len(self.pending) + len(submit) >= max_pending:
+                        break
+                    request = next(requests, None)
+                    if request is None:
+                        exhausted = True
+                    else:
+                        submit.append(request)
+                with self.ledger.transaction():
+                    for result in results:
+                        self._record(result)
+                    self.ledger.mark_in_flight([b.source_request_id for r in submit for b in r])
+                if self.fatal is not None:
+                    self.stop.set()
+                for request in submit:
+                    self._submit(request)
+                if on_progress is not None:
+                    on_progress(self.progress)
+                if not self.pending and (exhausted or self.fatal is not None):
+                    return
+                futures.wait(
+                    list(self.pending), timeout=TURN_SECONDS, return_when=futures.FIRST_COMPLETED
+                )
+                time.sleep(MIN_TURN_SECONDS)  # let outcomes gather: fewer, larger commits
+        except KeyboardInterrupt:
+            self.stop.set()
+            self._drain()
+            raise
+
+    def _submit(self, request: list[Outgoing]) -> None:
+        self.request_no += 1
+        for batch in request:
+            self.events_of[batch.source_request_id] = batch.event_count
+        self.pending[self.pool.submit(self.transport.send, request, self.request_no)] = request
+
+    def _collect(self) -> list[SendResult]:
+        """Finished requests; notes a 401/403, or too many requests in a row given up."""
+        done = [f for f in self.pending if f.done()]
+        results = []
+        for future in done:
+            self.pending.pop(future)
+            results.append(future.result())
+        for result in results:
+            self.fatal = self.fatal or result.fatal
+            if result.acknowledged or result.rejected:
+                self.gave_up = 0
+            elif result.failed and not self.stop.is_set():
+                self.gave_up += 1
+                if self.fatal is None and self.gave_up >= self.options.give_up_after:
+                    self.fatal = (
+                        f"{self.gave_up} requests in a row failed after every retry (last "
+                        f"error: {next(iter(result.failed.values()))}); stopped. Failed "
+                        "batches are sent again, with the same ids, by the next `loader push`."
+                    )
+        return results
+
+    def _record(self, result: SendResult) -> None:
+        ledger, progress, events_of = self.ledger, self.progress, self.events_of
+        ledger.record_attempts(self.run_id, result.attempts)
+        progress.http_requests += len(result.attempts)
+        tries = result.tries
+        ledger.settle(ledger_mod.ACKNOWLEDGED, dict.fromkeys(result.acknowledged), tries)
+        ledger.settle(ledger_mod.REJECTED, result.rejected, tries)
+        ledger.settle(ledger_mod.FAILED, result.failed, tries)
+        progress.batches_acknowledged += len(result.acknowledged)
+        progress.events_acknowledged += sum(events_of[s] for s in result.acknowledged)
+        progress.batches_rejected += len(result.rejected)
+        progress.events_rejected += sum(events_of[s] for s in result.rejected)
+        progress.batches_failed += len(result.failed)
+        progress.events_failed += sum(events_of[s] for s in result.failed)
+
+    def _drain(self) -> None:
+        """After Ctrl-C: wait for the requests under way and record how they ended."""
+        for future in futures.as_completed(list(self.pending)):
+            self.pending.pop(future)
+            if not future.cancelled():
+                with self.ledger.transaction():
+                    self._record(future.result())
+
+    def close(self) -> None:
+        self.stop.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _run_counts(report: PushReport) -> dict[str, int]:

@@ -260,20 +260,15 @@ class Transport:
         if session is None:
             session = requests.Session()
             session.auth = (self.credentials.api_key, self.credentials.api_secret)
+            session.verify = True  # TLS certificates are always checked
             session.headers.update(
                 {"Content-Type": "application/json", "User-Agent": "mparticle-backfill-loader"}
             )
-            session.trust_env = False  # no proxies or netrc from the environment
             adapter = HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
             self._local.session = session
         return session
-
-    def close(self) -> None:
-        session = getattr(self._local, "session", None)
-        if session is not None:
-            session.close()
 
     def send(self, batches: Sequence[Outgoing], request_no: int) -> SendResult:
         """Deliver `batches` (one bulk request, split on 400); the outcome of each batch."""

@@ -482,3 +482,73 @@ def test_crash_and_resume(env):
         assert_delivered_exactly_once(env, emu)
         [(interrupted,)] = ledger_rows(env, "select status from runs where run_id = 1")
         assert interrupted == "interrupted"
+
+
+def synthetic_replay_set(path: Path, users: int) -> None:
+    """A replay_events table written directly (one event per user), for request counts."""
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            f"""create table replay_events as
+            with rows as (
+                select
+                    i,
+                    1700000000000 + i as ts,
+                    json_object('environment', 'development', 'mpid', i + 1) as batch_context,
+                from range({users}) t(i)
+            )
+            select
+                'b:' || i as replay_key,
+                'mpid:' || (i + 1) as user_key,
+                md5(batch_context::varchar) as context_key,
+                (i + 1)::varchar as mpid,
+                'custom_event' as event_type,
+                'E' as event_name,
+                ts as timestamp_unixtime_ms,
+                make_timestamp(ts * 1000) as event_time,
+                json_object('event_type', 'custom_event', 'data', json_object(
+                    'event_name', 'E', 'custom_event_type', 'other',
+                    'timestamp_unixtime_ms', ts)) as event_json,
+                batch_context,
+                'blocked_event' as replay_reason,
+                1.0 as event_age_days,
+                null::varchar as data_plan_note,
+                []::varchar[] as fixes_applied,
+                'b' as batch_id,
+                i::varchar as event_id,
+                'f.txt' as source_file,
+                1::bigint as line_number,
+            from rows"""
+        )
+
+
+def test_the_run_stops_when_the_endpoint_keeps_failing(env, tmp_path, monkeypatch):
+    warehouse = tmp_path / "many.duckdb"
+    synthetic_replay_set(warehouse, 450)  # 5 requests of up to 100 batches
+    monkeypatch.setenv("BACKFILL_DUCKDB", str(warehouse))
+    config = EmulatorConfig(api_key="key", api_secret=SECRET, share_503=1.0)
+    with running_emulator(config) as emu:
+        code, report, _ = push_json(
+            "--endpoint", emu.base_url, "--max-retries", "0", "--workers", "1"
+        )
+        assert code == 2
+        assert report["status"] == "stopped"
+        assert "3 requests in a row failed after every retry" in report["message"]
+        assert "HTTP 503" in report["message"]
+        assert len(emu.requests) == 3  # then it stopped
+        rows = ledger_rows(
+            env,
+            "select status, attempts > 0, count(*), min(error) from batches group by all "
+            "order by all",
+        )
+        assert [r[:3] for r in rows] == [
+            ("failed", False, 100),  # handed to a worker, never sent: the run had stopped
+            ("failed", True, 300),
+            ("planned", False, 50),
+        ]
+        assert "the run stopped" in rows[0][3] and "HTTP 503" in rows[1][3]
+
+        emu.config.share_503 = 0.0  # the endpoint is back
+        code, report, _ = push_json("--endpoint", emu.base_url)
+        assert code == 0
+        assert report["plan"]["resumed_batches"] == 450
+        assert report["sent"]["batches_acknowledged"] == 450
