@@ -33,7 +33,7 @@ from loader.packing import PackedBatch
 PLANNED, IN_FLIGHT, ACKNOWLEDGED = "planned", "in_flight", "acknowledged"
 FAILED, REJECTED, SUPERSEDED = "failed", "rejected", "superseded"
 OPEN_STATUSES = (PLANNED, IN_FLIGHT, FAILED)
-MEMORY_LIMIT = "300MB"
+MEMORY_LIMIT = "400MB"
 
 SCHEMA = """
 create sequence if not exists run_ids start 1;
