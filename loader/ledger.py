@@ -319,6 +319,12 @@ class Ledger:
         """
         if not batches:
             return
+        known = self._known_ids([b.source_request_id for b in batches])
+        if known:  # planned again as before (content changed, then changed back)
+            self._revive(run_id, [b for b in batches if b.source_request_id in known])
+            batches = [b for b in batches if b.source_request_id not in known]
+            if not batches:
+                return
         at = now()
         batch_rows = {
             "source_request_id": [b.source_request_id for b in batches],
@@ -348,6 +354,30 @@ class Ledger:
             event_rows["content_hash"].extend(b.content_hashes)
         self._insert("batches", batch_rows)
         self._insert("batch_events", event_rows)
+
+    def _known_ids(self, source_request_ids: list[str]) -> set[str]:
+        rows = self.con.execute(
+            "select source_request_id from batches where list_contains(?, source_request_id)",
+            [source_request_ids],
+        ).fetchall()
+        return {row[0] for row in rows}
+
+    def _revive(self, run_id: int, batches: Sequence[PackedBatch]) -> None:
+        """A batch planned anew with an id already recorded: same id, so same composition."""
+        at = now()
+        for b in batches:
+            self.con.execute(
+                "update batches set status = ?, error = ?, last_run_id = ?, planned_at = ?, "
+                "settled_at = ? where source_request_id = ?",
+                [
+                    PLANNED if b.error is None else REJECTED,
+                    b.error,
+                    run_id,
+                    at,
+                    None if b.error is None else at,
+                    b.source_request_id,
+                ],
+            )
 
     def resume_batches(self, run_id: int, source_request_ids: Iterable[str]) -> None:
         """Open batches of earlier runs that this run sends again, with the same id."""

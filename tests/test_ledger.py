@@ -234,3 +234,18 @@ def test_the_ledger_is_a_plain_duckdb_file_anyone_can_query(tmp_path):
         assert con.execute("select status, error from event_batches").fetchall() == [
             ("rejected", "HTTP 400: bad")
         ]
+
+
+def test_a_batch_planned_again_with_a_recorded_id_is_revived(ledger):
+    """Content changed (the batch was superseded), then changed back: the same id again."""
+    run = ledger.start_run("e", "", {})
+    with ledger.transaction():
+        ledger.add_batches(run, [batch("a", ["k1", "k2"])])
+        ledger.supersede(["a"], "content changed before it was acknowledged")
+    later = ledger.start_run("e", "", {})
+    with ledger.transaction():
+        ledger.add_batches(later, [batch("a", ["k1", "k2"]), batch("b", ["k3"])])
+    assert ledger.query(
+        "select source_request_id, status, error, run_id, last_run_id from batches order by 1"
+    ) == [("a", "planned", None, run, later), ("b", "planned", None, later, later)]
+    assert ledger.query("select count(*) from batch_events") == [(3,)]
