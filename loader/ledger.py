@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import orjson
 
 from loader.errors import LoaderError
 from loader.packing import PackedBatch
+from loader.warehouse import attach, lock_holder
 
 # Batch statuses: planned and in_flight and failed are "open" (sent again, with the same
 # id, by the next run); acknowledged, rejected and superseded are settled.
@@ -212,16 +212,14 @@ class Ledger:
         try:
             if read_only:
                 con = duckdb.connect(":memory:")
-                quoted = str(path).replace("'", "''")
-                con.execute(f"attach '{quoted}' as ledger (read_only)")
+                attach(con, path, "ledger")
                 con.execute("use ledger")
             else:
                 con = duckdb.connect(str(path))
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
+            holder = lock_holder(exc)
+            if holder is None:
                 raise LedgerError(f"cannot open the ledger {path}: {exc}") from None
-            pid = re.search(r"PID (\d+)", str(exc))
-            holder = f"process {pid.group(1)}" if pid else "another process"
             raise LedgerLocked(
                 f"the ledger {path} is in use by {holder}: a `loader push` is running. "
                 "Wait for it to finish (or stop it), then run this command again."

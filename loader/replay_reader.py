@@ -9,7 +9,6 @@ as `packing.Group`s.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pyarrow.compute as pc
 
 from loader.errors import MissingReplaySet, WarehouseLocked
 from loader.packing import Group
+from loader.warehouse import attach, lock_holder
 
 ALIAS = "warehouse"
 REPLAY_RELATION = f"{ALIAS}.main.replay_events"
@@ -47,14 +47,12 @@ def attached_replay_set(con: duckdb.DuckDBPyConnection, path: Path) -> Iterator[
             f"Warehouse {path} does not exist. Run `loader ingest PATH` and `dbt build` first "
             "(or set BACKFILL_DUCKDB to the warehouse file)."
         )
-    quoted = str(path).replace("'", "''")
     try:
-        con.execute(f"attach '{quoted}' as {ALIAS} (read_only)")
+        attach(con, path, ALIAS)
     except duckdb.IOException as exc:
-        if "lock" not in str(exc).lower():
+        holder = lock_holder(exc)
+        if holder is None:
             raise
-        pid = re.search(r"PID (\d+)", str(exc))
-        holder = f"process {pid.group(1)}" if pid else "another process"
         raise WarehouseLocked(
             f"{path} is in use by {holder} (probably a `dbt build`). Wait for it to finish, "
             "then run this command again."

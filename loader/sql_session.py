@@ -22,7 +22,7 @@ import duckdb
 import orjson
 
 from loader.errors import LoaderError
-from loader.warehouse import connect
+from loader.warehouse import attach, connect, lock_holder
 
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 NO_RESULT_TYPES = {
@@ -85,11 +85,10 @@ def open_session(
     con = connect(warehouse, read_only=True)
     try:
         if ledger is not None and ledger.exists():
-            quoted = str(ledger).replace("'", "''")
             try:
-                con.execute(f"attach '{quoted}' as ledger (read_only)")
+                attach(con, ledger, "ledger")
             except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower():
+                if lock_holder(exc) is None:
                     raise
                 raise LedgerUnavailable(
                     f"The ledger {ledger} is in use (a `loader push` is running). Wait for "

@@ -47,14 +47,27 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
     try:
         return duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:
-        if "lock" not in str(exc).lower():
+        holder = lock_holder(exc)
+        if holder is None:
             raise
-        pid = re.search(r"PID (\d+)", str(exc))
-        holder = f"process {pid.group(1)}" if pid else "another process"
         raise WarehouseLocked(
             f"{path} is in use by {holder} (a `dbt build` or another loader command). "
             "Wait for it to finish, then run this command again."
         ) from None
+
+
+def lock_holder(exc: duckdb.Error) -> str | None:
+    """Who holds the file when `exc` is DuckDB's lock error ('process N'), else None."""
+    if "lock" not in str(exc).lower():
+        return None
+    pid = re.search(r"PID (\d+)", str(exc))
+    return f"process {pid.group(1)}" if pid else "another process"
+
+
+def attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> None:
+    """Attach the DuckDB file at `path` read-only as `alias`."""
+    quoted = str(path).replace("'", "''")
+    con.execute(f"attach '{quoted}' as {alias} (read_only)")
 
 
 def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
