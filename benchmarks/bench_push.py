@@ -107,6 +107,7 @@ select
     ({now_ms} - ts) / 86400000.0 as event_age_days,
     'keeps plan shop_plan v3: may be blocked again unless that plan version now allows the data'
         as data_plan_note,
+    'low' as identity_risk,
     []::varchar[] as fixes_applied,
     'b' || (i // 6)::varchar as batch_id,
     (hash(i) // 2)::varchar as event_id,

@@ -610,6 +610,22 @@ def _print_plan(report) -> None:
         )
     for note, count in plan.data_plan_notes.items():
         out.print(f"  data plan: {count} events: {note}")
+    if plan.events_by_identity_risk:
+        risks = ", ".join(f"{name} {count}" for name, count in plan.events_by_identity_risk.items())
+        out.print(f"  identity risk: {risks} (events)")
+    high_risk = plan.events_by_identity_risk.get("high", 0)
+    if high_risk:
+        err.print(
+            f"[yellow]warning:[/] {high_risk} events belong to users with neither an MPID nor a "
+            "login identity: mParticle may create new profiles for them (extra MTUs). "
+            "Build with --vars '{exclude_high_risk_users: true}' to skip them."
+        )
+    if plan.with_user_attributes:
+        err.print(
+            f"[yellow]warning:[/] {plan.with_user_attributes} events carry blocked user "
+            "attributes (var replay_blocked_user_attributes): they overwrite the profile's "
+            "current values, which may be newer"
+        )
     changed = plan.changed + plan.in_doubt
     if changed:
         examples = ", ".join(plan.changed_examples)

@@ -64,6 +64,8 @@ class PlanSummary:
     older_than_max_days: int = 0
     oldest_event_days: float | None = None
     data_plan_notes: dict[str, int] = field(default_factory=dict)
+    events_by_identity_risk: dict[str, int] = field(default_factory=dict)
+    with_user_attributes: int = 0  # events whose batch sets user attributes
     changed_examples: list[str] = field(default_factory=list)
     superseded_batches: int = 0
 
@@ -189,29 +191,34 @@ class Planner:
             f"""select
                 grouping(event_type) = 0 as by_type,
                 grouping(note) = 0 as by_note,
-                event_type,
-                note,
+                grouping(risk) = 0 as by_risk,
+                coalesce(event_type, note, risk),
                 count(*),
                 count(distinct user_key),
                 count(*) filter (where timestamp_unixtime_ms < {warn_ms}),
                 count(*) filter (where timestamp_unixtime_ms < {max_ms}),
                 min(timestamp_unixtime_ms),
+                count(*) filter (where with_user_attributes),
             from (
-                select event_type, coalesce(data_plan_note, '(none)') as note, user_key,
-                    timestamp_unixtime_ms
+                select event_type, coalesce(data_plan_note, '(none)') as note,
+                    coalesce(identity_risk, 'unknown') as risk, user_key, timestamp_unixtime_ms,
+                    json_exists(batch_context, '$.user_attributes') as with_user_attributes
                 from {sending}
             )
-            group by grouping sets ((), (event_type), (note))
-            order by 5 desc, 3, 4"""
+            group by grouping sets ((), (event_type), (note), (risk))
+            order by 5 desc, 4"""
         ).fetchall()
-        for by_type, by_note, event_type, note, count, users, warn, too_old, oldest in rows:
+        for by_type, by_note, by_risk, name, count, users, warn, too_old, oldest, ua in rows:
             if by_type:
-                summary.events_by_type[event_type] = count
+                summary.events_by_type[name] = count
             elif by_note:
-                summary.data_plan_notes[note] = count
+                summary.data_plan_notes[name] = count
+            elif by_risk:
+                summary.events_by_identity_risk[name] = count
             else:
                 summary.to_send, summary.users = count, users
                 summary.older_than_warn_days, summary.older_than_max_days = warn, too_old
+                summary.with_user_attributes = ua
                 if oldest is not None:
                     summary.oldest_event_days = round((self.now_ms - oldest) / DAY_MS, 1)
         summary.new = summary.to_send - summary.resumed

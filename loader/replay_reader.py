@@ -31,6 +31,7 @@ REQUIRED_COLUMNS = (
     "event_json",
     "batch_context",
     "data_plan_note",
+    "identity_risk",
 )
 RECORD_BATCH_ROWS = 65_536
 

@@ -166,6 +166,11 @@ def test_dry_run_writes_the_exact_bodies_and_needs_no_credentials(env, tmp_path,
     code, stdout, stderr = invoke("push", "--dry-run", "--out", str(out))
     assert code == 0, stderr
     assert "Plan:" in stdout and "by type:" in stdout and "data plan:" in stdout
+    [(high,)] = query(
+        Path(env["BACKFILL_DUCKDB"]),
+        ("select count(*) from replay_events where identity_risk = 'high'"),
+    )
+    assert high > 0 and f"high {high}" in stdout and "extra MTUs" in stderr
     assert not Path(env["BACKFILL_LEDGER"]).exists()  # a dry run records nothing
 
     rows = replay_rows(env)
@@ -512,6 +517,7 @@ def synthetic_replay_set(path: Path, users: int) -> None:
                 'blocked_event' as replay_reason,
                 1.0 as event_age_days,
                 null::varchar as data_plan_note,
+                'low' as identity_risk,
                 []::varchar[] as fixes_applied,
                 'b' as batch_id,
                 i::varchar as event_id,
