@@ -18,12 +18,14 @@ loader sample "$OUT/quarantine" --events 5000
 step "2. loader ingest: one raw row per NDJSON line, bad lines kept in raw.rejected_lines"
 loader ingest "$OUT/quarantine"
 
-step "3. dbt build: unnest the block metadata, apply the fixes, build and test replay_events"
-dbt build --quiet --target-path "$OUT/target" --log-path "$OUT/logs"
+step "3. dbt build: unnest the block metadata, apply the fixes, build and test replay_events
+   (the data plan was fixed in shop_plan v4, so the replay names v4 instead of the v3 that blocked it)"
+dbt build --quiet --target-path "$OUT/target" --log-path "$OUT/logs" \
+    --vars '{data_plan_policy: set, data_plan_override: {plan_id: shop_plan, plan_version: 4}}'
 echo "dbt build passed: models, data tests and unit tests"
 python scripts/replay_summary.py "$BACKFILL_DUCKDB"
 
-step "3b. Before sending: identity risk per class, and the replay set against the fixed data plan"
+step "3b. Before sending: identity risk per class, and the replay set checked against plan v4"
 loader sql "select identity_class, identity_risk, users, events_to_replay from replay_summary__risk order by sort_order"
 loader plan-check examples/data_plan_shop_plan_v4.json || echo "(plan-check: some events would be blocked again)"
 
