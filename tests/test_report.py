@@ -291,7 +291,9 @@ def test_push_section_comes_first_with_the_send_states(after_push):
     states = marks(page.charts()[0])
     assert states["acknowledged"] == progress.events_acknowledged > 0
     assert states["failed"] == progress.events_failed > 0
-    assert states["rejected"] == progress.events_rejected == 1
+    # one batch refused by mParticle (the scripted 400s isolate it); its events are rejected
+    assert progress.batches_rejected == 1
+    assert states["rejected"] == progress.events_rejected > 0
     [(total,)] = query(pushed.warehouse, "select count(*) from replay_events")
     assert (
         states["not sent yet"]
