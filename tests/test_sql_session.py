@@ -293,7 +293,8 @@ def test_blocked_events_never_replayed_with_their_reason(pushed):
         pushed, "select sum(event_count) from batches where status in ('planned', 'in_flight')"
     )
     assert why["failed"] == progress.events_failed
-    assert why["rejected"] == progress.events_rejected == 1
+    assert progress.batches_rejected == 1
+    assert why["rejected"] == progress.events_rejected > 0
     assert why["not sent yet"] == planned_not_sent > 0
     skipped = {
         f"skipped: {reason}": n
