@@ -29,6 +29,7 @@ lint: setup
 
 bench: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench_ingest_build.py
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench_push.py
 
 clean:
 	rm -rf target logs demo-output *.duckdb *.duckdb.wal
