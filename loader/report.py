@@ -856,6 +856,14 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
         [(plan_notes,)] = _rows(
             con, "select count(*) from replay_events where data_plan_note like '%blocked again%'"
         )
+        if _exists(con, "rejected_lines"):
+            [(rejected_lines,)] = _rows(con, "select count(*) from raw.rejected_lines")
+            if rejected_lines:
+                notes.append(
+                    f"{_n(rejected_lines)} quarantine lines could not be read at ingest "
+                    "(<code>raw.rejected_lines</code>): their batches are not in this report. "
+                    "Fix or re-download those files and ingest them again."
+                )
 
     warnings = notes + _warnings(facts, high_events, attribute_users, plan_notes, push)
     tiles = _headline(facts, skipped_total, high_events, push)

@@ -298,3 +298,16 @@ def test_project_builds_with_no_fixes(tmp_path, warehouse):
     assert query(warehouse, "select count(*), max(len(fixes_applied)) from replay_events") == [
         (2, 0)
     ]
+
+
+def test_lines_rejected_at_ingest_are_reported_by_dbt_and_the_report(tmp_path, warehouse):
+    path = write_file(tmp_path / "q.txt", [example_batch(RECENT_MS)])
+    path.write_bytes(path.read_bytes() + b'{"events": [\n')
+    assert CliRunner().invoke(app, ["ingest", str(path)]).exit_code == 1
+
+    build = run_dbt(warehouse, "build", dbt_vars={"replay_reference_time_ms": NOW_MS})
+
+    assert "WARN 1 warn_quarantine_lines_rejected_at_ingest" in build.stdout
+    report = tmp_path / "report.html"
+    assert CliRunner().invoke(app, ["report", "--out", str(report)]).exit_code == 0
+    assert "1 quarantine lines could not be read at ingest" in report.read_text()
