@@ -390,24 +390,31 @@ def _paths_of_key(value: Any, key: str, path: str) -> list[str]:
     return found
 
 
+def _check_attribute_bag(
+    attributes: Any, field: str, limit: int, add: Add, *, lists: bool = False
+) -> None:
+    """An attributes object: at most `limit` members, each a valid value (or, with
+    `lists`, a list of valid values; the first bad item is reported)."""
+    if attributes is None:
+        return
+    if not isinstance(attributes, dict):
+        add(f"{field} must be an object (got {describe(attributes)})")
+        return
+    if len(attributes) > limit:
+        add(f"{field} has {len(attributes)} attributes; the limit is {limit}")
+    for name, value in attributes.items():
+        values = value if lists and isinstance(value, list) else [value]
+        for item in values:
+            problem = _attribute_value_problem(item)
+            if problem:
+                add(f"{field}.{name} {problem}")
+                break
+
+
 def _check_user_attributes(batch: dict, add: Add) -> None:
-    attributes = batch.get("user_attributes")
-    if attributes is not None:
-        if not isinstance(attributes, dict):
-            add(f"user_attributes must be an object (got {describe(attributes)})")
-        else:
-            if len(attributes) > MAX_USER_ATTRIBUTES:
-                add(
-                    f"user_attributes has {len(attributes)} attributes; "
-                    f"the limit is {MAX_USER_ATTRIBUTES}"
-                )
-            for name, value in attributes.items():
-                values = value if isinstance(value, list) else [value]
-                for item in values:
-                    problem = _attribute_value_problem(item)
-                    if problem:
-                        add(f"user_attributes.{name} {problem}")
-                        break
+    _check_attribute_bag(
+        batch.get("user_attributes"), "user_attributes", MAX_USER_ATTRIBUTES, add, lists=True
+    )
     deleted = batch.get("deleted_user_attributes")
     if deleted is not None and (
         not isinstance(deleted, list) or not all(isinstance(name, str) for name in deleted)
@@ -476,20 +483,9 @@ def _check_event(event: Any, add: Add) -> None:
         elif len(name) > MAX_EVENT_NAME_CHARS:
             add(f"data.event_name is {len(name)} characters; the limit is {MAX_EVENT_NAME_CHARS}")
 
-    attributes = data.get("custom_attributes")
-    if attributes is not None:
-        if not isinstance(attributes, dict):
-            add(f"data.custom_attributes must be an object (got {describe(attributes)})")
-        else:
-            if len(attributes) > MAX_EVENT_ATTRIBUTES:
-                add(
-                    f"data.custom_attributes has {len(attributes)} attributes; "
-                    f"the limit is {MAX_EVENT_ATTRIBUTES}"
-                )
-            for attribute, value in attributes.items():
-                problem = _attribute_value_problem(value)
-                if problem:
-                    add(f"data.custom_attributes.{attribute} {problem}")
+    _check_attribute_bag(
+        data.get("custom_attributes"), "data.custom_attributes", MAX_EVENT_ATTRIBUTES, add
+    )
     flags = data.get("custom_flags")
     if flags is not None and not isinstance(flags, dict):
         add(f"data.custom_flags must be an object (got {describe(flags)})")

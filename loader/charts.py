@@ -77,6 +77,20 @@ def hbar(
     return _svg("hbar", height, title, body)
 
 
+def _legend(
+    series: Sequence[tuple[str, str, Sequence[float]]], left: int, height: int
+) -> list[str]:
+    """A colour swatch and name per series, in a row along the chart's bottom edge."""
+    items, x = [], left
+    for name, color, _ in series:
+        items.append(
+            f'<rect x="{x}" y="{height - 14}" width="10" height="10" fill="{color}"/>'
+            f'<text x="{x + 14}" y="{height - 5}" fill="{INK}">{escape(name)}</text>'
+        )
+        x += 24 + 7 * len(name)
+    return items
+
+
 def columns(
     labels: Sequence[str],
     series: Sequence[tuple[str, str, Sequence[float]]],
@@ -137,13 +151,7 @@ def columns(
             + f"{escape(text)}</text>"
         )
     if len(series) > 1:
-        x = left
-        for name, color, _ in series:
-            body.append(
-                f'<rect x="{x}" y="{height - 14}" width="10" height="10" fill="{color}"/>'
-                f'<text x="{x + 14}" y="{height - 5}" fill="{INK}">{escape(name)}</text>'
-            )
-            x += 24 + 7 * len(name)
+        body.extend(_legend(series, left, height))
     return _svg("columns", height, title, body)
 
 
@@ -193,11 +201,5 @@ def lines(
             f'<polyline data-series="{escape(name)}" data-value="{values[-1] if values else 0}" '
             f'points="{points}" fill="none" stroke="{color}" stroke-width="2"/>'
         )
-    x = left
-    for name, color, _ in series:
-        body.append(
-            f'<rect x="{x}" y="{height - 14}" width="10" height="10" fill="{color}"/>'
-            f'<text x="{x + 14}" y="{height - 5}" fill="{INK}">{escape(name)}</text>'
-        )
-        x += 24 + 7 * len(name)
+    body.extend(_legend(series, left, height))
     return _svg("lines", height, title, body)
