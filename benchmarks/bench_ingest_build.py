@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from loader.samples import generate
+from loader.ingest.samples import generate
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

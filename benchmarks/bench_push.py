@@ -135,7 +135,7 @@ def build_replay_set(path: Path, events: int, per_user: int = 20) -> None:
 
 
 def bench_dry_run(warehouse: Path, work: Path, repeat: int) -> None:
-    from loader.push import PushOptions, dry_run
+    from loader.push.runner import PushOptions, dry_run
 
     ledger = work / "no-ledger.duckdb"
     for validate in (False, True):

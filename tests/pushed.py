@@ -11,10 +11,10 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from loader.cli import app
-from loader.emulator import EmulatorConfig, running_emulator
-from loader.push import PushOptions, PushReport, push
-from loader.samples import generate
-from loader.transport import Credentials
+from loader.emulator.server import EmulatorConfig, running_emulator
+from loader.ingest.samples import generate
+from loader.push.runner import PushOptions, PushReport, push
+from loader.push.transport import Credentials
 from tests.conftest import run_dbt
 
 API_KEY, API_SECRET = "audit-key-7f3a", "audit-secret-5c9e1d"

@@ -1,0 +1,901 @@
+"""`loader report`: one self-contained HTML page about a backfill, for a data lead.
+
+Before a push it shows what would be sent and what could go wrong (age, skipped events,
+fixes, identity risk, user attributes, the data plan); after a push, what the ledger
+recorded. Charts are inline SVG (loader.audit.charts): no scripts, no network, works offline.
+The warehouse and the ledger are opened read-only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from html import escape, unescape
+from pathlib import Path
+
+import duckdb
+
+from loader.audit import charts
+from loader.audit.sql_session import LedgerUnavailable, open_session
+from loader.errors import LoaderError, MissingReplaySet
+from loader.push.send_plan import content_hash_sql
+
+ADVISED_AGE_DAYS = 14  # mParticle advises replaying within two weeks
+MAX_AGE_DAYS = 30  # /events and /bulkevents take data up to 30 days old
+AGE_BINS = 45
+RISK_COLORS = {"low": "#3d8b5f", "high": "#c2410c"}
+GRAY = "#a0aab4"
+
+
+class ReportError(LoaderError):
+    """The report cannot be written."""
+
+
+@dataclass
+class Section:
+    title: str
+    html: str
+    anchor: str
+
+
+@dataclass
+class ReportSummary:
+    path: Path
+    events_to_replay: int
+    sections: list[str]
+    warnings: list[str] = field(default_factory=list)
+    has_push: bool = False
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: str, catalog: str | None = None) -> bool:
+    sql = "select count(*) from duckdb_tables() where table_name = ?"
+    params: list = [table]
+    if catalog:
+        sql += " and database_name = ?"
+        params.append(catalog)
+    views = "select count(*) from duckdb_views() where view_name = ?"
+    found = con.execute(sql, params).fetchone()[0]
+    return bool(found or con.execute(views, [table]).fetchone()[0])
+
+
+def _attached(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    sql = "select count(*) from duckdb_databases() where database_name = ?"
+    return bool(con.execute(sql, [name]).fetchone()[0])
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> list[tuple]:
+    return con.execute(sql, params or []).fetchall()
+
+
+# --- HTML helpers ----------------------------------------------------------------------
+
+
+def _n(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return escape(str(value))
+
+
+def _table(headers: list[str], rows: list[tuple], *, numeric: set[int] | None = None) -> str:
+    numeric = numeric if numeric is not None else set()
+    head = "".join(
+        f'<th class="{"num" if i in numeric else ""}">{escape(h)}</th>'
+        for i, h in enumerate(headers)
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="{"num" if i in numeric else ""}">{_n(cell)}</td>'
+            for i, cell in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _tiles(items: list[tuple[str, str, str]]) -> str:
+    """(value, label, tone) tiles; tone is '', 'warn' or 'bad'."""
+    return (
+        '<div class="tiles">'
+        + "".join(
+            f'<div class="tile {tone}"><div class="value">{value}</div>'
+            f'<div class="label">{escape(label)}</div></div>'
+            for value, label, tone in items
+        )
+        + "</div>"
+    )
+
+
+def _plain(html: str) -> str:
+    """Text of an HTML fragment (for terminal messages)."""
+    return unescape(re.sub(r"<[^>]+>", "", html))
+
+
+def _details(summary: str, inner: str) -> str:
+    return f"<details><summary>{escape(summary)}</summary>{inner}</details>"
+
+
+# --- sections --------------------------------------------------------------------------
+
+
+def _replay_set(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
+    [(events, users, first, last, oldest, over_advised, duplicates)] = _rows(
+        con,
+        f"""
+        select
+            count(*),
+            count(distinct user_key),
+            min(event_time)::date,
+            max(event_time)::date,
+            max(event_age_days),
+            count(*) filter (where event_age_days > {ADVISED_AGE_DAYS}),
+            count(*) filter (where replay_reason = 'blocked_attributes'),
+        from replay_events
+        """,
+    )
+    by_name = _rows(
+        con,
+        """
+        select
+            event_type,
+            coalesce(event_name, event_json->>'$.data.screen_name', '(no name)') as name,
+            count(*) as events,
+            count(distinct user_key) as users,
+        from replay_events
+        group by all
+        order by events desc, event_type, name
+        """,
+    )
+    by_day = dict(
+        _rows(con, "select event_time::date, count(*) from replay_events group by 1 order by 1")
+    )
+    top = by_name[:15]
+    chart_by_name = charts.hbar(
+        [(f"{name} ({kind})", count) for kind, name, count, _ in top],
+        "Events to replay by name and type",
+    )
+    days: list[date] = []
+    if by_day:
+        day = min(by_day)
+        while day <= max(by_day):
+            days.append(day)
+            day += timedelta(days=1)
+    chart_by_day = charts.columns(
+        [d.strftime("%m-%d") for d in days],
+        [("events", charts.BLUE, [by_day.get(d, 0) for d in days])],
+        "Events to replay by day of the event (UTC)",
+    )
+    facts = {
+        "events": events,
+        "users": users,
+        "oldest_days": oldest,
+        "over_advised": over_advised,
+        "duplicates": duplicates,
+    }
+    html = (
+        f"<p>{_n(events)} events of {_n(users)} users, from {_n(first)} to {_n(last)} "
+        f"(event time, UTC).</p>"
+        f"<h3>By name and type</h3>{chart_by_name}"
+        + _details(
+            f"All {len(by_name)} event names",
+            _table(["type", "name", "events", "users"], by_name, numeric={2, 3}),
+        )
+        + f"<h3>By day</h3>{chart_by_day}"
+    )
+    return Section("The replay set", html, "replay-set"), facts
+
+
+def _ages(con: duckdb.DuckDBPyConnection) -> Section:
+    rows = _rows(
+        con,
+        """
+        select
+            least(floor(classified.event_age_days)::integer, ?) as age_day,
+            outcomes.outcome = 'replay' as replayed,
+            count(*),
+        from int_events__classified as classified
+        inner join blocked_events__outcomes as outcomes using (replay_key)
+        where classified.event_age_days is not null
+            and (classified.is_blocked_event or outcomes.outcome = 'replay')
+        group by all
+        """,
+        [AGE_BINS],
+    )
+    oldest = max((day for day, _, _ in rows), default=0)
+    bins = list(range(0, min(max(oldest, MAX_AGE_DAYS + 1), AGE_BINS) + 1))
+    counts = {(max(day, 0), replayed): n for day, replayed, n in rows}
+    replay = [counts.get((b, True), 0) for b in bins]
+    skipped = [counts.get((b, False), 0) for b in bins]
+    labels = [f"{b}+" if b == AGE_BINS else str(b) for b in bins]
+    chart = charts.columns(
+        labels,
+        [("replayed", charts.BLUE, replay), ("skipped", GRAY, skipped)],
+        "Blocked events by age in days at build time",
+        markers=[
+            (ADVISED_AGE_DAYS, f"{ADVISED_AGE_DAYS} d: replay advised within"),
+            (MAX_AGE_DAYS, f"{MAX_AGE_DAYS} d: Events API limit"),
+        ],
+    )
+    over_advised = sum(n for b, n in zip(bins, replay, strict=True) if b >= ADVISED_AGE_DAYS)
+    over_max = sum(n for b, n in zip(bins, replay, strict=True) if b >= MAX_AGE_DAYS)
+    html = (
+        f"<p>Age at build time (dbt var <code>replay_reference_time_ms</code>, else when "
+        f"<code>dbt build</code> ran); events age further until they are sent. "
+        f"mParticle advises replaying within {ADVISED_AGE_DAYS} days (many downstream tools "
+        f"drop older data); <code>/bulkevents</code> takes data up to {MAX_AGE_DAYS} days "
+        f"old. Replayed: {_n(over_advised)} older than {ADVISED_AGE_DAYS} days, "
+        f"{_n(over_max)} older than {MAX_AGE_DAYS}.</p>{chart}"
+    )
+    return Section("Event age", html, "ages")
+
+
+def _skipped(con: duckdb.DuckDBPyConnection) -> tuple[Section, int]:
+    rows = _rows(
+        con,
+        """
+        select skip_reason, count(*) as events
+        from blocked_events__outcomes
+        where outcome = 'skipped'
+        group by all
+        order by events desc, skip_reason
+        """,
+    )
+    total = sum(n for _, n in rows)
+    html = (
+        f"<p>{_n(total)} blocked events are not replayed. Each has a reason "
+        f"(<code>blocked_events__outcomes</code>); a test fails the build if one has none.</p>"
+        + charts.hbar(rows, "Skipped events by reason")
+    )
+    return Section("Skipped events", html, "skipped"), total
+
+
+def _fixes(con: duckdb.DuckDBPyConnection) -> Section:
+    if _exists(con, "fix_summary"):
+        rows = _rows(
+            con,
+            "select fix_name, rows_changed, rows_changed_replayed, rows_skipped "
+            "from fix_summary order by fix_position",
+        )
+    else:
+        rows = _rows(
+            con,
+            """
+            select fix_name, count(*), count(replay.replay_key), 0
+            from int_events__fix_changes
+            left join replay_events as replay using (replay_key)
+            group by fix_name, fix_position
+            order by fix_position
+            """,
+        )
+    if not rows:
+        return Section("Fixes", "<p>No fix in the chain (dbt var <code>fixes</code>).</p>", "fixes")
+    html = (
+        "<p>Events each fix changed, in chain order (dbt var <code>fixes</code>). A fix that "
+        "changes nothing is usually a bug.</p>"
+        + charts.hbar([(name, changed) for name, changed, _, _ in rows], "Events changed per fix")
+        + _table(
+            ["fix", "events changed", "of them replayed", "skipped by the fix"],
+            rows,
+            numeric={1, 2, 3},
+        )
+    )
+    return Section("Fixes", html, "fixes")
+
+
+def _risk(con: duckdb.DuckDBPyConnection) -> tuple[Section, int]:
+    if not _exists(con, "replay_summary__risk"):
+        return Section("Identity risk", "<p>Model replay_summary__risk not built.</p>", "risk"), 0
+    rows = _rows(
+        con,
+        "select identity_class, identity_risk, users, events_to_replay, "
+        "events_excluded_for_risk, meaning from replay_summary__risk order by sort_order",
+    )
+    high_events = sum(r[3] for r in rows if r[1] == "high")
+    chart = charts.hbar(
+        [(f"{cls} ({risk})", events) for cls, risk, _, events, _, _ in rows],
+        "Events to replay by identity class",
+        colors=[RISK_COLORS.get(risk, GRAY) for _, risk, *_ in rows],
+    )
+    excluded = sum(r[4] for r in rows)
+    advice = (
+        f"{_n(excluded)} events of high-risk users are excluded (dbt var "
+        "<code>exclude_high_risk_users</code>)."
+        if excluded
+        else "To leave high-risk users out, build with "
+        "<code>--vars '{exclude_high_risk_users: true}'</code>."
+    )
+    html = (
+        "<p>A batch without an MPID is matched to a profile by its identities. Without a login "
+        "identity (dbt var <code>login_identity_types</code>) mParticle may create a new "
+        "profile: an extra MTU on the bill, and the data on the wrong user. "
+        f"{advice}</p>{chart}"
+        + _table(
+            ["class", "risk", "users", "events to replay", "excluded", "what mParticle does"],
+            rows,
+            numeric={2, 3, 4},
+        )
+    )
+    return Section("Identity risk", html, "risk"), high_events
+
+
+def _user_attributes(con: duckdb.DuckDBPyConnection) -> tuple[Section | None, int]:
+    if not _exists(con, "replay_user_attributes"):
+        return None, 0
+    rows = _rows(
+        con,
+        """
+        select
+            count(*) filter (where will_send),
+            count(*) filter (where not will_send),
+            coalesce(any_value(not_sent_reason) filter (where not will_send), ''),
+            list_distinct(flatten(list(attribute_names) filter (where will_send))),
+        from replay_user_attributes
+        """,
+    )
+    sent, held, reason, names = rows[0]
+    if not sent and not held:
+        return None, 0
+    if sent:
+        html = (
+            f'<p class="warn">{_n(sent)} users get their blocked user attributes '
+            f"({escape(', '.join(sorted(names or [])))}) with their replay batches, at the "
+            "latest blocked value. <b>They overwrite the profile's current values, which may "
+            "be newer.</b> See <code>replay_user_attributes</code>.</p>"
+        )
+        if held:
+            html += f"<p>{_n(held)} more users have blocked user attributes not sent.</p>"
+    else:
+        html = (
+            f"<p>{_n(held)} users have blocked user attributes that are not sent ({escape(reason)}"
+            "). Build with <code>--vars '{replay_blocked_user_attributes: true}'</code> to send "
+            "them with each user's replay batches.</p>"
+        )
+    return Section("User attributes", html, "user-attributes"), sent
+
+
+def _data_plan(con: duckdb.DuckDBPyConnection) -> Section:
+    rows = _rows(
+        con,
+        "select coalesce(data_plan_note, 'no data plan'), count(*) from replay_events "
+        "group by all order by 2 desc",
+    )
+    html = (
+        _table(["data plan sent with the replay", "events"], rows, numeric={1})
+        + "<p>Check the replay set against the plan version it will meet: "
+        "<code>loader plan-check PLAN.json</code>.</p>"
+    )
+    return Section("Data plan", html, "data-plan")
+
+
+# --- after a push: the ledger ----------------------------------------------------------
+
+STATE_COLORS = {
+    "acknowledged": "#3d8b5f",
+    "acknowledged, changed since": "#8bbf9f",
+    "failed": "#c2410c",
+    "rejected": "#9b1c1c",
+    "pending": GRAY,
+}
+# where each replay event stands: its latest batch (loader status counts the same way)
+EVENT_STATES_SQL = f"""
+    with latest as (
+        select replay_key, arg_max(status, planned_at) as status
+        from ledger.event_batches
+        where status <> 'superseded'
+        group by replay_key
+    ),
+    states as (
+        select
+            replay.replay_key,
+            case
+                when acked.content_hash = {content_hash_sql("replay")} then 'acknowledged'
+                when acked.replay_key is not null then 'acknowledged, changed since'
+                when latest.status in ('failed', 'rejected') then latest.status
+                else 'pending'
+            end as state,
+            acked.acknowledged_at,
+        from replay_events as replay
+        left join ledger.acknowledged_events as acked using (replay_key)
+        left join latest using (replay_key)
+    )
+"""
+BUCKETS = 48
+
+
+def _ticks(start_s: float, span_s: float, xs: list[float], every: int) -> list[tuple]:
+    """Axis labels: clock times (UTC); seconds after the first tick for a short span."""
+    ticks = []
+    for i in range(0, len(xs), every):
+        moment = datetime.fromtimestamp(start_s + xs[i], UTC)
+        if span_s > 86_400:
+            label = moment.strftime("%m-%d %H:%M")
+        elif span_s >= 600:
+            label = moment.strftime("%H:%M")
+        elif span_s >= 120 or i == 0:
+            label = moment.strftime("%H:%M:%S")
+        else:
+            label = f"+{xs[i] - xs[0]:.1f} s"
+        ticks.append((xs[i], label))
+    return ticks
+
+
+TIMELINE_SQL = """
+    with batch_events as (  -- events of each batch that are in the replay set now
+        select source_request_id, count(*) as events
+        from ledger.batch_events
+        semi join replay_events using (replay_key)
+        group by all
+    ),
+    attempts as (
+        select
+            run_id,
+            request_id,
+            unnest(source_request_ids) as source_request_id,
+            epoch(sent_at) + coalesce(latency_ms, 0) / 1000 as happened_at,
+            outcome,
+            batch_count,
+        from ledger.requests
+    ),
+    marked as (
+        select
+            *,
+            row_number() over (
+                partition by run_id, source_request_id order by request_id desc
+            ) = 1 as last_in_run,
+        from attempts
+    ),
+    transitions as (
+        select
+            source_request_id,
+            happened_at,
+            case
+                when outcome = 'accepted' then 'acknowledged'
+                when outcome = 'bad_request' and batch_count = 1 then 'failed'
+                when last_in_run then 'failed'
+            end as state,
+            request_id,
+        from marked
+        union all
+        -- refused before sending (local checks): rejected when planned
+        select source_request_id, epoch(planned_at), 'failed', 0
+        from ledger.batches
+        where status = 'rejected' and first_sent_at is null
+    )
+    select
+        transitions.happened_at,
+        transitions.source_request_id,
+        transitions.state,
+        batch_events.events,
+    from transitions
+    inner join batch_events using (source_request_id)
+    inner join ledger.batches using (source_request_id)
+    where transitions.state is not null and batches.status <> 'superseded'
+    order by transitions.happened_at, transitions.request_id
+"""
+
+
+def _timeline(con: duckdb.DuckDBPyConnection, total: int) -> str:
+    """Replay events acknowledged, failed and not yet acknowledged, over wall-clock time.
+
+    Rebuilt from every HTTP attempt: a batch is failed from the attempt its run gave up on
+    (or a 400 on it alone) until an attempt of a later run is accepted."""
+    transitions = _rows(con, TIMELINE_SQL)
+    if not transitions:
+        return "<p>No request sent yet.</p>"
+    start = transitions[0][0]
+    end = max(transitions[-1][0], start + 1.0)
+    span = end - start
+    xs = [start + span * i / BUCKETS for i in range(BUCKETS + 1)]
+    state: dict[str, tuple[str, int]] = {}
+    counts = {"acknowledged": 0, "failed": 0}
+    sent, failed = [], []
+    position = 0
+    for x in xs:
+        while position < len(transitions) and transitions[position][0] <= x + 1e-9:
+            _, batch, new_state, events = transitions[position]
+            previous = state.get(batch)
+            if previous:
+                counts[previous[0]] -= previous[1]
+            state[batch] = (new_state, events)
+            counts[new_state] += events
+            position += 1
+        sent.append(counts["acknowledged"])
+        failed.append(counts["failed"])
+    pending = [max(total - a - f, 0) for a, f in zip(sent, failed, strict=True)]
+    offsets = [x - start for x in xs]
+    return charts.lines(
+        offsets,
+        [
+            ("acknowledged", STATE_COLORS["acknowledged"], sent),
+            ("failed or rejected", STATE_COLORS["failed"], failed),
+            ("not sent yet", GRAY, pending),
+        ],
+        "Replay events acknowledged, failed and not sent yet, over time (UTC)",
+        x_labels=_ticks(start, span, offsets, BUCKETS // 4),
+    )
+
+
+def _throughput(con: duckdb.DuckDBPyConnection) -> tuple[str, list[tuple]]:
+    per_run = _rows(
+        con,
+        """
+        with attempts as (
+            select
+                run_id,
+                count(*) as http_requests,
+                count(*) filter (where outcome = 'rate_limited') as rate_limited,
+                sum(batch_count) filter (where outcome = 'accepted') as batches_accepted,
+                epoch(max(sent_at)) - epoch(min(sent_at)) as sending_s,
+            from ledger.requests
+            group by run_id
+        )
+        select
+            runs.run_id,
+            runs.events_acknowledged,
+            coalesce(attempts.batches_accepted, 0) as batches_accepted,
+            coalesce(attempts.http_requests, 0),
+            coalesce(attempts.rate_limited, 0),
+            round(epoch(coalesce(runs.finished_at, runs.started_at)) - epoch(runs.started_at), 1)
+                as run_s,
+            round(runs.events_acknowledged / greatest(attempts.sending_s, 0.001), 1)
+                as events_per_s,
+            round(coalesce(attempts.batches_accepted, 0) / greatest(attempts.sending_s, 0.001), 1)
+                as batches_per_s,
+        from ledger.runs as runs
+        left join attempts using (run_id)
+        order by runs.run_id
+        """,
+    )
+    samples = _rows(
+        con,
+        "select epoch(sent_at), batch_count from ledger.requests where outcome = 'accepted' "
+        "order by 1",
+    )
+    if len(samples) < 2:
+        return "<p>Fewer than two accepted requests: no rate to chart.</p>", per_run
+    start, end = samples[0][0], samples[-1][0]
+    span = max(end - start, 1.0)
+    window = max(span / 12, 1.0)  # a moving window smooths single requests into a rate
+    xs = [span * i / BUCKETS for i in range(BUCKETS + 1)]
+    rate = [sum(n for at, n in samples if x - window < at - start <= x) / window for x in xs]
+    chart = charts.lines(
+        xs,
+        [("batches accepted per second", charts.BLUE, rate)],
+        f"Throughput: batches accepted per second, over {window:.0f} s windows "
+        "(mParticle's default limit is 270)",
+        x_labels=_ticks(start, span, xs, BUCKETS // 4),
+        y_unit="/s",
+    )
+    return chart, per_run
+
+
+def _push(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
+    states = dict(_rows(con, EVENT_STATES_SQL + "select state, count(*) from states group by all"))
+    total = sum(states.values())
+    [(gone,)] = _rows(
+        con,
+        "select count(*) from ledger.acknowledged_events "
+        "anti join replay_events using (replay_key)",
+    )
+    order = ["acknowledged", "acknowledged, changed since", "failed", "rejected", "pending"]
+    bars = [
+        (state, states.get(state, 0))
+        for state in order
+        if states.get(state, 0) or state in ("acknowledged", "failed", "pending")
+    ]
+    state_chart = charts.hbar(
+        [("not sent yet" if state == "pending" else state, n) for state, n in bars],
+        "Replay events by send state",
+        colors=[STATE_COLORS[state] for state, _ in bars],
+    )
+    runs = _rows(
+        con,
+        """
+        select run_id, strftime(started_at, '%Y-%m-%d %H:%M:%S'), status, events_planned,
+            events_acknowledged, events_failed, events_rejected, http_requests, message
+        from ledger.runs order by run_id
+        """,
+    )
+    failures = _rows(
+        con,
+        """
+        select status, coalesce(error, '(no message)'), count(*), sum(event_count),
+            min(source_request_id)
+        from ledger.batches
+        where status in ('failed', 'rejected')
+        group by all
+        order by 4 desc, 2
+        """,
+    )
+    responses = _rows(
+        con,
+        """
+        select outcome, coalesce(status_code::varchar, '-'), count(*),
+            coalesce(any_value(error), '')
+        from ledger.requests
+        where outcome <> 'accepted'
+        group by all
+        order by 3 desc
+        """,
+    )
+    throughput_chart, per_run = _throughput(con)
+    failure_html = (
+        _table(
+            ["status", "reason (mParticle's message)", "batches", "events", "example batch"],
+            failures,
+            numeric={2, 3},
+        )
+        + "<p>Failed batches are sent again by the next <code>loader push</code> (same "
+        "<code>source_request_id</code>); rejected ones (400) only once their content "
+        "changes. <code>loader sql analyses/failures.sql</code> lists every event.</p>"
+        if failures
+        else "<p>No failed or rejected batch.</p>"
+    )
+    retried = (
+        _details(
+            f"{sum(r[2] for r in responses)} HTTP answers other than 2xx, retried or split",
+            _table(
+                ["outcome", "HTTP status", "answers", "example message"], responses, numeric={2}
+            ),
+        )
+        if responses
+        else ""
+    )
+    gone_note = (
+        f"<p>{_n(gone)} acknowledged events are no longer in the replay set.</p>" if gone else ""
+    )
+    html = (
+        f"<p>{_n(states.get('acknowledged', 0))} of {_n(total)} replay events acknowledged "
+        f"(HTTP 2xx), {_n(states.get('failed', 0) + states.get('rejected', 0))} failed or "
+        f"rejected, {_n(states.get('pending', 0))} not sent yet.</p>"
+        f"{state_chart}{gone_note}<h3>Over time</h3>{_timeline(con, total)}"
+        f"<h3>Failures by reason</h3>{failure_html}{retried}"
+        f"<h3>Throughput</h3>{throughput_chart}"
+        + _table(
+            [
+                "run",
+                "events acknowledged",
+                "batches accepted",
+                "HTTP requests",
+                "429s",
+                "run seconds",
+                "events/s",
+                "batches/s",
+            ],
+            per_run,
+            numeric={1, 2, 3, 4, 5, 6, 7},
+        )
+        + "<h3>Runs</h3>"
+        + _table(
+            [
+                "run",
+                "started (UTC)",
+                "status",
+                "planned",
+                "acknowledged",
+                "failed",
+                "rejected",
+                "HTTP requests",
+                "message",
+            ],
+            runs,
+            numeric={3, 4, 5, 6, 7},
+        )
+    )
+    facts = {
+        "acknowledged": states.get("acknowledged", 0),
+        "failed": states.get("failed", 0) + states.get("rejected", 0),
+        "pending": states.get("pending", 0),
+        "changed": states.get("acknowledged, changed since", 0),
+    }
+    return Section("After the push", html, "push"), facts
+
+
+# --- the page --------------------------------------------------------------------------
+
+CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2933;
+       margin: 0; background: #f5f7fa; }
+main { max-width: 980px; margin: 0 auto; padding: 24px; }
+h1 { font-size: 22px; margin: 0 0 4px; }
+h2 { font-size: 17px; margin: 0 0 8px; }
+h3 { font-size: 14px; margin: 16px 0 4px; color: #52606d; }
+section { background: #fff; border: 1px solid #e4e7eb; border-radius: 8px; padding: 16px 20px;
+          margin: 16px 0; }
+.meta { color: #6b7785; margin: 0 0 12px; }
+.tiles { display: flex; flex-wrap: wrap; gap: 12px; }
+.tile { background: #fff; border: 1px solid #e4e7eb; border-radius: 8px; padding: 10px 14px;
+        min-width: 120px; }
+.tile .value { font-size: 22px; font-weight: 600; }
+.tile .label { color: #6b7785; font-size: 12px; }
+.tile.warn { border-color: #f0b429; background: #fffbea; }
+.tile.bad { border-color: #e12d39; background: #ffeeee; }
+ul.warnings { margin: 0; padding-left: 20px; }
+ul.warnings li { margin: 4px 0; }
+p.warn, .callout { background: #fffbea; border-left: 4px solid #f0b429; padding: 8px 12px; }
+table { border-collapse: collapse; margin: 8px 0; width: 100%; }
+th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #e4e7eb;
+         vertical-align: top; }
+th { color: #52606d; font-weight: 600; }
+.num { text-align: right; font-variant-numeric: tabular-nums; }
+details summary { cursor: pointer; color: #2f6fb0; margin: 6px 0; }
+code { background: #f0f4f8; padding: 1px 4px; border-radius: 3px; font-size: 12px; }
+nav a { margin-right: 12px; color: #2f6fb0; text-decoration: none; }
+"""
+
+
+def _page(
+    title: str,
+    meta: str,
+    tiles: str,
+    warnings: list[str],
+    sections: list[Section],
+    warnings_title: str = "Before you send",
+) -> str:
+    nav = "".join(f'<a href="#{s.anchor}">{escape(s.title)}</a>' for s in sections)
+    warn = (
+        f'<section id="warnings"><h2>{escape(warnings_title)}</h2><ul class="warnings">'
+        + "".join(f"<li>{w}</li>" for w in warnings)
+        + "</ul></section>"
+        if warnings
+        else ""
+    )
+    body = "".join(
+        f'<section id="{s.anchor}"><h2>{escape(s.title)}</h2>{s.html}</section>' for s in sections
+    )
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{CSS}</style></head>"
+        f"<body><main><h1>{escape(title)}</h1><p class='meta'>{meta}</p>"
+        f"{tiles}<nav>{nav}</nav>{warn}{body}</main></body></html>\n"
+    )
+
+
+def _warnings(
+    facts: dict, high_events: int, attribute_users: int, plan_notes: int, push: dict | None
+) -> list[str]:
+    """What could go wrong, most urgent first (HTML fragments)."""
+    warnings = []
+    if push and push["changed"]:
+        warnings.append(
+            f"{_n(push['changed'])} acknowledged events changed since (a fix changed them): "
+            "<code>loader push</code> skips them unless told to resend (downstream would see "
+            "them twice)."
+        )
+    if facts["over_advised"]:
+        warnings.append(
+            f"{_n(facts['over_advised'])} events are older than {ADVISED_AGE_DAYS} days: "
+            "many downstream tools drop data that old."
+        )
+    if high_events:
+        warnings.append(
+            f"{_n(high_events)} events belong to users without MPID or login identity: they "
+            "may create new profiles (extra MTUs). See <a href='#risk'>Identity risk</a>."
+        )
+    if facts["duplicates"]:
+        warnings.append(
+            f"{_n(facts['duplicates'])} events only lost attributes and are re-sent whole: "
+            "downstream sees them twice."
+        )
+    if attribute_users:
+        warnings.append(
+            f"Blocked user attributes of {_n(attribute_users)} users are sent and may "
+            "overwrite newer values."
+        )
+    if plan_notes:
+        warnings.append(
+            f"{_n(plan_notes)} events keep their original data plan version and may be "
+            "blocked again unless that version now allows them: run "
+            "<code>loader plan-check</code>."
+        )
+    return warnings
+
+
+def _headline(
+    facts: dict, skipped_total: int, high_events: int, push: dict | None
+) -> list[tuple[str, str, str]]:
+    """The tiles at the top: the ledger's state after a push, then the replay set."""
+    tiles = []
+    if push:
+        tiles = [
+            (_n(push["acknowledged"]), "events acknowledged", ""),
+            (_n(push["failed"]), "failed or rejected", "bad" if push["failed"] else ""),
+            (_n(push["pending"]), "not sent yet", "warn" if push["pending"] else ""),
+        ]
+    oldest = facts["oldest_days"] or 0
+    age_tone = "bad" if oldest > MAX_AGE_DAYS else "warn" if oldest > ADVISED_AGE_DAYS else ""
+    return tiles + [
+        (_n(facts["events"]), "events to replay", ""),
+        (_n(facts["users"]), "users", ""),
+        (_n(skipped_total), "blocked events skipped", ""),
+        (
+            _n(round(oldest, 1)) if facts["oldest_days"] is not None else "–",
+            "oldest event, days",
+            age_tone,
+        ),
+        (_n(high_events), "events of high-risk users", "warn" if high_events else ""),
+    ]
+
+
+def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSummary]:
+    """The report page for `warehouse` (and `ledger` when it exists), as HTML text."""
+    notes = []
+    try:
+        con = open_session(warehouse, ledger)
+    except LedgerUnavailable as exc:
+        notes.append(f"No push section: {exc}")
+        con = open_session(warehouse)
+    with con:
+        has_ledger = _attached(con, "ledger")
+        if not _exists(con, "replay_events"):
+            raise MissingReplaySet(
+                f"{warehouse} has no replay_events table. Run `dbt build` first."
+            )
+        replay, facts = _replay_set(con)
+        skipped, skipped_total = _skipped(con)
+        risk, high_events = _risk(con)
+        attributes, attribute_users = _user_attributes(con)
+        sections = [replay, _ages(con), skipped, _fixes(con), risk]
+        sections += [attributes] if attributes else []
+        sections.append(_data_plan(con))
+        push = None
+        if has_ledger and _exists(con, "runs", "ledger"):
+            push_section, push = _push(con)
+            sections.insert(0, push_section)
+        [(plan_notes,)] = _rows(
+            con, "select count(*) from replay_events where data_plan_note like '%blocked again%'"
+        )
+        if _exists(con, "rejected_lines"):
+            [(rejected_lines,)] = _rows(con, "select count(*) from raw.rejected_lines")
+            if rejected_lines:
+                notes.append(
+                    f"{_n(rejected_lines)} quarantine lines could not be read at ingest "
+                    "(<code>raw.rejected_lines</code>): their batches are not in this report. "
+                    "Fix or re-download those files and ingest them again."
+                )
+
+    warnings = notes + _warnings(facts, high_events, attribute_users, plan_notes, push)
+    tiles = _headline(facts, skipped_total, high_events, push)
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    meta = f"Generated {generated} from <code>{escape(str(warehouse))}</code>"
+    if push is not None and ledger is not None:
+        meta += f" and the ledger <code>{escape(str(ledger))}</code>"
+    html = _page(
+        "Backfill report",
+        meta,
+        _tiles(tiles),
+        warnings,
+        [s for s in sections if s is not None],
+        "Warnings" if push else "Before you send",
+    )
+    summary = ReportSummary(
+        path=Path(),
+        events_to_replay=facts["events"],
+        sections=[s.anchor for s in sections],
+        warnings=[_plain(w) for w in warnings],
+        has_push=push is not None,
+    )
+    return html, summary
+
+
+def write_report(warehouse: Path, ledger: Path | None, out: Path) -> ReportSummary:
+    """Write the report page to `out`."""
+    html, summary = render(warehouse, ledger)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise ReportError(f"Cannot write {out}: {exc.strerror}.") from None
+    summary.path = out
+    return summary

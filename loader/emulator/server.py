@@ -1,0 +1,956 @@
+"""A local stand-in for mParticle's Events API: checks batches, injects faults, records.
+
+Serves `POST /v2/events`, `/v2/bulkevents` and `/v2/bulkevents/historical` on 127.0.0.1
+with HTTP Basic auth. A request first meets the next scripted response, if any (see
+`Emulator.script`); otherwise, in order: auth (401 without credentials, 403 with wrong
+ones), a random fault (`share_429`, `share_503`, `share_drop`), the checks of
+`loader.events_api.batch_rules`, the rate limit (429 with `Retry-After`), de-duplication, recording.
+`latency_ms` delays every answer.
+
+Choices where mParticle is opaque or lenient:
+- Strict: a request with any invalid batch is refused whole (400 with mParticle's error
+  body, one error per bad batch naming batch, event and field) and nothing in it is
+  accepted. mParticle answers a bulk request 202 and drops bad batches silently.
+- A body over 256 KB gets 413 (with the same error body shape); too many batches or a
+  batch over 128 KB gets 400.
+- A batch whose `source_request_id` was already accepted (by this run or one recorded in
+  the same database file) is acknowledged with 202 but not recorded again.
+- `share_drop` closes the connection without an answer *after* processing the request
+  (the ambiguous timeout case); the scripted "drop" closes it before processing.
+
+With `db_path`, accepted batches go to a DuckDB file: table `received_batches` (one row
+a batch, `batch_json` re-serialised compactly by orjson: same values, same key order,
+integers exact), view `received_events` (one row an event) and table `received_requests`
+(one row a request, with its status). The server process holds the file read-write
+until it stops.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hmac
+import math
+import random
+import socket
+import threading
+import time
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from loader.errors import LoaderError
+from loader.events_api.batch_rules import MAX_REQUEST_BYTES, check_request, mpid_text
+
+HOST = "127.0.0.1"
+ENDPOINTS = {
+    "/v2/events": False,
+    "/v2/bulkevents": True,
+    "/v2/bulkevents/historical": True,
+}
+DEFAULT_THROUGHPUT = 270  # batches/s, mParticle's default account limit
+MAX_READ_BYTES = 64 * 1024 * 1024  # larger bodies are not read at all
+
+RECORD_DDL = """
+create table if not exists received_batches (
+    received_at timestamptz not null,
+    request_number bigint not null,
+    batch_index integer not null,
+    source_request_id varchar,
+    endpoint varchar not null,
+    mpid varchar,
+    n_events integer not null,
+    batch_json json not null
+);
+create table if not exists received_requests (
+    received_at timestamptz not null,
+    request_number bigint not null,
+    method varchar not null,
+    endpoint varchar not null,
+    status integer,
+    n_batches integer,
+    n_accepted integer,
+    n_duplicates integer,
+    body_bytes bigint,
+    fault varchar,
+    errors varchar[]
+);
+create or replace view received_events as
+with unnested as (
+    select
+        received_at,
+        source_request_id,
+        endpoint,
+        mpid,
+        unnest(range(json_array_length(batch_json, '$.events')::bigint)) as event_index,
+        unnest(cast(batch_json -> '$.events' as json[])) as event_json,
+    from received_batches
+)
+select
+    received_at,
+    source_request_id,
+    endpoint,
+    mpid,
+    event_index,
+    event_json ->> '$.event_type' as event_type,
+    event_json ->> '$.data.event_name' as event_name,
+    cast(event_json ->> '$.data.timestamp_unixtime_ms' as bigint) as timestamp_unixtime_ms,
+    event_json,
+from unnested;
+"""
+
+
+def _arrow_columns(**kinds: str) -> dict:
+    import pyarrow as pa
+
+    types = {
+        "timestamp": pa.timestamp("us", tz="UTC"),
+        "int64": pa.int64(),
+        "int32": pa.int32(),
+        "string": pa.string(),
+        "strings": pa.list_(pa.string()),
+    }
+    return {name: types[kind] for name, kind in kinds.items()}
+
+
+BATCH_COLUMNS = _arrow_columns(
+    received_at="timestamp",
+    request_number="int64",
+    batch_index="int32",
+    source_request_id="string",
+    endpoint="string",
+    mpid="string",
+    n_events="int32",
+    batch_json="string",
+)
+REQUEST_COLUMNS = _arrow_columns(
+    received_at="timestamp",
+    request_number="int64",
+    method="string",
+    endpoint="string",
+    status="int32",
+    n_batches="int32",
+    n_accepted="int32",
+    n_duplicates="int32",
+    body_bytes="int64",
+    fault="string",
+    errors="strings",
+)
+
+
+class EmulatorError(LoaderError):
+    """The emulator could not start (port in use, record file locked, bad settings)."""
+
+
+@dataclass
+class EmulatorConfig:
+    """How the emulator answers. Shares are probabilities in [0, 1], drawn from `seed`."""
+
+    api_key: str = "key"
+    api_secret: str = "secret"
+    db_path: Path | None = None
+    latency_ms: int = 0
+    rate_limit: float | None = None
+    share_429: float = 0.0
+    share_503: float = 0.0
+    share_drop: float = 0.0
+    seed: int = 0
+    port: int = 0
+    retry_after_s: int = 1  # Retry-After of random 429s
+    reset_db: bool = False  # empty the record file's tables first
+    keep_in_memory: bool = True  # keep accepted batches for `Emulator.accepted()`
+
+    def __post_init__(self) -> None:
+        for name in ("share_429", "share_503", "share_drop"):
+            share = getattr(self, name)
+            if not 0.0 <= share <= 1.0:
+                raise EmulatorError(f"{name} must be between 0 and 1 (got {share})")
+        if self.share_429 + self.share_503 + self.share_drop > 1.0:
+            raise EmulatorError("share_429 + share_503 + share_drop must not exceed 1")
+        if self.rate_limit is not None and self.rate_limit <= 0:
+            raise EmulatorError(f"rate_limit must be positive (got {self.rate_limit})")
+        if self.latency_ms < 0:
+            raise EmulatorError(f"latency_ms must not be negative (got {self.latency_ms})")
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"EmulatorConfig(api_key={self.api_key!r}, api_secret='***', db_path={self.db_path})"
+
+
+@dataclass
+class RequestRecord:
+    """One request as the emulator saw it. Authorization values are never kept."""
+
+    number: int
+    method: str
+    path: str
+    status: int | None  # None when the connection was dropped without an answer
+    n_batches: int
+    body_bytes: int
+    headers: dict[str, str]
+    time: float
+    fault: str | None = None
+    errors: list[str] = field(default_factory=list)
+    n_accepted: int = 0
+    n_duplicates: int = 0
+
+
+@dataclass(frozen=True)
+class Scripted:
+    kind: str  # "429", "429-accel", "503", "400", "401", "403", "drop", "drop-after", "slow", "202"
+    seconds: float | None = None
+
+    @property
+    def label(self) -> str:
+        return self.kind if self.seconds is None else f"{self.kind}:{self.seconds:g}"
+
+
+def parse_script_entry(entry: str) -> Scripted:
+    """Turn "429:2", "slow:1.5", "drop", ... into a `Scripted` response; ValueError if unknown."""
+    kind, _, arg = entry.partition(":")
+    if kind in ("429", "slow") and arg:
+        try:
+            seconds = float(arg)
+        except ValueError:
+            raise ValueError(f"bad script entry {entry!r}: {arg!r} is not a number") from None
+        if seconds < 0:
+            raise ValueError(f"bad script entry {entry!r}: negative seconds")
+        return Scripted(kind, seconds)
+    if kind == "slow":
+        raise ValueError(f"bad script entry {entry!r}: say how long, e.g. slow:1.5")
+    if arg or kind not in (
+        "429",
+        "429-accel",
+        "503",
+        "400",
+        "401",
+        "403",
+        "drop",
+        "drop-after",
+        "202",
+    ):
+        raise ValueError(
+            f"bad script entry {entry!r}; expected one of 429, 429:N, 429-accel, 503, 400, "
+            "401, 403, drop, drop-after, slow:S, 202"
+        )
+    return Scripted(kind)
+
+
+class TokenBucket:
+    """A batches/s limit: a request needs as many tokens as it has batches (up to a burst)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.capacity = max(rate, 1.0)
+        self.tokens = self.capacity
+        self.updated = time.monotonic()
+
+    def take(self, n: int) -> float:
+        """Take `n` tokens and return 0, or return the seconds to wait before trying again."""
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        needed = min(n, self.capacity)  # a request bigger than the burst may overdraw
+        if self.tokens >= needed:
+            self.tokens -= n
+            return 0.0
+        return (needed - self.tokens) / self.rate
+
+
+class Recorder:
+    """Accepted batches and request log: in memory and, optionally, in a DuckDB file.
+
+    Rows for the file are buffered and written in blocks (inserting a thousand rows at
+    once costs a fraction of inserting them one request at a time); `close` writes the
+    rest. Nothing else can open the file while the emulator holds it, so the buffer is
+    never visible to a reader.
+    """
+
+    FLUSH_ROWS = 1000
+    FLUSH_SECONDS = 1.0
+
+    def __init__(self, db_path: Path | None, *, reset: bool, keep_in_memory: bool) -> None:
+        self.lock = threading.Lock()
+        self.keep_in_memory = keep_in_memory
+        self.batches: list[bytes] = []
+        self.ids: set[str] = set()
+        self.request_offset = 0
+        self.con = None
+        self._pending_batches: list[tuple] = []
+        self._pending_requests: list[tuple] = []
+        self._flushed = time.monotonic()
+        if db_path is None:
+            return
+        self.con = _open_record(db_path)
+        if reset:
+            self.con.execute("delete from received_batches; delete from received_requests")
+            self.con.fetchall()
+        rows = self.con.execute(
+            "select distinct source_request_id from received_batches "
+            "where source_request_id is not null"
+        ).fetchall()
+        self.ids.update(row[0] for row in rows)
+        [(self.request_offset,)] = self.con.execute(
+            "select coalesce(max(request_number), 0) from received_requests"
+        ).fetchall()
+
+    def accept(
+        self, batches: list[dict], endpoint: str, request_number: int
+    ) -> tuple[int, int, int]:
+        """Record new batches; return (accepted, duplicates, events). Caller holds `lock`."""
+        now = datetime.now(UTC)
+        accepted = duplicates = events = 0
+        for position, batch in enumerate(batches):
+            request_id = batch.get("source_request_id")
+            if request_id is not None:
+                if request_id in self.ids:
+                    duplicates += 1
+                    continue
+                self.ids.add(request_id)
+            text = orjson.dumps(batch)
+            n_events = len(batch.get("events") or [])
+            accepted += 1
+            events += n_events
+            if self.keep_in_memory:
+                self.batches.append(text)
+            if self.con is not None:
+                mpid = batch.get("mpid")
+                self._pending_batches.append(
+                    (
+                        now,
+                        request_number,
+                        position,
+                        request_id,
+                        endpoint,
+                        None if mpid is None else mpid_text(mpid),
+                        n_events,
+                        text.decode(),
+                    )
+                )
+        return accepted, duplicates, events
+
+    def log_request(self, record: RequestRecord) -> None:
+        """Add one request to the record file's log. Caller holds `lock`."""
+        if self.con is None:
+            return
+        self._pending_requests.append(
+            (
+                datetime.fromtimestamp(record.time, UTC),
+                record.number,
+                record.method,
+                record.path,
+                record.status,
+                record.n_batches,
+                record.n_accepted,
+                record.n_duplicates,
+                record.body_bytes,
+                record.fault,
+                record.errors,
+            )
+        )
+        if (
+            len(self._pending_batches) + len(self._pending_requests) >= self.FLUSH_ROWS
+            or time.monotonic() - self._flushed >= self.FLUSH_SECONDS
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write buffered rows to the file. Caller holds `lock`."""
+        if self.con is None:
+            return
+        if self._pending_batches:
+            self._insert("received_batches", BATCH_COLUMNS, self._pending_batches)
+            self._pending_batches = []
+        if self._pending_requests:
+            self._insert("received_requests", REQUEST_COLUMNS, self._pending_requests)
+            self._pending_requests = []
+        self._flushed = time.monotonic()
+
+    def _insert(self, table: str, columns: dict, rows: list[tuple]) -> None:
+        import pyarrow as pa
+
+        values = zip(*rows, strict=True)
+        incoming = pa.table(
+            {
+                name: pa.array(column, type=kind)
+                for (name, kind), column in zip(columns.items(), values, strict=True)
+            }
+        )
+        self.con.register("incoming_rows", incoming)
+        try:
+            self.con.execute(f"insert into {table} by name select * from incoming_rows")
+            self.con.fetchall()
+        finally:
+            self.con.unregister("incoming_rows")
+
+    def close(self) -> None:
+        with self.lock:
+            if self.con is not None:
+                self.flush()
+                self.con.execute("checkpoint").fetchall()
+                self.con.close()
+                self.con = None
+
+
+def _open_record(path: Path):
+    import duckdb
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(path))
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise EmulatorError(
+                f"{path} is in use by another process (another emulator, or a reader). "
+                "Stop it or pass another --db file."
+            ) from None
+        raise EmulatorError(f"cannot open {path}: {exc}") from None
+    con.execute(RECORD_DDL).fetchall()
+    return con
+
+
+class Emulator:
+    """The server and its state. Use `running_emulator` to start and stop it."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self._expected = "Basic " + base64.b64encode(
+            f"{config.api_key}:{config.api_secret}".encode()
+        ).decode("ascii")
+        self._lock = threading.Lock()  # script, rng, bucket, request log, counters
+        self._script: deque[Scripted] = deque()
+        self._rng = random.Random(config.seed)
+        self._bucket = TokenBucket(config.rate_limit) if config.rate_limit else None
+        self._recent: deque[tuple[float, int]] = deque()
+        self._requests: list[RequestRecord] = []
+        self._request_count = 0  # continues the record file's numbering, see below
+        self._stopping = threading.Event()
+        self.counts = {
+            "requests": 0,
+            "accepted_batches": 0,
+            "accepted_events": 0,
+            "duplicate_batches": 0,
+            "invalid_requests": 0,
+            "invalid_batches": 0,
+            "dropped_connections": 0,
+        }
+        self.statuses: dict[int, int] = {}
+        self.recorder = Recorder(
+            config.db_path, reset=config.reset_db, keep_in_memory=config.keep_in_memory
+        )
+        self._request_count = self.recorder.request_offset
+        try:
+            self.server = _Server((HOST, config.port), _Handler, self)
+        except OSError as exc:
+            self.recorder.close()
+            raise EmulatorError(
+                f"cannot listen on {HOST}:{config.port} ({exc.strerror}); "
+                "pick another port or use port 0 for a free one"
+            ) from None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}/v2"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving, cut open connections, and flush and close the record file."""
+        self._stopping.set()
+        if self._thread is not None:
+            self.server.shutdown()
+            self._thread.join()
+        self.server.server_close()
+        self.server.close_connections()
+        self.recorder.close()
+
+    def script(self, entries: list[str]) -> None:
+        """Force the responses to the next requests, in order (see the module docstring)."""
+        parsed = [parse_script_entry(entry) for entry in entries]
+        with self._lock:
+            self._script.extend(parsed)
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._requests)
+
+    def accepted(self) -> list[dict]:
+        """Accepted batches in arrival order (duplicates not repeated), ints exact.
+
+        Empty when the config says `keep_in_memory=False` (read the record file instead).
+        """
+        with self.recorder.lock:
+            texts = list(self.recorder.batches)
+        return [orjson.loads(text) for text in texts]
+
+    def accepted_source_request_ids(self) -> set[str]:
+        with self.recorder.lock:
+            return set(self.recorder.ids)
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {**self.counts, "statuses": {str(k): v for k, v in self.statuses.items()}}
+
+    def describe(self) -> list[str]:
+        """Lines saying where the emulator listens and how it answers (never the secret)."""
+        config = self.config
+        lines = [f"Events API emulator listening on {self.base_url}"]
+        lines.append(f"  auth: HTTP Basic, API key {config.api_key!r} and its secret")
+        if config.db_path is not None:
+            lines.append(
+                f"  recording accepted batches to {config.db_path} (tables received_batches, "
+                "received_requests; view received_events)"
+            )
+        else:
+            lines.append("  not recording to a file (use --db PATH to keep what arrives)")
+        faults = [
+            f"{label} {share:.0%}"
+            for label, share in (
+                ("429", config.share_429),
+                ("503", config.share_503),
+                ("dropped after processing", config.share_drop),
+            )
+            if share
+        ]
+        if config.latency_ms:
+            faults.append(f"latency {config.latency_ms} ms")
+        if config.rate_limit:
+            faults.append(f"rate limit {config.rate_limit:g} batches/s")
+        if faults:
+            lines.append(f"  faults: {', '.join(faults)} (seed {config.seed})")
+        with self._lock:
+            if self._script:
+                lines.append(f"  scripted responses: {', '.join(s.label for s in self._script)}")
+        return lines
+
+    def summary(self) -> str:
+        """One line: requests by status, what was accepted, duplicates, refusals, drops."""
+        stats = self.stats()
+        by_status = ", ".join(f"{code}: {n}" for code, n in sorted(stats["statuses"].items()))
+        return (
+            f"{stats['requests']} requests ({by_status or 'none'}); "
+            f"accepted {stats['accepted_batches']} batches, {stats['accepted_events']} events; "
+            f"{stats['duplicate_batches']} duplicate batches acknowledged; "
+            f"{stats['invalid_requests']} requests refused as invalid "
+            f"({stats['invalid_batches']} bad batches); "
+            f"{stats['dropped_connections']} connections dropped"
+        )
+
+    # Request handling (called from handler threads).
+
+    def next_fault(self) -> Scripted | None:
+        with self._lock:
+            return self._script.popleft() if self._script else None
+
+    def random_fault(self) -> str | None:
+        config = self.config
+        if not (config.share_429 or config.share_503 or config.share_drop):
+            return None
+        with self._lock:
+            draw = self._rng.random()
+        if draw < config.share_429:
+            return "429"
+        if draw < config.share_429 + config.share_503:
+            return "503"
+        if draw < config.share_429 + config.share_503 + config.share_drop:
+            return "drop-after"
+        return None
+
+    def authorized(self, header: str | None) -> int | None:
+        """None when the credentials match, else 401 (missing/unreadable) or 403 (wrong)."""
+        if not header or not header.startswith("Basic "):
+            return 401
+        try:
+            base64.b64decode(header[6:], validate=True)
+        except (binascii.Error, ValueError):
+            return 401
+        if hmac.compare_digest(header.encode(), self._expected.encode()):
+            return None
+        return 403
+
+    def rate_wait(self, n_batches: int) -> float:
+        if self._bucket is None:
+            return 0.0
+        with self._lock:
+            return self._bucket.take(max(n_batches, 1))
+
+    def percentage_used(self, n_batches: int) -> int:
+        limit = self.config.rate_limit or DEFAULT_THROUGHPUT
+        now = time.monotonic()
+        with self._lock:
+            self._recent.append((now, n_batches))
+            while self._recent and self._recent[0][0] < now - 1.0:
+                self._recent.popleft()
+            used = sum(n for _, n in self._recent)
+        return min(100, round(100 * used / limit))
+
+    def next_number(self) -> int:
+        with self._lock:
+            self._request_count += 1
+            return self._request_count
+
+    def accept(self, batches: list[dict], endpoint: str, number: int) -> tuple[int, int, int]:
+        """Record new batches; return (accepted, duplicates, events in accepted batches)."""
+        with self.recorder.lock:
+            if self._stopping.is_set():
+                raise ConnectionAbortedError("emulator is stopping")
+            return self.recorder.accept(batches, endpoint, number)
+
+    def finish(self, record: RequestRecord, events: int = 0) -> None:
+        with self._lock:
+            self._requests.append(record)
+            self.counts["requests"] += 1
+            if record.status is None:
+                self.counts["dropped_connections"] += 1
+            else:
+                self.statuses[record.status] = self.statuses.get(record.status, 0) + 1
+            self.counts["accepted_batches"] += record.n_accepted
+            self.counts["accepted_events"] += events
+            self.counts["duplicate_batches"] += record.n_duplicates
+            if record.status in (400, 413) and record.errors:
+                self.counts["invalid_requests"] += 1
+                self.counts["invalid_batches"] += sum(
+                    message.startswith("batch ") for message in record.errors
+                )
+        with self.recorder.lock:
+            if self.recorder.con is not None:
+                self.recorder.log_request(record)
+
+    def pause(self, seconds: float) -> None:
+        """Sleep, but wake up when the emulator stops."""
+        if seconds > 0:
+            self._stopping.wait(seconds)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address, handler, emulator: Emulator) -> None:
+        self.emulator = emulator
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class _Drop(Exception):
+    """Close the connection without answering."""
+
+
+@dataclass
+class _Reply:
+    status: int
+    payload: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    events: int = 0
+
+
+def _error_body(code: str, message: str) -> bytes:
+    return orjson.dumps({"errors": [{"code": code, "message": message}]})
+
+
+def _errors_body(messages: list[str], code: str = "BAD_REQUEST") -> bytes:
+    return orjson.dumps({"errors": [{"code": code, "message": m} for m in messages]})
+
+
+def _forced_reply(fault: Scripted) -> _Reply:
+    """The answer to a scripted (or random) fault that skips normal handling."""
+    kind = fault.kind
+    if kind == "429":
+        headers = {} if fault.seconds is None else {"Retry-After": f"{fault.seconds:g}"}
+        return _Reply(429, _error_body("TOO_MANY_REQUESTS", "rate limit exceeded"), headers)
+    if kind == "429-accel":
+        return _Reply(
+            429,
+            _error_body("TOO_MANY_REQUESTS", "rate limit exceeded (acceleration)"),
+            {"X-mp-rate-limit-exceeded": "acceleration"},
+        )
+    if kind == "503":
+        return _Reply(503, _error_body("SERVICE_UNAVAILABLE", "service unavailable"))
+    if kind == "400":
+        return _Reply(
+            400,
+            _error_body("BAD_REQUEST", 'Required event field "event_type" is missing or empty.'),
+        )
+    if kind == "401":
+        return _Reply(401, _error_body("UNAUTHORIZED", "missing or unreadable credentials"))
+    if kind == "403":
+        return _Reply(403, _error_body("FORBIDDEN", "wrong API key or secret"))
+    raise ValueError(f"no forced reply for {kind}")
+
+
+def _safe_headers(headers) -> dict[str, str]:
+    """Request headers without credential values."""
+    return {
+        name: ("<redacted>" if name.lower() in ("authorization", "proxy-authorization") else value)
+        for name, value in headers.items()
+    }
+
+
+def _decode(encoding: str | None, body: bytes) -> bytes | _Reply:
+    """The body after Content-Encoding (identity or gzip), stopping past the size limit."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return body
+    if encoding != "gzip":
+        return _Reply(
+            415, _error_body("UNSUPPORTED_MEDIA_TYPE", f"unsupported Content-Encoding {encoding}")
+        )
+    try:
+        decoder = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        data = decoder.decompress(body, MAX_REQUEST_BYTES + 1)
+    except zlib.error as exc:
+        return _Reply(400, _error_body("BAD_REQUEST", f"body is not valid gzip ({exc})"))
+    if len(data) > MAX_REQUEST_BYTES:
+        return _Reply(
+            413,
+            _error_body(
+                "REQUEST_TOO_LARGE",
+                f"request body is over {MAX_REQUEST_BYTES} bytes after gzip decoding; "
+                f"the limit is {MAX_REQUEST_BYTES} bytes (256 KB)",
+            ),
+        )
+    return data
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "mParticleEmulator/1"
+    timeout = 60  # seconds an idle keep-alive connection stays open
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
+    server: _Server
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass  # requests are in Emulator.requests and the record file
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path.rstrip("/") == "/_emulator/stats":
+            self._send(_Reply(200, orjson.dumps(self.server.emulator.stats())))
+        else:
+            self._send(_Reply(404, _error_body("NOT_FOUND", f"no such resource: GET {self.path}")))
+
+    def do_POST(self) -> None:  # noqa: N802
+        emulator = self.server.emulator
+        path = self.path.split("?", 1)[0].rstrip("/")
+        record = RequestRecord(
+            number=emulator.next_number(),
+            method="POST",
+            path=path,
+            status=None,
+            n_batches=0,
+            body_bytes=0,
+            headers=_safe_headers(self.headers),
+            time=time.time(),
+        )
+        try:
+            body = self._read_body()
+        except (_Drop, ValueError, OSError):
+            record.fault = "unreadable body"
+            return self._drop(emulator, record, 0)
+        record.body_bytes = len(body or b"")
+
+        forced = emulator.next_fault()
+        if forced is not None:
+            record.fault = forced.label
+        if forced is not None and forced.kind == "drop":
+            return self._drop(emulator, record, 0)
+        if forced is not None and forced.kind not in ("202", "drop-after", "slow"):
+            reply = _forced_reply(forced)
+        else:
+            try:
+                reply = self._process(emulator, path, body, record, random_faults=forced is None)
+            except ConnectionAbortedError:
+                return self._drop(emulator, record, 0)
+            except Exception as exc:  # a bug or a record-file failure: say so, keep serving
+                record.errors = [f"emulator error: {type(exc).__name__}: {exc}"]
+                reply = _Reply(500, _errors_body(record.errors, "INTERNAL_ERROR"))
+        if record.fault == "drop-after":
+            return self._drop(emulator, record, reply.events)
+        slow = forced.seconds if forced is not None and forced.kind == "slow" else 0.0
+        emulator.pause((slow or 0.0) + emulator.config.latency_ms / 1000)
+        record.status = reply.status
+        emulator.finish(record, reply.events)
+        self._send(reply)
+
+    def _process(
+        self,
+        emulator: Emulator,
+        path: str,
+        body: bytes | None,
+        record: RequestRecord,
+        *,
+        random_faults: bool,
+    ) -> _Reply:
+        """Normal handling: endpoint, auth, random fault, body checks, rate limit, record.
+
+        A random "drop-after" is only noted in `record.fault`: the caller drops the
+        connection once the request is processed.
+        """
+        if path not in ENDPOINTS:
+            return _Reply(404, _error_body("NOT_FOUND", f"no such endpoint: POST {path}"))
+        denied = emulator.authorized(self.headers.get("Authorization"))
+        if denied == 401:
+            reply = _forced_reply(Scripted("401"))
+            reply.headers["WWW-Authenticate"] = 'Basic realm="mParticle"'
+            return reply
+        if denied == 403:
+            return _forced_reply(Scripted("403"))
+        fault = emulator.random_fault() if random_faults else None
+        if fault is not None:
+            record.fault = fault
+            if fault == "429":
+                return _forced_reply(Scripted("429", float(emulator.config.retry_after_s)))
+            if fault == "503":
+                return _forced_reply(Scripted("503"))
+        if body is None:
+            return _Reply(411, _error_body("BAD_REQUEST", "a Content-Length header is required"))
+        decoded = _decode(self.headers.get("Content-Encoding"), body)
+        if isinstance(decoded, _Reply):
+            return decoded
+        result = check_request(decoded, bulk=ENDPOINTS[path])
+        record.n_batches = result.n_batches
+        if not result.ok:
+            record.errors = result.errors
+            return _Reply(result.status, _errors_body(result.errors))
+        wait = emulator.rate_wait(len(result.batches))
+        if wait > 0:
+            record.fault = record.fault or "rate-limit"
+            return _Reply(
+                429,
+                _error_body("TOO_MANY_REQUESTS", "rate limit exceeded"),
+                {
+                    "Retry-After": str(max(1, math.ceil(wait))),
+                    "X-mp-rate-limit-exceeded": "account",
+                },
+            )
+        accepted, duplicates, events = emulator.accept(result.batches, path, record.number)
+        record.n_accepted, record.n_duplicates = accepted, duplicates
+        used = emulator.percentage_used(len(result.batches))
+        return _Reply(202, b"", {"X-mp-rate-limit-percentage-used": str(used)}, events)
+
+    def _drop(self, emulator: Emulator, record: RequestRecord, events: int) -> None:
+        self.close_connection = True
+        record.status = None
+        emulator.finish(record, events)
+
+    def _read_body(self) -> bytes | None:
+        """The request body, or None without Content-Length or chunked encoding."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        length = self.headers.get("Content-Length")
+        if length is None:
+            return None
+        n = int(length)
+        if n < 0 or n > MAX_READ_BYTES:
+            raise _Drop
+        return self.rfile.read(n)
+
+    def _read_chunked(self) -> bytes:
+        parts = []
+        total = 0
+        while True:
+            size = int(self.rfile.readline(1024).split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline(1024).strip():
+                    pass  # trailers
+                return b"".join(parts)
+            total += size
+            if total > MAX_READ_BYTES:
+                raise _Drop
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def _send(self, reply: _Reply) -> None:
+        self.send_response(reply.status)
+        if reply.payload:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply.payload)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if reply.payload:
+            self.wfile.write(reply.payload)
+
+
+@contextlib.contextmanager
+def running_emulator(config: EmulatorConfig | None = None) -> Iterator[Emulator]:
+    """Serve on 127.0.0.1 in a background thread for the duration of the block."""
+    emulator = Emulator(config or EmulatorConfig())
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+def serve(
+    config: EmulatorConfig,
+    stop: threading.Event,
+    *,
+    script: list[str] | None = None,
+    url_file: Path | None = None,
+    on_ready: Callable[[Emulator], None] | None = None,
+) -> Emulator:
+    """Serve until `stop` is set, then stop cleanly; return the emulator for its summary.
+
+    `url_file`, when given, receives the base URL once the server listens (written
+    atomically, removed on exit), for scripts that start the emulator in the background.
+    """
+    emulator = Emulator(config)
+    try:
+        emulator.script(script or [])
+    except ValueError as exc:
+        emulator.stop()
+        raise EmulatorError(str(exc)) from None
+    emulator.start()
+    try:
+        if url_file is not None:
+            partial = url_file.with_name(url_file.name + ".partial")
+            partial.write_text(emulator.base_url + "\n")
+            partial.replace(url_file)
+        if on_ready is not None:
+            on_ready(emulator)
+        while not stop.wait(0.2):
+            pass
+    finally:
+        emulator.stop()
+        if url_file is not None:
+            url_file.unlink(missing_ok=True)
+    return emulator

@@ -1,0 +1,535 @@
+"""The send ledger: what was planned, sent and acknowledged, in its own DuckDB file.
+
+It survives deleting and rebuilding the warehouse, and joins to the replay set on
+`replay_key`. Tables and views are documented in README.md ("The send ledger"); their
+names and columns are stable. The API secret never goes in: runs keep the endpoint and a
+fingerprint of the API key.
+
+One process writes it at a time: DuckDB's file lock makes a second `loader push` fail
+at once, and `LedgerLocked` says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+from loader.errors import LoaderError
+from loader.push.packing import PackedBatch
+from loader.warehouse import attach, lock_holder
+
+# Batch statuses: planned and in_flight and failed are "open" (sent again, with the same
+# id, by the next run); acknowledged, rejected and superseded are settled.
+PLANNED, IN_FLIGHT, ACKNOWLEDGED = "planned", "in_flight", "acknowledged"
+FAILED, REJECTED, SUPERSEDED = "failed", "rejected", "superseded"
+OPEN_STATUSES = (PLANNED, IN_FLIGHT, FAILED)
+MEMORY_LIMIT = "400MB"
+
+SCHEMA = """
+create sequence if not exists run_ids start 1;
+create sequence if not exists request_ids start 1;
+create table if not exists runs (
+    run_id integer primary key,
+    started_at timestamptz not null,
+    finished_at timestamptz,
+    status varchar not null,
+    endpoint varchar not null,
+    api_key_fingerprint varchar not null,
+    options json not null,
+    message varchar,
+    events_planned bigint not null default 0,
+    batches_planned bigint not null default 0,
+    events_resumed bigint not null default 0,
+    events_acknowledged bigint not null default 0,
+    batches_acknowledged bigint not null default 0,
+    events_failed bigint not null default 0,
+    batches_failed bigint not null default 0,
+    events_rejected bigint not null default 0,
+    batches_rejected bigint not null default 0,
+    events_already_acknowledged bigint not null default 0,
+    events_changed_skipped bigint not null default 0,
+    events_changed_resent bigint not null default 0,
+    events_rejected_before bigint not null default 0,
+    http_requests bigint not null default 0
+);
+create table if not exists batches (
+    source_request_id varchar primary key,
+    run_id integer not null,
+    last_run_id integer not null,
+    user_key varchar not null,
+    context_key varchar not null,
+    event_count integer not null,
+    body_bytes integer not null,
+    status varchar not null,
+    error varchar,
+    attempts integer not null default 0,
+    planned_at timestamptz not null,
+    first_sent_at timestamptz,
+    last_sent_at timestamptz,
+    settled_at timestamptz
+);
+create table if not exists batch_events (
+    source_request_id varchar not null,
+    position integer not null,
+    replay_key varchar not null,
+    content_hash varchar not null
+);
+create table if not exists requests (
+    request_id bigint primary key default nextval('request_ids'),
+    run_id integer not null,
+    request_no integer not null,
+    attempt integer not null,
+    sent_at timestamptz not null,
+    latency_ms integer,
+    status_code integer,
+    outcome varchar not null,
+    batch_count integer not null,
+    body_bytes integer not null,
+    source_request_ids varchar[] not null,
+    retry_after varchar,
+    rate_limit_exceeded varchar,
+    rate_limit_percentage_used varchar,
+    error varchar,
+    wait_ms integer
+);
+create or replace view acknowledged_events as
+select
+    e.replay_key,
+    arg_max(e.content_hash, b.settled_at) as content_hash,
+    arg_max(b.source_request_id, b.settled_at) as source_request_id,
+    arg_max(b.last_run_id, b.settled_at) as run_id,
+    max(b.settled_at) as acknowledged_at,
+    count(*) as times_acknowledged,
+from batch_events e
+join batches b using (source_request_id)
+where b.status = 'acknowledged'
+group by e.replay_key;
+create or replace view event_batches as
+select
+    e.replay_key,
+    e.content_hash,
+    e.position,
+    b.*,
+from batch_events e
+join batches b using (source_request_id);
+"""
+
+RUN_COUNTS = (
+    "events_planned",
+    "batches_planned",
+    "events_resumed",
+    "events_acknowledged",
+    "batches_acknowledged",
+    "events_failed",
+    "batches_failed",
+    "events_rejected",
+    "batches_rejected",
+    "events_already_acknowledged",
+    "events_changed_skipped",
+    "events_changed_resent",
+    "events_rejected_before",
+    "http_requests",
+)
+
+
+class LedgerLocked(LoaderError):
+    """Another process (a running `loader push`) holds the ledger file."""
+
+
+class LedgerError(LoaderError):
+    """The ledger cannot be used as asked (another destination, an unreadable file)."""
+
+
+@dataclass
+class Attempt:
+    """One HTTP attempt, as the `requests` table keeps it."""
+
+    request_no: int
+    attempt: int
+    sent_at: datetime
+    latency_ms: int | None
+    status_code: int | None
+    outcome: str
+    source_request_ids: list[str]
+    body_bytes: int
+    retry_after: str | None = None
+    rate_limit_exceeded: str | None = None
+    rate_limit_percentage_used: str | None = None
+    error: str | None = None
+    wait_ms: int | None = None
+
+
+def api_key_fingerprint(api_key: str | None) -> str:
+    """A short, one-way fingerprint of the API key (the key itself is not stored)."""
+    if not api_key:
+        return ""
+    return "sha256:" + hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Ledger:
+    """The ledger file (or an empty in-memory ledger for a dry run without one)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path | None, read_only: bool):
+        self.con = con
+        self.path = path
+        self.read_only = read_only
+        [(name,)] = con.execute("select current_database()").fetchall()
+        # the ledger's tables, qualified so that other cursors of the session find them
+        self.catalog = '"' + name.replace('"', '""') + '"'
+        # Planning sorts the whole replay set in this session: cap DuckDB's memory (it
+        # spills to disk beyond) so a push stays flat however many events there are.
+        if path is None:
+            spill = Path(tempfile.gettempdir()) / f"loader-spill-{os.getpid()}"
+        else:
+            spill = Path(f"{path}.tmp" if not read_only else f"{path}.tmp-{os.getpid()}")
+        con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
+        con.execute("set temp_directory = ?", [str(spill)])
+
+    @classmethod
+    def open(cls, path: Path, *, read_only: bool = False) -> Ledger:
+        """Open (and create) the ledger at `path`; a push running elsewhere is `LedgerLocked`.
+
+        Read-only, the file is attached (as `ledger`, the default database) to an
+        in-memory connection, which leaves room for scratch tables; a missing or empty
+        file reads as an empty ledger.
+        """
+        if read_only and not path.exists():
+            return cls.in_memory()
+        try:
+            if read_only:
+                con = duckdb.connect(":memory:")
+                attach(con, path, "ledger")
+                con.execute("use ledger")
+            else:
+                con = duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            holder = lock_holder(exc)
+            if holder is None:
+                raise LedgerError(f"cannot open the ledger {path}: {exc}") from None
+            raise LedgerLocked(
+                f"the ledger {path} is in use by {holder}: a `loader push` is running. "
+                "Wait for it to finish (or stop it), then run this command again."
+            ) from None
+        ledger = cls(con, path, read_only)
+        if not read_only:
+            con.execute(SCHEMA)
+        elif not ledger._has_schema():
+            con.close()
+            return cls.in_memory()
+        return ledger
+
+    @classmethod
+    def in_memory(cls) -> Ledger:
+        """An empty ledger that writes nowhere (a dry run with no ledger file yet)."""
+        con = duckdb.connect(":memory:")
+        con.execute(SCHEMA)
+        return cls(con, None, read_only=True)
+
+    def _has_schema(self) -> bool:
+        [(n,)] = self.con.execute(
+            "select count(*) from duckdb_tables() where database_name = current_database() "
+            "and table_name in ('runs', 'batches', 'batch_events', 'requests')"
+        ).fetchall()
+        return n == 4
+
+    def close(self) -> None:
+        with contextlib.suppress(duckdb.Error):
+            if not self.read_only:
+                self.con.execute("checkpoint")
+        self.con.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together (durably) or not at all."""
+        self.con.execute("begin transaction")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("rollback")
+            raise
+        self.con.execute("commit")
+
+    # Runs
+
+    def close_stale_runs(self) -> int:
+        """Runs still marked running were killed (this process holds the lock now)."""
+        rows = self.con.execute(
+            "update runs set status = 'interrupted', "
+            "message = coalesce(message, 'the process stopped before the run finished') "
+            "where status = 'running' returning run_id"
+        ).fetchall()
+        return len(rows)
+
+    def destination(self) -> tuple[str, str] | None:
+        """Endpoint and key fingerprint that earlier runs delivered to, if any."""
+        row = self.con.execute(
+            "select endpoint, api_key_fingerprint from runs "
+            "where run_id in (select last_run_id from batches where first_sent_at is not null) "
+            "order by run_id desc limit 1"
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def start_run(self, endpoint: str, fingerprint: str, options: dict[str, Any]) -> int:
+        [(run_id,)] = self.con.execute(
+            "insert into runs (run_id, started_at, status, endpoint, api_key_fingerprint, "
+            "options) values (nextval('run_ids'), ?, 'running', ?, ?, ?) returning run_id",
+            [now(), endpoint, fingerprint, orjson.dumps(options).decode()],
+        ).fetchall()
+        return run_id
+
+    def finish_run(
+        self, run_id: int, status: str, counts: dict[str, int], message: str | None = None
+    ) -> None:
+        names = [name for name in RUN_COUNTS if name in counts]
+        sets = "".join(f", {name} = ?" for name in names)
+        self.con.execute(
+            f"update runs set status = ?, finished_at = ?, message = ?{sets} where run_id = ?",
+            [status, now(), message, *(counts[name] for name in names), run_id],
+        )
+
+    # Batches
+
+    def add_batches(self, run_id: int, batches: Sequence[PackedBatch]) -> None:
+        """Record new batches (planned, or rejected when they carry an error) and their events.
+
+        Call inside `transaction()`: the composition and id of every batch are durable
+        before any of them is sent.
+        """
+        if not batches:
+            return
+        known = self._known_ids([b.source_request_id for b in batches])
+        if known:  # planned again as before (content changed, then changed back)
+            self._revive(run_id, [b for b in batches if b.source_request_id in known])
+            batches = [b for b in batches if b.source_request_id not in known]
+            if not batches:
+                return
+        at = now()
+        batch_rows = {
+            "source_request_id": [b.source_request_id for b in batches],
+            "run_id": [run_id] * len(batches),
+            "last_run_id": [run_id] * len(batches),
+            "user_key": [b.user_key for b in batches],
+            "context_key": [b.context_key for b in batches],
+            "event_count": [b.event_count for b in batches],
+            "body_bytes": [len(b.body) for b in batches],
+            "status": [PLANNED if b.error is None else REJECTED for b in batches],
+            "error": [b.error for b in batches],
+            "planned_at": [at] * len(batches),
+            "settled_at": [None if b.error is None else at for b in batches],
+        }
+        event_rows: dict[str, list] = {
+            "source_request_id": [],
+            "position": [],
+            "replay_key": [],
+            "content_hash": [],
+        }
+        for b in batches:
+            if b.content_hashes is None:
+                raise ValueError("batches recorded in the ledger need content hashes")
+            event_rows["source_request_id"].extend([b.source_request_id] * b.event_count)
+            event_rows["position"].extend(range(b.event_count))
+            event_rows["replay_key"].extend(b.replay_keys)
+            event_rows["content_hash"].extend(b.content_hashes)
+        self._insert("batches", batch_rows)
+        self._insert("batch_events", event_rows)
+
+    def _known_ids(self, source_request_ids: list[str]) -> set[str]:
+        rows = self.con.execute(
+            "select source_request_id from batches where list_contains(?, source_request_id)",
+            [source_request_ids],
+        ).fetchall()
+        return {row[0] for row in rows}
+
+    def _revive(self, run_id: int, batches: Sequence[PackedBatch]) -> None:
+        """A batch planned anew with an id already recorded: same id, so same composition."""
+        at = now()
+        for b in batches:
+            self.con.execute(
+                "update batches set status = ?, error = ?, last_run_id = ?, planned_at = ?, "
+                "settled_at = ? where source_request_id = ?",
+                [
+                    PLANNED if b.error is None else REJECTED,
+                    b.error,
+                    run_id,
+                    at,
+                    None if b.error is None else at,
+                    b.source_request_id,
+                ],
+            )
+
+    def resume_batches(self, run_id: int, source_request_ids: Iterable[str]) -> None:
+        """Open batches of earlier runs that this run sends again, with the same id."""
+        self._set(source_request_ids, "last_run_id = ?", [run_id])
+
+    def mark_in_flight(self, source_request_ids: Sequence[str]) -> None:
+        """Batches about to be sent: from now on mParticle may have them."""
+        at = now()
+        self._set(
+            source_request_ids,
+            "status = 'in_flight', first_sent_at = coalesce(first_sent_at, ?), last_sent_at = ?",
+            [at, at],
+            only_status=(PLANNED, FAILED, IN_FLIGHT),
+        )
+
+    def settle(self, status: str, errors: dict[str, str | None], attempts: dict[str, int]) -> None:
+        """Set the outcome of batches (acknowledged, failed, rejected) with their messages.
+
+        A failed batch stays open (the next run sends it again), so it gets no settled_at.
+        """
+        if not errors:
+            return
+        ids = list(errors)
+        self.con.execute(
+            "update batches set status = ?, error = o.error, settled_at = ?, "
+            "attempts = batches.attempts + o.attempts "
+            "from (select unnest(?::varchar[]) as sid, unnest(?::varchar[]) as error, "
+            "unnest(?::integer[]) as attempts) o "
+            "where batches.source_request_id = o.sid",
+            [
+                status,
+                None if status == FAILED else now(),
+                ids,
+                [errors[sid] for sid in ids],
+                [attempts.get(sid, 0) for sid in ids],
+            ],
+        )
+
+    def supersede(self, source_request_ids: Sequence[str], reason: str) -> None:
+        """Open batches whose content changed: never sent again (their events are planned anew)."""
+        self._set(
+            source_request_ids,
+            "status = 'superseded', error = ?, settled_at = ?",
+            [reason, now()],
+        )
+
+    def _set(
+        self,
+        source_request_ids: Iterable[str],
+        assignments: str,
+        values: list,
+        only_status: Sequence[str] | None = None,
+    ) -> None:
+        ids = list(source_request_ids)
+        if not ids:
+            return
+        condition = ""
+        if only_status:
+            condition = " and status in (" + ", ".join(f"'{s}'" for s in only_status) + ")"
+        self.con.execute(
+            f"update batches set {assignments} "
+            f"where list_contains(?::varchar[], source_request_id){condition}",
+            [*values, ids],
+        )
+
+    def record_attempts(self, run_id: int, attempts: Sequence[Attempt]) -> None:
+        """Add HTTP attempts to the `requests` table."""
+        if not attempts:
+            return
+        columns = [
+            "request_no",
+            "attempt",
+            "sent_at",
+            "latency_ms",
+            "status_code",
+            "outcome",
+            "body_bytes",
+            "source_request_ids",
+            "retry_after",
+            "rate_limit_exceeded",
+            "rate_limit_percentage_used",
+            "error",
+            "wait_ms",
+        ]
+        rows: dict[str, list] = {name: [getattr(a, name) for a in attempts] for name in columns}
+        rows["run_id"] = [run_id] * len(attempts)
+        rows["batch_count"] = [len(a.source_request_ids) for a in attempts]
+        self._insert("requests", rows)
+
+    def _insert(self, table: str, rows: dict[str, list]) -> None:
+        """Insert column lists (one Arrow table, one statement)."""
+        import pyarrow as pa
+
+        incoming = pa.table(rows)
+        self.con.register("incoming_rows", incoming)
+        try:
+            names = ", ".join(rows)
+            self.con.execute(f"insert into {table} ({names}) select {names} from incoming_rows")
+        finally:
+            self.con.unregister("incoming_rows")
+
+    # Reading
+
+    def status(self, failure_limit: int = 20) -> dict[str, Any]:
+        """Runs, where each replay key stands (its latest batch), and failure reasons."""
+        runs = self.query_dicts(
+            "select run_id, started_at, finished_at, status, endpoint, message, "
+            f"{', '.join(RUN_COUNTS)} from runs order by run_id"
+        )
+        events = dict(
+            self.query(
+                """select status, count(*) from (
+                    select replay_key, arg_max(status, planned_at) as status
+                    from event_batches where status <> 'superseded' group by replay_key
+                ) group by status"""
+            )
+        )
+        batches = {
+            row["status"]: {"batches": row["batches"], "events": row["events"]}
+            for row in self.query_dicts(
+                "select status, count(*) as batches, sum(event_count) as events "
+                "from batches group by status order by status"
+            )
+        }
+        failures = self.query_dicts(
+            """select b.status, b.error, count(*) as batches, sum(b.event_count) as events,
+                min(b.source_request_id) as example_source_request_id
+            from batches b
+            where b.status in ('failed', 'rejected')
+                and exists (
+                    select 1 from event_batches e
+                    where e.source_request_id = b.source_request_id
+                        and e.replay_key not in (select replay_key from acknowledged_events)
+                )
+            group by all order by events desc, b.error limit ?""",
+            [failure_limit],
+        )
+        return {
+            "ledger": str(self.path) if self.path else None,
+            "events": {
+                "acknowledged": events.get(ACKNOWLEDGED, 0),
+                "pending": sum(events.get(s, 0) for s in (PLANNED, IN_FLIGHT)),
+                "failed": events.get(FAILED, 0),
+                "rejected": events.get(REJECTED, 0),
+            },
+            "batches": batches,
+            "failures": failures,
+            "runs": runs,
+        }
+
+    def query(self, sql: str, params: Sequence | None = None) -> list[tuple]:
+        return self.con.execute(sql, list(params or [])).fetchall()
+
+    def query_dicts(self, sql: str, params: Sequence | None = None) -> list[dict[str, Any]]:
+        cursor = self.con.execute(sql, list(params or []))
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -1,0 +1,324 @@
+"""Packing replay events into Events API batches and bulk requests (pure functions).
+
+Input: the replay set's events of one user and one batch-level context (a `Group`), in
+send order. Output: `PackedBatch`es whose `body` is the exact batch JSON to send, then
+requests of several batches.
+
+Event and context texts are embedded exactly as `replay_events` holds them: never parsed
+and serialised again, so 64-bit integers, number spellings, key order and every other
+byte stay as the replay set says. A batch is the context's members, a deterministic
+`source_request_id`, and `"events": [...]`.
+
+Limits (from `loader.events_api.batch_rules`, shared with the emulator): a batch at most 128 KB of
+compact JSON, a request at most 256 KB and 100 batches. An event too big for a batch
+even alone is not sent: it comes out as a batch with an `error`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import orjson
+
+from loader.events_api.batch_rules import (
+    MAX_BATCH_BYTES,
+    MAX_BATCHES_PER_REQUEST,
+    MAX_REQUEST_BYTES,
+)
+
+# Namespace of the batch ids (UUID version 5: SHA-1 of this namespace and the batch's content).
+ID_NAMESPACE = bytes.fromhex("3f0c8a52e1d94b7a9c6e2b51d7a04f18")
+ID_LENGTH = 36
+_HEAD = b'{"source_request_id":"'
+_EVENTS = b'"events":['
+_TAIL = b"]}"
+_RESERVED_MEMBERS = ("events", "source_request_id")
+
+Validator = Callable[..., list[str]]
+
+
+@dataclass(slots=True)
+class Group:
+    """Events of one user and one batch-level context, in send order.
+
+    Texts stay joined, as the reader gets them from Arrow buffers (no object per event):
+    `events` is every event_json text followed by a comma, `keys` every replay key
+    followed by a newline. `ends[k]` is where event k starts in `events` once shifted by
+    `ends[0]` (ends has one entry more than there are events); `key_ends` likewise.
+    """
+
+    user_key: str
+    context_key: str
+    batch_context: str  # JSON object text: the batch's members without "events"
+    events: bytes
+    ends: list[int]
+    keys: bytes
+    key_ends: list[int]
+    content_hashes: list[str] | None = None  # one per event, for the ledger
+
+    @classmethod
+    def from_texts(
+        cls,
+        user_key: str,
+        context_key: str,
+        batch_context: str,
+        replay_keys: list[str],
+        events: list[str],
+        content_hashes: list[str] | None = None,
+    ) -> Group:
+        encoded = [(e + ",").encode() for e in events]
+        keys = [(k + "\n").encode() for k in replay_keys]
+        if any("\n" in k for k in replay_keys):
+            raise ValueError("a replay key must not contain a newline")
+        return cls(
+            user_key,
+            context_key,
+            batch_context,
+            b"".join(encoded),
+            [0, *itertools.accumulate(len(e) for e in encoded)],
+            b"".join(keys),
+            [0, *itertools.accumulate(len(k) for k in keys)],
+            content_hashes,
+        )
+
+    def __len__(self) -> int:
+        return len(self.ends) - 1
+
+    def size(self, k: int) -> int:
+        """UTF-8 bytes of event k's text."""
+        return self.ends[k + 1] - self.ends[k] - 1
+
+    def event_texts(self) -> list[str]:
+        base = self.ends[0]
+        return [
+            self.events[a - base : b - base - 1].decode()
+            for a, b in zip(self.ends, self.ends[1:], strict=False)
+        ]
+
+    def replay_keys(self) -> list[str]:
+        return self.keys.decode().split("\n")[:-1]
+
+
+@dataclass(slots=True)
+class PackedBatch:
+    """One replay batch: the exact body to send, or an `error` saying why it is not sent."""
+
+    source_request_id: str
+    user_key: str
+    context_key: str
+    event_count: int
+    keys: bytes  # its replay keys, each followed by a newline
+    content_hashes: list[str] | None
+    body: bytes
+    error: str | None = None
+
+    @property
+    def replay_keys(self) -> list[str]:
+        return self.keys.decode().split("\n")[:-1]
+
+
+def uuid5_text(digest: bytes) -> str:
+    """The canonical text of a version-5 UUID from a SHA-1 `digest` (as `uuid.uuid5` does)."""
+    h = digest[:16].hex()
+    variant = "89ab"[int(h[16], 16) & 3]
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
+
+
+def batch_id(context: bytes, keys: bytes, events: bytes) -> str:
+    """Deterministic `source_request_id`: the same keys and content give the same id.
+
+    `keys` are the batch's replay keys, each followed by a newline; `events` its event
+    texts joined by commas. Any change of the context, of an event's bytes, or of which
+    events share the batch gives another id, so mParticle de-duplicates resends but not
+    corrections.
+    """
+    name = b"".join((ID_NAMESPACE, b"\x00", context, b"\x00", keys, b"\x00", events))
+    return uuid5_text(hashlib.sha1(name).digest())
+
+
+def _context_members(group: Group) -> tuple[bytes, str | None]:
+    """The context's members as bytes (without braces), or an error when unusable."""
+    text = group.batch_context
+    if not (text[:1] == "{" and text[-1:] == "}"):
+        text = text.strip()
+        if not (text[:1] == "{" and text[-1:] == "}"):
+            return b"", "batch_context is not a JSON object"
+    inner = text[1:-1]
+    if '"events"' in inner or '"source_request_id"' in inner:
+        try:
+            members = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return b"", "batch_context is not valid JSON"
+        clash = [name for name in _RESERVED_MEMBERS if name in members]
+        if clash:
+            return b"", f"batch_context must not hold {' or '.join(clash)} (the loader sets it)"
+    inner = inner.strip()
+    return inner.encode(), None
+
+
+def _head(batch_id_text: str, members: bytes) -> bytes:
+    if members:
+        return b"".join((_HEAD, batch_id_text.encode(), b'",', members, b",", _EVENTS))
+    return b"".join((_HEAD, batch_id_text.encode(), b'",', _EVENTS))
+
+
+def _head_bytes(members: bytes) -> int:
+    """Bytes of a batch without its events."""
+    return len(_HEAD) + ID_LENGTH + 2 + (len(members) + 1 if members else 0) + len(_EVENTS) + 2
+
+
+def pack_group(group: Group, max_batch_bytes: int = MAX_BATCH_BYTES) -> Iterator[PackedBatch]:
+    """Fill batches densely, in order: each takes as many of the next events as fit."""
+    members, context_error = _context_members(group)
+    head_bytes = _head_bytes(members)
+    ends = group.ends
+    n = len(ends) - 1
+    # a batch of events i..j-1 has head_bytes + ends[j] - ends[i] - 1 bytes
+    if context_error is None and head_bytes + ends[n] - ends[0] - 1 <= max_batch_bytes:
+        if n:
+            yield _batch(group, members, 0, n, None)
+        return
+    i = 0
+    while i < n:
+        if context_error is not None:
+            j, error = i + 1, context_error
+        else:
+            j = bisect_right(ends, ends[i] + max_batch_bytes - head_bytes + 1, i, n + 1) - 1
+            error = None
+            if j == i:
+                j = i + 1
+                error = (
+                    f"event is {group.size(i)} bytes; with its batch context the batch would "
+                    f"be {head_bytes + group.size(i)} bytes, over the {max_batch_bytes}-byte "
+                    "(128 KB) batch limit"
+                )
+        yield _batch(group, members, i, j, error)
+        i = j
+
+
+def _batch(group: Group, members: bytes, i: int, j: int, error: str | None) -> PackedBatch:
+    ends, key_ends = group.ends, group.key_ends
+    base, key_base = ends[0], key_ends[0]
+    events = memoryview(group.events)[ends[i] - base : ends[j] - base - 1]
+    keys = group.keys[key_ends[i] - key_base : key_ends[j] - key_base]
+    sid = batch_id(members, keys, events)
+    if members:
+        body = b"".join((_HEAD, sid.encode(), b'",', members, b",", _EVENTS, events, _TAIL))
+    else:
+        body = b"".join((_HEAD, sid.encode(), b'",', _EVENTS, events, _TAIL))
+    hashes = group.content_hashes
+    if hashes is not None and (i or j < len(hashes)):
+        hashes = hashes[i:j]
+    return PackedBatch(sid, group.user_key, group.context_key, j - i, keys, hashes, body, error)
+
+
+def assemble(group: Group, source_request_id: str) -> PackedBatch:
+    """All of `group` as one batch under a given id (an earlier run's batch, sent again)."""
+    members, error = _context_members(group)
+    body = b"".join((_head(source_request_id, members), group.events[:-1], _TAIL))
+    return PackedBatch(
+        source_request_id,
+        group.user_key,
+        group.context_key,
+        len(group),
+        group.keys,
+        group.content_hashes,
+        body,
+        error,
+    )
+
+
+def _subgroup(group: Group, indexes: list[int]) -> Group:
+    texts, keys, hashes = group.event_texts(), group.replay_keys(), group.content_hashes
+    return Group.from_texts(
+        group.user_key,
+        group.context_key,
+        group.batch_context,
+        [keys[k] for k in indexes],
+        [texts[k] for k in indexes],
+        [hashes[k] for k in indexes] if hashes is not None else None,
+    )
+
+
+def pack_and_validate(
+    group: Group, validate: Validator | None, max_batch_bytes: int = MAX_BATCH_BYTES
+) -> Iterator[PackedBatch]:
+    """`pack_group`, then check each batch with `validate(batch_dict, size=...)`.
+
+    A batch that fails is split: each of its events is checked alone, events that fail
+    come out as one-event batches with the messages as `error`, and the others are
+    packed again (and checked again).
+    """
+    for batch in pack_group(group, max_batch_bytes):
+        if batch.error is not None or validate is None:
+            yield batch
+            continue
+        problems = validate(orjson.loads(batch.body), size=len(batch.body))
+        if not problems:
+            yield batch
+        elif batch.event_count == 1:
+            batch.error = "; ".join(problems)
+            yield batch
+        else:
+            yield from _isolate(group, batch, validate, max_batch_bytes)
+
+
+def _isolate(
+    group: Group, batch: PackedBatch, validate: Validator, max_batch_bytes: int
+) -> Iterator[PackedBatch]:
+    position = {key: k for k, key in enumerate(group.replay_keys())}
+    good: list[int] = []
+    for key in batch.replay_keys:
+        k = position[key]
+        [alone] = pack_group(_subgroup(group, [k]), max_batch_bytes)
+        problems = validate(orjson.loads(alone.body), size=len(alone.body))
+        if problems:
+            alone.error = "; ".join(problems)
+            yield alone
+        else:
+            good.append(k)
+    for repacked in pack_group(_subgroup(group, good), max_batch_bytes):
+        problems = validate(orjson.loads(repacked.body), size=len(repacked.body))
+        if problems:  # a problem of the batch as a whole: keep each event apart
+            for k in (position[key] for key in repacked.replay_keys):
+                [alone] = pack_group(_subgroup(group, [k]), max_batch_bytes)
+                alone.error = "; ".join(problems)
+                yield alone
+        else:
+            yield repacked
+
+
+def group_requests(
+    batches: Iterable[PackedBatch],
+    max_request_bytes: int = MAX_REQUEST_BYTES,
+    max_batches: int = MAX_BATCHES_PER_REQUEST,
+    on_rejected: Callable[[PackedBatch], None] | None = None,
+) -> Iterator[list[PackedBatch]]:
+    """Consecutive sendable batches, as few requests as the limits allow (order kept).
+
+    Batches with an `error` are not sent: they go to `on_rejected`, if given.
+    """
+    current: list[PackedBatch] = []
+    size = 2  # the brackets
+    for batch in batches:
+        if batch.error is not None:
+            if on_rejected is not None:
+                on_rejected(batch)
+            continue
+        extra = len(batch.body) + (1 if current else 0)
+        if current and (size + extra > max_request_bytes or len(current) >= max_batches):
+            yield current
+            current, size, extra = [], 2, len(batch.body)
+        current.append(batch)
+        size += extra
+    if current:
+        yield current
+
+
+def request_body(bodies: Iterable[bytes]) -> bytes:
+    """A `/bulkevents` body: the batches' bodies as one JSON array."""
+    return b"[" + b",".join(bodies) + b"]"

@@ -1,0 +1,184 @@
+"""Reading the replay set (`replay_events`, built by dbt) from the warehouse, read-only.
+
+The warehouse is attached read-only to the connection that plans the run, only while
+the plan is built: a `dbt build` can run again as soon as the plan is written. Rows
+stream as Arrow record batches (memory stays flat in the number of events) and come out
+as `packing.Group`s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loader.errors import MissingReplaySet, WarehouseLocked
+from loader.push.packing import Group
+from loader.warehouse import attach, lock_holder
+
+ALIAS = "warehouse"
+REPLAY_RELATION = f"{ALIAS}.main.replay_events"
+REQUIRED_COLUMNS = (
+    "replay_key",
+    "user_key",
+    "context_key",
+    "event_type",
+    "timestamp_unixtime_ms",
+    "event_json",
+    "batch_context",
+    "data_plan_note",
+    "identity_risk",
+)
+RECORD_BATCH_ROWS = 65_536
+
+
+@contextlib.contextmanager
+def attached_replay_set(con: duckdb.DuckDBPyConnection, path: Path) -> Iterator[str]:
+    """Attach the warehouse at `path` read-only; yield the replay set's relation name.
+
+    Raises `WarehouseLocked` while another process (a `dbt build`) holds the file, and
+    `MissingReplaySet` when the file or the `replay_events` table is missing.
+    """
+    if not path.exists():
+        raise MissingReplaySet(
+            f"Warehouse {path} does not exist. Run `loader ingest PATH` and `dbt build` first "
+            "(or set BACKFILL_DUCKDB to the warehouse file)."
+        )
+    try:
+        attach(con, path, ALIAS)
+    except duckdb.IOException as exc:
+        holder = lock_holder(exc)
+        if holder is None:
+            raise
+        raise WarehouseLocked(
+            f"{path} is in use by {holder} (probably a `dbt build`). Wait for it to finish, "
+            "then run this command again."
+        ) from None
+    try:
+        _check_replay_set(con, path)
+        yield REPLAY_RELATION
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            con.execute(f"detach {ALIAS}")
+
+
+def _check_replay_set(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    columns = {
+        row[0]
+        for row in con.execute(
+            "select column_name from duckdb_columns() "
+            "where database_name = ? and schema_name = 'main' and table_name = 'replay_events'",
+            [ALIAS],
+        ).fetchall()
+    }
+    if not columns:
+        raise MissingReplaySet(
+            f"{path} has no replay_events table yet. Run `dbt build` to build the replay set."
+        )
+    missing = [name for name in REQUIRED_COLUMNS if name not in columns]
+    if missing:
+        raise MissingReplaySet(
+            f"replay_events in {path} lacks column(s) {', '.join(missing)}: it was built by "
+            "another version of the project. Run `dbt build` again."
+        )
+
+
+def _joined(array: pa.Array) -> tuple[list[int], memoryview]:
+    """A string column's offsets and data: its values, back to back, without copies."""
+    if pa.types.is_large_string(array.type):
+        code = "q"
+    elif pa.types.is_string(array.type):
+        code = "i"
+    else:
+        array, code = array.cast(pa.string()), "i"
+    _, offsets, data = array.buffers()
+    view = memoryview(offsets).cast(code)[array.offset : array.offset + len(array) + 1]
+    return view.tolist(), memoryview(data if data is not None else b"")
+
+
+def iter_groups(reader: pa.RecordBatchReader) -> Iterator[Group]:
+    """Groups from rows sorted by group_no, whose first row in a group carries its columns.
+
+    Columns: group_no, user_key, context_key, batch_context (set on a group's first row,
+    may be null on the others), key_line (replay_key and a newline), event_text
+    (event_json and a comma), content_hash (may be all null). The reader is closed when
+    the iteration ends.
+    """
+    current: Group | None = None
+    current_no = None
+    try:
+        for rb in reader:
+            m = rb.num_rows
+            if m == 0:
+                continue
+            numbers = rb.column("group_no")
+            changes = pc.not_equal(numbers.slice(1), numbers.slice(0, m - 1))
+            first_no = numbers[0].as_py()
+            starts = [] if first_no == current_no else [0]
+            starts += [i + 1 for i in pc.indices_nonzero(changes).to_pylist()]
+            ends, events = _joined(rb.column("event_text"))
+            key_ends, keys = _joined(rb.column("key_line"))
+            hash_column = rb.column("content_hash")
+            hashes = hash_column.to_pylist() if hash_column.null_count < m else None
+            at_starts = pa.array(starts, pa.int64())
+            users, contexts, texts = (
+                rb.column(name).take(at_starts).to_pylist()
+                for name in ("user_key", "context_key", "batch_context")
+            )
+            first = starts[0] if starts else m
+            if first:  # the rows before the first head continue the current group
+                if current is None:
+                    raise ValueError("replay rows out of order: a group lacks its head row")
+                _extend(current, ends, events, key_ends, keys, hashes, first)
+            if not starts:
+                continue
+            if current is not None:
+                yield current
+            bounds = [*starts, m]
+            last = len(starts) - 1
+            for n, s in enumerate(starts):
+                if users[n] is None or texts[n] is None:
+                    raise ValueError("replay rows out of order: a group lacks its head row")
+                e = bounds[n + 1]
+                group = Group(
+                    users[n],
+                    contexts[n],
+                    texts[n],
+                    bytes(events[ends[s] : ends[e]]),
+                    ends[s : e + 1],
+                    bytes(keys[key_ends[s] : key_ends[e]]),
+                    key_ends[s : e + 1],
+                    hashes[s:e] if hashes is not None else None,
+                )
+                if n < last:
+                    yield group
+            current = group
+            current_no = numbers[m - 1].as_py()
+        if current is not None:
+            yield current
+    finally:
+        reader.close()
+
+
+def _extend(
+    group: Group,
+    ends: list[int],
+    events: memoryview,
+    key_ends: list[int],
+    keys: memoryview,
+    hashes: list[str] | None,
+    count: int,
+) -> None:
+    """Append the first `count` rows of a record batch to a group begun in the previous one."""
+    shift = group.ends[-1] - ends[0]
+    group.events += bytes(events[ends[0] : ends[count]])
+    group.ends.extend(offset + shift for offset in ends[1 : count + 1])
+    key_shift = group.key_ends[-1] - key_ends[0]
+    group.keys += bytes(keys[key_ends[0] : key_ends[count]])
+    group.key_ends.extend(offset + key_shift for offset in key_ends[1 : count + 1])
+    if group.content_hashes is not None and hashes is not None:
+        group.content_hashes.extend(hashes[:count])

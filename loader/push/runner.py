@@ -1,0 +1,596 @@
+"""`loader push`: plan the run from the replay set and the ledger, then send it.
+
+1. Plan (the warehouse attached read-only for this step only): classify every replay
+   event against the ledger (`loader.push.send_plan`), pack what is to be sent into batches and
+   requests, check each batch locally (`loader.events_api.batch_rules`), and record every new batch
+   (its events, content hashes and `source_request_id`) in the ledger, committed, before
+   anything is sent. Requests go to the outbox file.
+2. Send: worker threads post the outbox's requests under one shared rate limit; the
+   main thread marks batches in flight before handing them over and records every
+   attempt and outcome as it comes back.
+
+A dry run does step 1 without touching the ledger and writes the request bodies to a
+folder instead of an outbox.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from loader.errors import LoaderError
+from loader.push import ledger as ledger_mod
+from loader.push.ledger import Ledger, LedgerError, api_key_fingerprint
+from loader.push.outbox import Outbox
+from loader.push.packing import (
+    PackedBatch,
+    Validator,
+    assemble,
+    group_requests,
+    pack_and_validate,
+    pack_group,
+    request_body,
+)
+from loader.push.replay_reader import attached_replay_set
+from loader.push.send_plan import Planner, PlanSummary, now_ms
+from loader.push.transport import (
+    DEFAULT_RATE,
+    Credentials,
+    Outgoing,
+    RateLimiter,
+    SendResult,
+    Transport,
+)
+
+LEDGER_CHUNK = 5_000  # batches recorded per transaction while planning
+TURN_SECONDS = 0.1  # the main loop records outcomes at least this often
+MIN_TURN_SECONDS = 0.02  # and at most every 20 ms
+
+
+@dataclass
+class PushOptions:
+    endpoint: str
+    workers: int = 8
+    rate: float = DEFAULT_RATE
+    max_retries: int = 8
+    timeout_s: float = 30.0
+    backoff_s: float = 0.5
+    give_up_after: int = 3  # requests in a row that used every retry: the run stops
+    resend_changed: bool = False
+    validate: bool = True
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Progress:
+    """Counts the progress display reads; updated by the main thread only."""
+
+    events_total: int = 0
+    batches_total: int = 0
+    requests_total: int = 0
+    events_acknowledged: int = 0
+    batches_acknowledged: int = 0
+    events_failed: int = 0
+    batches_failed: int = 0
+    events_rejected: int = 0
+    batches_rejected: int = 0
+    http_requests: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class PushReport:
+    """What a run planned and did; `as_dict` is the `--json` output."""
+
+    dry_run: bool
+    endpoint: str
+    plan: PlanSummary
+    run_id: int | None = None
+    status: str = "planned"
+    message: str | None = None
+    events_planned: int = 0
+    batches_planned: int = 0
+    requests_planned: int = 0
+    body_bytes: int = 0
+    largest_batch_bytes: int = 0
+    largest_request_bytes: int = 0
+    local_rejections: dict[str, int] = field(default_factory=dict)  # reason -> events
+    events_rejected_locally: int = 0
+    batches_rejected_locally: int = 0
+    progress: Progress = field(default_factory=Progress)
+    failures: list[dict] = field(default_factory=list)
+    out_dir: str | None = None
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Nothing failed or was refused in this run, and nothing refused earlier remains."""
+        p = self.progress
+        return (
+            self.status in ("planned", "completed")
+            and not self.events_rejected_locally
+            and not (p.batches_failed or p.batches_rejected)
+            and not self.plan.rejected_before
+        )
+
+    def as_dict(self) -> dict:
+        p = self.progress
+        return {
+            "dry_run": self.dry_run,
+            "run_id": self.run_id,
+            "status": self.status,
+            "ok": self.ok,
+            "message": self.message,
+            "endpoint": self.endpoint,
+            "plan": self.plan.as_dict(),
+            "planned": {
+                "events": self.events_planned,
+                "batches": self.batches_planned,
+                "requests": self.requests_planned,
+                "body_bytes": self.body_bytes,
+                "largest_batch_bytes": self.largest_batch_bytes,
+                "largest_request_bytes": self.largest_request_bytes,
+                "events_rejected_locally": self.events_rejected_locally,
+                "local_rejections": self.local_rejections,
+            },
+            "sent": {
+                "events_acknowledged": p.events_acknowledged,
+                "batches_acknowledged": p.batches_acknowledged,
+                "events_failed": p.events_failed,
+                "batches_failed": p.batches_failed,
+                "events_rejected": p.events_rejected,
+                "batches_rejected": p.batches_rejected,
+                "http_requests": p.http_requests,
+            },
+            "failures": self.failures,
+            "out_dir": self.out_dir,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+
+def default_validator() -> Validator | None:
+    try:
+        from loader.events_api.batch_rules import validate_batch
+    except ImportError:  # pragma: no cover - the rules ship with the loader
+        return None
+    return validate_batch
+
+
+class _Plan:
+    """Step 1: the batches and requests of a run, into an outbox (push) or a folder (dry run)."""
+
+    def __init__(
+        self,
+        report: PushReport,
+        validator: Validator | None,
+        on_rejected: Callable[[PackedBatch], None] | None = None,
+    ) -> None:
+        self.report = report
+        self.validator = validator
+        self.on_rejected = on_rejected
+
+    def batches(self, planner: Planner, *, with_hashes: bool) -> Iterator[PackedBatch]:
+        for source_request_id, group in planner.resumed_groups():
+            yield assemble(group, source_request_id)
+        validator = self.validator
+        for group in planner.new_groups(with_hashes=with_hashes):
+            if validator is None:
+                yield from pack_group(group)
+            else:
+                yield from pack_and_validate(group, validator)
+
+    def rejected(self, batch: PackedBatch) -> None:
+        """A batch not sent (too big, or failing the local checks): counted by reason."""
+        report = self.report
+        report.events_rejected_locally += batch.event_count
+        report.batches_rejected_locally += 1
+        reason = (batch.error or "").split(";")[0]
+        report.local_rejections[reason] = report.local_rejections.get(reason, 0) + (
+            batch.event_count
+        )
+        if self.on_rejected is not None:
+            self.on_rejected(batch)
+
+    def requests(self, batches: Iterator[PackedBatch]) -> Iterator[list[PackedBatch]]:
+        report = self.report
+        for request in group_requests(batches, on_rejected=self.rejected):
+            sizes = [len(b.body) for b in request]
+            report.requests_planned += 1
+            report.batches_planned += len(request)
+            report.events_planned += sum(b.event_count for b in request)
+            report.body_bytes += sum(sizes)
+            report.largest_batch_bytes = max(report.largest_batch_bytes, *sizes)
+            report.largest_request_bytes = max(
+                report.largest_request_bytes, 1 + sum(sizes) + len(sizes)
+            )
+            yield request
+
+
+def dry_run(
+    warehouse_path: Path,
+    ledger_path: Path,
+    options: PushOptions,
+    out_dir: Path | None = None,
+    validator: Validator | None = None,
+) -> PushReport:
+    """Everything but HTTP: the plan and, with `out_dir`, the exact request bodies."""
+    started = time.monotonic()
+    report = PushReport(dry_run=True, endpoint=options.endpoint, plan=PlanSummary())
+    validator = validator if validator is not None else default_validator()
+    rejected_file = None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for old in out_dir.glob("request-*.json"):
+            old.unlink()
+        report.out_dir = str(out_dir)
+        rejected_file = open(out_dir / "rejected.ndjson", "wb")  # noqa: SIM115
+
+    def note_rejection(batch: PackedBatch) -> None:
+        if rejected_file is not None:
+            _write_rejection(rejected_file, batch)
+
+    planning = _Plan(report, validator if options.validate else None, note_rejection)
+    try:
+        with (
+            Ledger.open(ledger_path, read_only=True) as ledger,
+            attached_replay_set(ledger.con, warehouse_path) as replay,
+        ):
+            planner = Planner(
+                ledger, replay, resend_changed=options.resend_changed, now_ms=now_ms()
+            )
+            with planner.scratch():
+                report.plan = planner.classify()
+                batches = planning.batches(planner, with_hashes=False)
+                for number, request in enumerate(planning.requests(batches), 1):
+                    if out_dir is not None:
+                        path = out_dir / f"request-{number:06d}.json"
+                        path.write_bytes(request_body(b.body for b in request))
+    finally:
+        if rejected_file is not None:
+            rejected_file.close()
+    report.elapsed_s = time.monotonic() - started
+    if out_dir is not None:
+        (out_dir / "plan.json").write_bytes(
+            orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2)
+        )
+    return report
+
+
+def _write_rejection(file, batch: PackedBatch) -> None:
+    for key in batch.replay_keys:
+        file.write(
+            orjson.dumps(
+                {
+                    "replay_key": key,
+                    "source_request_id": batch.source_request_id,
+                    "error": batch.error,
+                }
+            )
+            + b"\n"
+        )
+
+
+def push(
+    warehouse_path: Path,
+    ledger_path: Path,
+    options: PushOptions,
+    credentials: Credentials,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_planned: Callable[[PushReport], None] | None = None,
+    validator: Validator | None = None,
+) -> PushReport:
+    """Plan, record and send a run. See the module docstring; the report says what happened.
+
+    Raises `LedgerLocked` when another push holds the ledger. A 401/403 stops the run:
+    the report's status is "stopped" with the reason in `message`. Ctrl-C stops it too
+    (status "interrupted", then KeyboardInterrupt is raised again).
+    """
+    started = time.monotonic()
+    report = PushReport(dry_run=False, endpoint=options.endpoint, plan=PlanSummary())
+    validator = validator if validator is not None else default_validator()
+    fingerprint = api_key_fingerprint(credentials.api_key)
+    with Ledger.open(ledger_path) as ledger:
+        ledger.close_stale_runs()
+        _check_destination(ledger, ledger_path, options.endpoint, fingerprint)
+        report.run_id = run_id = ledger.start_run(options.endpoint, fingerprint, options.as_dict())
+        for stale in ledger_path.parent.glob(ledger_path.name + ".outbox-*"):
+            stale.unlink(missing_ok=True)  # left by a killed run (this process holds the lock)
+        outbox = Outbox(ledger_path.with_name(ledger_path.name + f".outbox-{os.getpid()}"))
+        try:
+            _plan_into_ledger(ledger, run_id, warehouse_path, options, validator, report, outbox)
+            if on_planned is not None:
+                on_planned(report)
+            _send(ledger, run_id, outbox, options, credentials, report, on_progress)
+        except KeyboardInterrupt:
+            report.status = "interrupted"
+            report.message = "interrupted; run `loader push` again to resume"
+            raise
+        except BaseException as exc:
+            report.status = "failed"
+            report.message = f"{type(exc).__name__}: {credentials.redact(str(exc))}"
+            raise
+        finally:
+            outbox.remove()
+            report.elapsed_s = time.monotonic() - started
+            report.failures = _failures(ledger, run_id)
+            ledger.finish_run(run_id, report.status, _run_counts(report), report.message)
+    return report
+
+
+def status(ledger_path: Path, warehouse_path: Path) -> dict:
+    """The ledger's runs and outcomes, and what the next push would send from the replay set."""
+    with Ledger.open(ledger_path, read_only=True) as ledger:
+        result = ledger.status()
+        result["ledger"] = str(ledger_path) if ledger_path.exists() else None
+        try:
+            with attached_replay_set(ledger.con, warehouse_path) as replay:
+                planner = Planner(ledger, replay, resend_changed=False, now_ms=now_ms())
+                with planner.scratch():
+                    plan = planner.classify()
+            result["replay_set"] = {
+                "events": plan.replay_events,
+                "acknowledged": plan.acknowledged_before,
+                "to_send": plan.to_send,
+                "new": plan.new,
+                "resumed": plan.resumed,
+                "changed_after_acknowledgement": plan.changed,
+                "in_doubt": plan.in_doubt,
+                "rejected_before": plan.rejected_before,
+            }
+        except LoaderError as exc:
+            result["replay_set"] = {"unavailable": str(exc)}
+    return result
+
+
+def _check_destination(ledger: Ledger, path: Path, endpoint: str, fingerprint: str) -> None:
+    earlier = ledger.destination()
+    if earlier is None or earlier == (endpoint, fingerprint):
+        return
+    raise LedgerError(
+        f"the ledger {path} records sends to {earlier[0]} (API key {earlier[1]}), but this run "
+        f"targets {endpoint} (API key {fingerprint}). Use another ledger file for another "
+        "destination (set BACKFILL_LEDGER), so that what one accepted is not skipped for the "
+        "other."
+    )
+
+
+def _plan_into_ledger(
+    ledger: Ledger,
+    run_id: int,
+    warehouse_path: Path,
+    options: PushOptions,
+    validator: Validator | None,
+    report: PushReport,
+    outbox: Outbox,
+) -> None:
+    planning = _Plan(report, validator if options.validate else None)
+    with attached_replay_set(ledger.con, warehouse_path) as replay:
+        planner = Planner(ledger, replay, resend_changed=options.resend_changed, now_ms=now_ms())
+        with planner.scratch():
+            report.plan = planner.classify()
+            with ledger.transaction():
+                ledger.supersede(
+                    planner.superseded_batches(), "content changed before it was acknowledged"
+                )
+            resumed_ids = set(planner.resumed_batch_ids())
+            new: list[PackedBatch] = []
+            resumed: list[str] = []
+
+            def flush() -> None:
+                with ledger.transaction():
+                    ledger.add_batches(run_id, new)
+                    ledger.resume_batches(run_id, resumed)
+                new.clear()
+                resumed.clear()
+
+            def recorded(batches: Iterator[PackedBatch]) -> Iterator[PackedBatch]:
+                for batch in batches:
+                    if batch.source_request_id in resumed_ids:
+                        resumed.append(batch.source_request_id)
+                    else:
+                        new.append(batch)
+                    if len(new) + len(resumed) >= LEDGER_CHUNK:
+                        flush()
+                    yield batch
+
+            batches = recorded(planning.batches(planner, with_hashes=True))
+            for request in planning.requests(batches):
+                outbox.add(request)
+            flush()
+    outbox.close()
+    report.progress.events_total = report.events_planned
+    report.progress.batches_total = report.batches_planned
+    report.progress.requests_total = report.requests_planned
+
+
+def _send(
+    ledger: Ledger,
+    run_id: int,
+    outbox: Outbox,
+    options: PushOptions,
+    credentials: Credentials,
+    report: PushReport,
+    on_progress: Callable[[Progress], None] | None,
+) -> None:
+    """Step 2: post the outbox's requests from worker threads; record outcomes here."""
+    sender = _Sender(ledger, run_id, options, credentials, report.progress)
+    try:
+        sender.run(outbox.read(), on_progress)
+    finally:
+        sender.close()
+    progress = report.progress
+    if sender.fatal is not None:
+        report.status, report.message = "stopped", sender.fatal
+    elif progress.batches_failed or progress.batches_rejected or report.events_rejected_locally:
+        report.status = "completed_with_failures"
+    else:
+        report.status = "completed"
+
+
+class _Sender:
+    """The main thread's side of sending: hands requests to workers, records what comes back.
+
+    Batches are marked in flight (committed) before their request is handed over. The
+    run stops on a 401/403, or when `give_up_after` requests in a row used every retry
+    (the endpoint is down: no point grinding through the rest).
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        run_id: int,
+        options: PushOptions,
+        credentials: Credentials,
+        progress: Progress,
+    ) -> None:
+        self.ledger, self.run_id, self.options, self.progress = ledger, run_id, options, progress
+        self.stop = threading.Event()
+        self.transport = Transport(
+            options.endpoint,
+            credentials,
+            RateLimiter(options.rate, stop=self.stop),
+            stop=self.stop,
+            timeout_s=options.timeout_s,
+            max_retries=options.max_retries,
+            backoff_s=options.backoff_s,
+        )
+        self.pool = futures.ThreadPoolExecutor(options.workers, thread_name_prefix="push")
+        self.pending: dict[futures.Future, list[Outgoing]] = {}
+        self.events_of: dict[str, int] = {}
+        self.fatal: str | None = None
+        self.gave_up = 0
+        self.request_no = 0
+
+    def run(
+        self, requests: Iterator[list[Outgoing]], on_progress: Callable[[Progress], None] | None
+    ) -> None:
+        self.progress.started = time.monotonic()
+        max_pending = max(2, self.options.workers * 2)
+        exhausted = False
+        try:
+            while True:
+                results = self._collect()
+                submit: list[list[Outgoing]] = []
+                while not exhausted and self.fatal is None:
+                    if len(self.pending) + len(submit) >= max_pending:
+                        break
+                    request = next(requests, None)
+                    if request is None:
+                        exhausted = True
+                    else:
+                        submit.append(request)
+                with self.ledger.transaction():
+                    for result in results:
+                        self._record(result)
+                    self.ledger.mark_in_flight([b.source_request_id for r in submit for b in r])
+                if self.fatal is not None:
+                    self.stop.set()
+                for request in submit:
+                    self._submit(request)
+                if on_progress is not None:
+                    on_progress(self.progress)
+                if not self.pending and (exhausted or self.fatal is not None):
+                    return
+                futures.wait(
+                    list(self.pending), timeout=TURN_SECONDS, return_when=futures.FIRST_COMPLETED
+                )
+                time.sleep(MIN_TURN_SECONDS)  # let outcomes gather: fewer, larger commits
+        except KeyboardInterrupt:
+            self.stop.set()
+            self._drain()
+            raise
+
+    def _submit(self, request: list[Outgoing]) -> None:
+        self.request_no += 1
+        for batch in request:
+            self.events_of[batch.source_request_id] = batch.event_count
+        self.pending[self.pool.submit(self.transport.send, request, self.request_no)] = request
+
+    def _collect(self) -> list[SendResult]:
+        """Finished requests; notes a 401/403, or too many requests in a row given up."""
+        done = [f for f in self.pending if f.done()]
+        results = []
+        for future in done:
+            self.pending.pop(future)
+            results.append(future.result())
+        for result in results:
+            self.fatal = self.fatal or result.fatal
+            if result.acknowledged or result.rejected:
+                self.gave_up = 0
+            elif result.failed and not self.stop.is_set():
+                self.gave_up += 1
+                if self.fatal is None and self.gave_up >= self.options.give_up_after:
+                    self.fatal = (
+                        f"{self.gave_up} requests in a row failed after every retry (last "
+                        f"error: {next(iter(result.failed.values()))}); stopped. Failed "
+                        "batches are sent again, with the same ids, by the next `loader push`."
+                    )
+        return results
+
+    def _record(self, result: SendResult) -> None:
+        ledger, progress, events_of = self.ledger, self.progress, self.events_of
+        ledger.record_attempts(self.run_id, result.attempts)
+        progress.http_requests += len(result.attempts)
+        tries = result.tries
+        ledger.settle(ledger_mod.ACKNOWLEDGED, dict.fromkeys(result.acknowledged), tries)
+        ledger.settle(ledger_mod.REJECTED, result.rejected, tries)
+        ledger.settle(ledger_mod.FAILED, result.failed, tries)
+        progress.batches_acknowledged += len(result.acknowledged)
+        progress.events_acknowledged += sum(events_of[s] for s in result.acknowledged)
+        progress.batches_rejected += len(result.rejected)
+        progress.events_rejected += sum(events_of[s] for s in result.rejected)
+        progress.batches_failed += len(result.failed)
+        progress.events_failed += sum(events_of[s] for s in result.failed)
+
+    def _drain(self) -> None:
+        """After Ctrl-C: wait for the requests under way and record how they ended."""
+        for future in futures.as_completed(list(self.pending)):
+            self.pending.pop(future)
+            if not future.cancelled():
+                with self.ledger.transaction():
+                    self._record(future.result())
+
+    def close(self) -> None:
+        self.stop.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_counts(report: PushReport) -> dict[str, int]:
+    p, plan = report.progress, report.plan
+    return {
+        "events_planned": report.events_planned,
+        "batches_planned": report.batches_planned,
+        "events_resumed": plan.resumed,
+        "events_acknowledged": p.events_acknowledged,
+        "batches_acknowledged": p.batches_acknowledged,
+        "events_failed": p.events_failed,
+        "batches_failed": p.batches_failed,
+        "events_rejected": p.events_rejected + report.events_rejected_locally,
+        "batches_rejected": p.batches_rejected + report.batches_rejected_locally,
+        "events_already_acknowledged": plan.acknowledged_before,
+        "events_changed_skipped": 0 if plan.resend_changed else plan.changed + plan.in_doubt,
+        "events_changed_resent": plan.changed + plan.in_doubt if plan.resend_changed else 0,
+        "events_rejected_before": plan.rejected_before,
+        "http_requests": p.http_requests,
+    }
+
+
+def _failures(ledger: Ledger, run_id: int, limit: int = 20) -> list[dict]:
+    """This run's failed and rejected batches, grouped by reason."""
+    return ledger.query_dicts(
+        "select status, error, count(*) as batches, sum(event_count) as events, "
+        "min(source_request_id) as example_source_request_id from batches "
+        "where last_run_id = ? and status in ('failed', 'rejected') "
+        "group by all order by events desc limit ?",
+        [run_id, limit],
+    )

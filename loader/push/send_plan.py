@@ -1,0 +1,300 @@
+"""Which replay events a run sends, given the ledger: the plan and its summary.
+
+Every replay event falls in one class:
+- new: never planned, or only in batches that were superseded before being sent;
+- resume: in an open batch of an earlier run (planned, in flight or failed) whose content
+  is unchanged; it is sent again in that batch, with the same `source_request_id`;
+- acknowledged: acknowledged earlier with the same content; not sent again;
+- changed: acknowledged earlier with other content (a fix changed it); sent again only
+  with `resend_changed` (downstream then sees it twice);
+- in_doubt: sent earlier in a batch that was never acknowledged and whose content has
+  changed since, so that batch cannot be resent as it was; like changed;
+- rejected_before: refused earlier (locally, or by a 400) with the same content.
+
+The content hash of an event is the MD5 of its batch_context and event_json texts.
+Runs on the ledger's connection, with the warehouse attached (see `replay_reader`) and a
+scratch in-memory database for the intermediate tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import duckdb
+
+from loader.push.ledger import Ledger
+from loader.push.packing import Group
+from loader.push.replay_reader import RECORD_BATCH_ROWS, iter_groups
+
+
+def content_hash_sql(alias: str = "") -> str:
+    """SQL for an event's content hash: MD5 of its batch_context and event_json texts."""
+    prefix = f"{alias}." if alias else ""
+    return f"md5({prefix}batch_context::varchar || chr(10) || {prefix}event_json::varchar)"
+
+
+SCRATCH = "plan_scratch"
+DAY_MS = 86_400_000
+WARN_AGE_DAYS = 14
+MAX_AGE_DAYS = 30
+SKIPPED_ALWAYS = ("resume", "acknowledged", "rejected_before")
+RESENDABLE = ("changed", "in_doubt")
+
+
+@dataclass
+class PlanSummary:
+    """What a run would send, before packing (counts of events unless named otherwise)."""
+
+    replay_events: int = 0
+    new: int = 0
+    resumed: int = 0
+    resumed_batches: int = 0
+    acknowledged_before: int = 0
+    changed: int = 0
+    in_doubt: int = 0
+    rejected_before: int = 0
+    resend_changed: bool = False
+    to_send: int = 0
+    users: int = 0
+    events_by_type: dict[str, int] = field(default_factory=dict)
+    older_than_warn_days: int = 0
+    older_than_max_days: int = 0
+    oldest_event_days: float | None = None
+    data_plan_notes: dict[str, int] = field(default_factory=dict)
+    events_by_identity_risk: dict[str, int] = field(default_factory=dict)
+    with_user_attributes: int = 0  # events whose batch sets user attributes
+    changed_examples: list[str] = field(default_factory=list)
+    superseded_batches: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class Planner:
+    """Builds the plan on `ledger.con` with the replay set at `replay` (a relation name)."""
+
+    def __init__(self, ledger: Ledger, replay: str, *, resend_changed: bool, now_ms: int):
+        self.con = ledger.con
+        self.db = ledger.catalog
+        self.replay = replay
+        self.resend_changed = resend_changed
+        self.now_ms = now_ms
+        self.s = SCRATCH
+
+    @contextlib.contextmanager
+    def scratch(self) -> Iterator[Planner]:
+        self.con.execute(f"attach ':memory:' as {self.s}")
+        try:
+            yield self
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                self.con.execute(f"detach {self.s}")
+
+    def classify(self) -> PlanSummary:
+        """Sort every replay event into its class (see the module docstring)."""
+        s, replay, con, db = self.s, self.replay, self.con, self.db
+        con.execute(
+            f"create table {s}.known as select replay_key, {content_hash_sql()} as content_hash "
+            f"from {replay} where replay_key in (select replay_key from {db}.batch_events)"
+        )
+        con.execute(
+            f"""create table {s}.open_batches as
+            select
+                b.source_request_id,
+                b.first_sent_at is not null as was_sent,
+                bool_and(coalesce(k.content_hash = e.content_hash, false)) as intact,
+                count(*) as events,
+            from {db}.batches b
+            join {db}.batch_events e using (source_request_id)
+            left join {s}.known k using (replay_key)
+            where b.status in ('planned', 'in_flight', 'failed')
+            group by all"""
+        )
+        con.execute(
+            f"""create table {s}.key_state as
+            select
+                e.replay_key,
+                max(case when o.intact then e.source_request_id end) as resume_id,
+                arg_max(e.content_hash, b.settled_at)
+                    filter (where b.status = 'acknowledged') as acknowledged_hash,
+                arg_max(e.content_hash, b.settled_at)
+                    filter (where b.status = 'rejected') as rejected_hash,
+                coalesce(bool_or(
+                    (b.status = 'superseded' and b.first_sent_at is not null)
+                    or (o.intact = false and o.was_sent)
+                ), false) as in_doubt,
+            from {db}.batch_events e
+            join {db}.batches b using (source_request_id)
+            left join {s}.open_batches o using (source_request_id)
+            group by e.replay_key"""
+        )
+        con.execute(
+            f"""create table {s}.disposition as
+            select
+                k.replay_key,
+                case
+                    when st.resume_id is not null then 'resume'
+                    when st.acknowledged_hash = k.content_hash then 'acknowledged'
+                    when st.rejected_hash = k.content_hash then 'rejected_before'
+                    when st.acknowledged_hash is not null then 'changed'
+                    when st.in_doubt then 'in_doubt'
+                    else 'new'
+                end as disposition,
+            from {s}.known k
+            join {s}.key_state st using (replay_key)"""
+        )
+        skipped = list(SKIPPED_ALWAYS) + ([] if self.resend_changed else list(RESENDABLE))
+        con.execute(
+            f"create table {s}.skip_keys as select replay_key from {s}.disposition "
+            f"where disposition in ({', '.join(repr(d) for d in skipped)})"
+        )
+        return self._summary()
+
+    def _to_send(self) -> str:
+        """Replay rows this run sends in new batches (resumed batches come separately)."""
+        return f"(select * from {self.replay} anti join {self.s}.skip_keys using (replay_key))"
+
+    def _summary(self) -> PlanSummary:
+        s, con = self.s, self.con
+        summary = PlanSummary(resend_changed=self.resend_changed)
+        [(summary.replay_events,)] = con.execute(f"select count(*) from {self.replay}").fetchall()
+        counts = dict(
+            con.execute(f"select disposition, count(*) from {s}.disposition group by 1").fetchall()
+        )
+        summary.resumed = counts.get("resume", 0)
+        summary.acknowledged_before = counts.get("acknowledged", 0)
+        summary.changed = counts.get("changed", 0)
+        summary.in_doubt = counts.get("in_doubt", 0)
+        summary.rejected_before = counts.get("rejected_before", 0)
+        [(summary.resumed_batches, summary.superseded_batches)] = con.execute(
+            f"select count(*) filter (where intact), count(*) filter (where not intact) "
+            f"from {s}.open_batches"
+        ).fetchall()
+        summary.changed_examples = [
+            row[0]
+            for row in con.execute(
+                f"select replay_key from {s}.disposition where disposition in ('changed', "
+                "'in_doubt') order by replay_key limit 5"
+            ).fetchall()
+        ]
+        warn_ms = self.now_ms - WARN_AGE_DAYS * DAY_MS
+        max_ms = self.now_ms - MAX_AGE_DAYS * DAY_MS
+        sending = (
+            f"(select * from {self._to_send()} union all by name select r.* from {self.replay} r "
+            f"semi join {s}.disposition d on d.replay_key = r.replay_key "
+            "and d.disposition = 'resume')"
+        )
+        rows = con.execute(
+            f"""select
+                grouping(event_type) = 0 as by_type,
+                grouping(note) = 0 as by_note,
+                grouping(risk) = 0 as by_risk,
+                coalesce(event_type, note, risk),
+                count(*),
+                count(distinct user_key),
+                count(*) filter (where timestamp_unixtime_ms < {warn_ms}),
+                count(*) filter (where timestamp_unixtime_ms < {max_ms}),
+                min(timestamp_unixtime_ms),
+                count(*) filter (where with_user_attributes),
+            from (
+                select event_type, coalesce(data_plan_note, '(none)') as note,
+                    coalesce(identity_risk, 'unknown') as risk, user_key, timestamp_unixtime_ms,
+                    json_exists(batch_context, '$.user_attributes') as with_user_attributes
+                from {sending}
+            )
+            group by grouping sets ((), (event_type), (note), (risk))
+            order by 5 desc, 4"""
+        ).fetchall()
+        for by_type, by_note, by_risk, name, count, users, warn, too_old, oldest, ua in rows:
+            if by_type:
+                summary.events_by_type[name] = count
+            elif by_note:
+                summary.data_plan_notes[name] = count
+            elif by_risk:
+                summary.events_by_identity_risk[name] = count
+            else:
+                summary.to_send, summary.users = count, users
+                summary.older_than_warn_days, summary.older_than_max_days = warn, too_old
+                summary.with_user_attributes = ua
+                if oldest is not None:
+                    summary.oldest_event_days = round((self.now_ms - oldest) / DAY_MS, 1)
+        summary.new = summary.to_send - summary.resumed
+        return summary
+
+    def superseded_batches(self) -> list[str]:
+        """Open batches whose content changed (the run marks them superseded)."""
+        return [
+            row[0]
+            for row in self.con.execute(
+                f"select source_request_id from {self.s}.open_batches where not intact"
+            ).fetchall()
+        ]
+
+    def resumed_batch_ids(self) -> list[str]:
+        return [
+            row[0]
+            for row in self.con.execute(
+                f"select source_request_id from {self.s}.open_batches where intact"
+            ).fetchall()
+        ]
+
+    def resumed_groups(self) -> Iterator[tuple[str, Group]]:
+        """(source_request_id, events) of each open batch resent as it was planned."""
+        cursor = self.con.cursor()
+        cursor.execute(
+            f"""select e.source_request_id, b.user_key, b.context_key, r.batch_context::varchar,
+                list(e.replay_key order by e.position),
+                list(r.event_json::varchar order by e.position),
+                list(e.content_hash order by e.position),
+            from {self.s}.open_batches o
+            join {self.db}.batches b using (source_request_id)
+            join {self.db}.batch_events e using (source_request_id)
+            join {self.replay} r using (replay_key)
+            where o.intact
+            group by e.source_request_id, b.user_key, b.context_key, r.batch_context::varchar
+            order by e.source_request_id"""
+        )
+        try:
+            while rows := cursor.fetchmany(1_000):
+                for sid, user, context_key, context, keys, events, hashes in rows:
+                    yield sid, Group.from_texts(user, context_key, context, keys, events, hashes)
+        finally:
+            cursor.close()
+
+    def new_groups(self, *, with_hashes: bool) -> Iterator[Group]:
+        """Events to pack into new batches, one `Group` per user and context, in send order."""
+        s = self.s
+        self.con.execute(
+            f"""create or replace table {s}.pack_groups as
+            select
+                row_number() over (order by user_key, context_key) as group_no,
+                *,
+            from (
+                select user_key, context_key, min(timestamp_unixtime_ms) as first_ms,
+                from {self._to_send()}
+                group by all
+            )"""
+        )
+        content_hash = content_hash_sql("r") if with_hashes else "null::varchar"
+        # the group columns are only needed on a group's first row(s): null elsewhere
+        head = "r.timestamp_unixtime_ms = g.first_ms"
+        query = f"""select
+                g.group_no,
+                case when {head} then g.user_key end as user_key,
+                case when {head} then g.context_key end as context_key,
+                case when {head} then r.batch_context::varchar end as batch_context,
+                r.replay_key || chr(10) as key_line,
+                r.event_json::varchar || ',' as event_text,
+                {content_hash} as content_hash,
+            from {self._to_send()} r
+            join {s}.pack_groups g using (user_key, context_key)
+            order by g.group_no, r.timestamp_unixtime_ms, r.replay_key"""
+        # its own connection: the ledger's stays free to record batches meanwhile
+        return iter_groups(self.con.cursor().sql(query).to_arrow_reader(RECORD_BATCH_ROWS))
+
+
+def now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)

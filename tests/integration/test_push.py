@@ -1,0 +1,564 @@
+"""`loader push` and `loader status` end to end: a real dbt build, the emulator, the ledger."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from loader.cli import app
+from loader.emulator.server import EmulatorConfig, running_emulator
+from loader.events_api.batch_rules import (
+    MAX_BATCH_BYTES,
+    MAX_BATCHES_PER_REQUEST,
+    MAX_REQUEST_BYTES,
+)
+from loader.ingest.samples import generate
+from loader.push.ledger import Ledger
+from loader.push.runner import PushOptions, push
+from loader.push.transport import Credentials
+from tests.conftest import ROOT, query, run_dbt
+
+SECRET = "Sup3r-Secret-Value-9f8e7d"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """A replay set from a real dbt build on generated quarantine data (~900 events)."""
+    tmp = tmp_path_factory.mktemp("push")
+    warehouse = tmp / "backfill.duckdb"
+    generate(tmp / "q", 3000, seed=5, days=5)
+    result = runner.invoke(app, ["ingest", str(tmp / "q")], env={"BACKFILL_DUCKDB": str(warehouse)})
+    assert result.exit_code == 0, result.output
+    run_dbt(warehouse, "build")
+    return warehouse
+
+
+@pytest.fixture
+def env(built, tmp_path, monkeypatch) -> dict[str, str]:
+    """A copy of the built warehouse, a fresh ledger path and credentials, in the environment."""
+    warehouse = tmp_path / "backfill.duckdb"
+    shutil.copy(built, warehouse)
+    values = {
+        "BACKFILL_DUCKDB": str(warehouse),
+        "BACKFILL_LEDGER": str(tmp_path / "ledger.duckdb"),
+        "MPARTICLE_API_KEY": "key",
+        "MPARTICLE_API_SECRET": SECRET,
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+@pytest.fixture
+def emu():
+    with running_emulator(EmulatorConfig(api_key="key", api_secret=SECRET)) as emulator:
+        yield emulator
+
+
+def replay_rows(env) -> dict[str, tuple]:
+    rows = query(
+        Path(env["BACKFILL_DUCKDB"]),
+        "select replay_key, user_key, context_key, event_json::varchar, batch_context::varchar, "
+        "timestamp_unixtime_ms from replay_events",
+    )
+    return {row[0]: row[1:] for row in rows}
+
+
+def ledger_rows(env, sql: str, params=None) -> list[tuple]:
+    with Ledger.open(Path(env["BACKFILL_LEDGER"]), read_only=True) as ledger:
+        return ledger.query(sql, params)
+
+
+def keys_by_batch(env) -> dict[str, list[str]]:
+    rows = ledger_rows(
+        env,
+        "select source_request_id, list(replay_key order by position) from batch_events group by 1",
+    )
+    return dict(rows)
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def push_json(*args: str) -> tuple[int, dict, str]:
+    code, stdout, stderr = invoke("push", "--json", *args)
+    return code, orjson.loads(stdout), stderr
+
+
+def assert_delivered_exactly_once(env, emu) -> None:
+    """Every replay event accepted once, in a batch of one user and context, byte-exact."""
+    rows = replay_rows(env)
+    composition = keys_by_batch(env)
+    seen: dict[str, int] = {}
+    for batch in emu.accepted():
+        keys = composition[batch["source_request_id"]]
+        users = {rows[k][0] for k in keys}
+        contexts = {rows[k][1] for k in keys}
+        assert len(users) == 1 and len(contexts) == 1
+        context = {k: v for k, v in batch.items() if k not in ("events", "source_request_id")}
+        assert context == orjson.loads(rows[keys[0]][3])
+        assert batch["events"] == [orjson.loads(rows[k][2]) for k in keys]
+        for k, sent in zip(keys, batch["events"], strict=True):
+            assert sent["data"]["timestamp_unixtime_ms"] == rows[k][4]
+            seen[k] = seen.get(k, 0) + 1
+    assert set(seen) == set(rows)
+    assert set(seen.values()) == {1}
+
+
+def test_push_sends_every_event_once_and_a_second_push_sends_nothing(env, emu):
+    code, report, stderr = push_json("--endpoint", emu.base_url)
+    assert code == 0, stderr
+    rows = replay_rows(env)
+    assert report["status"] == "completed" and report["ok"]
+    assert report["sent"]["events_acknowledged"] == len(rows) == report["planned"]["events"]
+    assert_delivered_exactly_once(env, emu)
+
+    # limits, from the ledger's record of what went out
+    [(largest_batch, largest_request, most_batches)] = ledger_rows(
+        env,
+        "select (select max(body_bytes) from batches), max(body_bytes), max(batch_count) "
+        "from requests",
+    )
+    assert largest_batch <= MAX_BATCH_BYTES and largest_request <= MAX_REQUEST_BYTES
+    assert most_batches <= MAX_BATCHES_PER_REQUEST
+    # one user and one context per batch, as the ledger records them
+    assert not ledger_rows(
+        env,
+        "select source_request_id from batches b join batch_events e using (source_request_id) "
+        "group by all having count(distinct b.user_key) > 1",
+    )
+    [(acknowledged,)] = ledger_rows(env, "select count(*) from acknowledged_events")
+    assert acknowledged == len(rows)
+
+    requests_before = len(emu.requests)
+    code, again, _ = push_json("--endpoint", emu.base_url)
+    assert code == 0
+    assert again["plan"]["acknowledged_before"] == len(rows)
+    assert again["planned"]["events"] == 0
+    assert len(emu.requests) == requests_before  # nothing sent twice
+
+    code, stdout, _ = invoke("status", "--json")
+    status = orjson.loads(stdout)
+    assert code == 0
+    assert status["events"] == {
+        "acknowledged": len(rows),
+        "pending": 0,
+        "failed": 0,
+        "rejected": 0,
+    }
+    assert [r["status"] for r in status["runs"]] == ["completed", "completed"]
+    assert status["replay_set"]["to_send"] == 0
+
+
+def test_dry_run_writes_the_exact_bodies_and_needs_no_credentials(env, tmp_path, monkeypatch):
+    monkeypatch.delenv("MPARTICLE_API_KEY")
+    monkeypatch.delenv("MPARTICLE_API_SECRET")
+    out = tmp_path / "bodies"
+    code, stdout, stderr = invoke("push", "--dry-run", "--out", str(out))
+    assert code == 0, stderr
+    assert "Plan:" in stdout and "by type:" in stdout and "data plan:" in stdout
+    [(high,)] = query(
+        Path(env["BACKFILL_DUCKDB"]),
+        ("select count(*) from replay_events where identity_risk = 'high'"),
+    )
+    assert high > 0 and f"high {high}" in stdout and "extra MTUs" in stderr
+    assert not Path(env["BACKFILL_LEDGER"]).exists()  # a dry run records nothing
+
+    rows = replay_rows(env)
+    files = sorted(out.glob("request-*.json"))
+    assert files
+    texts = {}
+    for path in files:
+        body = path.read_bytes()
+        assert len(body) <= MAX_REQUEST_BYTES
+        batches = orjson.loads(body)
+        assert 1 <= len(batches) <= MAX_BATCHES_PER_REQUEST
+        for batch in batches:
+            assert len(orjson.dumps(batch)) <= MAX_BATCH_BYTES
+        texts[path] = body.decode()
+    everything = "".join(texts.values())
+    for event_json, *_ in (row[2:] for row in rows.values()):
+        assert event_json in everything  # byte for byte, as replay_events holds it
+    plan = orjson.loads((out / "plan.json").read_bytes())
+    assert plan["planned"]["events"] == len(rows)
+    assert plan["planned"]["requests"] == len(files)
+
+
+def test_401_stops_the_run_with_a_clear_message_and_the_next_push_resends(env, emu):
+    emu.script(["401"])
+    code, stdout, stderr = invoke("push", "--endpoint", emu.base_url, "--workers", "1")
+    assert code == 2
+    assert "401" in stderr and "MPARTICLE_API_KEY" in stderr
+    [(status, message)] = ledger_rows(env, "select status, message from runs")
+    assert status == "stopped" and "401" in message
+    open_before = {r[0] for r in ledger_rows(env, "select source_request_id from batches")}
+    assert not emu.accepted()
+
+    code, report, _ = push_json("--endpoint", emu.base_url)
+    assert code == 0
+    assert report["plan"]["resumed"] == len(replay_rows(env))  # same batches, same ids
+    assert emu.accepted_source_request_ids() == open_before
+    assert_delivered_exactly_once(env, emu)
+
+
+def test_failed_batches_are_resent_with_the_same_ids(env, emu):
+    emu.script(["drop", "drop", "drop", "drop"])
+    code, report, _ = push_json("--endpoint", emu.base_url, "--max-retries", "0")
+    assert code == 1
+    assert report["status"] == "completed_with_failures"
+    assert report["sent"]["batches_failed"] == report["planned"]["batches"]
+    failed = {r[0] for r in ledger_rows(env, "select source_request_id from batches")}
+
+    code, report, _ = push_json("--endpoint", emu.base_url)
+    assert code == 0
+    assert report["plan"]["resumed_batches"] == len(failed)
+    assert emu.accepted_source_request_ids() == failed
+    assert_delivered_exactly_once(env, emu)
+
+
+def test_the_secret_never_appears_in_output_ledger_or_files(env, emu, tmp_path):
+    outputs = []
+    emu.script(["403"])
+    outputs.append(invoke("push", "--endpoint", emu.base_url))
+    emu.script(["503", "429", "drop-after", "400"])
+    outputs.append(invoke("push", "--endpoint", emu.base_url))
+    outputs.append(invoke("status"))
+    outputs.append(invoke("status", "--json"))
+    outputs.append(invoke("push", "--dry-run", "--out", str(tmp_path / "dry"), "--json"))
+    outputs.append(invoke("push", "--endpoint", "http://example.com/v2"))
+    for _code, stdout, stderr in outputs:
+        assert SECRET not in stdout and SECRET not in stderr
+    ledger = Path(env["BACKFILL_LEDGER"])
+    for path in [ledger, *ledger.parent.glob("ledger.duckdb*"), *(tmp_path / "dry").iterdir()]:
+        assert SECRET.encode() not in path.read_bytes(), path
+    # and not the Basic auth token built from it
+    assert b"a2V5OlN1cDNyLVNlY3JldC1WYWx1ZS05ZjhlN2Q" not in ledger.read_bytes()
+
+
+def test_changed_content_is_reported_and_resent_only_when_asked(env, emu):
+    code, _, _ = push_json("--endpoint", emu.base_url)
+    assert code == 0
+    [(key, old_event)] = query(
+        Path(env["BACKFILL_DUCKDB"]),
+        "select replay_key, event_json::varchar from replay_events order by replay_key limit 1",
+    )
+    with duckdb.connect(env["BACKFILL_DUCKDB"]) as con:  # a fix changed one event
+        con.execute(
+            "update replay_events set event_json = json_merge_patch(event_json, "
+            """'{"data":{"event_name":"Renamed"}}') where replay_key = ?""",
+            [key],
+        )
+    requests_before = len(emu.requests)
+    code, report, stderr = push_json("--endpoint", emu.base_url)
+    assert code == 0
+    assert report["plan"]["changed"] == 1 and report["plan"]["changed_examples"] == [key]
+    assert report["planned"]["events"] == 0
+    assert len(emu.requests) == requests_before
+    code, stdout, stderr = invoke("push", "--endpoint", emu.base_url, "--dry-run")
+    assert "changed after they were acknowledged" in stderr and "--resend-changed" in stderr
+
+    code, report, stderr = push_json("--endpoint", emu.base_url, "--resend-changed")
+    assert code == 0
+    assert report["planned"]["events"] == 1
+    sent = [b for b in emu.accepted() if "Renamed" in orjson.dumps(b).decode()]
+    assert len(sent) == 1
+    assert sent[0]["events"][0]["data"]["event_name"] == "Renamed"
+    assert orjson.loads(old_event)["data"]["event_name"] != "Renamed"
+    [(times, content_hash)] = ledger_rows(
+        env,
+        "select times_acknowledged, content_hash from acknowledged_events where replay_key = ?",
+        [key],
+    )
+    assert times == 2
+    code, report, _ = push_json("--endpoint", emu.base_url)
+    assert report["plan"]["changed"] == 0 and report["planned"]["events"] == 0
+
+
+def test_events_failing_the_local_checks_are_recorded_and_not_sent(env, emu):
+    keys = sorted(replay_rows(env))
+    bad, huge = keys[0], keys[1]
+    with duckdb.connect(env["BACKFILL_DUCKDB"]) as con:
+        con.execute(
+            "update replay_events set event_json = json_merge_patch(event_json, "
+            """'{"data":{"custom_event_type":"bogus"}}') where replay_key = ?""",
+            [bad],
+        )
+        con.execute(
+            "update replay_events set event_json = json_merge_patch(event_json, "
+            "json_object('data', json_object('custom_attributes', json_object('blob', "
+            "repeat('x', 140000))))) where replay_key = ?",
+            [huge],
+        )
+    code, report, _ = push_json("--endpoint", emu.base_url)
+    assert code == 1
+    assert report["planned"]["events_rejected_locally"] == 2
+    assert report["sent"]["events_acknowledged"] == len(keys) - 2
+    reasons = ledger_rows(
+        env,
+        "select e.replay_key, b.status, b.error from batches b join batch_events e "
+        "using (source_request_id) where b.status = 'rejected' order by 1",
+    )
+    assert [(k, s) for k, s, _ in reasons] == sorted([(bad, "rejected"), (huge, "rejected")])
+    messages = {k: error for k, _, error in reasons}
+    assert "custom_event_type must be one of" in messages[bad]
+    assert "128 KB" in messages[huge]
+    composition = keys_by_batch(env)
+    sent_keys = {k for b in emu.accepted() for k in composition[b["source_request_id"]]}
+    assert bad not in sent_keys and huge not in sent_keys
+
+    code, stdout, stderr = invoke("status")
+    assert "2 rejected" in stdout and "custom_event_type must be one of" in stderr
+    code, report, _ = push_json("--endpoint", emu.base_url)
+    assert code == 1  # still not delivered: the backfill is not complete
+    assert report["plan"]["rejected_before"] == 2 and report["planned"]["events"] == 0
+
+
+def test_planned_batches_whose_content_changed_are_replanned(env, emu):
+    options = PushOptions(endpoint=emu.base_url)
+
+    def interrupt(report) -> None:
+        raise KeyboardInterrupt  # after the plan is recorded, before anything is sent
+
+    with pytest.raises(KeyboardInterrupt):
+        push(
+            Path(env["BACKFILL_DUCKDB"]),
+            Path(env["BACKFILL_LEDGER"]),
+            options,
+            Credentials("key", SECRET),
+            on_planned=interrupt,
+        )
+    [(planned, status)] = ledger_rows(
+        env,
+        "select count(*) filter (where status = 'planned'), "
+        "(select status from runs where run_id = 1) from batches",
+    )
+    assert planned > 1 and status == "interrupted"
+    [(key,)] = query(
+        Path(env["BACKFILL_DUCKDB"]),
+        "select replay_key from replay_events order by replay_key limit 1",
+    )
+    with duckdb.connect(env["BACKFILL_DUCKDB"]) as con:
+        con.execute(
+            "update replay_events set event_json = json_merge_patch(event_json, "
+            """'{"data":{"event_name":"Fixed"}}') where replay_key = ?""",
+            [key],
+        )
+    code, report, _ = push_json("--endpoint", emu.base_url)
+    assert code == 0
+    assert report["plan"]["superseded_batches"] == 1
+    assert report["plan"]["resumed_batches"] == planned - 1
+    assert report["plan"]["in_doubt"] == 0  # never sent: nothing is in doubt
+    assert_delivered_exactly_once(env, emu)
+    [(superseded,)] = ledger_rows(env, "select count(*) from batches where status = 'superseded'")
+    assert superseded == 1
+
+
+def test_ledger_survives_rebuilding_the_warehouse(env, emu, built):
+    code, _, _ = push_json("--endpoint", emu.base_url)
+    assert code == 0
+    os.remove(env["BACKFILL_DUCKDB"])
+    code, _, stderr = invoke("push", "--endpoint", emu.base_url)
+    assert code == 2 and "does not exist" in stderr
+    shutil.copy(built, env["BACKFILL_DUCKDB"])  # the same replay set, rebuilt
+    requests_before = len(emu.requests)
+    code, report, _ = push_json("--endpoint", emu.base_url)
+    assert code == 0 and report["planned"]["events"] == 0
+    assert len(emu.requests) == requests_before
+
+
+def test_a_ledger_is_for_one_destination(env, emu):
+    code, _, _ = push_json("--endpoint", emu.base_url)
+    assert code == 0
+    with running_emulator(EmulatorConfig(api_key="key", api_secret=SECRET)) as other:
+        code, _, stderr = invoke("push", "--endpoint", other.base_url)
+    assert code == 2 and "Use another ledger file" in stderr
+
+
+def test_missing_or_locked_warehouse_gives_one_clear_message(env, emu, tmp_path, monkeypatch):
+    with duckdb.connect(str(tmp_path / "empty.duckdb")) as con:
+        con.execute("create table other (x int)")
+    monkeypatch.setenv("BACKFILL_DUCKDB", str(tmp_path / "empty.duckdb"))
+    code, _, stderr = invoke("push", "--endpoint", emu.base_url)
+    assert code == 2 and "no replay_events table" in stderr and "dbt build" in stderr
+    monkeypatch.setenv("BACKFILL_DUCKDB", env["BACKFILL_DUCKDB"])
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', "
+            "flush=True); time.sleep(60)",
+            env["BACKFILL_DUCKDB"],
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        code, _, stderr = invoke("push", "--endpoint", emu.base_url)
+        assert code == 2 and f"in use by process {holder.pid}" in stderr
+        code, _, stderr = invoke("push", "--dry-run")
+        assert code == 2 and "dbt build" in stderr
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_missing_credentials(env, emu, monkeypatch):
+    monkeypatch.delenv("MPARTICLE_API_SECRET")
+    code, _, stderr = invoke("push", "--endpoint", emu.base_url)
+    assert code == 2 and "set MPARTICLE_API_SECRET" in stderr and "--dry-run" in stderr
+    code, _, stderr = invoke("push", "--endpoint", "http://s2s.mparticle.com/v2")
+    assert code == 2 and "refusing plain http" in stderr
+
+
+def test_crash_and_resume(env):
+    """A push killed with SIGKILL mid-run, then run again: nothing lost, nothing sent twice."""
+    config = EmulatorConfig(api_key="key", api_secret=SECRET, latency_ms=400)
+    with running_emulator(config) as emu:
+        command = [
+            sys.executable,
+            "-m",
+            "loader.cli",
+            "push",
+            "--endpoint",
+            emu.base_url,
+            "--workers",
+            "1",
+            "--rate",
+            "40",
+        ]
+        victim = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not emu.accepted() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert emu.accepted(), "the first push never sent anything"
+            first_request = len(emu.accepted())
+
+            # a second push while the first runs fails fast, saying why
+            started = time.monotonic()
+            code, _, stderr = invoke("push", "--endpoint", emu.base_url)
+            assert code == 2 and f"in use by process {victim.pid}" in stderr
+            assert time.monotonic() - started < 10
+
+            # kill it while a later request is being answered (ack not yet recorded)
+            while len(emu.accepted()) == first_request and time.monotonic() < deadline:
+                time.sleep(0.01)
+            victim.send_signal(signal.SIGKILL)
+        finally:
+            victim.kill()
+            victim.wait()
+        assert victim.returncode == -signal.SIGKILL
+
+        acknowledged_before = {
+            r[0]
+            for r in ledger_rows(
+                env, "select source_request_id from batches where status = 'acknowledged'"
+            )
+        }
+        unfinished = ledger_rows(
+            env, "select count(*) from batches where status in ('planned', 'in_flight')"
+        )[0][0]
+        assert acknowledged_before and unfinished, "the kill did not land mid-run"
+
+        code, report, stderr = push_json("--endpoint", emu.base_url)
+        assert code == 0, stderr
+        assert report["plan"]["acknowledged_before"] > 0 and report["plan"]["resumed"] > 0
+        resent = {
+            sid
+            for (ids,) in ledger_rows(
+                env, "select source_request_ids from requests where run_id = 2"
+            )
+            for sid in ids
+        }
+        assert resent and not resent & acknowledged_before  # nothing acknowledged sent again
+        assert_delivered_exactly_once(env, emu)
+        [(interrupted,)] = ledger_rows(env, "select status from runs where run_id = 1")
+        assert interrupted == "interrupted"
+
+
+def synthetic_replay_set(path: Path, users: int) -> None:
+    """A replay_events table written directly (one event per user), for request counts."""
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            f"""create table replay_events as
+            with rows as (
+                select
+                    i,
+                    1700000000000 + i as ts,
+                    json_object('environment', 'development', 'mpid', i + 1) as batch_context,
+                from range({users}) t(i)
+            )
+            select
+                'b:' || i as replay_key,
+                'mpid:' || (i + 1) as user_key,
+                md5(batch_context::varchar) as context_key,
+                (i + 1)::varchar as mpid,
+                'custom_event' as event_type,
+                'E' as event_name,
+                ts as timestamp_unixtime_ms,
+                make_timestamp(ts * 1000) as event_time,
+                json_object('event_type', 'custom_event', 'data', json_object(
+                    'event_name', 'E', 'custom_event_type', 'other',
+                    'timestamp_unixtime_ms', ts)) as event_json,
+                batch_context,
+                'blocked_event' as replay_reason,
+                1.0 as event_age_days,
+                null::varchar as data_plan_note,
+                'low' as identity_risk,
+                []::varchar[] as fixes_applied,
+                'b' as batch_id,
+                i::varchar as event_id,
+                'f.txt' as source_file,
+                1::bigint as line_number,
+            from rows"""
+        )
+
+
+def test_the_run_stops_when_the_endpoint_keeps_failing(env, tmp_path, monkeypatch):
+    warehouse = tmp_path / "many.duckdb"
+    synthetic_replay_set(warehouse, 450)  # 5 requests of up to 100 batches
+    monkeypatch.setenv("BACKFILL_DUCKDB", str(warehouse))
+    config = EmulatorConfig(api_key="key", api_secret=SECRET, share_503=1.0)
+    with running_emulator(config) as emu:
+        code, report, _ = push_json(
+            "--endpoint", emu.base_url, "--max-retries", "0", "--workers", "1"
+        )
+        assert code == 2
+        assert report["status"] == "stopped"
+        assert "3 requests in a row failed after every retry" in report["message"]
+        assert "HTTP 503" in report["message"]
+        assert len(emu.requests) == 3  # then it stopped
+        rows = ledger_rows(
+            env,
+            "select status, attempts > 0, count(*), min(error) from batches group by all "
+            "order by all",
+        )
+        assert [r[:3] for r in rows] == [
+            ("failed", False, 100),  # handed to a worker, never sent: the run had stopped
+            ("failed", True, 300),
+            ("planned", False, 50),
+        ]
+        assert "the run stopped" in rows[0][3] and "HTTP 503" in rows[1][3]
+
+        emu.config.share_503 = 0.0  # the endpoint is back
+        code, report, _ = push_json("--endpoint", emu.base_url)
+        assert code == 0
+        assert report["plan"]["resumed_batches"] == 450
+        assert report["sent"]["batches_acknowledged"] == 450

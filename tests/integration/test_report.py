@@ -1,0 +1,347 @@
+"""`loader report`: the HTML page, parsed and compared with the warehouse, and rendered
+in headless Chromium when it is installed."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from collections import Counter
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from loader.audit.report import write_report
+from loader.cli import app
+from tests.conftest import query
+from tests.pushed import API_KEY, API_SECRET, Pushed, pushed_backfill
+
+runner = CliRunner()
+
+
+class Page(HTMLParser):
+    """Every element's tag and attributes, and the text of the page."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.elements: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append((tag, dict(attrs)))
+
+    def handle_startendtag(self, tag, attrs):
+        self.elements.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+    def find(self, tag: str, **attrs) -> list[dict]:
+        return [
+            a
+            for t, a in self.elements
+            if t == tag and all(a.get(k.replace("_", "-")) == v for k, v in attrs.items())
+        ]
+
+    def charts(self) -> list[list[dict]]:
+        """The marks (rect/polyline with data-value) of each svg, in page order."""
+        result, current = [], None
+        for tag, attrs in self.elements:
+            if tag == "svg":
+                current = []
+                result.append(current)
+            elif current is not None and "data-value" in attrs:
+                current.append(attrs)
+        return result
+
+
+@pytest.fixture(scope="module")
+def pushed(tmp_path_factory) -> Pushed:
+    """Sample data over 35 days (some events past 14 and 30 days), user attributes on,
+    pushed to the emulator: the ledger holds every outcome."""
+    return pushed_backfill(
+        tmp_path_factory.mktemp("report"),
+        days=35,
+        dbt_vars={"replay_blocked_user_attributes": True},
+    )
+
+
+@pytest.fixture(scope="module")
+def built(pushed) -> Path:
+    return pushed.warehouse
+
+
+@pytest.fixture(scope="module")
+def report(built, tmp_path_factory) -> tuple[Path, Page, object]:
+    """The report before a push: no ledger given."""
+    out = tmp_path_factory.mktemp("out") / "report.html"
+    summary = write_report(built, None, out)
+    return out, Page(out.read_text(encoding="utf-8")), summary
+
+
+def marks(chart: list[dict], series: str | None = None) -> dict[str, float]:
+    return {
+        m["data-label"]: float(m["data-value"])
+        for m in chart
+        if series is None or m.get("data-series") == series
+    }
+
+
+def test_the_page_is_self_contained(report):
+    path, page, _ = report
+    html = path.read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>")
+    assert not page.find("script") and not page.find("link") and not page.find("img")
+    assert not page.find("iframe") and "@import" not in html and "url(" not in html
+    for _, attrs in page.elements:
+        for name in ("href", "src"):
+            assert not attrs.get(name) or attrs[name].startswith("#"), attrs
+    # the only URL is the SVG namespace, which is never fetched
+    assert set(html.replace('xmlns="http://www.w3.org/2000/svg"', "").split("http")[1:]) == set()
+
+
+def test_sections_and_warnings(report):
+    _, page, summary = report
+    ids = [a["id"] for t, a in page.elements if t == "section"]
+    assert ids == [
+        "warnings",
+        "replay-set",
+        "ages",
+        "skipped",
+        "fixes",
+        "risk",
+        "user-attributes",
+        "data-plan",
+    ]
+    text = " ".join(summary.warnings)
+    assert "older than 14 days" in text
+    assert "may overwrite newer values" in text
+    assert "may be blocked again" in text
+    assert not any("<" in warning for warning in summary.warnings)
+
+
+def test_charts_show_the_warehouse_numbers(built, report):
+    _, page, _ = report
+    charts = page.charts()
+    by_name, by_day, ages, skipped, fixes, risk = charts[:6]
+
+    expected = query(
+        built,
+        "select coalesce(event_name, event_json->>'$.data.screen_name') || ' (' || event_type "
+        "|| ')', count(*) from replay_events group by all order by 2 desc, 1 limit 15",
+    )
+    assert marks(by_name) == {label: float(n) for label, n in expected}
+
+    [(total,)] = query(built, "select count(*) from replay_events")
+    assert sum(marks(by_day).values()) == total
+    assert sum(marks(ages, "replayed").values()) == total
+
+    reasons = query(
+        built,
+        "select skip_reason, count(*) from blocked_events__outcomes where outcome = 'skipped' "
+        "group by all",
+    )
+    assert marks(skipped) == {reason: float(n) for reason, n in reasons}
+    assert "older_than_max_age" in marks(skipped)
+
+    per_fix = query(built, "select fix_name, rows_changed from fix_summary")
+    assert marks(fixes) == {name: float(n) for name, n in per_fix}
+
+    per_class = query(
+        built,
+        "select identity_class || ' (' || identity_risk || ')', events_to_replay "
+        "from replay_summary__risk",
+    )
+    assert marks(risk) == {label: float(n) for label, n in per_class}
+    assert {m["fill"] for m in risk if m["data-label"].endswith("(high)") and m["width"] != "0.0"}
+
+
+def test_age_chart_marks_the_14_and_30_day_limits(report):
+    _, page, _ = report
+    markers = [a["data-marker"] for t, a in page.elements if "data-marker" in a]
+    assert markers == ["14 d: replay advised within", "30 d: Events API limit"]
+    ages = page.charts()[2]
+    skipped_days = {int(m["data-label"]) for m in ages if m["data-series"] == "skipped"}
+    replayed_days = {int(m["data-label"]) for m in ages if m["data-series"] == "replayed"}
+    assert max(replayed_days) < 30 <= max(skipped_days)
+
+
+def test_cli_writes_the_report(built, tmp_path):
+    out = tmp_path / "sub" / "r.html"
+    env = {"BACKFILL_DUCKDB": str(built), "BACKFILL_LEDGER": str(tmp_path / "none.duckdb")}
+    result = runner.invoke(app, ["report", "--out", str(out)], env=env)
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}" in result.stdout and "no push recorded yet" in result.stdout
+    assert "warning: " in result.stderr
+    assert out.stat().st_size > 5_000
+
+    missing = runner.invoke(
+        app, ["report", "--out", str(out)], env={"BACKFILL_DUCKDB": str(tmp_path / "x.duckdb")}
+    )
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr
+
+
+# --- headless Chromium --------------------------------------------------------------------
+
+
+def png_colors(data: bytes) -> Counter:
+    """How many pixels of each RGB color an 8-bit RGB(A) non-interlaced PNG has."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, header = 8, [], None
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat.append(body)
+        pos += 12 + length
+    width, height, depth, color_type, _, _, interlace = header
+    assert depth == 8 and color_type in (2, 6) and interlace == 0
+    bpp = 3 if color_type == 2 else 4
+    stride = width * bpp
+    raw = zlib.decompress(b"".join(idat))
+    colors: Counter = Counter()
+    previous = bytearray(stride)
+    for y in range(height):
+        start = y * (stride + 1)
+        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        if kind == 1:
+            for x in range(bpp, stride):
+                line[x] = (line[x] + line[x - bpp]) & 0xFF
+        elif kind == 2:
+            line = bytearray((a + b) & 0xFF for a, b in zip(line, previous, strict=True))
+        elif kind == 3:
+            for x in range(stride):
+                left = line[x - bpp] if x >= bpp else 0
+                line[x] = (line[x] + (left + previous[x]) // 2) & 0xFF
+        elif kind == 4:
+            for x in range(stride):
+                left = line[x - bpp] if x >= bpp else 0
+                up, corner = previous[x], previous[x - bpp] if x >= bpp else 0
+                guess = left + up - corner
+                pa, pb, pc = abs(guess - left), abs(guess - up), abs(guess - corner)
+                line[x] = (
+                    line[x] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)
+                ) & 0xFF
+        colors.update(bytes(line[x : x + 3]) for x in range(0, stride, bpp))
+        previous = line
+    assert sum(colors.values()) == width * height
+    return colors
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+def test_headless_chromium_draws_the_charts(report, tmp_path):
+    path, _, _ = report
+    shot = tmp_path / "shot.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    subprocess.run(
+        [
+            CHROMIUM,
+            *flags,
+            "--hide-scrollbars",
+            "--window-size=1000,2600",
+            f"--screenshot={shot}",
+            path.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    colors = png_colors(shot.read_bytes())
+    blue, low, high = bytes((47, 111, 176)), bytes((61, 139, 95)), bytes((194, 65, 12))
+    assert colors[blue] > 2_000, "bar charts drawn in the chart blue"
+    assert colors[low] > 200 and colors[high] > 50, "risk classes drawn in their colors"
+    dom = subprocess.run(
+        [CHROMIUM, *flags, "--dump-dom", path.as_uri()],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert dom.count("<svg") == path.read_text().count("<svg") >= 6
+    assert 'data-chart="hbar"' in dom and "</svg>" in dom
+
+
+# --- after a push ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def after_push(pushed) -> tuple[Pushed, Page, object, str]:
+    out = pushed.warehouse.parent / "report-after-push.html"
+    summary = write_report(pushed.warehouse, pushed.ledger, out)
+    html = out.read_text(encoding="utf-8")
+    return pushed, Page(html), summary, html
+
+
+def test_push_section_comes_first_with_the_send_states(after_push):
+    pushed, page, summary, _ = after_push
+    assert summary.has_push
+    ids = [a["id"] for t, a in page.elements if t == "section"]
+    assert ids[:3] == ["warnings", "push", "replay-set"]
+    progress = pushed.report.progress
+    states = marks(page.charts()[0])
+    assert states["acknowledged"] == progress.events_acknowledged > 0
+    assert states["failed"] == progress.events_failed > 0
+    # one batch refused by mParticle (the scripted 400s isolate it); its events are rejected
+    assert progress.batches_rejected == 1
+    assert states["rejected"] == progress.events_rejected > 0
+    [(total,)] = query(pushed.warehouse, "select count(*) from replay_events")
+    assert (
+        states["not sent yet"]
+        == total - sum(states[s] for s in ("acknowledged", "failed", "rejected"))
+        > 0
+    )
+
+
+def test_timeline_ends_where_the_ledger_stands(after_push):
+    pushed, page, _, _ = after_push
+    lines = {m["data-series"]: float(m["data-value"]) for m in page.charts()[1]}
+    progress = pushed.report.progress
+    assert lines["acknowledged"] == progress.events_acknowledged
+    assert lines["failed or rejected"] == progress.events_failed + progress.events_rejected
+    states = marks(page.charts()[0])
+    assert lines["not sent yet"] == states["not sent yet"]
+
+
+def test_failures_show_mparticles_messages_and_no_secret(after_push):
+    _, page, _, html = after_push
+    text = " ".join(page.text)
+    assert 'HTTP 400: Required event field "event_type" is missing or empty.' in text
+    assert "HTTP 503" in text and "401 Unauthorized" in text
+    assert API_SECRET not in html and API_KEY not in html
+    throughput = [
+        c for c in page.charts() if c and c[0].get("data-series", "").startswith("batches")
+    ]
+    assert len(throughput) == 1 and float(throughput[0][0]["data-value"]) >= 0
+    assert "batches/s" in text
+
+
+def test_a_ledger_held_by_a_running_push_leaves_out_the_push_section(after_push, tmp_path):
+    pushed, _, _, _ = after_push
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(pushed.ledger)!r}); "
+            "print('ready', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        summary = write_report(pushed.warehouse, pushed.ledger, tmp_path / "r.html")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not summary.has_push
+    assert any("loader push" in warning for warning in summary.warnings)

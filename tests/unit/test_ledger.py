@@ -1,0 +1,251 @@
+"""The send ledger: its stable schema, batch life cycle, locking and status."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import duckdb
+import pytest
+
+from loader.push.ledger import (
+    ACKNOWLEDGED,
+    FAILED,
+    REJECTED,
+    Attempt,
+    Ledger,
+    LedgerLocked,
+    api_key_fingerprint,
+)
+from loader.push.packing import PackedBatch
+
+# The documented columns (README, "The send ledger"): reports and audits rely on them.
+COLUMNS = {
+    "runs": [
+        "run_id",
+        "started_at",
+        "finished_at",
+        "status",
+        "endpoint",
+        "api_key_fingerprint",
+        "options",
+        "message",
+        "events_planned",
+        "batches_planned",
+        "events_resumed",
+        "events_acknowledged",
+        "batches_acknowledged",
+        "events_failed",
+        "batches_failed",
+        "events_rejected",
+        "batches_rejected",
+        "events_already_acknowledged",
+        "events_changed_skipped",
+        "events_changed_resent",
+        "events_rejected_before",
+        "http_requests",
+    ],
+    "batches": [
+        "source_request_id",
+        "run_id",
+        "last_run_id",
+        "user_key",
+        "context_key",
+        "event_count",
+        "body_bytes",
+        "status",
+        "error",
+        "attempts",
+        "planned_at",
+        "first_sent_at",
+        "last_sent_at",
+        "settled_at",
+    ],
+    "batch_events": ["source_request_id", "position", "replay_key", "content_hash"],
+    "requests": [
+        "request_id",
+        "run_id",
+        "request_no",
+        "attempt",
+        "sent_at",
+        "latency_ms",
+        "status_code",
+        "outcome",
+        "batch_count",
+        "body_bytes",
+        "source_request_ids",
+        "retry_after",
+        "rate_limit_exceeded",
+        "rate_limit_percentage_used",
+        "error",
+        "wait_ms",
+    ],
+    "acknowledged_events": [
+        "replay_key",
+        "content_hash",
+        "source_request_id",
+        "run_id",
+        "acknowledged_at",
+        "times_acknowledged",
+    ],
+}
+
+
+def batch(sid: str, keys: list[str], *, error: str | None = None) -> PackedBatch:
+    return PackedBatch(
+        sid,
+        "mpid:1",
+        "ctx",
+        len(keys),
+        "".join(k + "\n" for k in keys).encode(),
+        [f"h-{k}" for k in keys],
+        b'{"events":[]}',
+        error,
+    )
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    with Ledger.open(tmp_path / "ledger.duckdb") as opened:
+        yield opened
+
+
+def test_schema_is_the_documented_one(ledger):
+    for table, columns in COLUMNS.items():
+        found = [
+            row[0]
+            for row in ledger.query(
+                "select column_name from duckdb_columns() where table_name = ? "
+                "and database_name = current_database() order by column_index",
+                [table],
+            )
+        ]
+        if not found:  # a view
+            found = [d[0] for d in ledger.con.execute(f"select * from {table} limit 0").description]
+        assert found == columns, table
+    assert {d[0] for d in ledger.con.execute("select * from event_batches").description} >= {
+        "replay_key",
+        "content_hash",
+        "position",
+        "status",
+        "error",
+    }
+
+
+def test_a_batch_life_cycle(ledger):
+    run = ledger.start_run("https://example.test/v2", api_key_fingerprint("key"), {"workers": 2})
+    with ledger.transaction():
+        ledger.add_batches(
+            run, [batch("a", ["k1", "k2"]), batch("b", ["k3"]), batch("c", ["k4"], error="big")]
+        )
+    assert ledger.query("select source_request_id, status from batches order by 1") == [
+        ("a", "planned"),
+        ("b", "planned"),
+        ("c", "rejected"),
+    ]
+    with ledger.transaction():
+        ledger.mark_in_flight(["a", "b", "c"])  # a rejected batch is never sent
+    with ledger.transaction():
+        ledger.settle(ACKNOWLEDGED, {"a": None}, {"a": 1})
+        ledger.settle(FAILED, {"b": "gave up"}, {"b": 9})
+        ledger.record_attempts(
+            run,
+            [
+                Attempt(1, 1, datetime.now(UTC), 12, 202, "accepted", ["a"], 100),
+                Attempt(1, 1, datetime.now(UTC), None, None, "timeout", ["b"], 50, error="t/o"),
+            ],
+        )
+    rows = ledger.query(
+        "select source_request_id, status, error, attempts, first_sent_at is not null, "
+        "settled_at is not null from batches order by 1"
+    )
+    assert rows == [
+        ("a", "acknowledged", None, 1, True, True),
+        ("b", "failed", "gave up", 9, True, False),
+        ("c", "rejected", "big", 0, False, True),
+    ]
+    assert ledger.query("select replay_key, content_hash from acknowledged_events order by 1") == [
+        ("k1", "h-k1"),
+        ("k2", "h-k2"),
+    ]
+    ledger.finish_run(run, "completed_with_failures", {"events_acknowledged": 2})
+    status = ledger.status()
+    assert status["events"] == {"acknowledged": 2, "pending": 0, "failed": 1, "rejected": 1}
+    assert {(f["status"], f["error"]) for f in status["failures"]} == {
+        ("failed", "gave up"),
+        ("rejected", "big"),
+    }
+    assert status["runs"][0]["events_acknowledged"] == 2
+    assert ledger.query("select count(*), max(status_code) from requests") == [(2, 202)]
+
+
+def test_stale_running_runs_are_marked_interrupted(ledger):
+    ledger.start_run("e", "", {})
+    assert ledger.close_stale_runs() == 1
+    assert ledger.query("select status from runs") == [("interrupted",)]
+
+
+def test_the_key_is_only_fingerprinted():
+    fingerprint = api_key_fingerprint("us1-0123456789abcdef")
+    assert fingerprint.startswith("sha256:") and "0123456789abcdef" not in fingerprint
+    assert api_key_fingerprint(None) == ""
+
+
+def test_a_second_writer_is_told_who_holds_the_ledger(tmp_path):
+    path = tmp_path / "ledger.duckdb"
+    Ledger.open(path).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from loader.push.ledger import Ledger; "
+            "ledger = Ledger.open(Path(sys.argv[1])); print('ready', flush=True); time.sleep(60)",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(LedgerLocked, match=f"in use by process {holder.pid}"):
+            Ledger.open(path)
+        with pytest.raises(LedgerLocked, match="a `loader push` is running"):
+            Ledger.open(path, read_only=True)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_reading_a_missing_ledger_gives_an_empty_one(tmp_path):
+    with Ledger.open(tmp_path / "none.duckdb", read_only=True) as ledger:
+        assert ledger.status()["runs"] == []
+    assert not (tmp_path / "none.duckdb").exists()
+
+
+def test_the_ledger_is_a_plain_duckdb_file_anyone_can_query(tmp_path):
+    path = tmp_path / "ledger.duckdb"
+    with Ledger.open(path) as ledger:
+        run = ledger.start_run("e", "", {})
+        with ledger.transaction():
+            ledger.add_batches(run, [batch("a", ["k1"])])
+            ledger.settle(REJECTED, {"a": "HTTP 400: bad"}, {})
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("select status, error from event_batches").fetchall() == [
+            ("rejected", "HTTP 400: bad")
+        ]
+
+
+def test_a_batch_planned_again_with_a_recorded_id_is_revived(ledger):
+    """Content changed (the batch was superseded), then changed back: the same id again."""
+    run = ledger.start_run("e", "", {})
+    with ledger.transaction():
+        ledger.add_batches(run, [batch("a", ["k1", "k2"])])
+        ledger.supersede(["a"], "content changed before it was acknowledged")
+    later = ledger.start_run("e", "", {})
+    with ledger.transaction():
+        ledger.add_batches(later, [batch("a", ["k1", "k2"]), batch("b", ["k3"])])
+    assert ledger.query(
+        "select source_request_id, status, error, run_id, last_run_id from batches order by 1"
+    ) == [("a", "planned", None, run, later), ("b", "planned", None, later, later)]
+    assert ledger.query("select count(*) from batch_events") == [(3,)]
