@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from loader.cli import app
 from loader.emulator.server import EmulatorConfig, running_emulator
 from loader.ingest.samples import generate
+from loader.push.destinations.events_api import Credentials
 from loader.push.runner import PushOptions, PushReport, push
-from loader.push.transport import Credentials
 from tests.conftest import run_dbt
 
 API_KEY, API_SECRET = "audit-key-7f3a", "audit-secret-5c9e1d"

@@ -533,9 +533,9 @@ def push_command(
     the same source_request_id. Credentials come from MPARTICLE_API_KEY and
     MPARTICLE_API_SECRET. Exits 1 when a batch failed or was refused.
     """
+    from loader.push.destinations.events_api import Credentials, endpoint_url
     from loader.push.runner import PushOptions, push
     from loader.push.runner import dry_run as plan_only
-    from loader.push.transport import Credentials, endpoint_url
 
     if out_dir is not None and not dry_run:
         raise fail(LoaderError("--out goes with --dry-run (a push records sends in the ledger)"))

@@ -48,7 +48,9 @@ from typing import Any
 import orjson
 
 from loader.errors import LoaderError
-from loader.events_api.batch_rules import MAX_REQUEST_BYTES, check_request, mpid_text
+from loader.events_api.batch_rules import check_request, mpid_text
+from loader.events_api.errors import error_body
+from loader.events_api.limits import ACCOUNT_RATE_LIMIT, MAX_REQUEST_BYTES
 
 HOST = "127.0.0.1"
 ENDPOINTS = {
@@ -56,7 +58,6 @@ ENDPOINTS = {
     "/v2/bulkevents": True,
     "/v2/bulkevents/historical": True,
 }
-DEFAULT_THROUGHPUT = 270  # batches/s, mParticle's default account limit
 MAX_READ_BYTES = 64 * 1024 * 1024  # larger bodies are not read at all
 
 RECORD_DDL = """
@@ -592,7 +593,7 @@ class Emulator:
             return self._bucket.take(max(n_batches, 1))
 
     def percentage_used(self, n_batches: int) -> int:
-        limit = self.config.rate_limit or DEFAULT_THROUGHPUT
+        limit = self.config.rate_limit or ACCOUNT_RATE_LIMIT
         now = time.monotonic()
         with self._lock:
             self._recent.append((now, n_batches))
@@ -679,37 +680,29 @@ class _Reply:
     events: int = 0
 
 
-def _error_body(code: str, message: str) -> bytes:
-    return orjson.dumps({"errors": [{"code": code, "message": message}]})
-
-
-def _errors_body(messages: list[str], code: str = "BAD_REQUEST") -> bytes:
-    return orjson.dumps({"errors": [{"code": code, "message": m} for m in messages]})
-
-
 def _forced_reply(fault: Scripted) -> _Reply:
     """The answer to a scripted (or random) fault that skips normal handling."""
     kind = fault.kind
     if kind == "429":
         headers = {} if fault.seconds is None else {"Retry-After": f"{fault.seconds:g}"}
-        return _Reply(429, _error_body("TOO_MANY_REQUESTS", "rate limit exceeded"), headers)
+        return _Reply(429, error_body("TOO_MANY_REQUESTS", "rate limit exceeded"), headers)
     if kind == "429-accel":
         return _Reply(
             429,
-            _error_body("TOO_MANY_REQUESTS", "rate limit exceeded (acceleration)"),
+            error_body("TOO_MANY_REQUESTS", "rate limit exceeded (acceleration)"),
             {"X-mp-rate-limit-exceeded": "acceleration"},
         )
     if kind == "503":
-        return _Reply(503, _error_body("SERVICE_UNAVAILABLE", "service unavailable"))
+        return _Reply(503, error_body("SERVICE_UNAVAILABLE", "service unavailable"))
     if kind == "400":
         return _Reply(
             400,
-            _error_body("BAD_REQUEST", 'Required event field "event_type" is missing or empty.'),
+            error_body("BAD_REQUEST", 'Required event field "event_type" is missing or empty.'),
         )
     if kind == "401":
-        return _Reply(401, _error_body("UNAUTHORIZED", "missing or unreadable credentials"))
+        return _Reply(401, error_body("UNAUTHORIZED", "missing or unreadable credentials"))
     if kind == "403":
-        return _Reply(403, _error_body("FORBIDDEN", "wrong API key or secret"))
+        return _Reply(403, error_body("FORBIDDEN", "wrong API key or secret"))
     raise ValueError(f"no forced reply for {kind}")
 
 
@@ -728,17 +721,17 @@ def _decode(encoding: str | None, body: bytes) -> bytes | _Reply:
         return body
     if encoding != "gzip":
         return _Reply(
-            415, _error_body("UNSUPPORTED_MEDIA_TYPE", f"unsupported Content-Encoding {encoding}")
+            415, error_body("UNSUPPORTED_MEDIA_TYPE", f"unsupported Content-Encoding {encoding}")
         )
     try:
         decoder = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
         data = decoder.decompress(body, MAX_REQUEST_BYTES + 1)
     except zlib.error as exc:
-        return _Reply(400, _error_body("BAD_REQUEST", f"body is not valid gzip ({exc})"))
+        return _Reply(400, error_body("BAD_REQUEST", f"body is not valid gzip ({exc})"))
     if len(data) > MAX_REQUEST_BYTES:
         return _Reply(
             413,
-            _error_body(
+            error_body(
                 "REQUEST_TOO_LARGE",
                 f"request body is over {MAX_REQUEST_BYTES} bytes after gzip decoding; "
                 f"the limit is {MAX_REQUEST_BYTES} bytes (256 KB)",
@@ -764,7 +757,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.rstrip("/") == "/_emulator/stats":
             self._send(_Reply(200, orjson.dumps(self.server.emulator.stats())))
         else:
-            self._send(_Reply(404, _error_body("NOT_FOUND", f"no such resource: GET {self.path}")))
+            self._send(_Reply(404, error_body("NOT_FOUND", f"no such resource: GET {self.path}")))
 
     def do_POST(self) -> None:  # noqa: N802
         emulator = self.server.emulator
@@ -800,7 +793,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._drop(emulator, record, 0)
             except Exception as exc:  # a bug or a record-file failure: say so, keep serving
                 record.errors = [f"emulator error: {type(exc).__name__}: {exc}"]
-                reply = _Reply(500, _errors_body(record.errors, "INTERNAL_ERROR"))
+                reply = _Reply(500, error_body("INTERNAL_ERROR", *record.errors))
         if record.fault == "drop-after":
             return self._drop(emulator, record, reply.events)
         slow = forced.seconds if forced is not None and forced.kind == "slow" else 0.0
@@ -824,7 +817,7 @@ class _Handler(BaseHTTPRequestHandler):
         connection once the request is processed.
         """
         if path not in ENDPOINTS:
-            return _Reply(404, _error_body("NOT_FOUND", f"no such endpoint: POST {path}"))
+            return _Reply(404, error_body("NOT_FOUND", f"no such endpoint: POST {path}"))
         denied = emulator.authorized(self.headers.get("Authorization"))
         if denied == 401:
             reply = _forced_reply(Scripted("401"))
@@ -840,7 +833,7 @@ class _Handler(BaseHTTPRequestHandler):
             if fault == "503":
                 return _forced_reply(Scripted("503"))
         if body is None:
-            return _Reply(411, _error_body("BAD_REQUEST", "a Content-Length header is required"))
+            return _Reply(411, error_body("BAD_REQUEST", "a Content-Length header is required"))
         decoded = _decode(self.headers.get("Content-Encoding"), body)
         if isinstance(decoded, _Reply):
             return decoded
@@ -848,13 +841,13 @@ class _Handler(BaseHTTPRequestHandler):
         record.n_batches = result.n_batches
         if not result.ok:
             record.errors = result.errors
-            return _Reply(result.status, _errors_body(result.errors))
+            return _Reply(result.status, error_body("BAD_REQUEST", *result.errors))
         wait = emulator.rate_wait(len(result.batches))
         if wait > 0:
             record.fault = record.fault or "rate-limit"
             return _Reply(
                 429,
-                _error_body("TOO_MANY_REQUESTS", "rate limit exceeded"),
+                error_body("TOO_MANY_REQUESTS", "rate limit exceeded"),
                 {
                     "Retry-After": str(max(1, math.ceil(wait))),
                     "X-mp-rate-limit-exceeded": "account",

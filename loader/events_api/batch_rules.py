@@ -1,8 +1,9 @@
 """What a replay request and batch must satisfy before the Events API accepts it.
 
 Pure functions, shared by the emulator (which refuses bad batches) and the push loader
-(which checks locally before sending). Written from the documented fields (SPEC.md
-section 4) rather than mParticle's published JSON schema, which is out of date.
+(which checks locally before sending). Written from the fields the Events API
+documentation describes rather than mParticle's published JSON schema, which is out of
+date.
 
 Limits, as the emulator applies them:
 - a request body is at most 256 KB (262,144 bytes), measured after any gzip decoding;
@@ -31,9 +32,12 @@ from typing import Any
 
 import orjson
 
-MAX_REQUEST_BYTES = 256 * 1024
-MAX_BATCHES_PER_REQUEST = 100
-MAX_BATCH_BYTES = 128 * 1024
+from loader.events_api.limits import (
+    MAX_BATCH_BYTES,
+    MAX_BATCHES_PER_REQUEST,
+    MAX_REQUEST_BYTES,
+)
+
 MAX_EVENT_NAME_CHARS = 256
 MAX_EVENT_ATTRIBUTES = 100
 MAX_ATTRIBUTE_VALUE_CHARS = 4096
@@ -98,7 +102,7 @@ COMMERCE_EVENT_TYPES = CUSTOM_EVENT_TYPES | frozenset(
     }
 )
 
-# The published schema's identity types plus those it lacks (SPEC.md section 4).
+# The published schema's identity types plus those it lacks but the documentation names.
 IDENTITY_TYPES = frozenset(
     {
         "other",

@@ -16,7 +16,6 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import duckdb
 import orjson
 
 from loader.errors import LoaderError
+from loader.push.attempts import Attempt
 from loader.push.packing import PackedBatch
 from loader.warehouse import attach, lock_holder
 
@@ -148,25 +148,6 @@ class LedgerLocked(LoaderError):
 
 class LedgerError(LoaderError):
     """The ledger cannot be used as asked (another destination, an unreadable file)."""
-
-
-@dataclass
-class Attempt:
-    """One HTTP attempt, as the `requests` table keeps it."""
-
-    request_no: int
-    attempt: int
-    sent_at: datetime
-    latency_ms: int | None
-    status_code: int | None
-    outcome: str
-    source_request_ids: list[str]
-    body_bytes: int
-    retry_after: str | None = None
-    rate_limit_exceeded: str | None = None
-    rate_limit_percentage_used: str | None = None
-    error: str | None = None
-    wait_ms: int | None = None
 
 
 def api_key_fingerprint(api_key: str | None) -> str:

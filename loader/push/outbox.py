@@ -24,12 +24,11 @@ _BATCH = struct.Struct(f"<{ID_LENGTH}sII")
 
 
 class Outbox:
-    """Append requests with `add`, then `close` and iterate `requests()`."""
+    """Append requests with `add`, then iterate `read()` (which closes the file for writing)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file: BinaryIO | None = open(path, "wb")  # noqa: SIM115
-        self.requests = 0
 
     def add(self, batches: list[PackedBatch]) -> None:
         if self._file is None:
@@ -41,7 +40,6 @@ class Outbox:
             )
             parts.append(batch.body)
         self._file.write(b"".join(parts))
-        self.requests += 1
 
     def close(self) -> None:
         if self._file is not None:

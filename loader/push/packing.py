@@ -9,9 +9,9 @@ and serialised again, so 64-bit integers, number spellings, key order and every 
 byte stay as the replay set says. A batch is the context's members, a deterministic
 `source_request_id`, and `"events": [...]`.
 
-Limits (from `loader.events_api.batch_rules`, shared with the emulator): a batch at most 128 KB of
-compact JSON, a request at most 256 KB and 100 batches. An event too big for a batch
-even alone is not sent: it comes out as a batch with an `error`.
+Limits come from the destination (`PackingLimits`; for the Events API a batch is at most
+128 KB of compact JSON, a request at most 256 KB and 100 batches). An event too big for
+a batch even alone is not sent: it comes out as a batch with an `error`.
 """
 
 from __future__ import annotations
@@ -24,12 +24,6 @@ from dataclasses import dataclass
 
 import orjson
 
-from loader.events_api.batch_rules import (
-    MAX_BATCH_BYTES,
-    MAX_BATCHES_PER_REQUEST,
-    MAX_REQUEST_BYTES,
-)
-
 # Namespace of the batch ids (UUID version 5: SHA-1 of this namespace and the batch's content).
 ID_NAMESPACE = bytes.fromhex("3f0c8a52e1d94b7a9c6e2b51d7a04f18")
 ID_LENGTH = 36
@@ -41,23 +35,33 @@ _RESERVED_MEMBERS = ("events", "source_request_id")
 Validator = Callable[..., list[str]]
 
 
+@dataclass(frozen=True)
+class PackingLimits:
+    """How big a batch and a request may be (compact JSON bytes), and batches per request."""
+
+    max_batch_bytes: int
+    max_request_bytes: int
+    max_batches_per_request: int
+
+
 @dataclass(slots=True)
 class Group:
     """Events of one user and one batch-level context, in send order.
 
     Texts stay joined, as the reader gets them from Arrow buffers (no object per event):
     `events` is every event_json text followed by a comma, `keys` every replay key
-    followed by a newline. `ends[k]` is where event k starts in `events` once shifted by
-    `ends[0]` (ends has one entry more than there are events); `key_ends` likewise.
+    followed by a newline. `offsets[k]` is where event k starts in `events` once shifted
+    by `offsets[0]`; it has one entry more than there are events (the last is where the
+    text ends). `key_offsets` likewise for `keys`.
     """
 
     user_key: str
     context_key: str
     batch_context: str  # JSON object text: the batch's members without "events"
     events: bytes
-    ends: list[int]
+    offsets: list[int]
     keys: bytes
-    key_ends: list[int]
+    key_offsets: list[int]
     content_hashes: list[str] | None = None  # one per event, for the ledger
 
     @classmethod
@@ -86,17 +90,17 @@ class Group:
         )
 
     def __len__(self) -> int:
-        return len(self.ends) - 1
+        return len(self.offsets) - 1
 
     def size(self, k: int) -> int:
         """UTF-8 bytes of event k's text."""
-        return self.ends[k + 1] - self.ends[k] - 1
+        return self.offsets[k + 1] - self.offsets[k] - 1
 
     def event_texts(self) -> list[str]:
-        base = self.ends[0]
+        base = self.offsets[0]
         return [
             self.events[a - base : b - base - 1].decode()
-            for a, b in zip(self.ends, self.ends[1:], strict=False)
+            for a, b in zip(self.offsets, self.offsets[1:], strict=False)
         ]
 
     def replay_keys(self) -> list[str]:
@@ -171,14 +175,14 @@ def _head_bytes(members: bytes) -> int:
     return len(_HEAD) + ID_LENGTH + 2 + (len(members) + 1 if members else 0) + len(_EVENTS) + 2
 
 
-def pack_group(group: Group, max_batch_bytes: int = MAX_BATCH_BYTES) -> Iterator[PackedBatch]:
+def pack_group(group: Group, max_batch_bytes: int) -> Iterator[PackedBatch]:
     """Fill batches densely, in order: each takes as many of the next events as fit."""
     members, context_error = _context_members(group)
     head_bytes = _head_bytes(members)
-    ends = group.ends
-    n = len(ends) - 1
-    # a batch of events i..j-1 has head_bytes + ends[j] - ends[i] - 1 bytes
-    if context_error is None and head_bytes + ends[n] - ends[0] - 1 <= max_batch_bytes:
+    offsets = group.offsets
+    n = len(offsets) - 1
+    # a batch of events i..j-1 has head_bytes + offsets[j] - offsets[i] - 1 bytes
+    if context_error is None and head_bytes + offsets[n] - offsets[0] - 1 <= max_batch_bytes:
         if n:
             yield _batch(group, members, 0, n, None)
         return
@@ -187,24 +191,24 @@ def pack_group(group: Group, max_batch_bytes: int = MAX_BATCH_BYTES) -> Iterator
         if context_error is not None:
             j, error = i + 1, context_error
         else:
-            j = bisect_right(ends, ends[i] + max_batch_bytes - head_bytes + 1, i, n + 1) - 1
+            j = bisect_right(offsets, offsets[i] + max_batch_bytes - head_bytes + 1, i, n + 1) - 1
             error = None
             if j == i:
                 j = i + 1
                 error = (
                     f"event is {group.size(i)} bytes; with its batch context the batch would "
                     f"be {head_bytes + group.size(i)} bytes, over the {max_batch_bytes}-byte "
-                    "(128 KB) batch limit"
+                    f"({max_batch_bytes / 1024:g} KB) batch limit"
                 )
         yield _batch(group, members, i, j, error)
         i = j
 
 
 def _batch(group: Group, members: bytes, i: int, j: int, error: str | None) -> PackedBatch:
-    ends, key_ends = group.ends, group.key_ends
-    base, key_base = ends[0], key_ends[0]
-    events = memoryview(group.events)[ends[i] - base : ends[j] - base - 1]
-    keys = group.keys[key_ends[i] - key_base : key_ends[j] - key_base]
+    offsets, key_offsets = group.offsets, group.key_offsets
+    base, key_base = offsets[0], key_offsets[0]
+    events = memoryview(group.events)[offsets[i] - base : offsets[j] - base - 1]
+    keys = group.keys[key_offsets[i] - key_base : key_offsets[j] - key_base]
     sid = batch_id(members, keys, events)
     if members:
         body = b"".join((_HEAD, sid.encode(), b'",', members, b",", _EVENTS, events, _TAIL))
@@ -245,7 +249,7 @@ def _subgroup(group: Group, indexes: list[int]) -> Group:
 
 
 def pack_and_validate(
-    group: Group, validate: Validator | None, max_batch_bytes: int = MAX_BATCH_BYTES
+    group: Group, validate: Validator | None, max_batch_bytes: int
 ) -> Iterator[PackedBatch]:
     """`pack_group`, then check each batch with `validate(batch_dict, size=...)`.
 
@@ -294,14 +298,14 @@ def _isolate(
 
 def group_requests(
     batches: Iterable[PackedBatch],
-    max_request_bytes: int = MAX_REQUEST_BYTES,
-    max_batches: int = MAX_BATCHES_PER_REQUEST,
+    limits: PackingLimits,
     on_rejected: Callable[[PackedBatch], None] | None = None,
 ) -> Iterator[list[PackedBatch]]:
     """Consecutive sendable batches, as few requests as the limits allow (order kept).
 
     Batches with an `error` are not sent: they go to `on_rejected`, if given.
     """
+    max_request_bytes, max_batches = limits.max_request_bytes, limits.max_batches_per_request
     current: list[PackedBatch] = []
     size = 2  # the brackets
     for batch in batches:

@@ -120,8 +120,8 @@ def iter_groups(reader: pa.RecordBatchReader) -> Iterator[Group]:
             first_no = numbers[0].as_py()
             starts = [] if first_no == current_no else [0]
             starts += [i + 1 for i in pc.indices_nonzero(changes).to_pylist()]
-            ends, events = _joined(rb.column("event_text"))
-            key_ends, keys = _joined(rb.column("key_line"))
+            offsets, events = _joined(rb.column("event_text"))
+            key_offsets, keys = _joined(rb.column("key_line"))
             hash_column = rb.column("content_hash")
             hashes = hash_column.to_pylist() if hash_column.null_count < m else None
             at_starts = pa.array(starts, pa.int64())
@@ -133,7 +133,7 @@ def iter_groups(reader: pa.RecordBatchReader) -> Iterator[Group]:
             if first:  # the rows before the first head continue the current group
                 if current is None:
                     raise ValueError("replay rows out of order: a group lacks its head row")
-                _extend(current, ends, events, key_ends, keys, hashes, first)
+                _extend(current, offsets, events, key_offsets, keys, hashes, first)
             if not starts:
                 continue
             if current is not None:
@@ -148,10 +148,10 @@ def iter_groups(reader: pa.RecordBatchReader) -> Iterator[Group]:
                     users[n],
                     contexts[n],
                     texts[n],
-                    bytes(events[ends[s] : ends[e]]),
-                    ends[s : e + 1],
-                    bytes(keys[key_ends[s] : key_ends[e]]),
-                    key_ends[s : e + 1],
+                    bytes(events[offsets[s] : offsets[e]]),
+                    offsets[s : e + 1],
+                    bytes(keys[key_offsets[s] : key_offsets[e]]),
+                    key_offsets[s : e + 1],
                     hashes[s:e] if hashes is not None else None,
                 )
                 if n < last:
@@ -166,19 +166,19 @@ def iter_groups(reader: pa.RecordBatchReader) -> Iterator[Group]:
 
 def _extend(
     group: Group,
-    ends: list[int],
+    offsets: list[int],
     events: memoryview,
-    key_ends: list[int],
+    key_offsets: list[int],
     keys: memoryview,
     hashes: list[str] | None,
     count: int,
 ) -> None:
     """Append the first `count` rows of a record batch to a group begun in the previous one."""
-    shift = group.ends[-1] - ends[0]
-    group.events += bytes(events[ends[0] : ends[count]])
-    group.ends.extend(offset + shift for offset in ends[1 : count + 1])
-    key_shift = group.key_ends[-1] - key_ends[0]
-    group.keys += bytes(keys[key_ends[0] : key_ends[count]])
-    group.key_ends.extend(offset + key_shift for offset in key_ends[1 : count + 1])
+    shift = group.offsets[-1] - offsets[0]
+    group.events += bytes(events[offsets[0] : offsets[count]])
+    group.offsets.extend(offset + shift for offset in offsets[1 : count + 1])
+    key_shift = group.key_offsets[-1] - key_offsets[0]
+    group.keys += bytes(keys[key_offsets[0] : key_offsets[count]])
+    group.key_offsets.extend(offset + key_shift for offset in key_offsets[1 : count + 1])
     if group.content_hashes is not None and hashes is not None:
         group.content_hashes.extend(hashes[:count])

@@ -27,6 +27,13 @@ import orjson
 
 from loader.errors import LoaderError
 from loader.push import ledger as ledger_mod
+from loader.push.destinations import (
+    DEFAULT_RATE,
+    PACKING_LIMITS,
+    Credentials,
+    default_validator,
+    open_destination,
+)
 from loader.push.ledger import Ledger, LedgerError, api_key_fingerprint
 from loader.push.outbox import Outbox
 from loader.push.packing import (
@@ -40,14 +47,7 @@ from loader.push.packing import (
 )
 from loader.push.replay_reader import attached_replay_set
 from loader.push.send_plan import Planner, PlanSummary, now_ms
-from loader.push.transport import (
-    DEFAULT_RATE,
-    Credentials,
-    Outgoing,
-    RateLimiter,
-    SendResult,
-    Transport,
-)
+from loader.push.transport import Outgoing, RateLimiter, SendResult, Transport
 
 LEDGER_CHUNK = 5_000  # batches recorded per transaction while planning
 TURN_SECONDS = 0.1  # the main loop records outcomes at least this often
@@ -157,14 +157,6 @@ class PushReport:
         }
 
 
-def default_validator() -> Validator | None:
-    try:
-        from loader.events_api.batch_rules import validate_batch
-    except ImportError:  # pragma: no cover - the rules ship with the loader
-        return None
-    return validate_batch
-
-
 class _Plan:
     """Step 1: the batches and requests of a run, into an outbox (push) or a folder (dry run)."""
 
@@ -184,9 +176,9 @@ class _Plan:
         validator = self.validator
         for group in planner.new_groups(with_hashes=with_hashes):
             if validator is None:
-                yield from pack_group(group)
+                yield from pack_group(group, PACKING_LIMITS.max_batch_bytes)
             else:
-                yield from pack_and_validate(group, validator)
+                yield from pack_and_validate(group, validator, PACKING_LIMITS.max_batch_bytes)
 
     def rejected(self, batch: PackedBatch) -> None:
         """A batch not sent (too big, or failing the local checks): counted by reason."""
@@ -202,7 +194,7 @@ class _Plan:
 
     def requests(self, batches: Iterator[PackedBatch]) -> Iterator[list[PackedBatch]]:
         report = self.report
-        for request in group_requests(batches, on_rejected=self.rejected):
+        for request in group_requests(batches, PACKING_LIMITS, on_rejected=self.rejected):
             sizes = [len(b.body) for b in request]
             report.requests_planned += 1
             report.batches_planned += len(request)
@@ -456,8 +448,7 @@ class _Sender:
         self.ledger, self.run_id, self.options, self.progress = ledger, run_id, options, progress
         self.stop = threading.Event()
         self.transport = Transport(
-            options.endpoint,
-            credentials,
+            open_destination(options.endpoint, credentials),
             RateLimiter(options.rate, stop=self.stop),
             stop=self.stop,
             timeout_s=options.timeout_s,

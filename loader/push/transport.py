@@ -1,138 +1,47 @@
-"""The HTTP door to the Events API: endpoint, credentials, rate limit, retries, splitting.
+"""The HTTP transport: rate limit, retries, splitting; the same for every destination.
 
-`Transport.send` delivers one bulk request (a list of batches) and says, per batch, what
-happened: acknowledged (2xx), rejected (a 400 isolated to that batch, with mParticle's
-message), or failed (retries used up, or the run was stopped). Every HTTP attempt is
-reported as a `ledger.Attempt`.
+`Transport.send` delivers one bulk request (a list of batches) to a `Destination` and
+says, per batch, what happened: acknowledged, rejected (a refusal isolated to that batch,
+with the destination's message), or failed (retries used up, or the run was stopped).
+Every HTTP attempt is reported as an `Attempt`.
 
-- 429: wait as `Retry-After` says (or back off exponentially with jitter), pausing every
-  worker; `X-mp-rate-limit-exceeded: acceleration` also lowers the shared rate. Waiting
-  is not a failed attempt.
-- 5xx, 408, timeouts, dropped connections: the same body again after a backoff with
-  jitter, up to `max_retries` times (the same `source_request_id`s, so mParticle
-  de-duplicates what it already had).
-- 400 / 413: the request is split in halves until each bad batch is alone; its message
-  is kept, the other batches are sent.
-- 401 / 403 (or a misrouted endpoint: 404, 405, a redirect): `fatal` is set and the run
-  stops.
+The destination classifies each answer (`Destination.classify`); the transport acts on
+the verdict:
+- rate limited: wait as the destination says (or back off exponentially with jitter),
+  pausing every worker, and lower the shared rate when asked. Waiting is not a failed
+  attempt.
+- retry (and timeouts, dropped connections): the same body again after a backoff with
+  jitter, up to `max_retries` times.
+- split: the request is split in halves until each bad batch is alone; its message is
+  kept, the other batches are sent.
+- stop: `fatal` is set and the run stops.
 
-The API secret is never logged, stored or put in a message: texts that leave this module
-pass through `Credentials.redact`.
+Texts that leave this module pass through `Destination.redact`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import email.utils
-import ipaddress
-import os
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
-import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
-from loader.errors import LoaderError
-from loader.push.ledger import Attempt
-from loader.push.packing import request_body
+from loader.push.attempts import Attempt
+from loader.push.destination import Answer, ConfigurationError, Destination, Verdict
 
-PODS = {
-    "us1": "https://s2s.mparticle.com/v2",
-    "us2": "https://s2s.us2.mparticle.com/v2",
-    "eu1": "https://s2s.eu1.mparticle.com/v2",
-    "au1": "https://s2s.au1.mparticle.com/v2",
-}
-KEY_ENV, SECRET_ENV = "MPARTICLE_API_KEY", "MPARTICLE_API_SECRET"
-DEFAULT_RATE = 250.0  # batches/s, under mParticle's default 270
 ERROR_TEXT_LIMIT = 2000
-RETRYABLE_STATUSES = frozenset({408, 425, 500, 502, 503, 504})
-FATAL_STATUSES = {
-    401: "mParticle refused the credentials (401 Unauthorized)",
-    403: "mParticle refused the credentials (403 Forbidden)",
-    404: "the endpoint answered 404 Not Found: check --pod / --endpoint",
-    405: "the endpoint answered 405 Method Not Allowed: check --pod / --endpoint",
+OUTCOMES = {  # an attempt's outcome, as the ledger records it
+    Verdict.ACCEPTED: "accepted",
+    Verdict.RETRY: "server_error",
+    Verdict.RATE_LIMITED: "rate_limited",
+    Verdict.SPLIT: "bad_request",
+    Verdict.STOP: "refused",
 }
-
-
-class ConfigurationError(LoaderError):
-    """Missing credentials or an endpoint the loader refuses."""
-
-
-class CredentialsRejected(LoaderError):
-    """mParticle answered 401/403 (or the endpoint is wrong): the run stopped."""
-
-
-@dataclass(frozen=True)
-class Credentials:
-    api_key: str
-    api_secret: str = field(repr=False)
-
-    @classmethod
-    def from_env(cls) -> Credentials:
-        key, secret = os.environ.get(KEY_ENV, ""), os.environ.get(SECRET_ENV, "")
-        missing = [name for name, value in ((KEY_ENV, key), (SECRET_ENV, secret)) if not value]
-        if missing:
-            raise ConfigurationError(
-                f"set {' and '.join(missing)} (the API key and secret of the input or feed "
-                "to send to), or use --dry-run to see the plan without sending"
-            )
-        return cls(key, secret)
-
-    def redact(self, text: str) -> str:
-        """`text` without the secret (and without the Basic auth token made from it)."""
-        import base64
-
-        token = base64.b64encode(f"{self.api_key}:{self.api_secret}".encode()).decode()
-        for value in (self.api_secret, token):
-            if value:
-                text = text.replace(value, "***")
-        return text
-
-
-def endpoint_url(pod: str | None, endpoint: str | None) -> str:
-    """The base URL (ending in /v2 or similar) to post `/bulkevents` under.
-
-    `endpoint` wins over `pod`. Plain http is refused except to a loopback address, and
-    URLs carrying credentials are refused.
-    """
-    if endpoint:
-        base = endpoint.rstrip("/")
-    else:
-        name = (pod or "us1").lower()
-        if name not in PODS:
-            raise ConfigurationError(
-                f"unknown pod {pod!r}; use one of {', '.join(PODS)} or --endpoint URL"
-            )
-        base = PODS[name]
-    parts = urlsplit(base)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ConfigurationError(f"endpoint {base!r} is not an http(s) URL")
-    if parts.username or parts.password:
-        raise ConfigurationError(
-            "the endpoint URL must not carry credentials; set MPARTICLE_API_KEY and "
-            "MPARTICLE_API_SECRET instead"
-        )
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ConfigurationError(
-            f"refusing plain http to {parts.hostname}: the API secret would travel "
-            "unencrypted. Use https (plain http is allowed to 127.0.0.1/localhost only)."
-        )
-    return base
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class RateLimiter:
@@ -219,18 +128,22 @@ class SendResult:
 
 
 @dataclass
-class _Answer:
-    kind: str  # accepted | bad_request | failed | fatal | stopped
+class _Outcome:
+    """How a request (or part of one) ended."""
+
+    kind: str  # accepted | split | failed | fatal | stopped
     message: str | None = None
 
 
+FINAL = {Verdict.ACCEPTED: "accepted", Verdict.SPLIT: "split", Verdict.STOP: "fatal"}
+
+
 class Transport:
-    """Sends bulk requests to `base_url + /bulkevents`; thread-safe (a session per thread)."""
+    """Sends bulk requests to `destination.url`; thread-safe (a session per thread)."""
 
     def __init__(
         self,
-        base_url: str,
-        credentials: Credentials,
+        destination: Destination,
         limiter: RateLimiter,
         *,
         stop: threading.Event,
@@ -242,8 +155,8 @@ class Transport:
         max_rate_limit_waits: int = 100,
         rng: random.Random | None = None,
     ) -> None:
-        self.url = base_url.rstrip("/") + "/bulkevents"
-        self.credentials = credentials
+        self.destination = destination
+        self.url = destination.url
         self.limiter = limiter
         self.stop = stop
         self.timeout = (connect_timeout_s, timeout_s)
@@ -256,14 +169,11 @@ class Transport:
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
+        session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
-            session.auth = (self.credentials.api_key, self.credentials.api_secret)
             session.verify = True  # TLS certificates are always checked
-            session.headers.update(
-                {"Content-Type": "application/json", "User-Agent": "mparticle-backfill-loader"}
-            )
+            self.destination.prepare(session)
             adapter = HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
@@ -271,35 +181,36 @@ class Transport:
         return session
 
     def send(self, batches: Sequence[Outgoing], request_no: int) -> SendResult:
-        """Deliver `batches` (one bulk request, split on 400); the outcome of each batch."""
+        """Deliver `batches` (one bulk request, split when asked); the outcome of each batch."""
         result = SendResult()
         queue: list[Sequence[Outgoing]] = [batches]
         while queue:
             part = queue.pop(0)
-            answer = self._deliver(part, request_no, result)
+            outcome = self._deliver(part, request_no, result)
             ids = [b.source_request_id for b in part]
-            if answer.kind == "accepted":
+            if outcome.kind == "accepted":
                 result.acknowledged.extend(ids)
-            elif answer.kind == "bad_request" and len(part) > 1:
+            elif outcome.kind == "split" and len(part) > 1:
                 half = len(part) // 2
                 queue[:0] = [part[:half], part[half:]]
-            elif answer.kind == "bad_request":
-                result.rejected[ids[0]] = answer.message or "400 Bad Request"
+            elif outcome.kind == "split":
+                result.rejected[ids[0]] = outcome.message or "400 Bad Request"
             else:
                 for sid in ids + [b.source_request_id for rest in queue for b in rest]:
-                    result.failed[sid] = answer.message or answer.kind
-                if answer.kind == "fatal":
-                    result.fatal = answer.message
+                    result.failed[sid] = outcome.message or outcome.kind
+                if outcome.kind == "fatal":
+                    result.fatal = outcome.message
                 break
         return result
 
-    def _deliver(self, part: Sequence[Outgoing], request_no: int, result: SendResult) -> _Answer:
-        body = request_body(b.body for b in part)
+    def _deliver(self, part: Sequence[Outgoing], request_no: int, result: SendResult) -> _Outcome:
+        """Post `part` until the destination gives a final answer, or retries run out."""
+        body = self.destination.request_body(b.body for b in part)
         ids = [b.source_request_id for b in part]
         failures = rate_limited = 0
         while True:
             if not self.limiter.acquire(len(part)) or self.stop.is_set():
-                return _Answer("stopped", "the run stopped before this batch was acknowledged")
+                return _Outcome("stopped", "the run stopped before this batch was acknowledged")
             attempt = Attempt(
                 request_no=request_no,
                 attempt=failures + rate_limited + 1,
@@ -313,69 +224,53 @@ class Transport:
             result.attempts.append(attempt)
             for sid in ids:
                 result.tries[sid] = result.tries.get(sid, 0) + 1
-            started = time.monotonic()
-            try:
-                response = self._session().post(
-                    self.url, data=body, timeout=self.timeout, allow_redirects=False
-                )
-            except requests.Timeout as exc:
-                attempt.outcome, attempt.error = "timeout", self._text(exc)
-                response = None
-            except requests.RequestException as exc:
-                attempt.outcome, attempt.error = "connection_error", self._text(exc)
-                response = None
-            attempt.latency_ms = round((time.monotonic() - started) * 1000)
-            if response is None:
-                failures += 1
-                if failures > self.max_retries:
-                    return _Answer("failed", self._gave_up(attempt.error))
-                attempt.wait_ms = self._sleep(self._backoff(failures))
-                continue
-
-            status = response.status_code
-            attempt.status_code = status
-            headers = response.headers
-            attempt.retry_after = headers.get("Retry-After")
-            attempt.rate_limit_exceeded = headers.get("X-mp-rate-limit-exceeded")
-            attempt.rate_limit_percentage_used = headers.get("X-mp-rate-limit-percentage-used")
-            if 200 <= status < 300:
-                attempt.outcome = "accepted"
-                return _Answer("accepted")
-            attempt.error = self._text(response.text)
-            if status == 429:
-                attempt.outcome = "rate_limited"
+            answer = self._post(body, attempt)
+            if answer.verdict is Verdict.RATE_LIMITED:
                 rate_limited += 1
                 if rate_limited > self.max_rate_limit_waits:
-                    return _Answer("failed", f"still rate limited after {rate_limited - 1} waits")
-                if (attempt.rate_limit_exceeded or "").strip().lower() == "acceleration":
-                    self.limiter.slow_down()
-                wait = _retry_after_seconds(attempt.retry_after)
-                if wait is None:
-                    wait = self._backoff(rate_limited)
-                self.limiter.pause(wait)
-                attempt.wait_ms = round(wait * 1000)
-                continue
-            if status in (400, 413):
-                attempt.outcome = "bad_request"
-                return _Answer("bad_request", _error_message(status, attempt.error))
-            if status in FATAL_STATUSES or 300 <= status < 400:
-                attempt.outcome = "refused"
-                reason = FATAL_STATUSES.get(status, f"the endpoint redirected ({status})")
-                if status in (401, 403):
-                    reason += (
-                        f": check {KEY_ENV} and {SECRET_ENV}, and that they belong to the "
-                        "pod/endpoint you send to"
-                    )
-                return _Answer("fatal", reason)
-            if status in RETRYABLE_STATUSES or status >= 500:
-                attempt.outcome = "server_error"
+                    return _Outcome("failed", f"still rate limited after {rate_limited - 1} waits")
+                attempt.wait_ms = self._wait_out(answer, rate_limited)
+            elif answer.verdict is Verdict.RETRY:
                 failures += 1
                 if failures > self.max_retries:
-                    return _Answer("failed", self._gave_up(f"HTTP {status}: {attempt.error}"))
+                    return _Outcome("failed", self._gave_up(answer.message))
                 attempt.wait_ms = self._sleep(self._backoff(failures))
-                continue
-            attempt.outcome = "bad_request"  # any other 4xx: about the content
-            return _Answer("bad_request", _error_message(status, attempt.error))
+            else:
+                return _Outcome(FINAL[answer.verdict], answer.message)
+
+    def _post(self, body: bytes, attempt: Attempt) -> Answer:
+        """One HTTP attempt, noted in `attempt`; the destination's verdict on its answer."""
+        started = time.monotonic()
+        try:
+            response = self._session().post(
+                self.url, data=body, timeout=self.timeout, allow_redirects=False
+            )
+        except requests.Timeout as exc:
+            attempt.outcome, attempt.error = "timeout", self._text(exc)
+            return Answer(Verdict.RETRY, attempt.error)
+        except requests.RequestException as exc:
+            attempt.outcome, attempt.error = "connection_error", self._text(exc)
+            return Answer(Verdict.RETRY, attempt.error)
+        finally:
+            attempt.latency_ms = round((time.monotonic() - started) * 1000)
+        attempt.status_code = response.status_code
+        text = self._text(response.text)
+        answer = self.destination.classify(response.status_code, response.headers, text)
+        attempt.outcome = OUTCOMES[answer.verdict]
+        if answer.verdict is not Verdict.ACCEPTED:
+            attempt.error = text
+        attempt.retry_after = answer.signals.retry_after
+        attempt.rate_limit_exceeded = answer.signals.rate_limit_exceeded
+        attempt.rate_limit_percentage_used = answer.signals.rate_limit_percentage_used
+        return answer
+
+    def _wait_out(self, answer: Answer, waits: int) -> int:
+        """Pause every worker as a rate-limited answer asks; the wait in ms."""
+        if answer.slow_down:
+            self.limiter.slow_down()
+        wait = answer.wait_s if answer.wait_s is not None else self._backoff(waits)
+        self.limiter.pause(wait)
+        return round(wait * 1000)
 
     def _gave_up(self, last_error: str | None) -> str:
         return f"gave up after {self.max_retries + 1} attempts; last error: {last_error}"
@@ -391,28 +286,5 @@ class Transport:
         return round(seconds * 1000)
 
     def _text(self, value: object) -> str:
-        text = self.credentials.redact(str(value))
+        text = self.destination.redact(str(value))
         return text if len(text) <= ERROR_TEXT_LIMIT else text[:ERROR_TEXT_LIMIT] + "..."
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as seconds: a number, or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    with contextlib.suppress(ValueError):
-        return max(0.0, float(value))
-    with contextlib.suppress(TypeError, ValueError):
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())
-    return None
-
-
-def _error_message(status: int, body: str | None) -> str:
-    """mParticle's error messages from a 4xx body, else the body itself."""
-    with contextlib.suppress(orjson.JSONDecodeError, TypeError, AttributeError):
-        errors = orjson.loads(body or "").get("errors") or []
-        messages = [e.get("message") or e.get("code") for e in errors if isinstance(e, dict)]
-        if messages:
-            return f"HTTP {status}: " + "; ".join(str(m) for m in messages)
-    return f"HTTP {status}: {body or '(no body)'}"

@@ -23,9 +23,9 @@ from loader.events_api.batch_rules import (
     MAX_REQUEST_BYTES,
 )
 from loader.ingest.samples import generate
+from loader.push.destinations.events_api import Credentials
 from loader.push.ledger import Ledger
 from loader.push.runner import PushOptions, push
-from loader.push.transport import Credentials
 from tests.conftest import ROOT, query, run_dbt
 
 SECRET = "Sup3r-Secret-Value-9f8e7d"

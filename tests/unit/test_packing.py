@@ -10,12 +10,8 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from loader.events_api.batch_rules import (
-    MAX_BATCH_BYTES,
-    MAX_BATCHES_PER_REQUEST,
-    MAX_REQUEST_BYTES,
-    validate_batch,
-)
+from loader.events_api.batch_rules import validate_batch
+from loader.push.destinations.events_api import LIMITS
 from loader.push.packing import (
     Group,
     assemble,
@@ -27,6 +23,9 @@ from loader.push.packing import (
 )
 from loader.push.replay_reader import iter_groups
 
+MAX_BATCH_BYTES = LIMITS.max_batch_bytes
+MAX_REQUEST_BYTES = LIMITS.max_request_bytes
+MAX_BATCHES_PER_REQUEST = LIMITS.max_batches_per_request
 BIG = 2**63 - 1
 CONTEXT = (
     '{"environment":"production","mpid":-9223372036854775807,'
@@ -58,7 +57,7 @@ def group(events: list[str], *, user: str = "mpid:1", context: str = CONTEXT, ta
 
 def test_a_batch_holds_the_context_members_an_id_and_the_events_byte_for_byte():
     events = [event(i) for i in range(3)]
-    [batch] = pack_group(group(events))
+    [batch] = pack_group(group(events), MAX_BATCH_BYTES)
     body = batch.body.decode()
     assert body.startswith('{"source_request_id":"' + batch.source_request_id + '",')
     assert CONTEXT[1:-1] in body
@@ -76,14 +75,14 @@ def test_a_batch_holds_the_context_members_an_id_and_the_events_byte_for_byte():
 
 
 def test_an_empty_context_gives_a_valid_batch():
-    [batch] = pack_group(group([event(1)], context="{}"))
+    [batch] = pack_group(group([event(1)], context="{}"), MAX_BATCH_BYTES)
     parsed = orjson.loads(batch.body)
     assert set(parsed) == {"source_request_id", "events"}
 
 
 def test_batches_are_dense_and_never_over_the_limit():
     events = [event(i, pad=10_000) for i in range(40)]  # ~10 KB each
-    batches = list(pack_group(group(events)))
+    batches = list(pack_group(group(events), MAX_BATCH_BYTES))
     assert all(len(b.body) <= MAX_BATCH_BYTES for b in batches)
     assert [k for b in batches for k in b.replay_keys] == [f"k:{i}" for i in range(40)]
     # dense: each batch but the last could not take the next event
@@ -99,10 +98,12 @@ def test_random_sizes_never_exceed_batch_and_request_limits(seed):
     batches = []
     for u in range(30):
         sizes = [rng.choice([0, 50, 2_000, 40_000, 127_000]) for _ in range(rng.randint(1, 12))]
-        batches += pack_group(group([event(i, pad=p) for i, p in enumerate(sizes)], user=str(u)))
+        batches += pack_group(
+            group([event(i, pad=p) for i, p in enumerate(sizes)], user=str(u)), MAX_BATCH_BYTES
+        )
     sendable = [b for b in batches if b.error is None]
     assert all(len(b.body) <= MAX_BATCH_BYTES for b in sendable)
-    requests = list(group_requests(sendable))
+    requests = list(group_requests(sendable, LIMITS))
     assert [b for r in requests for b in r] == sendable  # every batch once, in order
     for r in requests:
         assert len(r) <= MAX_BATCHES_PER_REQUEST
@@ -111,47 +112,53 @@ def test_random_sizes_never_exceed_batch_and_request_limits(seed):
 
 
 def test_requests_stop_at_100_batches():
-    batches = [b for u in range(250) for b in pack_group(group([event(u)], user=str(u)))]
-    sizes = [len(r) for r in group_requests(batches)]
+    batches = [
+        b for u in range(250) for b in pack_group(group([event(u)], user=str(u)), MAX_BATCH_BYTES)
+    ]
+    sizes = [len(r) for r in group_requests(batches, LIMITS)]
     assert sizes == [100, 100, 50]
 
 
 def test_an_event_too_big_even_alone_is_not_sent_and_says_why():
     events = [event(0), event(1, pad=MAX_BATCH_BYTES), event(2)]
-    batches = list(pack_group(group(events)))
+    batches = list(pack_group(group(events), MAX_BATCH_BYTES))
     errors = [b for b in batches if b.error]
     assert [b.replay_keys for b in errors] == [["k:1"]]
     assert "over the 131072-byte (128 KB) batch limit" in errors[0].error
     sent = [k for b in batches if not b.error for k in b.replay_keys]
     assert sent == ["k:0", "k:2"]
-    assert list(group_requests(b for b in batches if not b.error))
+    sendable = [b for b in batches if not b.error]
+    assert [len(r) for r in group_requests(sendable, LIMITS)] == [2]
 
 
 def test_a_context_holding_a_reserved_member_is_refused_per_event():
     context = '{"environment":"production","events":[]}'
-    batches = list(pack_group(group([event(0), event(1)], context=context)))
+    batches = list(pack_group(group([event(0), event(1)], context=context), MAX_BATCH_BYTES))
     assert len(batches) == 2
     assert all("must not hold events" in b.error for b in batches)
     # a nested member of that name is fine
     nested = '{"environment":"production","user_attributes":{"events":"3"}}'
-    [ok] = pack_group(group([event(0)], context=nested))
+    [ok] = pack_group(group([event(0)], context=nested), MAX_BATCH_BYTES)
     assert ok.error is None
 
 
 def test_ids_are_deterministic_and_change_with_content_or_composition():
     events = [event(i) for i in range(3)]
-    first = [b.source_request_id for b in pack_group(group(events))]
-    assert first == [b.source_request_id for b in pack_group(group(list(events)))]
+    first = [b.source_request_id for b in pack_group(group(events), MAX_BATCH_BYTES)]
+    assert first == [b.source_request_id for b in pack_group(group(list(events)), MAX_BATCH_BYTES)]
     changed = events[:2] + [event(2).replace("Checkout", "Check out")]
-    assert [b.source_request_id for b in pack_group(group(changed))] != first
-    fewer = [b.source_request_id for b in pack_group(group(events[:2]))]
+    assert [b.source_request_id for b in pack_group(group(changed), MAX_BATCH_BYTES)] != first
+    fewer = [b.source_request_id for b in pack_group(group(events[:2]), MAX_BATCH_BYTES)]
     assert fewer != first
     other_context = CONTEXT.replace('"C1"', '"C2"')
-    assert [b.source_request_id for b in pack_group(group(events, context=other_context))] != (
-        first
-    )
+    assert [
+        b.source_request_id
+        for b in pack_group(group(events, context=other_context), MAX_BATCH_BYTES)
+    ] != (first)
     # identical event texts under other replay keys are another batch
-    assert [b.source_request_id for b in pack_group(group(events, tag="other"))] != first
+    assert [
+        b.source_request_id for b in pack_group(group(events, tag="other"), MAX_BATCH_BYTES)
+    ] != first
     assert (
         batch_id(b"a", b"k\n", b"e") == batch_id(b"a", b"k\n", b"e") != batch_id(b"a", b"k\n", b"f")
     )
@@ -159,14 +166,14 @@ def test_ids_are_deterministic_and_change_with_content_or_composition():
 
 def test_assemble_rebuilds_a_batch_under_its_recorded_id():
     events = [event(i) for i in range(3)]
-    [packed] = pack_group(group(events))
+    [packed] = pack_group(group(events), MAX_BATCH_BYTES)
     rebuilt = assemble(group(events), packed.source_request_id)
     assert rebuilt.body == packed.body
 
 
 def test_a_bad_event_is_isolated_and_the_others_are_still_sent():
     events = [event(0), event(1, name=""), event(2), event(3)]
-    batches = list(pack_and_validate(group(events), validate_batch))
+    batches = list(pack_and_validate(group(events), validate_batch, MAX_BATCH_BYTES))
     bad = [b for b in batches if b.error]
     assert [b.replay_keys for b in bad] == [["k:1"]]
     assert "event_name is required" in bad[0].error
@@ -178,7 +185,11 @@ def test_a_bad_event_is_isolated_and_the_others_are_still_sent():
 
 def test_a_batch_level_problem_rejects_each_event_with_the_message():
     context = '{"environment":"staging"}'
-    batches = list(pack_and_validate(group([event(0), event(1)], context=context), validate_batch))
+    batches = list(
+        pack_and_validate(
+            group([event(0), event(1)], context=context), validate_batch, MAX_BATCH_BYTES
+        )
+    )
     assert len(batches) == 2
     assert all("environment must be production or development" in b.error for b in batches)
 
@@ -214,7 +225,7 @@ def test_groups_are_rebuilt_across_record_batches_and_never_mixed(tmp_path):
         expected = {r["key_line"][:-1]: r for r in rows}
         assert g.event_texts() == [expected[k]["event_text"][:-1] for k in keys]
         assert g.content_hashes == [expected[k]["content_hash"] for k in keys]
-        [batch] = pack_group(g)
+        [batch] = pack_group(g, MAX_BATCH_BYTES)
         assert orjson.loads(batch.body)["mpid"] == int(u)
         assert batch.replay_keys == keys
     assert sum(len(g) for g in groups) == len(rows)

@@ -1,0 +1,190 @@
+"""mParticle's Events API as a push destination: `POST {pod}/bulkevents`.
+
+- Limits: a batch at most 128 KB, a request at most 256 KB and 100 batches; sends at
+  250 batches/s by default, under the account's default limit of 270.
+- Auth: HTTP Basic with the input's (or feed's) API key and secret, from
+  MPARTICLE_API_KEY and MPARTICLE_API_SECRET. The secret is never logged, stored or put
+  in a message: texts that leave the loader pass through `Credentials.redact`.
+- Answers (`classify`):
+  - 2xx: accepted;
+  - 429: rate limited: wait as `Retry-After` says (or back off); with
+    `X-mp-rate-limit-exceeded: acceleration` the shared rate is lowered too;
+  - 5xx, 408, 425: retried with the same body (the same `source_request_id`s, so
+    mParticle de-duplicates what it already had);
+  - 400, 413 and any other 4xx: about the content: the request is split until the bad
+    batch is alone, keeping mParticle's messages from the error body;
+  - 401, 403 (credentials), 404, 405 and redirects (a misrouted endpoint): the run stops.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import requests
+
+from loader.events_api.batch_rules import validate_batch
+from loader.events_api.errors import error_messages
+from loader.events_api.limits import MAX_BATCH_BYTES, MAX_BATCHES_PER_REQUEST, MAX_REQUEST_BYTES
+from loader.events_api.pods import BULK_PATH, DEFAULT_POD, PODS
+from loader.push.destination import (
+    Answer,
+    ConfigurationError,
+    Signals,
+    Verdict,
+    retry_after_seconds,
+)
+from loader.push.packing import PackingLimits, Validator, request_body
+
+KEY_ENV, SECRET_ENV = "MPARTICLE_API_KEY", "MPARTICLE_API_SECRET"
+DEFAULT_RATE = 250.0  # batches/s, under mParticle's default 270
+LIMITS = PackingLimits(
+    max_batch_bytes=MAX_BATCH_BYTES,
+    max_request_bytes=MAX_REQUEST_BYTES,
+    max_batches_per_request=MAX_BATCHES_PER_REQUEST,
+)
+SPLIT_STATUSES = frozenset({400, 413})
+RETRYABLE_STATUSES = frozenset({408, 425, 500, 502, 503, 504})
+FATAL_STATUSES = {
+    401: "mParticle refused the credentials (401 Unauthorized)",
+    403: "mParticle refused the credentials (403 Forbidden)",
+    404: "the endpoint answered 404 Not Found: check --pod / --endpoint",
+    405: "the endpoint answered 405 Method Not Allowed: check --pod / --endpoint",
+}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    api_key: str
+    api_secret: str = field(repr=False)
+
+    @classmethod
+    def from_env(cls) -> Credentials:
+        key, secret = os.environ.get(KEY_ENV, ""), os.environ.get(SECRET_ENV, "")
+        missing = [name for name, value in ((KEY_ENV, key), (SECRET_ENV, secret)) if not value]
+        if missing:
+            raise ConfigurationError(
+                f"set {' and '.join(missing)} (the API key and secret of the input or feed "
+                "to send to), or use --dry-run to see the plan without sending"
+            )
+        return cls(key, secret)
+
+    def redact(self, text: str) -> str:
+        """`text` without the secret (and without the Basic auth token made from it)."""
+        token = base64.b64encode(f"{self.api_key}:{self.api_secret}".encode()).decode()
+        for value in (self.api_secret, token):
+            if value:
+                text = text.replace(value, "***")
+        return text
+
+
+def endpoint_url(pod: str | None, endpoint: str | None) -> str:
+    """The base URL (ending in /v2 or similar) to post `/bulkevents` under.
+
+    `endpoint` wins over `pod`. Plain http is refused except to a loopback address, and
+    URLs carrying credentials are refused.
+    """
+    if endpoint:
+        base = endpoint.rstrip("/")
+    else:
+        name = (pod or DEFAULT_POD).lower()
+        if name not in PODS:
+            raise ConfigurationError(
+                f"unknown pod {pod!r}; use one of {', '.join(PODS)} or --endpoint URL"
+            )
+        base = PODS[name]
+    parts = urlsplit(base)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigurationError(f"endpoint {base!r} is not an http(s) URL")
+    if parts.username or parts.password:
+        raise ConfigurationError(
+            "the endpoint URL must not carry credentials; set MPARTICLE_API_KEY and "
+            "MPARTICLE_API_SECRET instead"
+        )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigurationError(
+            f"refusing plain http to {parts.hostname}: the API secret would travel "
+            "unencrypted. Use https (plain http is allowed to 127.0.0.1/localhost only)."
+        )
+    return base
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def error_message(status: int, body: str | None) -> str:
+    """mParticle's error messages from a 4xx body, else the body itself."""
+    messages = error_messages(body)
+    if messages:
+        return f"HTTP {status}: " + "; ".join(messages)
+    return f"HTTP {status}: {body or '(no body)'}"
+
+
+class EventsApiDestination:
+    """The Events API under `base_url` (a pod's URL, or the emulator's)."""
+
+    limits = LIMITS
+    default_rate = DEFAULT_RATE
+
+    def __init__(self, base_url: str, credentials: Credentials) -> None:
+        self.url = base_url.rstrip("/") + BULK_PATH
+        self.credentials = credentials
+
+    @staticmethod
+    def validator() -> Validator:
+        return validate_batch
+
+    def prepare(self, session: requests.Session) -> None:
+        session.auth = (self.credentials.api_key, self.credentials.api_secret)
+        session.headers.update(
+            {"Content-Type": "application/json", "User-Agent": "mparticle-backfill-loader"}
+        )
+
+    def request_body(self, batch_bodies: Iterable[bytes]) -> bytes:
+        return request_body(batch_bodies)
+
+    def redact(self, text: str) -> str:
+        return self.credentials.redact(text)
+
+    def classify(self, status: int, headers: Mapping[str, str], body: str) -> Answer:
+        return classify(status, headers, body)
+
+
+def classify(status: int, headers: Mapping[str, str], body: str) -> Answer:
+    """What an Events API answer means; see the module docstring."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    retry_after = lowered.get("retry-after")
+    exceeded = lowered.get("x-mp-rate-limit-exceeded")
+    signals = Signals(retry_after, exceeded, lowered.get("x-mp-rate-limit-percentage-used"))
+    if 200 <= status < 300:
+        return Answer(Verdict.ACCEPTED, signals=signals)
+    if status == 429:
+        return Answer(
+            Verdict.RATE_LIMITED,
+            wait_s=retry_after_seconds(retry_after),
+            slow_down=(exceeded or "").strip().lower() == "acceleration",
+            signals=signals,
+        )
+    if status in SPLIT_STATUSES:
+        return Answer(Verdict.SPLIT, error_message(status, body), signals=signals)
+    if status in FATAL_STATUSES or 300 <= status < 400:
+        reason = FATAL_STATUSES.get(status, f"the endpoint redirected ({status})")
+        if status in (401, 403):
+            reason += (
+                f": check {KEY_ENV} and {SECRET_ENV}, and that they belong to the "
+                "pod/endpoint you send to"
+            )
+        return Answer(Verdict.STOP, reason, signals=signals)
+    if status in RETRYABLE_STATUSES or status >= 500:
+        return Answer(Verdict.RETRY, f"HTTP {status}: {body}", signals=signals)
+    return Answer(Verdict.SPLIT, error_message(status, body), signals=signals)  # other 4xx
