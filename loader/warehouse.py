@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from loader.errors import MissingReplaySet, WarehouseLocked
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 RAW_SCHEMA_DDL = """
 create schema if not exists raw;
@@ -72,3 +76,30 @@ def attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> None:
 
 def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(RAW_SCHEMA_DDL)
+
+
+def insert_columns(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: dict[str, list[Any] | pa.Array],
+    *,
+    select: str | None = None,
+    parameters: list[Any] | None = None,
+) -> None:
+    """Insert rows given as columns (one Arrow table, one statement) into `table`.
+
+    Columns go in by name; `select` (a select list over the columns, with `?` for
+    `parameters`) replaces the plain column list, e.g. to cast text to JSON.
+    """
+    import pyarrow as pa
+
+    incoming = pa.table(columns)
+    con.register("incoming_rows", incoming)
+    try:
+        names = ", ".join(columns)
+        con.execute(
+            f"insert into {table} by name select {select or names} from incoming_rows",
+            parameters or [],
+        )
+    finally:
+        con.unregister("incoming_rows")

@@ -377,19 +377,14 @@ class Recorder:
     def _insert(self, table: str, columns: dict, rows: list[tuple]) -> None:
         import pyarrow as pa
 
+        from loader.warehouse import insert_columns
+
         values = zip(*rows, strict=True)
-        incoming = pa.table(
-            {
-                name: pa.array(column, type=kind)
-                for (name, kind), column in zip(columns.items(), values, strict=True)
-            }
-        )
-        self.con.register("incoming_rows", incoming)
-        try:
-            self.con.execute(f"insert into {table} by name select * from incoming_rows")
-            self.con.fetchall()
-        finally:
-            self.con.unregister("incoming_rows")
+        arrays = {
+            name: pa.array(column, type=kind)
+            for (name, kind), column in zip(columns.items(), values, strict=True)
+        }
+        insert_columns(self.con, table, arrays)
 
     def close(self) -> None:
         with self.lock:

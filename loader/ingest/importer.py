@@ -24,7 +24,7 @@ import orjson
 import pyarrow as pa
 
 from loader.errors import LoaderError
-from loader.warehouse import ensure_raw_schema
+from loader.warehouse import ensure_raw_schema, insert_columns
 
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK_LINES = 5_000
@@ -165,20 +165,18 @@ class _FileLoader:
         if not self.lines:
             return
         n = len(self.lines)
-        chunk = pa.table(
+        insert_columns(
+            self.con,
+            "raw.quarantine_lines",
             {
                 "source_file": pa.array([self.source_file] * n),
                 "line_number": pa.array(self.line_numbers, pa.int64()),
                 "batch_json": pa.array(self.lines, pa.string()),
-            }
+            },
+            select="source_file, line_number, batch_json::json as batch_json, "
+            "? as file_checksum, ? as ingested_at",
+            parameters=[self.checksum, self.now],
         )
-        self.con.register("ingest_chunk", chunk)
-        self.con.execute(
-            "insert into raw.quarantine_lines "
-            "select source_file, line_number, batch_json::json, ?, ? from ingest_chunk",
-            [self.checksum, self.now],
-        )
-        self.con.unregister("ingest_chunk")
         self.loaded += n
         self.line_numbers, self.lines = [], []
 

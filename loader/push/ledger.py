@@ -26,7 +26,7 @@ import orjson
 from loader.errors import LoaderError
 from loader.push.attempts import Attempt
 from loader.push.packing import PackedBatch
-from loader.warehouse import attach, lock_holder
+from loader.warehouse import attach, insert_columns, lock_holder
 
 # Batch statuses: planned and in_flight and failed are "open" (sent again, with the same
 # id, by the next run); acknowledged, rejected and superseded are settled.
@@ -448,15 +448,7 @@ class Ledger:
 
     def _insert(self, table: str, rows: dict[str, list]) -> None:
         """Insert column lists (one Arrow table, one statement)."""
-        import pyarrow as pa
-
-        incoming = pa.table(rows)
-        self.con.register("incoming_rows", incoming)
-        try:
-            names = ", ".join(rows)
-            self.con.execute(f"insert into {table} ({names}) select {names} from incoming_rows")
-        finally:
-            self.con.unregister("incoming_rows")
+        insert_columns(self.con, table, rows)
 
     # Reading
 

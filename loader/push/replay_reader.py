@@ -1,16 +1,24 @@
-"""Reading the replay set (`replay_events`, built by dbt) from the warehouse, read-only.
+"""Reading the replay set: the contracted `replay_events` columns, whoever built them.
 
-The warehouse is attached read-only to the connection that plans the run, only while
-the plan is built: a `dbt build` can run again as soon as the plan is written. Rows
-stream as Arrow record batches (memory stays flat in the number of events) and come out
-as `packing.Group`s.
+A `ReplaySetReader` makes the replay set readable on the planning connection for the
+duration of a block and names a relation holding `REQUIRED_COLUMNS`; the planner queries
+it with SQL and streams what it sends as Arrow record batches (memory stays flat in the
+number of events), which come out as `packing.Group`s (`iter_groups`).
+
+`WarehouseReplaySet` is the one reader today: the DuckDB warehouse built by dbt,
+attached read-only only while the plan is built, so a `dbt build` can run again as soon
+as the plan is written. Parquet files written by another engine would be a second
+reader whose relation is a `read_parquet(...)` over them; `replay_set_at` is the one
+place that picks the reader for a location.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
 import pyarrow as pa
@@ -36,8 +44,48 @@ REQUIRED_COLUMNS = (
 RECORD_BATCH_ROWS = 65_536
 
 
+class ReplaySetReader(Protocol):
+    """Where a replay set is read from."""
+
+    def attached(self, con: duckdb.DuckDBPyConnection) -> AbstractContextManager[str]:
+        """Make the replay set readable on `con` for the block; yield a relation (a table
+        name or table function SQL can select from) with `REQUIRED_COLUMNS`.
+
+        Raises `MissingReplaySet` when there is none, or when it lacks a column.
+        """
+        ...
+
+
+class WarehouseReplaySet:
+    """`replay_events` in the DuckDB warehouse at `path`, attached read-only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def attached(self, con: duckdb.DuckDBPyConnection) -> AbstractContextManager[str]:
+        return _attach_warehouse(con, self.path)
+
+
+def replay_set_at(path: Path) -> ReplaySetReader:
+    """The reader for the replay set at `path` (the warehouse file today)."""
+    return WarehouseReplaySet(path)
+
+
+def attached_replay_set(con: duckdb.DuckDBPyConnection, path: Path) -> AbstractContextManager[str]:
+    """The replay set at `path`, readable on `con` for the block; yields its relation."""
+    return replay_set_at(path).attached(con)
+
+
+def record_batches(
+    con: duckdb.DuckDBPyConnection, relation: str, rows: int = RECORD_BATCH_ROWS
+) -> pa.RecordBatchReader:
+    """The contracted columns of a reader's relation, streamed as Arrow record batches."""
+    columns = ", ".join(REQUIRED_COLUMNS)
+    return con.cursor().sql(f"select {columns} from {relation}").to_arrow_reader(rows)
+
+
 @contextlib.contextmanager
-def attached_replay_set(con: duckdb.DuckDBPyConnection, path: Path) -> Iterator[str]:
+def _attach_warehouse(con: duckdb.DuckDBPyConnection, path: Path) -> Iterator[str]:
     """Attach the warehouse at `path` read-only; yield the replay set's relation name.
 
     Raises `WarehouseLocked` while another process (a `dbt build`) holds the file, and
