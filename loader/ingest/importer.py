@@ -9,21 +9,19 @@ completely loaded files.
 
 from __future__ import annotations
 
-import glob
 import gzip
-import hashlib
+import io
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import duckdb
 import orjson
 import pyarrow as pa
 
-from loader.errors import LoaderError
+from loader.ingest.sources import Source, SourceObject, source_for
 from loader.warehouse import ensure_raw_schema, insert_columns
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -80,46 +78,21 @@ class IngestSummary:
         }
 
 
-def is_verification_file(path: Path) -> bool:
+def is_verification_file(name: str) -> bool:
     """mParticle writes these to prove bucket access; they hold no data."""
-    name = path.name.lower()
+    name = name.lower()
     return name.startswith("mparticle_bucket_verification_") or name == "mparticle_validation.txt"
 
 
-def discover(arguments: Iterable[str]) -> Iterator[Path]:
-    """Files named directly, found under folders (recursively) or matched by globs."""
-    seen: set[Path] = set()
-    for argument in arguments:
-        path = Path(argument)
-        if path.is_file():
-            candidates = [path]
-        elif path.is_dir():
-            candidates = sorted(p for p in path.rglob("*") if p.is_file())
-        else:
-            candidates = sorted(Path(p) for p in glob.glob(argument, recursive=True))
-            candidates = [p for p in candidates if p.is_file()]
-            if not candidates:
-                raise LoaderError(f"{argument}: no such file or folder, and no file matches it.")
-        for candidate in candidates:
-            resolved = candidate.resolve()
-            if resolved not in seen and not candidate.name.startswith("."):
-                seen.add(resolved)
-                yield resolved
-
-
-def file_checksum(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def open_maybe_gzip(path: Path) -> tuple[BinaryIO, bool]:
+def open_maybe_gzip(stream: BinaryIO) -> tuple[BinaryIO, bool]:
     """Gzip is detected from the magic bytes, whatever the file is called."""
-    with path.open("rb") as fh:
-        is_gzip = fh.read(2) == GZIP_MAGIC
-    return (gzip.open(path, "rb") if is_gzip else path.open("rb")), is_gzip
+    buffered = (
+        stream
+        if isinstance(stream, io.BufferedReader)
+        else io.BufferedReader(cast(io.RawIOBase, stream))
+    )
+    is_gzip = buffered.peek(2)[:2] == GZIP_MAGIC
+    return (gzip.GzipFile(fileobj=buffered, mode="rb") if is_gzip else buffered), is_gzip
 
 
 def check_line(raw: bytes) -> str | None:
@@ -215,13 +188,15 @@ def _read_lines(fh: BinaryIO, loader: _FileLoader, is_gzip: bool) -> None:
         )
 
 
-def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, now: datetime) -> FileResult:
+def ingest_file(
+    con: duckdb.DuckDBPyConnection, source: Source, obj: SourceObject, now: datetime
+) -> FileResult:
     """Load one file. Chunks commit as they go (memory stays flat whatever the file size);
     the file counts as loaded only once its `raw.ingested_files` row is written."""
-    source_file = str(path)
-    if is_verification_file(path):
+    source_file = obj.uri
+    if is_verification_file(obj.name):
         return FileResult(source_file, "skipped", note="bucket verification file")
-    checksum = file_checksum(path)
+    checksum = source.fingerprint(obj)
     known = con.execute(
         "select source_file from raw.ingested_files where file_checksum = ? limit 1", [checksum]
     ).fetchall()
@@ -238,9 +213,10 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, now: datetime) -> Fi
             con.execute(f"delete from raw.{table} where source_file = ?", [source_file])
         con.commit()
     loader = _FileLoader(con, source_file, checksum, now)
-    fh, is_gzip = open_maybe_gzip(path)
-    with fh:
-        _read_lines(fh, loader, is_gzip)
+    with source.open(obj) as stream:
+        fh, is_gzip = open_maybe_gzip(stream)
+        with fh:
+            _read_lines(fh, loader, is_gzip)
     loader.flush()
     con.begin()
     loader.write_rejections()
@@ -249,7 +225,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, now: datetime) -> Fi
         [
             source_file,
             checksum,
-            path.stat().st_size,
+            obj.size,
             is_gzip,
             loader.loaded,
             len(loader.rejections),
@@ -282,6 +258,15 @@ def ingest(
     on_file: Callable[[FileResult], None] | None = None,
 ) -> IngestSummary:
     """Load every file that `arguments` name into the raw tables."""
+    return ingest_source(con, source_for(arguments), on_file)
+
+
+def ingest_source(
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    on_file: Callable[[FileResult], None] | None = None,
+) -> IngestSummary:
+    """Load every file of `source` into the raw tables."""
     ensure_raw_schema(con)
     # Checkpoint (compress and rewrite) less often: a checkpoint per file dominates the
     # run. Cap DuckDB's cache so memory stays flat however large the files are.
@@ -290,8 +275,8 @@ def ingest(
     remove_incomplete_loads(con)
     now = datetime.now(UTC)
     summary = IngestSummary()
-    for path in discover(arguments):
-        result = ingest_file(con, path, now)
+    for obj in source.objects():
+        result = ingest_file(con, source, obj, now)
         summary.files.append(result)
         summary.rejections.extend(result.rejections)
         if on_file:
