@@ -113,7 +113,9 @@ def check_line(raw: bytes) -> str | None:
 class _FileLoader:
     """Streams one file into the raw tables in chunks, collecting rejects."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, source_file: str, checksum: str, now):
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, source_file: str, checksum: str, now: datetime
+    ) -> None:
         self.con, self.source_file, self.checksum, self.now = con, source_file, checksum, now
         self.line_numbers: list[int] = []
         self.lines: list[str] = []
