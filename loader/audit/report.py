@@ -385,27 +385,21 @@ STATE_COLORS = {
     "rejected": "#9b1c1c",
     "pending": GRAY,
 }
-# where each replay event stands: its latest batch (loader status counts the same way)
+# where each replay event of the replay set stands: the ledger's `event_states` (its latest
+# batch, as `loader status` counts), and whether what was acknowledged is still its content
 EVENT_STATES_SQL = f"""
-    with latest as (
-        select replay_key, arg_max(status, planned_at) as status
-        from ledger.event_batches
-        where status <> 'superseded'
-        group by replay_key
-    ),
-    states as (
+    with states as (
         select
             replay.replay_key,
             case
-                when acked.content_hash = {content_hash_sql("replay")} then 'acknowledged'
-                when acked.replay_key is not null then 'acknowledged, changed since'
-                when latest.status in ('failed', 'rejected') then latest.status
+                when known.acknowledged_hash = {content_hash_sql("replay")} then 'acknowledged'
+                when known.ever_acknowledged then 'acknowledged, changed since'
+                when known.state in ('failed', 'rejected') then known.state
                 else 'pending'
             end as state,
-            acked.acknowledged_at,
+            known.acknowledged_at,
         from replay_events as replay
-        left join ledger.acknowledged_events as acked using (replay_key)
-        left join latest using (replay_key)
+        left join ledger.event_states as known using (replay_key)
     )
 """
 BUCKETS = 48
@@ -578,42 +572,34 @@ def _throughput(con: duckdb.DuckDBPyConnection) -> tuple[str, list[tuple]]:
     return chart, per_run
 
 
-def _push(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
+STATE_ORDER = ["acknowledged", "acknowledged, changed since", "failed", "rejected", "pending"]
+
+
+def _send_states(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, int], str]:
+    """Replay events by send state, and their chart."""
     states = dict(_rows(con, EVENT_STATES_SQL + "select state, count(*) from states group by all"))
-    total = sum(states.values())
-    [(gone,)] = _rows(
-        con,
-        "select count(*) from ledger.acknowledged_events "
-        "anti join replay_events using (replay_key)",
-    )
-    order = ["acknowledged", "acknowledged, changed since", "failed", "rejected", "pending"]
     bars = [
         (state, states.get(state, 0))
-        for state in order
+        for state in STATE_ORDER
         if states.get(state, 0) or state in ("acknowledged", "failed", "pending")
     ]
-    state_chart = charts.hbar(
+    chart = charts.hbar(
         [("not sent yet" if state == "pending" else state, n) for state, n in bars],
         "Replay events by send state",
         colors=[STATE_COLORS[state] for state, _ in bars],
     )
-    runs = _rows(
-        con,
-        """
-        select run_id, strftime(started_at, '%Y-%m-%d %H:%M:%S'), status, events_planned,
-            events_acknowledged, events_failed, events_rejected, http_requests, message
-        from ledger.runs order by run_id
-        """,
-    )
+    return states, chart
+
+
+def _failures_html(con: duckdb.DuckDBPyConnection) -> str:
+    """Failures that still matter, by reason (the ledger's `failures`), and other answers."""
     failures = _rows(
         con,
         """
-        select status, coalesce(error, '(no message)'), count(*), sum(event_count),
-            min(source_request_id)
-        from ledger.batches
-        where status in ('failed', 'rejected')
-        group by all
-        order by 4 desc, 2
+        select status, coalesce(error, '(no message)'), batches, events,
+            example_source_request_id
+        from ledger.failures
+        order by events desc, error
         """,
     )
     responses = _rows(
@@ -627,7 +613,6 @@ def _push(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
         order by 3 desc
         """,
     )
-    throughput_chart, per_run = _throughput(con)
     failure_html = (
         _table(
             ["status", "reason (mParticle's message)", "batches", "events", "example batch"],
@@ -650,6 +635,57 @@ def _push(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
         if responses
         else ""
     )
+    return failure_html + retried
+
+
+def _runs_html(con: duckdb.DuckDBPyConnection) -> str:
+    """Throughput (chart and per run), then every run."""
+    throughput_chart, per_run = _throughput(con)
+    runs = _rows(
+        con,
+        """
+        select run_id, strftime(started_at, '%Y-%m-%d %H:%M:%S'), status, events_planned,
+            events_acknowledged, events_failed, events_rejected, http_requests, message
+        from ledger.runs order by run_id
+        """,
+    )
+    per_run_headers = [
+        "run",
+        "events acknowledged",
+        "batches accepted",
+        "HTTP requests",
+        "429s",
+        "run seconds",
+        "events/s",
+        "batches/s",
+    ]
+    run_headers = [
+        "run",
+        "started (UTC)",
+        "status",
+        "planned",
+        "acknowledged",
+        "failed",
+        "rejected",
+        "HTTP requests",
+        "message",
+    ]
+    return (
+        f"<h3>Throughput</h3>{throughput_chart}"
+        + _table(per_run_headers, per_run, numeric={1, 2, 3, 4, 5, 6, 7})
+        + "<h3>Runs</h3>"
+        + _table(run_headers, runs, numeric={3, 4, 5, 6, 7})
+    )
+
+
+def _push(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
+    states, state_chart = _send_states(con)
+    total = sum(states.values())
+    [(gone,)] = _rows(
+        con,
+        "select count(*) from ledger.acknowledged_events "
+        "anti join replay_events using (replay_key)",
+    )
     gone_note = (
         f"<p>{_n(gone)} acknowledged events are no longer in the replay set.</p>" if gone else ""
     )
@@ -658,38 +694,7 @@ def _push(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
         f"(HTTP 2xx), {_n(states.get('failed', 0) + states.get('rejected', 0))} failed or "
         f"rejected, {_n(states.get('pending', 0))} not sent yet.</p>"
         f"{state_chart}{gone_note}<h3>Over time</h3>{_timeline(con, total)}"
-        f"<h3>Failures by reason</h3>{failure_html}{retried}"
-        f"<h3>Throughput</h3>{throughput_chart}"
-        + _table(
-            [
-                "run",
-                "events acknowledged",
-                "batches accepted",
-                "HTTP requests",
-                "429s",
-                "run seconds",
-                "events/s",
-                "batches/s",
-            ],
-            per_run,
-            numeric={1, 2, 3, 4, 5, 6, 7},
-        )
-        + "<h3>Runs</h3>"
-        + _table(
-            [
-                "run",
-                "started (UTC)",
-                "status",
-                "planned",
-                "acknowledged",
-                "failed",
-                "rejected",
-                "HTTP requests",
-                "message",
-            ],
-            runs,
-            numeric={3, 4, 5, 6, 7},
-        )
+        f"<h3>Failures by reason</h3>{_failures_html(con)}" + _runs_html(con)
     )
     facts = {
         "acknowledged": states.get("acknowledged", 0),
