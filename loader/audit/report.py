@@ -18,11 +18,10 @@ import duckdb
 
 from loader.audit import charts
 from loader.audit.sql_session import LedgerUnavailable, open_session
+from loader.build_settings import REBUILD_FOR_AGE_CHECKS, AgeLimits, read_age_limits
 from loader.errors import LoaderError, MissingReplaySet
 from loader.push.send_plan import content_hash_sql
 
-ADVISED_AGE_DAYS = 14  # mParticle advises replaying within two weeks
-MAX_AGE_DAYS = 30  # /events and /bulkevents take data up to 30 days old
 AGE_BINS = 45
 RISK_COLORS = {"low": "#3d8b5f", "high": "#c2410c"}
 GRAY = "#a0aab4"
@@ -127,7 +126,8 @@ def _details(summary: str, inner: str) -> str:
 # --- sections --------------------------------------------------------------------------
 
 
-def _replay_set(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
+def _replay_set(con: duckdb.DuckDBPyConnection, limits: AgeLimits | None) -> tuple[Section, dict]:
+    advised = "null" if limits is None else str(limits.warn_days)
     [(events, users, first, last, oldest, over_advised, duplicates)] = _rows(
         con,
         f"""
@@ -137,7 +137,7 @@ def _replay_set(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
             min(event_time)::date,
             max(event_time)::date,
             max(event_age_days),
-            count(*) filter (where event_age_days > {ADVISED_AGE_DAYS}),
+            count(*) filter (where event_age_days > {advised}),
             count(*) filter (where replay_reason = 'blocked_attributes'),
         from replay_events
         """,
@@ -194,7 +194,7 @@ def _replay_set(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
     return Section("The replay set", html, "replay-set"), facts
 
 
-def _ages(con: duckdb.DuckDBPyConnection) -> Section:
+def _ages(con: duckdb.DuckDBPyConnection, limits: AgeLimits | None) -> Section:
     rows = _rows(
         con,
         """
@@ -211,29 +211,42 @@ def _ages(con: duckdb.DuckDBPyConnection) -> Section:
         [AGE_BINS],
     )
     oldest = max((day for day, _, _ in rows), default=0)
-    bins = list(range(0, min(max(oldest, MAX_AGE_DAYS + 1), AGE_BINS) + 1))
+    shown = oldest if limits is None else max(oldest, limits.max_days + 1)
+    bins = list(range(0, min(shown, AGE_BINS) + 1))
     counts = {(max(day, 0), replayed): n for day, replayed, n in rows}
     replay = [counts.get((b, True), 0) for b in bins]
     skipped = [counts.get((b, False), 0) for b in bins]
     labels = [f"{b}+" if b == AGE_BINS else str(b) for b in bins]
+    markers = (
+        []
+        if limits is None
+        else [
+            (limits.warn_days, f"{limits.warn_days} d: replay advised within"),
+            (limits.max_days, f"{limits.max_days} d: Events API limit"),
+        ]
+    )
     chart = charts.columns(
         labels,
         [("replayed", charts.BLUE, replay), ("skipped", GRAY, skipped)],
         "Blocked events by age in days at build time",
-        markers=[
-            (ADVISED_AGE_DAYS, f"{ADVISED_AGE_DAYS} d: replay advised within"),
-            (MAX_AGE_DAYS, f"{MAX_AGE_DAYS} d: Events API limit"),
-        ],
+        markers=markers,
     )
-    over_advised = sum(n for b, n in zip(bins, replay, strict=True) if b >= ADVISED_AGE_DAYS)
-    over_max = sum(n for b, n in zip(bins, replay, strict=True) if b >= MAX_AGE_DAYS)
+    intro = (
+        "<p>Age at build time (dbt var <code>replay_reference_time_ms</code>, else when "
+        "<code>dbt build</code> ran); events age further until they are sent. "
+    )
+    if limits is None:
+        html = f"{intro}No age checks: {escape(REBUILD_FOR_AGE_CHECKS)}.</p>{chart}"
+        return Section("Event age", html, "ages")
+    over_advised = sum(n for b, n in zip(bins, replay, strict=True) if b >= limits.warn_days)
+    over_max = sum(n for b, n in zip(bins, replay, strict=True) if b >= limits.max_days)
     html = (
-        f"<p>Age at build time (dbt var <code>replay_reference_time_ms</code>, else when "
-        f"<code>dbt build</code> ran); events age further until they are sent. "
-        f"mParticle advises replaying within {ADVISED_AGE_DAYS} days (many downstream tools "
-        f"drop older data); <code>/bulkevents</code> takes data up to {MAX_AGE_DAYS} days "
-        f"old. Replayed: {_n(over_advised)} older than {ADVISED_AGE_DAYS} days, "
-        f"{_n(over_max)} older than {MAX_AGE_DAYS}.</p>{chart}"
+        f"{intro}Limits of this build (dbt vars <code>warn_event_age_days</code> and "
+        f"<code>max_event_age_days</code>): replay advised within {limits.warn_days} days "
+        f"(many downstream tools drop older data); skipped past {limits.max_days} days "
+        f"(<code>/bulkevents</code> takes data up to 30 days old). Replayed: "
+        f"{_n(over_advised)} older than {limits.warn_days} days, "
+        f"{_n(over_max)} older than {limits.max_days}.</p>{chart}"
     )
     return Section("Event age", html, "ages")
 
@@ -768,7 +781,12 @@ def _page(
 
 
 def _warnings(
-    facts: dict, high_events: int, attribute_users: int, plan_notes: int, push: dict | None
+    facts: dict,
+    limits: AgeLimits | None,
+    high_events: int,
+    attribute_users: int,
+    plan_notes: int,
+    push: dict | None,
 ) -> list[str]:
     """What could go wrong, most urgent first (HTML fragments)."""
     warnings = []
@@ -778,9 +796,11 @@ def _warnings(
             "<code>loader push</code> skips them unless told to resend (downstream would see "
             "them twice)."
         )
-    if facts["over_advised"]:
+    if limits is None:
+        warnings.append(f"No age checks: {escape(REBUILD_FOR_AGE_CHECKS)}.")
+    elif facts["over_advised"]:
         warnings.append(
-            f"{_n(facts['over_advised'])} events are older than {ADVISED_AGE_DAYS} days: "
+            f"{_n(facts['over_advised'])} events are older than {limits.warn_days} days: "
             "many downstream tools drop data that old."
         )
     if high_events:
@@ -808,7 +828,11 @@ def _warnings(
 
 
 def _headline(
-    facts: dict, skipped_total: int, high_events: int, push: dict | None
+    facts: dict,
+    limits: AgeLimits | None,
+    skipped_total: int,
+    high_events: int,
+    push: dict | None,
 ) -> list[tuple[str, str, str]]:
     """The tiles at the top: the ledger's state after a push, then the replay set."""
     tiles = []
@@ -819,7 +843,10 @@ def _headline(
             (_n(push["pending"]), "not sent yet", "warn" if push["pending"] else ""),
         ]
     oldest = facts["oldest_days"] or 0
-    age_tone = "bad" if oldest > MAX_AGE_DAYS else "warn" if oldest > ADVISED_AGE_DAYS else ""
+    age_tone = ""
+    if limits is not None:
+        too_old, old = oldest > limits.max_days, oldest > limits.warn_days
+        age_tone = "bad" if too_old else "warn" if old else ""
     return tiles + [
         (_n(facts["events"]), "events to replay", ""),
         (_n(facts["users"]), "users", ""),
@@ -847,11 +874,12 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
             raise MissingReplaySet(
                 f"{warehouse} has no replay_events table. Run `dbt build` first."
             )
-        replay, facts = _replay_set(con)
+        limits = read_age_limits(con)
+        replay, facts = _replay_set(con, limits)
         skipped, skipped_total = _skipped(con)
         risk, high_events = _risk(con)
         attributes, attribute_users = _user_attributes(con)
-        sections = [replay, _ages(con), skipped, _fixes(con), risk]
+        sections = [replay, _ages(con, limits), skipped, _fixes(con), risk]
         sections += [attributes] if attributes else []
         sections.append(_data_plan(con))
         push = None
@@ -870,8 +898,8 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
                     "Fix or re-download those files and ingest them again."
                 )
 
-    warnings = notes + _warnings(facts, high_events, attribute_users, plan_notes, push)
-    tiles = _headline(facts, skipped_total, high_events, push)
+    warnings = notes + _warnings(facts, limits, high_events, attribute_users, plan_notes, push)
+    tiles = _headline(facts, limits, skipped_total, high_events, push)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     meta = f"Generated {generated} from <code>{escape(str(warehouse))}</code>"
     if push is not None and ledger is not None:
