@@ -7,16 +7,6 @@
 --   loader sql analyses/blocked_never_replayed.sql
 
 create or replace temp view never_replayed as
-with latest as (  -- each event's most recent batch in the ledger
-    select
-        replay_key,
-        arg_max(status, planned_at) as status,
-        arg_max(error, planned_at) as error,
-    from ledger.event_batches
-    where status <> 'superseded'
-    group by replay_key
-)
-
 select
     outcomes.replay_key,
     outcomes.blocked_kind,
@@ -25,12 +15,12 @@ select
     make_timestamp(outcomes.timestamp_unixtime_ms * 1000) as event_time,
     case
         when outcomes.outcome = 'skipped' then 'skipped: ' || outcomes.skip_reason
-        when latest.status in ('failed', 'rejected') then latest.status
+        when states.state in ('failed', 'rejected') then states.state
         else 'not sent yet'
     end as why,
-    latest.error,
+    case when states.state in ('failed', 'rejected') then states.error end as error,
 from blocked_events__outcomes as outcomes
-left join latest using (replay_key)
+left join ledger.event_states as states using (replay_key)  -- each event's latest batch
 where (outcomes.blocked_kind = 'blocked_event' or outcomes.outcome = 'replay')
     and outcomes.replay_key not in (select replay_key from ledger.acknowledged_events);
 

@@ -18,11 +18,10 @@ import duckdb
 
 from loader.audit import charts
 from loader.audit.sql_session import LedgerUnavailable, open_session
+from loader.build_settings import REBUILD_FOR_AGE_CHECKS, AgeLimits, read_age_limits
 from loader.errors import LoaderError, MissingReplaySet
 from loader.push.send_plan import content_hash_sql
 
-ADVISED_AGE_DAYS = 14  # mParticle advises replaying within two weeks
-MAX_AGE_DAYS = 30  # /events and /bulkevents take data up to 30 days old
 AGE_BINS = 45
 RISK_COLORS = {"low": "#3d8b5f", "high": "#c2410c"}
 GRAY = "#a0aab4"
@@ -127,7 +126,8 @@ def _details(summary: str, inner: str) -> str:
 # --- sections --------------------------------------------------------------------------
 
 
-def _replay_set(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
+def _replay_set(con: duckdb.DuckDBPyConnection, limits: AgeLimits | None) -> tuple[Section, dict]:
+    advised = "null" if limits is None else str(limits.warn_days)
     [(events, users, first, last, oldest, over_advised, duplicates)] = _rows(
         con,
         f"""
@@ -137,7 +137,7 @@ def _replay_set(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
             min(event_time)::date,
             max(event_time)::date,
             max(event_age_days),
-            count(*) filter (where event_age_days > {ADVISED_AGE_DAYS}),
+            count(*) filter (where event_age_days > {advised}),
             count(*) filter (where replay_reason = 'blocked_attributes'),
         from replay_events
         """,
@@ -194,7 +194,7 @@ def _replay_set(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
     return Section("The replay set", html, "replay-set"), facts
 
 
-def _ages(con: duckdb.DuckDBPyConnection) -> Section:
+def _ages(con: duckdb.DuckDBPyConnection, limits: AgeLimits | None) -> Section:
     rows = _rows(
         con,
         """
@@ -211,29 +211,42 @@ def _ages(con: duckdb.DuckDBPyConnection) -> Section:
         [AGE_BINS],
     )
     oldest = max((day for day, _, _ in rows), default=0)
-    bins = list(range(0, min(max(oldest, MAX_AGE_DAYS + 1), AGE_BINS) + 1))
+    shown = oldest if limits is None else max(oldest, limits.max_days + 1)
+    bins = list(range(0, min(shown, AGE_BINS) + 1))
     counts = {(max(day, 0), replayed): n for day, replayed, n in rows}
     replay = [counts.get((b, True), 0) for b in bins]
     skipped = [counts.get((b, False), 0) for b in bins]
     labels = [f"{b}+" if b == AGE_BINS else str(b) for b in bins]
+    markers = (
+        []
+        if limits is None
+        else [
+            (limits.warn_days, f"{limits.warn_days} d: replay advised within"),
+            (limits.max_days, f"{limits.max_days} d: Events API limit"),
+        ]
+    )
     chart = charts.columns(
         labels,
         [("replayed", charts.BLUE, replay), ("skipped", GRAY, skipped)],
         "Blocked events by age in days at build time",
-        markers=[
-            (ADVISED_AGE_DAYS, f"{ADVISED_AGE_DAYS} d: replay advised within"),
-            (MAX_AGE_DAYS, f"{MAX_AGE_DAYS} d: Events API limit"),
-        ],
+        markers=markers,
     )
-    over_advised = sum(n for b, n in zip(bins, replay, strict=True) if b >= ADVISED_AGE_DAYS)
-    over_max = sum(n for b, n in zip(bins, replay, strict=True) if b >= MAX_AGE_DAYS)
+    intro = (
+        "<p>Age at build time (dbt var <code>replay_reference_time_ms</code>, else when "
+        "<code>dbt build</code> ran); events age further until they are sent. "
+    )
+    if limits is None:
+        html = f"{intro}No age checks: {escape(REBUILD_FOR_AGE_CHECKS)}.</p>{chart}"
+        return Section("Event age", html, "ages")
+    over_advised = sum(n for b, n in zip(bins, replay, strict=True) if b >= limits.warn_days)
+    over_max = sum(n for b, n in zip(bins, replay, strict=True) if b >= limits.max_days)
     html = (
-        f"<p>Age at build time (dbt var <code>replay_reference_time_ms</code>, else when "
-        f"<code>dbt build</code> ran); events age further until they are sent. "
-        f"mParticle advises replaying within {ADVISED_AGE_DAYS} days (many downstream tools "
-        f"drop older data); <code>/bulkevents</code> takes data up to {MAX_AGE_DAYS} days "
-        f"old. Replayed: {_n(over_advised)} older than {ADVISED_AGE_DAYS} days, "
-        f"{_n(over_max)} older than {MAX_AGE_DAYS}.</p>{chart}"
+        f"{intro}Limits of this build (dbt vars <code>warn_event_age_days</code> and "
+        f"<code>max_event_age_days</code>): replay advised within {limits.warn_days} days "
+        f"(many downstream tools drop older data); skipped past {limits.max_days} days "
+        f"(<code>/bulkevents</code> takes data up to 30 days old). Replayed: "
+        f"{_n(over_advised)} older than {limits.warn_days} days, "
+        f"{_n(over_max)} older than {limits.max_days}.</p>{chart}"
     )
     return Section("Event age", html, "ages")
 
@@ -385,27 +398,21 @@ STATE_COLORS = {
     "rejected": "#9b1c1c",
     "pending": GRAY,
 }
-# where each replay event stands: its latest batch (loader status counts the same way)
+# where each replay event of the replay set stands: the ledger's `event_states` (its latest
+# batch, as `loader status` counts), and whether what was acknowledged is still its content
 EVENT_STATES_SQL = f"""
-    with latest as (
-        select replay_key, arg_max(status, planned_at) as status
-        from ledger.event_batches
-        where status <> 'superseded'
-        group by replay_key
-    ),
-    states as (
+    with states as (
         select
             replay.replay_key,
             case
-                when acked.content_hash = {content_hash_sql("replay")} then 'acknowledged'
-                when acked.replay_key is not null then 'acknowledged, changed since'
-                when latest.status in ('failed', 'rejected') then latest.status
+                when known.acknowledged_hash = {content_hash_sql("replay")} then 'acknowledged'
+                when known.ever_acknowledged then 'acknowledged, changed since'
+                when known.state in ('failed', 'rejected') then known.state
                 else 'pending'
             end as state,
-            acked.acknowledged_at,
+            known.acknowledged_at,
         from replay_events as replay
-        left join ledger.acknowledged_events as acked using (replay_key)
-        left join latest using (replay_key)
+        left join ledger.event_states as known using (replay_key)
     )
 """
 BUCKETS = 48
@@ -578,42 +585,34 @@ def _throughput(con: duckdb.DuckDBPyConnection) -> tuple[str, list[tuple]]:
     return chart, per_run
 
 
-def _push(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
+STATE_ORDER = ["acknowledged", "acknowledged, changed since", "failed", "rejected", "pending"]
+
+
+def _send_states(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, int], str]:
+    """Replay events by send state, and their chart."""
     states = dict(_rows(con, EVENT_STATES_SQL + "select state, count(*) from states group by all"))
-    total = sum(states.values())
-    [(gone,)] = _rows(
-        con,
-        "select count(*) from ledger.acknowledged_events "
-        "anti join replay_events using (replay_key)",
-    )
-    order = ["acknowledged", "acknowledged, changed since", "failed", "rejected", "pending"]
     bars = [
         (state, states.get(state, 0))
-        for state in order
+        for state in STATE_ORDER
         if states.get(state, 0) or state in ("acknowledged", "failed", "pending")
     ]
-    state_chart = charts.hbar(
+    chart = charts.hbar(
         [("not sent yet" if state == "pending" else state, n) for state, n in bars],
         "Replay events by send state",
         colors=[STATE_COLORS[state] for state, _ in bars],
     )
-    runs = _rows(
-        con,
-        """
-        select run_id, strftime(started_at, '%Y-%m-%d %H:%M:%S'), status, events_planned,
-            events_acknowledged, events_failed, events_rejected, http_requests, message
-        from ledger.runs order by run_id
-        """,
-    )
+    return states, chart
+
+
+def _failures_html(con: duckdb.DuckDBPyConnection) -> str:
+    """Failures that still matter, by reason (the ledger's `failures`), and other answers."""
     failures = _rows(
         con,
         """
-        select status, coalesce(error, '(no message)'), count(*), sum(event_count),
-            min(source_request_id)
-        from ledger.batches
-        where status in ('failed', 'rejected')
-        group by all
-        order by 4 desc, 2
+        select status, coalesce(error, '(no message)'), batches, events,
+            example_source_request_id
+        from ledger.failures
+        order by events desc, error
         """,
     )
     responses = _rows(
@@ -627,7 +626,6 @@ def _push(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
         order by 3 desc
         """,
     )
-    throughput_chart, per_run = _throughput(con)
     failure_html = (
         _table(
             ["status", "reason (mParticle's message)", "batches", "events", "example batch"],
@@ -650,6 +648,57 @@ def _push(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
         if responses
         else ""
     )
+    return failure_html + retried
+
+
+def _runs_html(con: duckdb.DuckDBPyConnection) -> str:
+    """Throughput (chart and per run), then every run."""
+    throughput_chart, per_run = _throughput(con)
+    runs = _rows(
+        con,
+        """
+        select run_id, strftime(started_at, '%Y-%m-%d %H:%M:%S'), status, events_planned,
+            events_acknowledged, events_failed, events_rejected, http_requests, message
+        from ledger.runs order by run_id
+        """,
+    )
+    per_run_headers = [
+        "run",
+        "events acknowledged",
+        "batches accepted",
+        "HTTP requests",
+        "429s",
+        "run seconds",
+        "events/s",
+        "batches/s",
+    ]
+    run_headers = [
+        "run",
+        "started (UTC)",
+        "status",
+        "planned",
+        "acknowledged",
+        "failed",
+        "rejected",
+        "HTTP requests",
+        "message",
+    ]
+    return (
+        f"<h3>Throughput</h3>{throughput_chart}"
+        + _table(per_run_headers, per_run, numeric={1, 2, 3, 4, 5, 6, 7})
+        + "<h3>Runs</h3>"
+        + _table(run_headers, runs, numeric={3, 4, 5, 6, 7})
+    )
+
+
+def _push(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
+    states, state_chart = _send_states(con)
+    total = sum(states.values())
+    [(gone,)] = _rows(
+        con,
+        "select count(*) from ledger.acknowledged_events "
+        "anti join replay_events using (replay_key)",
+    )
     gone_note = (
         f"<p>{_n(gone)} acknowledged events are no longer in the replay set.</p>" if gone else ""
     )
@@ -658,38 +707,7 @@ def _push(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
         f"(HTTP 2xx), {_n(states.get('failed', 0) + states.get('rejected', 0))} failed or "
         f"rejected, {_n(states.get('pending', 0))} not sent yet.</p>"
         f"{state_chart}{gone_note}<h3>Over time</h3>{_timeline(con, total)}"
-        f"<h3>Failures by reason</h3>{failure_html}{retried}"
-        f"<h3>Throughput</h3>{throughput_chart}"
-        + _table(
-            [
-                "run",
-                "events acknowledged",
-                "batches accepted",
-                "HTTP requests",
-                "429s",
-                "run seconds",
-                "events/s",
-                "batches/s",
-            ],
-            per_run,
-            numeric={1, 2, 3, 4, 5, 6, 7},
-        )
-        + "<h3>Runs</h3>"
-        + _table(
-            [
-                "run",
-                "started (UTC)",
-                "status",
-                "planned",
-                "acknowledged",
-                "failed",
-                "rejected",
-                "HTTP requests",
-                "message",
-            ],
-            runs,
-            numeric={3, 4, 5, 6, 7},
-        )
+        f"<h3>Failures by reason</h3>{_failures_html(con)}" + _runs_html(con)
     )
     facts = {
         "acknowledged": states.get("acknowledged", 0),
@@ -763,7 +781,12 @@ def _page(
 
 
 def _warnings(
-    facts: dict, high_events: int, attribute_users: int, plan_notes: int, push: dict | None
+    facts: dict,
+    limits: AgeLimits | None,
+    high_events: int,
+    attribute_users: int,
+    plan_notes: int,
+    push: dict | None,
 ) -> list[str]:
     """What could go wrong, most urgent first (HTML fragments)."""
     warnings = []
@@ -773,9 +796,11 @@ def _warnings(
             "<code>loader push</code> skips them unless told to resend (downstream would see "
             "them twice)."
         )
-    if facts["over_advised"]:
+    if limits is None:
+        warnings.append(f"No age checks: {escape(REBUILD_FOR_AGE_CHECKS)}.")
+    elif facts["over_advised"]:
         warnings.append(
-            f"{_n(facts['over_advised'])} events are older than {ADVISED_AGE_DAYS} days: "
+            f"{_n(facts['over_advised'])} events are older than {limits.warn_days} days: "
             "many downstream tools drop data that old."
         )
     if high_events:
@@ -803,7 +828,11 @@ def _warnings(
 
 
 def _headline(
-    facts: dict, skipped_total: int, high_events: int, push: dict | None
+    facts: dict,
+    limits: AgeLimits | None,
+    skipped_total: int,
+    high_events: int,
+    push: dict | None,
 ) -> list[tuple[str, str, str]]:
     """The tiles at the top: the ledger's state after a push, then the replay set."""
     tiles = []
@@ -814,7 +843,10 @@ def _headline(
             (_n(push["pending"]), "not sent yet", "warn" if push["pending"] else ""),
         ]
     oldest = facts["oldest_days"] or 0
-    age_tone = "bad" if oldest > MAX_AGE_DAYS else "warn" if oldest > ADVISED_AGE_DAYS else ""
+    age_tone = ""
+    if limits is not None:
+        too_old, old = oldest > limits.max_days, oldest > limits.warn_days
+        age_tone = "bad" if too_old else "warn" if old else ""
     return tiles + [
         (_n(facts["events"]), "events to replay", ""),
         (_n(facts["users"]), "users", ""),
@@ -842,11 +874,12 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
             raise MissingReplaySet(
                 f"{warehouse} has no replay_events table. Run `dbt build` first."
             )
-        replay, facts = _replay_set(con)
+        limits = read_age_limits(con)
+        replay, facts = _replay_set(con, limits)
         skipped, skipped_total = _skipped(con)
         risk, high_events = _risk(con)
         attributes, attribute_users = _user_attributes(con)
-        sections = [replay, _ages(con), skipped, _fixes(con), risk]
+        sections = [replay, _ages(con, limits), skipped, _fixes(con), risk]
         sections += [attributes] if attributes else []
         sections.append(_data_plan(con))
         push = None
@@ -865,8 +898,8 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
                     "Fix or re-download those files and ingest them again."
                 )
 
-    warnings = notes + _warnings(facts, high_events, attribute_users, plan_notes, push)
-    tiles = _headline(facts, skipped_total, high_events, push)
+    warnings = notes + _warnings(facts, limits, high_events, attribute_users, plan_notes, push)
+    tiles = _headline(facts, limits, skipped_total, high_events, push)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     meta = f"Generated {generated} from <code>{escape(str(warehouse))}</code>"
     if push is not None and ledger is not None:

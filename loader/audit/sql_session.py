@@ -7,6 +7,9 @@ join what was meant to be sent with what was acknowledged:
     select r.replay_key, a.acknowledged_at
     from replay_events r left join ledger.acknowledged_events a using (replay_key)
 
+The ledger's views (`event_states`, `failures`, ...) are there even for a ledger file
+written before they existed (see `loader.push.ledger.attach_ledger`).
+
 Variables given as NAME=VALUE are set with DuckDB's SET VARIABLE; queries read them with
 getvariable('NAME') (the queries in analyses/ do).
 """
@@ -22,7 +25,8 @@ import duckdb
 import orjson
 
 from loader.errors import LoaderError
-from loader.warehouse import attach, connect, lock_holder
+from loader.push.ledger import attach_ledger
+from loader.warehouse import connect, lock_holder
 
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 NO_RESULT_TYPES = {
@@ -86,7 +90,7 @@ def open_session(
     try:
         if ledger is not None and ledger.exists():
             try:
-                attach(con, ledger, "ledger")
+                attach_ledger(con, ledger, "ledger")
             except duckdb.IOException as exc:
                 if lock_holder(exc) is None:
                     raise

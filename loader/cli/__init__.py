@@ -598,15 +598,20 @@ def _print_plan(report) -> None:
         out.print(f"  by type: {types}")
     if plan.oldest_event_days is not None:
         out.print(f"  oldest event: {plan.oldest_event_days:g} days old")
+    if plan.warn_age_days is None:
+        from loader.build_settings import REBUILD_FOR_AGE_CHECKS
+
+        err.print(f"[yellow]note:[/] {REBUILD_FOR_AGE_CHECKS}")
     if plan.older_than_warn_days:
         err.print(
-            f"[yellow]warning:[/] {plan.older_than_warn_days} events are older than 14 days: "
-            "mParticle advises replaying within 2 weeks; many downstream tools drop older data"
+            f"[yellow]warning:[/] {plan.older_than_warn_days} events are older than "
+            f"{plan.warn_age_days} days: mParticle advises replaying within 2 weeks; many "
+            "downstream tools drop older data"
         )
     if plan.older_than_max_days:
         err.print(
-            f"[yellow]warning:[/] {plan.older_than_max_days} events are older than 30 days: "
-            "the Events API is for data up to 30 days old"
+            f"[yellow]warning:[/] {plan.older_than_max_days} events are older than "
+            f"{plan.max_age_days} days: the Events API is for data up to 30 days old"
         )
     for note, count in plan.data_plan_notes.items():
         out.print(f"  data plan: {count} events: {note}")
@@ -668,8 +673,8 @@ def _print_outcome(report) -> None:
     )
     for failure in report.failures[:10]:
         err.print(
-            f"  {failure['status']}: {failure['batches']} batches, {failure['events']} events: "
-            f"{failure['error']}",
+            f"  {failure.status}: {failure.batches} batches, {failure.events} events: "
+            f"{failure.error}",
             markup=False,
         )
     if report.message:
@@ -750,52 +755,52 @@ def status_command(as_json: JsonOption = False) -> None:
     """
     from rich.table import Table
 
-    from loader.push.runner import status
+    from loader.push.status import status
 
     try:
         result = status(settings.ledger_path(), settings.warehouse_path())
     except LoaderError as exc:
         raise fail(exc) from None
     if as_json:
-        out.print_json(json.dumps(result, default=str))
+        out.print_json(json.dumps(result.as_dict(), default=str))
         return
-    if not result["runs"]:
+    if not result.runs:
         out.print(f"no push recorded in {settings.ledger_path()} yet")
     else:
-        endpoints = sorted({run["endpoint"] for run in result["runs"]})
-        table = Table(title=f"Runs in {result['ledger']} (to {', '.join(endpoints)})")
+        endpoints = sorted({run.endpoint for run in result.runs})
+        table = Table(title=f"Runs in {result.ledger} (to {', '.join(endpoints)})")
         for column in ("run", "started (UTC)", "status", "acked", "failed", "refused", "HTTP"):
             table.add_column(column, justify="left" if column == "status" else "right")
-        for run in result["runs"]:
+        for run in result.runs:
             table.add_row(
-                str(run["run_id"]),
-                str(run["started_at"])[:16],
-                run["status"],
-                str(run["events_acknowledged"]),
-                str(run["events_failed"]),
-                str(run["events_rejected"]),
-                str(run["http_requests"]),
+                str(run.run_id),
+                str(run.started_at)[:16],
+                run.status,
+                str(run.events_acknowledged),
+                str(run.events_failed),
+                str(run.events_rejected),
+                str(run.http_requests),
             )
         out.print(table)
         out.print("(events per run; HTTP: requests made, retries included)", style="dim")
-    events = result["events"]
+    events = result.events
     out.print(
-        f"events: {events['acknowledged']} acknowledged, {events['pending']} pending, "
-        f"{events['failed']} failed (sent again by the next push), {events['rejected']} rejected"
+        f"events: {events.acknowledged} acknowledged, {events.pending} pending, "
+        f"{events.failed} failed (sent again by the next push), {events.rejected} rejected"
     )
-    for failure in result["failures"]:
+    for failure in result.failures:
         err.print(
-            f"  {failure['status']}: {failure['events']} events in {failure['batches']} batches: "
-            f"{failure['error']}",
+            f"  {failure.status}: {failure.events} events in {failure.batches} batches: "
+            f"{failure.error}",
             markup=False,
         )
-    replay = result.get("replay_set", {})
-    if "unavailable" in replay:
-        err.print(f"replay set: not read ({replay['unavailable']})", markup=False)
-    elif replay:
+    replay = result.replay_set
+    if result.replay_set_unavailable is not None:
+        err.print(f"replay set: not read ({result.replay_set_unavailable})", markup=False)
+    elif replay is not None:
         out.print(
-            f"replay set: {replay['events']} events; next push sends {replay['to_send']} "
-            f"({replay['new']} new, {replay['resumed']} resumed); "
-            f"{replay['changed_after_acknowledgement']} changed after acknowledgement, "
-            f"{replay['in_doubt']} in doubt, {replay['rejected_before']} refused before"
+            f"replay set: {replay.events} events; next push sends {replay.to_send} "
+            f"({replay.new} new, {replay.resumed} resumed); "
+            f"{replay.changed_after_acknowledgement} changed after acknowledgement, "
+            f"{replay.in_doubt} in doubt, {replay.rejected_before} refused before"
         )

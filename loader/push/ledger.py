@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,16 @@ from loader.warehouse import attach, insert_columns, lock_holder
 PLANNED, IN_FLIGHT, ACKNOWLEDGED = "planned", "in_flight", "acknowledged"
 FAILED, REJECTED, SUPERSEDED = "failed", "rejected", "superseded"
 OPEN_STATUSES = (PLANNED, IN_FLIGHT, FAILED)
-MEMORY_LIMIT = "400MB"
+LEDGER_TABLES = ("runs", "batches", "batch_events", "requests")
+LEDGER_VIEWS = (
+    "acknowledged_events",
+    "event_batches",
+    "open_batch_events",
+    "key_history",
+    "event_states",
+    "failed_batches",
+    "failures",
+)
 
 SCHEMA = """
 create sequence if not exists run_ids start 1;
@@ -102,6 +110,12 @@ create table if not exists requests (
     error varchar,
     wait_ms integer
 );
+"""
+
+# Views: the one definition of each fact that status, the report, the planner and
+# analyses/ read. Created (or replaced) whenever the ledger is opened for writing; a file
+# written before a view existed gets it from `attach_ledger` when opened read-only.
+VIEWS = """
 create or replace view acknowledged_events as
 select
     e.replay_key,
@@ -122,6 +136,86 @@ select
     b.*,
 from batch_events e
 join batches b using (source_request_id);
+create or replace view open_batch_events as
+select
+    b.source_request_id,
+    b.user_key,
+    b.context_key,
+    b.first_sent_at is not null as was_sent,
+    e.position,
+    e.replay_key,
+    e.content_hash,
+from batches b
+join batch_events e using (source_request_id)
+where b.status in ('planned', 'in_flight', 'failed');
+create or replace view key_history as
+select
+    e.replay_key,
+    arg_max(e.content_hash, b.settled_at) filter (where b.status = 'acknowledged')
+        as acknowledged_hash,
+    arg_max(e.content_hash, b.settled_at) filter (where b.status = 'rejected')
+        as rejected_hash,
+    coalesce(bool_or(b.status = 'superseded' and b.first_sent_at is not null), false)
+        as sent_then_superseded,
+from batch_events e
+join batches b using (source_request_id)
+group by e.replay_key;
+create or replace view event_states as
+with ranked as (
+    select
+        replay_key,
+        status,
+        error,
+        source_request_id,
+        last_run_id,
+        content_hash,
+        planned_at,
+        row_number() over (
+            partition by replay_key
+            order by status = 'superseded', planned_at desc, source_request_id desc
+        ) as rank,
+    from event_batches
+)
+select
+    ranked.replay_key,
+    case
+        when ranked.status in ('planned', 'in_flight') then 'pending'
+        else ranked.status
+    end as state,
+    ranked.status as batch_status,
+    ranked.error,
+    ranked.source_request_id,
+    ranked.last_run_id as run_id,
+    ranked.content_hash,
+    ranked.planned_at,
+    acked.replay_key is not null as ever_acknowledged,
+    acked.content_hash as acknowledged_hash,
+    acked.acknowledged_at,
+from ranked
+left join acknowledged_events as acked using (replay_key)
+where ranked.rank = 1;
+create or replace view failed_batches as
+select
+    b.source_request_id,
+    b.last_run_id as run_id,
+    b.status,
+    b.error,
+    b.attempts,
+    b.last_sent_at,
+    count(*) as events,
+from batches b
+join event_states s using (source_request_id)
+where s.state in ('failed', 'rejected')
+group by all;
+create or replace view failures as
+select
+    status,
+    error,
+    count(*) as batches,
+    sum(events) as events,
+    min(source_request_id) as example_source_request_id,
+from failed_batches
+group by all;
 """
 
 RUN_COUNTS = (
@@ -150,6 +244,59 @@ class LedgerError(LoaderError):
     """The ledger cannot be used as asked (another destination, an unreadable file)."""
 
 
+@dataclass
+class RunRow:
+    """One row of the `runs` table (its counts are `RUN_COUNTS`)."""
+
+    run_id: int
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    endpoint: str
+    message: str | None
+    events_planned: int
+    batches_planned: int
+    events_resumed: int
+    events_acknowledged: int
+    batches_acknowledged: int
+    events_failed: int
+    batches_failed: int
+    events_rejected: int
+    batches_rejected: int
+    events_already_acknowledged: int
+    events_changed_skipped: int
+    events_changed_resent: int
+    events_rejected_before: int
+    http_requests: int
+
+
+@dataclass
+class EventCounts:
+    """Replay keys by current state: the state of their latest batch (`event_states`)."""
+
+    acknowledged: int = 0
+    pending: int = 0
+    failed: int = 0
+    rejected: int = 0
+
+
+@dataclass
+class BatchCount:
+    batches: int
+    events: int
+
+
+@dataclass
+class FailureRow:
+    """One reason batches failed or were rejected (a row of the `failures` view)."""
+
+    status: str
+    error: str | None
+    batches: int
+    events: int
+    example_source_request_id: str
+
+
 def api_key_fingerprint(api_key: str | None) -> str:
     """A short, one-way fingerprint of the API key (the key itself is not stored)."""
     if not api_key:
@@ -171,14 +318,6 @@ class Ledger:
         [(name,)] = con.execute("select current_database()").fetchall()
         # the ledger's tables, qualified so that other cursors of the session find them
         self.catalog = '"' + name.replace('"', '""') + '"'
-        # Planning sorts the whole replay set in this session: cap DuckDB's memory (it
-        # spills to disk beyond) so a push stays flat however many events there are.
-        if path is None:
-            spill = Path(tempfile.gettempdir()) / f"loader-spill-{os.getpid()}"
-        else:
-            spill = Path(f"{path}.tmp" if not read_only else f"{path}.tmp-{os.getpid()}")
-        con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
-        con.execute("set temp_directory = ?", [str(spill)])
 
     @classmethod
     def open(cls, path: Path, *, read_only: bool = False) -> Ledger:
@@ -193,7 +332,7 @@ class Ledger:
         try:
             if read_only:
                 con = duckdb.connect(":memory:")
-                attach(con, path, "ledger")
+                attach_ledger(con, path, "ledger")
                 con.execute("use ledger")
             else:
                 con = duckdb.connect(str(path))
@@ -208,6 +347,7 @@ class Ledger:
         ledger = cls(con, path, read_only)
         if not read_only:
             con.execute(SCHEMA)
+            con.execute(VIEWS)
         elif not ledger._has_schema():
             con.close()
             return cls.in_memory()
@@ -218,14 +358,11 @@ class Ledger:
         """An empty ledger that writes nowhere (a dry run with no ledger file yet)."""
         con = duckdb.connect(":memory:")
         con.execute(SCHEMA)
+        con.execute(VIEWS)
         return cls(con, None, read_only=True)
 
     def _has_schema(self) -> bool:
-        [(n,)] = self.con.execute(
-            "select count(*) from duckdb_tables() where database_name = current_database() "
-            "and table_name in ('runs', 'batches', 'batch_events', 'requests')"
-        ).fetchall()
-        return n == 4
+        return _has_relations(self.con, "current_database()", LEDGER_TABLES)
 
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):
@@ -452,52 +589,47 @@ class Ledger:
 
     # Reading
 
-    def status(self, failure_limit: int = 20) -> dict[str, Any]:
-        """Runs, where each replay key stands (its latest batch), and failure reasons."""
-        runs = self.query_dicts(
-            "select run_id, started_at, finished_at, status, endpoint, message, "
-            f"{', '.join(RUN_COUNTS)} from runs order by run_id"
+    def runs(self) -> list[RunRow]:
+        """Every run, oldest first, with its counts."""
+        names = ", ".join(f.name for f in fields(RunRow))
+        return [RunRow(*row) for row in self.query(f"select {names} from runs order by run_id")]
+
+    def event_counts(self) -> EventCounts:
+        """Replay keys by their current state (`event_states`)."""
+        states = dict(self.query("select state, count(*) from event_states group by state"))
+        return EventCounts(
+            acknowledged=states.get(ACKNOWLEDGED, 0),
+            pending=states.get("pending", 0),
+            failed=states.get(FAILED, 0),
+            rejected=states.get(REJECTED, 0),
         )
-        events = dict(
-            self.query(
-                """select status, count(*) from (
-                    select replay_key, arg_max(status, planned_at) as status
-                    from event_batches where status <> 'superseded' group by replay_key
-                ) group by status"""
-            )
-        )
-        batches = {
-            row["status"]: {"batches": row["batches"], "events": row["events"]}
-            for row in self.query_dicts(
-                "select status, count(*) as batches, sum(event_count) as events "
-                "from batches group by status order by status"
-            )
-        }
-        failures = self.query_dicts(
-            """select b.status, b.error, count(*) as batches, sum(b.event_count) as events,
-                min(b.source_request_id) as example_source_request_id
-            from batches b
-            where b.status in ('failed', 'rejected')
-                and exists (
-                    select 1 from event_batches e
-                    where e.source_request_id = b.source_request_id
-                        and e.replay_key not in (select replay_key from acknowledged_events)
-                )
-            group by all order by events desc, b.error limit ?""",
-            [failure_limit],
-        )
+
+    def batch_counts(self) -> dict[str, BatchCount]:
+        """Batches and their events, by batch status."""
         return {
-            "ledger": str(self.path) if self.path else None,
-            "events": {
-                "acknowledged": events.get(ACKNOWLEDGED, 0),
-                "pending": sum(events.get(s, 0) for s in (PLANNED, IN_FLIGHT)),
-                "failed": events.get(FAILED, 0),
-                "rejected": events.get(REJECTED, 0),
-            },
-            "batches": batches,
-            "failures": failures,
-            "runs": runs,
+            status: BatchCount(batches, events)
+            for status, batches, events in self.query(
+                "select status, count(*), sum(event_count) from batches "
+                "group by status order by status"
+            )
         }
+
+    def failures(self, *, run_id: int | None = None, limit: int = 20) -> list[FailureRow]:
+        """Failures that still matter (`failures`), by reason; of one run with `run_id`."""
+        source = "failures"
+        params: list = []
+        if run_id is not None:
+            source = (
+                "(select status, error, count(*) as batches, sum(events) as events, "
+                "min(source_request_id) as example_source_request_id "
+                "from failed_batches where run_id = ? group by all)"
+            )
+            params.append(run_id)
+        names = ", ".join(f.name for f in fields(FailureRow))
+        rows = self.query(
+            f"select {names} from {source} order by events desc, error limit ?", [*params, limit]
+        )
+        return [FailureRow(*row) for row in rows]
 
     def query(self, sql: str, params: Sequence | None = None) -> list[tuple]:
         return self.con.execute(sql, list(params or [])).fetchall()
@@ -506,3 +638,41 @@ class Ledger:
         cursor = self.con.execute(sql, list(params or []))
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _has_relations(con: duckdb.DuckDBPyConnection, database: str, names: Sequence[str]) -> bool:
+    """True when every name is a table or view of `database` (an SQL expression)."""
+    [(found,)] = con.execute(
+        f"select count(distinct name) from ("
+        f"select table_name as name from duckdb_tables() where database_name = {database} "
+        f"union all select view_name from duckdb_views() where database_name = {database}"
+        ") where list_contains(?, name)",
+        [list(names)],
+    ).fetchall()
+    return found == len(names)
+
+
+def attach_ledger(con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> None:
+    """Attach the ledger file at `path` read-only as `alias`, with every view of `VIEWS`.
+
+    A file written before some view existed cannot get it while read-only: then the file
+    is attached as `<alias>_file` and `alias` is an in-memory catalog of views over its
+    tables, so that queries read `<alias>.failures` (or any table) either way.
+    """
+    attach(con, path, alias)
+    quoted = "'" + alias.replace("'", "''") + "'"
+    if not _has_relations(con, quoted, LEDGER_TABLES) or _has_relations(con, quoted, LEDGER_VIEWS):
+        return
+    con.execute(f'detach "{alias}"')
+    attach(con, path, f"{alias}_file")
+    [(current,)] = con.execute("select current_database()").fetchall()
+    con.execute(f"attach ':memory:' as \"{alias}\"")
+    for table in LEDGER_TABLES:
+        con.execute(
+            f'create view "{alias}".main.{table} as select * from "{alias}_file".main.{table}'
+        )
+    con.execute(f'use "{alias}"')
+    try:
+        con.execute(VIEWS)
+    finally:
+        con.execute('use "' + current.replace('"', '""') + '"')

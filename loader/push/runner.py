@@ -20,12 +20,11 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import orjson
 
-from loader.errors import LoaderError
 from loader.push import ledger as ledger_mod
 from loader.push.destinations import (
     DEFAULT_RATE,
@@ -34,7 +33,7 @@ from loader.push.destinations import (
     default_validator,
     open_destination,
 )
-from loader.push.ledger import Ledger, LedgerError, api_key_fingerprint
+from loader.push.ledger import FailureRow, Ledger, LedgerError, api_key_fingerprint
 from loader.push.outbox import Outbox
 from loader.push.packing import (
     PackedBatch,
@@ -45,8 +44,7 @@ from loader.push.packing import (
     pack_group,
     request_body,
 )
-from loader.push.replay_reader import attached_replay_set
-from loader.push.send_plan import Planner, PlanSummary, now_ms
+from loader.push.send_plan import Planner, PlanSummary, planning_session
 from loader.push.transport import Outgoing, RateLimiter, SendResult, Transport
 
 LEDGER_CHUNK = 5_000  # batches recorded per transaction while planning
@@ -107,7 +105,7 @@ class PushReport:
     events_rejected_locally: int = 0
     batches_rejected_locally: int = 0
     progress: Progress = field(default_factory=Progress)
-    failures: list[dict] = field(default_factory=list)
+    failures: list[FailureRow] = field(default_factory=list)
     out_dir: str | None = None
     elapsed_s: float = 0.0
 
@@ -151,7 +149,7 @@ class PushReport:
                 "batches_rejected": p.batches_rejected,
                 "http_requests": p.http_requests,
             },
-            "failures": self.failures,
+            "failures": [asdict(failure) for failure in self.failures],
             "out_dir": self.out_dir,
             "elapsed_s": round(self.elapsed_s, 3),
         }
@@ -234,18 +232,16 @@ def dry_run(
     try:
         with (
             Ledger.open(ledger_path, read_only=True) as ledger,
-            attached_replay_set(ledger.con, warehouse_path) as replay,
+            planning_session(
+                ledger, warehouse_path, resend_changed=options.resend_changed
+            ) as planner,
         ):
-            planner = Planner(
-                ledger, replay, resend_changed=options.resend_changed, now_ms=now_ms()
-            )
-            with planner.scratch():
-                report.plan = planner.classify()
-                batches = planning.batches(planner, with_hashes=False)
-                for number, request in enumerate(planning.requests(batches), 1):
-                    if out_dir is not None:
-                        path = out_dir / f"request-{number:06d}.json"
-                        path.write_bytes(request_body(b.body for b in request))
+            report.plan = planner.classify()
+            batches = planning.batches(planner, with_hashes=False)
+            for number, request in enumerate(planning.requests(batches), 1):
+                if out_dir is not None:
+                    path = out_dir / f"request-{number:06d}.json"
+                    path.write_bytes(request_body(b.body for b in request))
     finally:
         if rejected_file is not None:
             rejected_file.close()
@@ -314,34 +310,9 @@ def push(
         finally:
             outbox.remove()
             report.elapsed_s = time.monotonic() - started
-            report.failures = _failures(ledger, run_id)
+            report.failures = ledger.failures(run_id=run_id)
             ledger.finish_run(run_id, report.status, _run_counts(report), report.message)
     return report
-
-
-def status(ledger_path: Path, warehouse_path: Path) -> dict:
-    """The ledger's runs and outcomes, and what the next push would send from the replay set."""
-    with Ledger.open(ledger_path, read_only=True) as ledger:
-        result = ledger.status()
-        result["ledger"] = str(ledger_path) if ledger_path.exists() else None
-        try:
-            with attached_replay_set(ledger.con, warehouse_path) as replay:
-                planner = Planner(ledger, replay, resend_changed=False, now_ms=now_ms())
-                with planner.scratch():
-                    plan = planner.classify()
-            result["replay_set"] = {
-                "events": plan.replay_events,
-                "acknowledged": plan.acknowledged_before,
-                "to_send": plan.to_send,
-                "new": plan.new,
-                "resumed": plan.resumed,
-                "changed_after_acknowledgement": plan.changed,
-                "in_doubt": plan.in_doubt,
-                "rejected_before": plan.rejected_before,
-            }
-        except LoaderError as exc:
-            result["replay_set"] = {"unavailable": str(exc)}
-    return result
 
 
 def _check_destination(ledger: Ledger, path: Path, endpoint: str, fingerprint: str) -> None:
@@ -366,39 +337,37 @@ def _plan_into_ledger(
     outbox: Outbox,
 ) -> None:
     planning = _Plan(report, validator if options.validate else None)
-    with attached_replay_set(ledger.con, warehouse_path) as replay:
-        planner = Planner(ledger, replay, resend_changed=options.resend_changed, now_ms=now_ms())
-        with planner.scratch():
-            report.plan = planner.classify()
+    with planning_session(ledger, warehouse_path, resend_changed=options.resend_changed) as planner:
+        report.plan = planner.classify()
+        with ledger.transaction():
+            ledger.supersede(
+                planner.superseded_batches(), "content changed before it was acknowledged"
+            )
+        resumed_ids = set(planner.resumed_batch_ids())
+        new: list[PackedBatch] = []
+        resumed: list[str] = []
+
+        def flush() -> None:
             with ledger.transaction():
-                ledger.supersede(
-                    planner.superseded_batches(), "content changed before it was acknowledged"
-                )
-            resumed_ids = set(planner.resumed_batch_ids())
-            new: list[PackedBatch] = []
-            resumed: list[str] = []
+                ledger.add_batches(run_id, new)
+                ledger.resume_batches(run_id, resumed)
+            new.clear()
+            resumed.clear()
 
-            def flush() -> None:
-                with ledger.transaction():
-                    ledger.add_batches(run_id, new)
-                    ledger.resume_batches(run_id, resumed)
-                new.clear()
-                resumed.clear()
+        def recorded(batches: Iterator[PackedBatch]) -> Iterator[PackedBatch]:
+            for batch in batches:
+                if batch.source_request_id in resumed_ids:
+                    resumed.append(batch.source_request_id)
+                else:
+                    new.append(batch)
+                if len(new) + len(resumed) >= LEDGER_CHUNK:
+                    flush()
+                yield batch
 
-            def recorded(batches: Iterator[PackedBatch]) -> Iterator[PackedBatch]:
-                for batch in batches:
-                    if batch.source_request_id in resumed_ids:
-                        resumed.append(batch.source_request_id)
-                    else:
-                        new.append(batch)
-                    if len(new) + len(resumed) >= LEDGER_CHUNK:
-                        flush()
-                    yield batch
-
-            batches = recorded(planning.batches(planner, with_hashes=True))
-            for request in planning.requests(batches):
-                outbox.add(request)
-            flush()
+        batches = recorded(planning.batches(planner, with_hashes=True))
+        for request in planning.requests(batches):
+            outbox.add(request)
+        flush()
     outbox.close()
     report.progress.events_total = report.events_planned
     report.progress.batches_total = report.batches_planned
@@ -574,14 +543,3 @@ def _run_counts(report: PushReport) -> dict[str, int]:
         "events_rejected_before": plan.rejected_before,
         "http_requests": p.http_requests,
     }
-
-
-def _failures(ledger: Ledger, run_id: int, limit: int = 20) -> list[dict]:
-    """This run's failed and rejected batches, grouped by reason."""
-    return ledger.query_dicts(
-        "select status, error, count(*) as batches, sum(event_count) as events, "
-        "min(source_request_id) as example_source_request_id from batches "
-        "where last_run_id = ? and status in ('failed', 'rejected') "
-        "group by all order by events desc limit ?",
-        [run_id, limit],
-    )

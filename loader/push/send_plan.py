@@ -12,22 +12,27 @@ Every replay event falls in one class:
 - rejected_before: refused earlier (locally, or by a 400) with the same content.
 
 The content hash of an event is the MD5 of its batch_context and event_json texts.
-Runs on the ledger's connection, with the warehouse attached (see `replay_reader`) and a
-scratch in-memory database for the intermediate tables.
+Runs on the ledger's connection (`planning_session`), with the warehouse attached (see
+`replay_reader`) and a scratch in-memory database for the intermediate tables. It reads
+the ledger only through the views the ledger defines (`key_history`, `open_batch_events`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 
+from loader.build_settings import AgeLimits, read_age_limits
 from loader.push.ledger import Ledger
 from loader.push.packing import Group
-from loader.push.replay_reader import RECORD_BATCH_ROWS, iter_groups
+from loader.push.replay_reader import ALIAS, RECORD_BATCH_ROWS, attached_replay_set, iter_groups
 
 
 def content_hash_sql(alias: str = "") -> str:
@@ -38,8 +43,7 @@ def content_hash_sql(alias: str = "") -> str:
 
 SCRATCH = "plan_scratch"
 DAY_MS = 86_400_000
-WARN_AGE_DAYS = 14
-MAX_AGE_DAYS = 30
+MEMORY_LIMIT = "400MB"
 SKIPPED_ALWAYS = ("resume", "acknowledged", "rejected_before")
 RESENDABLE = ("changed", "in_doubt")
 
@@ -68,6 +72,9 @@ class PlanSummary:
     with_user_attributes: int = 0  # events whose batch sets user attributes
     changed_examples: list[str] = field(default_factory=list)
     superseded_batches: int = 0
+    # the build's age limits (replay_build_settings); None: built without them, no age checks
+    warn_age_days: int | None = None
+    max_age_days: int | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -76,12 +83,21 @@ class PlanSummary:
 class Planner:
     """Builds the plan on `ledger.con` with the replay set at `replay` (a relation name)."""
 
-    def __init__(self, ledger: Ledger, replay: str, *, resend_changed: bool, now_ms: int):
+    def __init__(
+        self,
+        ledger: Ledger,
+        replay: str,
+        *,
+        resend_changed: bool,
+        now_ms: int,
+        age_limits: AgeLimits | None,
+    ):
         self.con = ledger.con
         self.db = ledger.catalog
         self.replay = replay
         self.resend_changed = resend_changed
         self.now_ms = now_ms
+        self.age_limits = age_limits
         self.s = SCRATCH
 
     @contextlib.contextmanager
@@ -98,38 +114,38 @@ class Planner:
         s, replay, con, db = self.s, self.replay, self.con, self.db
         con.execute(
             f"create table {s}.known as select replay_key, {content_hash_sql()} as content_hash "
-            f"from {replay} where replay_key in (select replay_key from {db}.batch_events)"
+            f"from {replay} where replay_key in (select replay_key from {db}.key_history)"
         )
         con.execute(
             f"""create table {s}.open_batches as
             select
-                b.source_request_id,
-                b.first_sent_at is not null as was_sent,
+                e.source_request_id,
+                any_value(e.was_sent) as was_sent,
                 bool_and(coalesce(k.content_hash = e.content_hash, false)) as intact,
                 count(*) as events,
-            from {db}.batches b
-            join {db}.batch_events e using (source_request_id)
+            from {db}.open_batch_events e
             left join {s}.known k using (replay_key)
-            where b.status in ('planned', 'in_flight', 'failed')
-            group by all"""
+            group by e.source_request_id"""
         )
         con.execute(
             f"""create table {s}.key_state as
+            with open_keys as (
+                select
+                    e.replay_key,
+                    max(case when o.intact then e.source_request_id end) as resume_id,
+                    bool_or(not o.intact and o.was_sent) as changed_after_send,
+                from {db}.open_batch_events e
+                join {s}.open_batches o using (source_request_id)
+                group by e.replay_key
+            )
             select
-                e.replay_key,
-                max(case when o.intact then e.source_request_id end) as resume_id,
-                arg_max(e.content_hash, b.settled_at)
-                    filter (where b.status = 'acknowledged') as acknowledged_hash,
-                arg_max(e.content_hash, b.settled_at)
-                    filter (where b.status = 'rejected') as rejected_hash,
-                coalesce(bool_or(
-                    (b.status = 'superseded' and b.first_sent_at is not null)
-                    or (o.intact = false and o.was_sent)
-                ), false) as in_doubt,
-            from {db}.batch_events e
-            join {db}.batches b using (source_request_id)
-            left join {s}.open_batches o using (source_request_id)
-            group by e.replay_key"""
+                h.replay_key,
+                o.resume_id,
+                h.acknowledged_hash,
+                h.rejected_hash,
+                h.sent_then_superseded or coalesce(o.changed_after_send, false) as in_doubt,
+            from {db}.key_history h
+            left join open_keys o using (replay_key)"""
         )
         con.execute(
             f"""create table {s}.disposition as
@@ -180,8 +196,12 @@ class Planner:
                 "'in_doubt') order by replay_key limit 5"
             ).fetchall()
         ]
-        warn_ms = self.now_ms - WARN_AGE_DAYS * DAY_MS
-        max_ms = self.now_ms - MAX_AGE_DAYS * DAY_MS
+        limits = self.age_limits
+        if limits is not None:
+            summary.warn_age_days, summary.max_age_days = limits.warn_days, limits.max_days
+        # with no limits to read, no event is counted as too old (the CLI says why)
+        older_than_warn = "false" if limits is None else self._older_than(limits.warn_days)
+        older_than_max = "false" if limits is None else self._older_than(limits.max_days)
         sending = (
             f"(select * from {self._to_send()} union all by name select r.* from {self.replay} r "
             f"semi join {s}.disposition d on d.replay_key = r.replay_key "
@@ -195,8 +215,8 @@ class Planner:
                 coalesce(event_type, note, risk),
                 count(*),
                 count(distinct user_key),
-                count(*) filter (where timestamp_unixtime_ms < {warn_ms}),
-                count(*) filter (where timestamp_unixtime_ms < {max_ms}),
+                count(*) filter (where {older_than_warn}),
+                count(*) filter (where {older_than_max}),
                 min(timestamp_unixtime_ms),
                 count(*) filter (where with_user_attributes),
             from (
@@ -224,6 +244,9 @@ class Planner:
         summary.new = summary.to_send - summary.resumed
         return summary
 
+    def _older_than(self, days: int) -> str:
+        return f"timestamp_unixtime_ms < {self.now_ms - days * DAY_MS}"
+
     def superseded_batches(self) -> list[str]:
         """Open batches whose content changed (the run marks them superseded)."""
         return [
@@ -245,16 +268,15 @@ class Planner:
         """(source_request_id, events) of each open batch resent as it was planned."""
         cursor = self.con.cursor()
         cursor.execute(
-            f"""select e.source_request_id, b.user_key, b.context_key, r.batch_context::varchar,
+            f"""select e.source_request_id, e.user_key, e.context_key, r.batch_context::varchar,
                 list(e.replay_key order by e.position),
                 list(r.event_json::varchar order by e.position),
                 list(e.content_hash order by e.position),
             from {self.s}.open_batches o
-            join {self.db}.batches b using (source_request_id)
-            join {self.db}.batch_events e using (source_request_id)
+            join {self.db}.open_batch_events e using (source_request_id)
             join {self.replay} r using (replay_key)
             where o.intact
-            group by e.source_request_id, b.user_key, b.context_key, r.batch_context::varchar
+            group by e.source_request_id, e.user_key, e.context_key, r.batch_context::varchar
             order by e.source_request_id"""
         )
         try:
@@ -298,3 +320,37 @@ class Planner:
 
 def now_ms() -> int:
     return int(datetime.now(UTC).timestamp() * 1000)
+
+
+@contextlib.contextmanager
+def planning_session(
+    ledger: Ledger, warehouse_path: Path, *, resend_changed: bool, at_ms: int | None = None
+) -> Iterator[Planner]:
+    """A planner on the ledger's connection, with the warehouse's replay set attached.
+
+    Planning sorts the whole replay set in this session: DuckDB's memory is capped (it
+    spills to disk beyond) so a push stays flat however many events there are. The age
+    limits are the build's (`replay_build_settings`). Raises what `attached_replay_set` does.
+    """
+    _cap_memory(ledger)
+    with attached_replay_set(ledger.con, warehouse_path) as replay:
+        planner = Planner(
+            ledger,
+            replay,
+            resend_changed=resend_changed,
+            now_ms=at_ms if at_ms is not None else now_ms(),
+            age_limits=read_age_limits(ledger.con, ALIAS),
+        )
+        with planner.scratch():
+            yield planner
+
+
+def _cap_memory(ledger: Ledger) -> None:
+    if ledger.path is None:
+        spill = Path(tempfile.gettempdir()) / f"loader-spill-{os.getpid()}"
+    elif ledger.read_only:
+        spill = Path(f"{ledger.path}.tmp-{os.getpid()}")
+    else:
+        spill = Path(f"{ledger.path}.tmp")
+    ledger.con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
+    ledger.con.execute("set temp_directory = ?", [str(spill)])

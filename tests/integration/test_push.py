@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -562,3 +563,61 @@ def test_the_run_stops_when_the_endpoint_keeps_failing(env, tmp_path, monkeypatc
         assert code == 0
         assert report["plan"]["resumed_batches"] == 450
         assert report["sent"]["batches_acknowledged"] == 450
+
+
+def test_status_report_and_failures_agree_once_a_fix_gets_a_rejected_event_acknowledged(env, emu):
+    """A batch refused by mParticle (400), then fixed and acknowledged: no failure remains."""
+    from loader.audit.report import render
+
+    warehouse, ledger = Path(env["BACKFILL_DUCKDB"]), Path(env["BACKFILL_LEDGER"])
+    # an event alone in its batch (one user, one context): its batch holds only it
+    [(key, original)] = query(
+        warehouse,
+        "select any_value(replay_key), any_value(event_json::varchar) from replay_events "
+        "group by user_key, context_key having count(*) = 1 order by 1 limit 1",
+    )
+    with duckdb.connect(str(warehouse)) as con:  # content mParticle refuses
+        con.execute(
+            "update replay_events set event_json = json_merge_patch(event_json, "
+            """'{"data":{"custom_event_type":"bogus"}}') where replay_key = ?""",
+            [key],
+        )
+    options = PushOptions(endpoint=emu.base_url, validate=False)
+    first = push(warehouse, ledger, options, Credentials("key", SECRET))
+    assert (first.progress.batches_rejected, first.progress.events_rejected) == (1, 1)
+    assert [(f.status, f.events) for f in first.failures] == [("rejected", 1)]
+
+    with duckdb.connect(str(warehouse)) as con:  # a fix makes it valid again
+        con.execute(
+            "update replay_events set event_json = ?::json where replay_key = ?", [original, key]
+        )
+    second = push(warehouse, ledger, options, Credentials("key", SECRET))
+    assert second.status == "completed" and second.failures == []
+    total = len(replay_rows(env))
+    assert second.progress.events_acknowledged == 1
+
+    code, stdout, _ = invoke("status", "--json")
+    status = orjson.loads(stdout)
+    assert code == 0
+    assert status["failures"] == []
+    assert status["events"] == {"acknowledged": total, "pending": 0, "failed": 0, "rejected": 0}
+
+    html, summary = render(warehouse, ledger)
+    assert summary.has_push
+    assert "<p>No failed or rejected batch.</p>" in html
+    assert f"{total:,} of {total:,} replay events acknowledged (HTTP 2xx), 0 failed or " in html
+
+    reasons, events = sql_json("analyses/failures.sql")
+    assert reasons == [] and events == []
+
+
+def sql_json(query_or_file: str) -> list[list[dict]]:
+    """The results of `loader sql --format json`, each a list of rows."""
+    code, stdout, stderr = invoke("sql", str(ROOT / query_or_file), "--format", "json")
+    assert code == 0, stderr
+    decoder, text, results = json.JSONDecoder(), stdout.strip(), []
+    while text:
+        value, end = decoder.raw_decode(text)
+        results.append(value)
+        text = text[end:].strip()
+    return results

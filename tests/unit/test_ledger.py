@@ -14,9 +14,13 @@ from loader.push.ledger import (
     FAILED,
     REJECTED,
     Attempt,
+    BatchCount,
+    EventCounts,
+    FailureRow,
     Ledger,
     LedgerLocked,
     api_key_fingerprint,
+    attach_ledger,
 )
 from loader.push.packing import PackedBatch
 
@@ -89,6 +93,39 @@ COLUMNS = {
         "acknowledged_at",
         "times_acknowledged",
     ],
+    "event_states": [
+        "replay_key",
+        "state",
+        "batch_status",
+        "error",
+        "source_request_id",
+        "run_id",
+        "content_hash",
+        "planned_at",
+        "ever_acknowledged",
+        "acknowledged_hash",
+        "acknowledged_at",
+    ],
+    "failed_batches": [
+        "source_request_id",
+        "run_id",
+        "status",
+        "error",
+        "attempts",
+        "last_sent_at",
+        "events",
+    ],
+    "failures": ["status", "error", "batches", "events", "example_source_request_id"],
+    "open_batch_events": [
+        "source_request_id",
+        "user_key",
+        "context_key",
+        "was_sent",
+        "position",
+        "replay_key",
+        "content_hash",
+    ],
+    "key_history": ["replay_key", "acknowledged_hash", "rejected_hash", "sent_then_superseded"],
 }
 
 
@@ -170,13 +207,24 @@ def test_a_batch_life_cycle(ledger):
         ("k2", "h-k2"),
     ]
     ledger.finish_run(run, "completed_with_failures", {"events_acknowledged": 2})
-    status = ledger.status()
-    assert status["events"] == {"acknowledged": 2, "pending": 0, "failed": 1, "rejected": 1}
-    assert {(f["status"], f["error"]) for f in status["failures"]} == {
-        ("failed", "gave up"),
-        ("rejected", "big"),
+    assert ledger.event_counts() == EventCounts(acknowledged=2, pending=0, failed=1, rejected=1)
+    assert ledger.failures() == [
+        FailureRow("rejected", "big", 1, 1, "c"),
+        FailureRow("failed", "gave up", 1, 1, "b"),
+    ]
+    assert ledger.failures(run_id=run) == ledger.failures()
+    assert ledger.failures(run_id=run + 1) == []
+    assert ledger.batch_counts() == {
+        "acknowledged": BatchCount(1, 2),
+        "failed": BatchCount(1, 1),
+        "rejected": BatchCount(1, 1),
     }
-    assert status["runs"][0]["events_acknowledged"] == 2
+    [row] = ledger.runs()
+    assert (row.run_id, row.status, row.events_acknowledged) == (
+        run,
+        "completed_with_failures",
+        2,
+    )
     assert ledger.query("select count(*), max(status_code) from requests") == [(2, 202)]
 
 
@@ -219,7 +267,9 @@ def test_a_second_writer_is_told_who_holds_the_ledger(tmp_path):
 
 def test_reading_a_missing_ledger_gives_an_empty_one(tmp_path):
     with Ledger.open(tmp_path / "none.duckdb", read_only=True) as ledger:
-        assert ledger.status()["runs"] == []
+        assert ledger.runs() == []
+        assert ledger.event_counts() == EventCounts()
+        assert ledger.failures() == []
     assert not (tmp_path / "none.duckdb").exists()
 
 
@@ -249,3 +299,50 @@ def test_a_batch_planned_again_with_a_recorded_id_is_revived(ledger):
         "select source_request_id, status, error, run_id, last_run_id from batches order by 1"
     ) == [("a", "planned", None, run, later), ("b", "planned", None, later, later)]
     assert ledger.query("select count(*) from batch_events") == [(3,)]
+
+
+NEW_VIEWS = (
+    "open_batch_events",
+    "key_history",
+    "event_states",
+    "failed_batches",
+    "failures",
+)
+
+
+def old_ledger(path) -> None:
+    """A ledger file as an earlier version wrote it: the same tables, fewer views."""
+    with Ledger.open(path) as ledger:
+        run = ledger.start_run("e", "", {})
+        with ledger.transaction():
+            ledger.add_batches(run, [batch("a", ["k1", "k2"]), batch("b", ["k3"])])
+            ledger.settle(ACKNOWLEDGED, {"a": None}, {"a": 1})
+            ledger.settle(REJECTED, {"b": "HTTP 400: bad"}, {"b": 1})
+        ledger.finish_run(run, "completed_with_failures", {})
+        for view in reversed(NEW_VIEWS):
+            ledger.con.execute(f"drop view {view}")
+
+
+def test_a_ledger_written_before_the_views_reads_the_same(tmp_path):
+    path = tmp_path / "ledger.duckdb"
+    old_ledger(path)
+    before = path.read_bytes()
+    with Ledger.open(path, read_only=True) as ledger:
+        assert ledger.event_counts() == EventCounts(acknowledged=2, rejected=1)
+        assert ledger.failures() == [FailureRow("rejected", "HTTP 400: bad", 1, 1, "b")]
+        assert [run.status for run in ledger.runs()] == ["completed_with_failures"]
+    con = duckdb.connect(":memory:")
+    attach_ledger(con, path, "ledger")
+    assert con.execute(
+        "select state, count(*) from ledger.event_states group by 1 order by 1"
+    ).fetchall() == [("acknowledged", 2), ("rejected", 1)]
+    assert con.execute("select count(*) from ledger.batches").fetchall() == [(2,)]
+    con.close()
+    assert path.read_bytes() == before, "reading does not write"
+    with Ledger.open(path) as ledger:  # the next push adds the views to the file
+        [(views,)] = ledger.query(
+            "select count(*) from duckdb_views() where database_name = current_database() "
+            "and list_contains(?, view_name)",
+            [list(NEW_VIEWS)],
+        )
+        assert views == len(NEW_VIEWS)
