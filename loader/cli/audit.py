@@ -18,6 +18,7 @@ from loader.warehouse import connect
 
 if TYPE_CHECKING:
     import duckdb
+    from rich.console import JustifyMethod
     from rich.table import Table
 
     from loader.audit.data_plan_check import PlanCheckResult
@@ -86,7 +87,7 @@ def plan_check_table(result: PlanCheckResult, *, show_ok: bool) -> Table:
 
     table = Table(title=f"Replay set against {result.plan_id} v{result.version}")
     for column in ("status", "type", "name", "events"):
-        justify = "right" if column == "events" else "left"
+        justify: JustifyMethod = "right" if column == "events" else "left"
         table.add_column(column, justify=justify, no_wrap=True)
     table.add_column("problems")
     for row in result.rows:
