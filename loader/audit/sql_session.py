@@ -171,3 +171,11 @@ def read_query(query: str) -> str:
 def is_complete(buffer: str) -> bool:
     """True when `buffer` ends a statement (for the interactive prompt)."""
     return buffer.rstrip().endswith(";")
+
+
+def ledger_attached(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when the session has the ledger attached as `ledger`."""
+    row = con.execute(
+        "select count(*) from duckdb_databases() where database_name = 'ledger'"
+    ).fetchone()
+    return bool(row and row[0])

@@ -1,0 +1,147 @@
+"""`loader emulate`: a local Events API to rehearse a backfill against."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from loader.cli.common import handles_loader_errors, out
+from loader.errors import LoaderError
+
+if TYPE_CHECKING:
+    from loader.emulator.server import Emulator, EmulatorConfig
+
+
+@handles_loader_errors
+def emulate_command(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1; 0 picks a free one.")] = 0,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            "--db",
+            help="DuckDB file to record accepted batches in (tables received_batches, "
+            "received_requests; view received_events). Batches already recorded there count "
+            "for de-duplication.",
+        ),
+    ] = None,
+    reset: Annotated[bool, typer.Option(help="Empty the --db record first.")] = False,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="MPARTICLE_API_KEY", help="API key to accept.", show_default=False),
+    ] = None,
+    api_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MPARTICLE_API_SECRET", help="API secret to accept.", show_default=False
+        ),
+    ] = None,
+    latency_ms: Annotated[int, typer.Option(help="Added to every response.")] = 0,
+    rate_limit: Annotated[
+        float | None,
+        typer.Option(help="Batches/s allowed; over it: 429 with Retry-After. Default: none."),
+    ] = None,
+    share_429: Annotated[
+        float, typer.Option(help="Share of requests answered 429 with Retry-After.")
+    ] = 0.0,
+    share_503: Annotated[float, typer.Option(help="Share of requests answered 503.")] = 0.0,
+    share_drop: Annotated[
+        float,
+        typer.Option(help="Share of requests processed, then dropped without an answer."),
+    ] = 0.0,
+    retry_after: Annotated[int, typer.Option(help="Retry-After seconds of random 429s.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the random faults.")] = 0,
+    script: Annotated[
+        str | None,
+        typer.Option(
+            help="Forced responses to the first requests, in order, comma-separated: "
+            "429, 429:N (Retry-After N), 429-accel, 503, 400, 401, 403, drop, drop-after, "
+            "slow:S, 202.",
+        ),
+    ] = None,
+    url_file: Annotated[
+        Path | None,
+        typer.Option(help="Write the base URL to this file once listening (removed on exit)."),
+    ] = None,
+) -> None:
+    """Run a local Events API that checks every batch, injects faults and records what arrives.
+
+    Runs until Ctrl-C or SIGTERM, then prints a one-line summary. Point `loader push` at the printed URL to rehearse a backfill.
+    """  # noqa: E501
+    from loader.emulator.server import serve
+
+    if not api_key or not api_secret:
+        raise LoaderError(
+            "the emulator needs credentials to check: pass --api-key and --api-secret "
+            "or set MPARTICLE_API_KEY and MPARTICLE_API_SECRET"
+        )
+    stop = _stop_on_signals()
+    config = _config(
+        api_key=api_key,
+        api_secret=api_secret,
+        db=db,
+        reset=reset,
+        port=port,
+        latency_ms=latency_ms,
+        rate_limit=rate_limit,
+        share_429=share_429,
+        share_503=share_503,
+        share_drop=share_drop,
+        retry_after=retry_after,
+        seed=seed,
+    )
+    script_entries = [entry.strip() for entry in (script or "").split(",") if entry.strip()]
+    emulator = serve(config, stop, script=script_entries, url_file=url_file, on_ready=_announce)
+    out.print(f"emulator stopped: {emulator.summary()}", markup=False)
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def _config(
+    *,
+    api_key: str,
+    api_secret: str,
+    db: Path | None,
+    reset: bool,
+    port: int,
+    latency_ms: int,
+    rate_limit: float | None,
+    share_429: float,
+    share_503: float,
+    share_drop: float,
+    retry_after: int,
+    seed: int,
+) -> EmulatorConfig:
+    from loader.emulator.server import EmulatorConfig
+
+    return EmulatorConfig(
+        api_key=api_key,
+        api_secret=api_secret,
+        db_path=db,
+        latency_ms=latency_ms,
+        rate_limit=rate_limit,
+        share_429=share_429,
+        share_503=share_503,
+        share_drop=share_drop,
+        seed=seed,
+        port=port,
+        retry_after_s=retry_after,
+        reset_db=reset,
+        keep_in_memory=False,
+    )
+
+
+def _announce(emulator: Emulator) -> None:
+    for line in emulator.describe():
+        out.print(line, markup=False)
+    out.print("  Ctrl-C or SIGTERM to stop", markup=False)
+    out.file.flush()

@@ -1,0 +1,61 @@
+"""`loader new-fix` and `loader lint`: the dbt fix chain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from loader.cli.common import ProjectDirOption, err, handles_loader_errors, out
+
+if TYPE_CHECKING:
+    from loader.fixes.scaffold import NewFix
+
+
+@handles_loader_errors
+def new_fix_command(
+    name: Annotated[str, typer.Argument(help="What the fix does, e.g. rename_checkout_event.")],
+    project_dir: ProjectDirOption = Path("."),
+) -> None:
+    """Scaffold a fix model, its description and a unit test, appended to var `fixes`."""
+    from loader.fixes.scaffold import new_fix
+
+    print_created(new_fix(project_dir, name))
+
+
+def print_created(created: NewFix) -> None:
+    """What was written, and the next steps."""
+    where = f"after {created.after}" if created.after else "first"
+    out.print(f"created {created.sql_path}", markup=False)
+    out.print(f"added its description and a unit-test skeleton to {created.yml_path}", markup=False)
+    out.print(
+        f"added {created.model} to var fixes in dbt_project.yml (position {created.position}, "
+        f"{where})\n\nNext:\n"
+        "  1. Find the symptom with SQL, e.g. `select event_name, custom_event_type, count(*) "
+        "from int_events__classified group by all` (docs/fixes.md).\n"
+        f"  2. Edit {created.sql_path}: replace the no-op `event_name as event_name` with fix "
+        "macros or SQL.\n"
+        f"  3. Edit {created.yml_path}: the description, then the unit test's given and "
+        "expected rows.\n"
+        "  4. Check: `loader lint`, then `dbt build`, then `select * from fix_summary`.",
+        markup=False,
+    )
+
+
+@handles_loader_errors
+def lint_command(project_dir: ProjectDirOption = Path(".")) -> None:
+    """Check the compiled SQL of every fix in var `fixes` (sqlglot, DuckDB dialect).
+
+    A fix is exactly one SELECT, reads only ref()s (its chain input first), references only known columns, returns every chain column, and passes replay_key, user_key and timestamp_unixtime_ms through unchanged. Exits 1 when a fix breaks a rule.
+    """  # noqa: E501
+    from loader.fixes.lint import lint_project
+
+    result = lint_project(project_dir)
+    for problem in result.problems:
+        out.print(str(problem), markup=False)
+    count = len(result.fixes)
+    if result.problems:
+        err.print(f"{len(result.problems)} problem(s) in the fix chain ({count} fixes)")
+        raise typer.Exit(1)
+    out.print(f"{count} fixes checked: no problems")

@@ -1,0 +1,84 @@
+"""`loader ingest` and `loader sample`: Quarantine Output into the warehouse, and a sample of it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from loader import settings
+from loader.cli.common import JsonOption, err, handles_loader_errors, out
+from loader.ingest.importer import FileResult, IngestSummary, ingest
+from loader.ingest.samples import generate
+from loader.warehouse import connect
+
+
+@handles_loader_errors
+def ingest_command(
+    paths: Annotated[
+        list[str], typer.Argument(help="Quarantine files, folders (searched recursively) or globs.")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Load Quarantine Output files (NDJSON, gzipped or not) into the warehouse's raw tables.
+
+    Exits 1 when some lines were rejected: they are listed in raw.rejected_lines.
+    """
+    con = connect(settings.warehouse_path())
+    with con:
+        summary = ingest(con, paths, on_file=None if as_json else print_file)
+    if as_json:
+        totals = summary.as_dict()
+        totals["rejections"] = [r.__dict__ for r in summary.rejections]
+        out.print_json(json.dumps(totals))
+    else:
+        print_summary(summary)
+    if summary.rejections:
+        raise typer.Exit(1)
+
+
+def print_file(result: FileResult) -> None:
+    """One line per file as it is read."""
+    counts = f"{result.lines_loaded} lines" if result.status in ("loaded", "replaced") else ""
+    if result.lines_rejected:
+        counts += f", [red]{result.lines_rejected} rejected[/]"
+    note = f" ({result.note})" if result.note else ""
+    out.print(f"{result.status:>9}  {result.path}  {counts}{note}")
+
+
+def print_summary(summary: IngestSummary) -> None:
+    """The totals, then the first rejected lines."""
+    totals = summary.as_dict()
+    out.print(
+        f"\nfiles read {totals['files_read']}, skipped {totals['files_skipped']} "
+        f"(verification files), unchanged {totals['files_unchanged']}; "
+        f"lines loaded {totals['lines_loaded']}, rejected {totals['lines_rejected']}"
+    )
+    for r in summary.rejections[:20]:
+        err.print(f"[red]rejected[/] {r.source_file}:{r.line_number}: {r.reason}")
+    if len(summary.rejections) > 20:
+        err.print(f"... and {len(summary.rejections) - 20} more")
+    if summary.rejections:
+        err.print(
+            "Rejected lines were not loaded; see `select * from raw.rejected_lines`. "
+            "Fix or re-download those files and run ingest again."
+        )
+
+
+def sample_command(
+    out_dir: Annotated[
+        Path, typer.Argument(help="Folder to write the sample quarantine output to.")
+    ],
+    events: Annotated[int, typer.Option(help="About how many events to write.")] = 2_000,
+    days: Annotated[int, typer.Option(help="Spread events over this many past days.")] = 5,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same ids.")] = 7,
+) -> None:
+    """Write a realistic sample Quarantine Output folder (for the demo and benchmarks)."""
+    summary = generate(out_dir, events, seed=seed, days=days)
+    out.print(
+        f"wrote {summary.files} files to {out_dir}: {summary.batches} batches, "
+        f"{summary.events} events ({summary.blocked_events} blocked, "
+        f"{summary.attribute_only_events} with blocked attributes only)"
+    )

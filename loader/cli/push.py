@@ -1,0 +1,129 @@
+"""`loader push`: send the replay set to the Events API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from loader import settings
+from loader.cli.common import JsonOption, err, handles_loader_errors, out
+from loader.cli.push_render import PushDisplay, print_outcome, print_plan
+from loader.errors import LoaderError
+
+if TYPE_CHECKING:
+    from loader.push.runner import PushOptions, PushReport
+
+PodOption = Annotated[
+    str,
+    typer.Option(help="mParticle pod to send to: us1, us2, eu1 or au1.", case_sensitive=False),
+]
+
+
+@handles_loader_errors
+def push_command(
+    pod: PodOption = "us1",
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="Base URL instead of a pod, e.g. http://127.0.0.1:8080/v2 for the emulator. "
+            "Requests go to BASE_URL/bulkevents.",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Plan and build every request, send nothing (no credentials)."
+        ),
+    ] = False,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="With --dry-run: write the exact request bodies, plan.json and "
+            "rejected.ndjson to this folder.",
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Concurrent requests.")] = 8,
+    rate: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            help="Batches per second, shared by all workers (mParticle's default limit is 270).",
+        ),
+    ] = 250.0,
+    max_retries: Annotated[
+        int, typer.Option(min=0, help="Retries of a request after 5xx, timeouts, drops.")
+    ] = 8,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to wait for an answer before retrying.")
+    ] = 30.0,
+    resend_changed: Annotated[
+        bool,
+        typer.Option(
+            "--resend-changed",
+            help="Also send events whose content changed after they were acknowledged "
+            "(or after an unanswered send). Downstream sees them twice.",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Send the replay set (replay_events) to the Events API, recording every send in the ledger.
+
+    Runs again safely: acknowledged events are skipped, interrupted batches are resent with the same source_request_id. Credentials come from MPARTICLE_API_KEY and MPARTICLE_API_SECRET. Exits 1 when a batch failed or was refused.
+    """  # noqa: E501
+    from loader.push.destinations.events_api import endpoint_url
+    from loader.push.runner import PushOptions
+
+    if out_dir is not None and not dry_run:
+        raise LoaderError("--out goes with --dry-run (a push records sends in the ledger)")
+    options = PushOptions(
+        endpoint=endpoint_url(pod, endpoint),
+        workers=workers,
+        rate=rate,
+        max_retries=max_retries,
+        timeout_s=timeout,
+        resend_changed=resend_changed,
+    )
+    try:
+        report = _plan(options, out_dir) if dry_run else _send(options, as_json=as_json)
+    except KeyboardInterrupt:
+        err.print("interrupted: run `loader push` again to resume (nothing is sent twice)")
+        raise typer.Exit(130) from None
+    if as_json:
+        out.print_json(json.dumps(report.as_dict(), default=str))
+    else:
+        if dry_run:
+            print_plan(report)
+        print_outcome(report)
+    if report.status == "stopped":
+        raise typer.Exit(2)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _plan(options: PushOptions, out_dir: Path | None) -> PushReport:
+    from loader.push.runner import dry_run
+
+    return dry_run(settings.warehouse_path(), settings.ledger_path(), options, out_dir)
+
+
+def _send(options: PushOptions, *, as_json: bool) -> PushReport:
+    from loader.push.destinations.events_api import Credentials
+    from loader.push.runner import push
+
+    credentials = Credentials.from_env()
+    with PushDisplay(enabled=not as_json and out.is_terminal) as display:
+        return push(
+            settings.warehouse_path(),
+            settings.ledger_path(),
+            options,
+            credentials,
+            on_planned=None if as_json else display.planned,
+            on_progress=display.update,
+        )

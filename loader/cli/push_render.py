@@ -1,0 +1,193 @@
+"""How `loader push` shows a run: the plan, a progress bar while sending, the outcome."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from loader.cli.common import err, out, print_error
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as ProgressBar
+    from rich.progress import TaskID
+
+    from loader.push.runner import Progress, PushReport
+    from loader.push.send_plan import PlanSummary
+
+
+def print_plan(report: PushReport) -> None:
+    """What the run sends (or would send), then the warnings and notes about it."""
+    plan = report.plan
+    where = "would go" if report.dry_run else "go"
+    out.print(
+        f"[bold]Plan:[/] {report.events_planned} events of {plan.users} users in "
+        f"{report.batches_planned} batches, {report.requests_planned} requests "
+        f"({report.body_bytes / 1e6:.2f} MB) {where} to {report.endpoint}/bulkevents"
+    )
+    out.print(
+        f"  replay set {plan.replay_events} events: {plan.new} new, {plan.resumed} resumed "
+        f"({plan.resumed_batches} unfinished batches sent again with their ids), "
+        f"{plan.acknowledged_before} already acknowledged"
+    )
+    if plan.events_by_type:
+        types = ", ".join(f"{name} {count}" for name, count in plan.events_by_type.items())
+        out.print(f"  by type: {types}")
+    if plan.oldest_event_days is not None:
+        out.print(f"  oldest event: {plan.oldest_event_days:g} days old")
+    _print_age_warnings(plan)
+    for note, count in plan.data_plan_notes.items():
+        out.print(f"  data plan: {count} events: {note}")
+    _print_identity_risk(plan)
+    _print_skipped(plan)
+    if report.events_rejected_locally:
+        err.print(
+            f"[red]{report.events_rejected_locally} events fail the local batch checks[/] "
+            "and are not sent:"
+        )
+        for reason, count in sorted(report.local_rejections.items(), key=lambda r: -r[1])[:10]:
+            err.print(f"  {count} events: {reason}", markup=False)
+    if report.out_dir:
+        out.print(f"  request bodies, plan.json and rejected.ndjson written to {report.out_dir}")
+
+
+def _print_age_warnings(plan: PlanSummary) -> None:
+    if plan.warn_age_days is None:
+        from loader.build_settings import REBUILD_FOR_AGE_CHECKS
+
+        err.print(f"[yellow]note:[/] {REBUILD_FOR_AGE_CHECKS}")
+    if plan.older_than_warn_days:
+        err.print(
+            f"[yellow]warning:[/] {plan.older_than_warn_days} events are older than "
+            f"{plan.warn_age_days} days: mParticle advises replaying within 2 weeks; many "
+            "downstream tools drop older data"
+        )
+    if plan.older_than_max_days:
+        err.print(
+            f"[yellow]warning:[/] {plan.older_than_max_days} events are older than "
+            f"{plan.max_age_days} days: the Events API is for data up to 30 days old"
+        )
+
+
+def _print_identity_risk(plan: PlanSummary) -> None:
+    if plan.events_by_identity_risk:
+        risks = ", ".join(f"{name} {count}" for name, count in plan.events_by_identity_risk.items())
+        out.print(f"  identity risk: {risks} (events)")
+    high_risk = plan.events_by_identity_risk.get("high", 0)
+    if high_risk:
+        err.print(
+            f"[yellow]warning:[/] {high_risk} events belong to users with neither an MPID nor a "
+            "login identity: mParticle may create new profiles for them (extra MTUs). "
+            "Build with --vars '{exclude_high_risk_users: true}' to skip them."
+        )
+    if plan.with_user_attributes:
+        err.print(
+            f"[yellow]warning:[/] {plan.with_user_attributes} events carry blocked user "
+            "attributes (var replay_blocked_user_attributes): they overwrite the profile's "
+            "current values, which may be newer"
+        )
+
+
+def _print_skipped(plan: PlanSummary) -> None:
+    changed = plan.changed + plan.in_doubt
+    if changed:
+        examples = ", ".join(plan.changed_examples)
+        if plan.resend_changed:
+            err.print(
+                f"[yellow]warning:[/] sending {changed} events again whose content changed "
+                f"after they were sent (e.g. {examples}): downstream sees them twice"
+            )
+        else:
+            err.print(
+                f"[yellow]note:[/] {plan.changed} events changed after they were acknowledged"
+                f" and {plan.in_doubt} after an unanswered send (e.g. {examples}); not sent. "
+                "--resend-changed sends them again (downstream then sees them twice)."
+            )
+    if plan.rejected_before:
+        err.print(
+            f"[yellow]note:[/] {plan.rejected_before} events were refused before with the same "
+            "content; not sent (see `loader status`)"
+        )
+
+
+def print_outcome(report: PushReport) -> None:
+    """What the run did: counts, the main failure reasons, and how to go on."""
+    if report.dry_run:
+        return
+    p = report.progress
+    out.print(
+        f"[bold]Run {report.run_id} {report.status}:[/] {p.events_acknowledged} events in "
+        f"{p.batches_acknowledged} batches acknowledged, {p.batches_failed} batches failed, "
+        f"{p.batches_rejected} refused by mParticle, {report.events_rejected_locally} events "
+        f"refused locally; {p.http_requests} HTTP requests in {report.elapsed_s:.1f} s"
+    )
+    for failure in report.failures[:10]:
+        err.print(
+            f"  {failure.status}: {failure.batches} batches, {failure.events} events: "
+            f"{failure.error}",
+            markup=False,
+        )
+    if report.message:
+        if report.status == "stopped":
+            print_error(report.message)
+        else:
+            err.print(report.message)
+    if p.batches_failed:
+        err.print("Failed batches are sent again, with the same ids, by the next `loader push`.")
+
+
+class PushDisplay:
+    """The plan, then a progress bar while sending (on a terminal only)."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.progress: ProgressBar | None = None
+        self.task: TaskID | None = None
+
+    def __enter__(self) -> PushDisplay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def planned(self, report: PushReport) -> None:
+        print_plan(report)
+        if not self.enabled or not report.batches_planned:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as ProgressBar
+
+        self.progress = ProgressBar(
+            TextColumn("sending"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("events, {task.fields[batches]} batches, {task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=out,
+        )
+        self.task = self.progress.add_task(
+            "send", total=report.events_planned, batches="0", rate="0 batches/s"
+        )
+        self.progress.start()
+
+    def update(self, progress: Progress) -> None:
+        if self.progress is None or self.task is None:
+            return
+        elapsed = max(time.monotonic() - progress.started, 1e-6)
+        done = progress.batches_acknowledged + progress.batches_failed + progress.batches_rejected
+        self.progress.update(
+            self.task,
+            completed=progress.events_acknowledged
+            + progress.events_failed
+            + progress.events_rejected,
+            batches=f"{done}/{progress.batches_total}",
+            rate=f"{progress.batches_acknowledged / elapsed:.0f} batches/s",
+        )

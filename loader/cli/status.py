@@ -1,0 +1,79 @@
+"""`loader status`: what the ledger recorded, and what the next push would send."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from loader import settings
+from loader.cli.common import JsonOption, err, handles_loader_errors, out
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from loader.push.status import LedgerStatus
+
+
+@handles_loader_errors
+def status_command(as_json: JsonOption = False) -> None:
+    """What the ledger recorded: per run, and events sent, pending, failed (with reasons).
+
+    Also says what the next `loader push` would send, when the warehouse can be read.
+    """
+    from loader.push.status import status
+
+    result = status(settings.ledger_path(), settings.warehouse_path())
+    if as_json:
+        out.print_json(json.dumps(result.as_dict(), default=str))
+    else:
+        print_status(result)
+
+
+def print_status(result: LedgerStatus) -> None:
+    """Runs, event counts, failure reasons and the replay set."""
+    if not result.runs:
+        out.print(f"no push recorded in {settings.ledger_path()} yet")
+    else:
+        out.print(runs_table(result))
+        out.print("(events per run; HTTP: requests made, retries included)", style="dim")
+    events = result.events
+    out.print(
+        f"events: {events.acknowledged} acknowledged, {events.pending} pending, "
+        f"{events.failed} failed (sent again by the next push), {events.rejected} rejected"
+    )
+    for failure in result.failures:
+        err.print(
+            f"  {failure.status}: {failure.events} events in {failure.batches} batches: "
+            f"{failure.error}",
+            markup=False,
+        )
+    replay = result.replay_set
+    if result.replay_set_unavailable is not None:
+        err.print(f"replay set: not read ({result.replay_set_unavailable})", markup=False)
+    elif replay is not None:
+        out.print(
+            f"replay set: {replay.events} events; next push sends {replay.to_send} "
+            f"({replay.new} new, {replay.resumed} resumed); "
+            f"{replay.changed_after_acknowledgement} changed after acknowledgement, "
+            f"{replay.in_doubt} in doubt, {replay.rejected_before} refused before"
+        )
+
+
+def runs_table(result: LedgerStatus) -> Table:
+    from rich.table import Table
+
+    endpoints = sorted({run.endpoint for run in result.runs})
+    table = Table(title=f"Runs in {result.ledger} (to {', '.join(endpoints)})")
+    for column in ("run", "started (UTC)", "status", "acked", "failed", "refused", "HTTP"):
+        table.add_column(column, justify="left" if column == "status" else "right")
+    for run in result.runs:
+        table.add_row(
+            str(run.run_id),
+            str(run.started_at)[:16],
+            run.status,
+            str(run.events_acknowledged),
+            str(run.events_failed),
+            str(run.events_rejected),
+            str(run.http_requests),
+        )
+    return table
