@@ -3,15 +3,20 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint typecheck bench lock clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# Exactly the versions (and hashes) in requirements.lock, then the project itself without
+# dependencies. A changed lock rebuilds the virtualenv, so nothing outside it remains.
+$(STAMP): pyproject.toml $(LOCK)
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check || { echo "$(LOCK) misses a dependency: make lock"; exit 1; }
 	touch $(STAMP)
 
 demo: setup
@@ -27,9 +32,20 @@ lint: setup
 	$(BIN)/ruff check --fix loader tests benchmarks scripts
 	$(BIN)/ruff format loader tests benchmarks scripts
 
+typecheck: setup
+	$(BIN)/mypy
+
 bench: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench_ingest_build.py
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench_push.py
+
+# Re-resolve pyproject.toml's dependencies (with the dev extra and the build backend) to
+# the newest allowed versions, for Python 3.11 on Linux x86_64; then `make setup`.
+lock:
+	test -x $(BIN)/uv || $(MAKE) setup || test -x $(BIN)/uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --group pyproject.toml:build \
+		--generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--upgrade --quiet --output-file $(LOCK)
 
 clean:
 	rm -rf target logs demo-output *.duckdb *.duckdb.wal
