@@ -9,14 +9,16 @@ LOCK := requirements.lock
 
 setup: $(STAMP)
 
-# Exactly the versions (and hashes) in requirements.lock, then the project itself without
-# dependencies. A changed lock rebuilds the virtualenv, so nothing outside it remains.
+# Exactly the packages, versions and hashes in requirements.lock (pip installs the locked
+# uv, which syncs the rest: removes what the lock lacks), then the project itself.
 $(STAMP): pyproject.toml $(LOCK)
-	rm -rf $(VENV)
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(LOCK)
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
-	$(BIN)/python -m pip check || { echo "$(LOCK) misses a dependency: make lock"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	sed -n '/^uv==/,/^    #/p' $(LOCK) > $(VENV)/uv-requirement.txt
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(VENV)/uv-requirement.txt
+	$(BIN)/uv pip sync --quiet --require-hashes --python $(BIN)/python $(LOCK)
+	$(BIN)/uv pip install --quiet --no-deps --no-build-isolation --python $(BIN)/python -e .
+	$(BIN)/uv pip check --quiet --python $(BIN)/python \
+		|| { echo "$(LOCK) does not satisfy pyproject.toml: make lock"; exit 1; }
 	touch $(STAMP)
 
 demo: setup
