@@ -3,15 +3,22 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint typecheck bench lock clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Exactly the packages, versions and hashes in requirements.lock (pip installs the locked
+# uv, which syncs the rest: removes what the lock lacks), then the project itself.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	sed -n '/^uv==/,/^    #/p' $(LOCK) > $(VENV)/uv-requirement.txt
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(VENV)/uv-requirement.txt
+	$(BIN)/uv pip sync --quiet --require-hashes --python $(BIN)/python $(LOCK)
+	$(BIN)/uv pip install --quiet --no-deps --no-build-isolation --python $(BIN)/python -e .
+	$(BIN)/uv pip check --quiet --python $(BIN)/python \
+		|| { echo "$(LOCK) does not satisfy pyproject.toml: make lock"; exit 1; }
 	touch $(STAMP)
 
 demo: setup
@@ -27,9 +34,20 @@ lint: setup
 	$(BIN)/ruff check --fix loader tests benchmarks scripts
 	$(BIN)/ruff format loader tests benchmarks scripts
 
+typecheck: setup
+	$(BIN)/mypy
+
 bench: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench_ingest_build.py
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench_push.py
+
+# Re-resolve pyproject.toml's dependencies (with the dev extra and the build backend) to
+# the newest allowed versions, for Python 3.11 on Linux x86_64; then `make setup`.
+lock:
+	test -x $(BIN)/uv || $(MAKE) setup || test -x $(BIN)/uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --group pyproject.toml:build \
+		--generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--upgrade --quiet --output-file $(LOCK)
 
 clean:
 	rm -rf target logs demo-output *.duckdb *.duckdb.wal
