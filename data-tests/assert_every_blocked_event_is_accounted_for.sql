@@ -1,7 +1,7 @@
 -- Every event the data plan blocked is replayed or skipped with a reason: none is missing
 -- from blocked_events__outcomes, none is 'missing' there, and the replay set agrees.
 with blocked as (
-    select batch_id, event_id from {{ ref('stg_quarantine__blocked_event_ids') }}
+    select batch_key, event_id from {{ ref('stg_quarantine__blocked_event_ids') }}
 ),
 
 outcomes as (
@@ -12,9 +12,9 @@ replay as (
     select replay_key from {{ ref('replay_events') }}
 )
 
-select 'blocked event without an outcome' as problem, blocked.batch_id || ':' || blocked.event_id as replay_key
+select 'blocked event without an outcome' as problem, blocked.batch_key || ':' || blocked.event_id as replay_key
 from blocked
-anti join outcomes on blocked.batch_id = outcomes.batch_id and blocked.event_id = outcomes.event_id
+anti join outcomes on blocked.batch_key = outcomes.batch_id and blocked.event_id = outcomes.event_id
 union all
 select 'no reason for ' || outcome, replay_key
 from outcomes

@@ -1,13 +1,12 @@
 -- A fix may change content, never the replay key, the user key or the original timestamp,
 -- and may not add, remove or duplicate events (to skip one, set skip_reason). Each fix is
 -- compared with its input, so a failing row names the fix.
-{% set fixes = var('fixes', []) or [] %}
+{% set fixes = fix_chain() %}
 
 {% if fixes | length == 0 %}
 select null as fix_name, null as replay_key, null as problem where false
 {% else %}
 {% for fix in fixes %}
-{% set input = fix_chain_start() if loop.first else ref(fixes[loop.index0 - 1]) %}
 select
     '{{ fix }}' as fix_name,
     coalesce(before_fix.replay_key, after_fix.replay_key) as replay_key,
@@ -18,7 +17,7 @@ select
         when before_fix.user_key is distinct from after_fix.user_key then 'user_key changed'
         else 'timestamp_unixtime_ms changed'
     end as problem,
-from (select replay_key, user_key, timestamp_unixtime_ms from {{ input }}) as before_fix
+from (select replay_key, user_key, timestamp_unixtime_ms from {{ fix_chain_input(fix) }}) as before_fix
 full outer join (
     select
         replay_key,

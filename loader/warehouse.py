@@ -43,13 +43,26 @@ create table if not exists raw.ingested_files (
 
 
 def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open `path`; a lock held by another process becomes a `WarehouseLocked`."""
+    """Open `path`; a lock held by another process becomes a `WarehouseLocked`.
+
+    Read-only, the file is attached (as `warehouse`, the default database) to an
+    in-memory session, so that other files (the ledger) can be attached beside it.
+    """
     if read_only and not path.exists():
         raise MissingReplaySet(
             f"Warehouse {path} does not exist. Run `loader ingest PATH` and `dbt build` first."
         )
     try:
-        return duckdb.connect(str(path), read_only=read_only)
+        if not read_only:
+            return duckdb.connect(str(path))
+        con = duckdb.connect(":memory:")
+        try:
+            attach(con, path, "warehouse")
+        except BaseException:
+            con.close()
+            raise
+        con.execute("use warehouse")
+        return con
     except duckdb.IOException as exc:
         holder = lock_holder(exc)
         if holder is None:

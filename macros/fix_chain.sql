@@ -3,10 +3,23 @@
     apply; each fix selects from {{ fix_input() }}, which is the previous fix (or the
     classified events for the first). Adding a fix never means editing another one, not
     even its unit tests: in a unit test, fix_input() is ref('int_events__classified').
+    Every fix is a table, so each step is computed once whatever the chain's length.
 #}
+
+{% macro fix_chain() -%}
+    {#- The fix model names in chain order: the one place var 'fixes' is read. -#}
+    {{ return(var('fixes', []) or []) }}
+{%- endmacro %}
 
 {% macro fix_chain_start() -%}
     {{ return(ref('int_events__classified')) }}
+{%- endmacro %}
+
+{% macro fix_chain_input(fix) -%}
+    {#- The relation fix `fix` reads: the previous fix in the chain, or the chain's start. -#}
+    {%- set fixes = fix_chain() -%}
+    {%- set position = fixes.index(fix) -%}
+    {{ return(fix_chain_start() if position == 0 else ref(fixes[position - 1])) }}
 {%- endmacro %}
 
 {% macro fix_model_name() -%}
@@ -15,20 +28,18 @@
 {%- endmacro %}
 
 {% macro fix_input() -%}
-    {%- set fixes = var('fixes', []) or [] -%}
     {%- set name = fix_model_name() -%}
-    {%- if name not in fixes -%}
+    {%- if name not in fix_chain() -%}
         {{ exceptions.raise_compiler_error(
             "Fix model '" ~ name ~ "' is not in var 'fixes' in dbt_project.yml. "
             ~ "Add it to the list where it belongs in the chain.") }}
     {%- endif -%}
-    {%- set position = fixes.index(name) -%}
     {#- a unit test gives rows of the chain's start, whatever the fix's place in the chain -#}
-    {%- if position == 0 or model.get('tested_node_unique_id') -%} {{ fix_chain_start() }} {%- else -%} {{ ref(fixes[position - 1]) }} {%- endif -%}
+    {%- if model.get('tested_node_unique_id') -%} {{ fix_chain_start() }} {%- else -%} {{ fix_chain_input(name) }} {%- endif -%}
 {%- endmacro %}
 
 {% macro fix_chain_output() -%}
-    {%- set fixes = var('fixes', []) or [] -%}
+    {%- set fixes = fix_chain() -%}
     {%- if fixes | length == 0 -%} {{ fix_chain_start() }} {%- else -%} {{ ref(fixes[-1]) }} {%- endif -%}
 {%- endmacro %}
 

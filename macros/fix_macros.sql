@@ -26,11 +26,8 @@
 
 {% macro set_custom_event_type(custom_event_type, where) -%}
     {#- custom_event_type of the custom events matching `where` (required). -#}
-    {%- set allowed = [
-        'navigation', 'location', 'search', 'transaction', 'user_content', 'user_preference',
-        'social', 'other', 'media', 'attribution',
-    ] -%}
-    {%- if custom_event_type not in allowed -%}
+    {%- set allowed = custom_event_types() -%}
+    {%- if allowed and custom_event_type not in allowed -%}
         {{ exceptions.raise_compiler_error(
             "set_custom_event_type: '" ~ custom_event_type ~ "' is not a custom_event_type; use one of "
             ~ allowed | join(', ')) }}
@@ -40,6 +37,22 @@
             then {{ fix_sql_string(custom_event_type) }}
         else custom_event_type
     end as custom_event_type
+{%- endmacro %}
+
+{% macro custom_event_types() -%}
+    {#-
+        The custom_event_type values (seed events_api_custom_event_types), read from the
+        warehouse when dbt executes; an empty list when the seed is not loaded yet (a
+        compile before any build) and in a unit test (whose inputs are only the chain's
+        rows), so the check runs at build time and in `loader lint`.
+    -#}
+    {%- if model.get('tested_node_unique_id') -%} {{ return([]) }} {%- endif -%}
+    {%- set seed = ref('events_api_custom_event_types') -%}
+    {%- if not execute or adapter.get_relation(seed.database, seed.schema, seed.identifier) is none -%}
+        {{ return([]) }}
+    {%- endif -%}
+    {%- set result = run_query('select custom_event_type from ' ~ seed ~ ' order by custom_event_type') -%}
+    {{ return(result.columns[0].values() | list) }}
 {%- endmacro %}
 
 {% macro skip_events(where, reason) -%}

@@ -22,3 +22,8 @@
     {#- The member of a JSON object named by a SQL expression (any characters, via JSON Pointer). -#}
     json_extract({{ json_expr }}, '/' || replace(replace({{ key_expr }}, '~', '~0'), '/', '~1'))
 {%- endmacro %}
+
+{% macro sql_string_list(values) -%}
+    {#- A Jinja list of strings as a SQL varchar[] literal. -#}
+    [{% for value in values %}{{ fix_sql_string(value) }}{{ ', ' if not loop.last }}{% endfor %}]::varchar[]
+{%- endmacro %}

@@ -1,7 +1,7 @@
 """`loader lint`: check the compiled SQL of the fix chain before anything runs.
 
-dbt compiles the fixes (in a subprocess, with its own target folder and an empty
-warehouse); sqlglot parses each one (DuckDB dialect) and checks that it is exactly one
+dbt compiles the fixes (in a subprocess, with its own target folder and a warehouse
+holding only the seeds); sqlglot parses each one (DuckDB dialect) and checks that it is exactly one
 SELECT, reads only ref()s (its chain input first), references only known columns, keeps
 every chain column, and passes the replay key, user key and timestamp through unchanged.
 Positions in the compiled SQL are mapped back to the fix's source file; a problem inside a
@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlglot
-import yaml
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError, TokenError
 from sqlglot.optimizer.qualify import qualify
@@ -32,6 +31,7 @@ from sqlglot.optimizer.scope import Scope, build_scope, traverse_scope
 from sqlglot.schema import MappingSchema
 
 from loader.errors import LoaderError
+from loader.fixes.chain import read_chain
 
 CHAIN_START = "int_events__classified"
 KEPT_AS_IS = ("replay_key", "user_key", "timestamp_unixtime_ms")
@@ -404,14 +404,6 @@ def dbt_executable() -> str:
     return found
 
 
-def chain_fixes(project_dir: Path) -> list[str]:
-    try:
-        project = yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}
-    except FileNotFoundError:
-        raise LintError(f"no dbt_project.yml in {project_dir}: run lint in the project.") from None
-    return list((project.get("vars") or {}).get("fixes") or [])
-
-
 def compile_problems(output: str) -> list[Problem]:
     """dbt's errors, as problems on the files they name (dbt_project.yml when none)."""
     output = re.sub(r"(?m)^\d\d:\d\d:\d\d\s+", "", output)
@@ -433,17 +425,21 @@ def compile_problems(output: str) -> list[Problem]:
 
 
 def compile_fixes(project_dir: Path, fixes: list[str], work_dir: Path) -> dict:
-    """Run `dbt compile` on the fixes; the manifest, or LintError/problems on failure."""
-    command = [
-        dbt_executable(), "compile", "--select", *fixes, "--indirect-selection", "empty",
+    """Load the seeds (fix macros check values against them), then `dbt compile` the fixes;
+    the manifest, or CompileFailed with the problems."""
+    common = [
         "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
         "--target-path", str(work_dir / "target"), "--log-path", str(work_dir / "logs"),
         "--no-use-colors", "--quiet",
     ]  # fmt: skip
     env = {**os.environ, "BACKFILL_DUCKDB": str(work_dir / "lint.duckdb")}
-    result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=project_dir)
-    if result.returncode != 0:
-        raise CompileFailed(compile_problems(result.stdout + result.stderr))
+    for command in (
+        [dbt_executable(), "seed", *common],
+        [dbt_executable(), "compile", "--select", *fixes, "--indirect-selection", "empty", *common],
+    ):
+        result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=project_dir)
+        if result.returncode != 0:
+            raise CompileFailed(compile_problems(result.stdout + result.stderr))
     return json.loads((work_dir / "target" / "manifest.json").read_text())
 
 
@@ -529,7 +525,7 @@ def missing_fix_models(project_dir: Path, fixes: list[str]) -> list[Problem]:
 def lint_project(project_dir: Path) -> LintResult:
     """Compile the project's fix chain with dbt and lint every fix."""
     project_dir = project_dir.resolve()
-    fixes = chain_fixes(project_dir)
+    fixes = read_chain(project_dir)
     problems = stray_fix_files(project_dir, fixes)
     missing = missing_fix_models(project_dir, fixes)
     if missing or not fixes:

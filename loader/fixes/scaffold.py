@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from loader.errors import LoaderError
+from loader.fixes.chain import chain_from_text, read_chain
 
 FIXES_DIR = Path("models/fixes")
 MODELS_YML = FIXES_DIR / "_fixes__models.yml"
@@ -103,21 +104,6 @@ def model_name(name: str) -> str:
     return model
 
 
-def chain(project_dir: Path) -> list[str]:
-    """The fix chain, var `fixes` in dbt_project.yml."""
-    path = project_dir / "dbt_project.yml"
-    try:
-        project = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ScaffoldError(f"{path} not found: run this in the dbt project's folder.") from None
-    except yaml.YAMLError as exc:
-        raise ScaffoldError(f"{path} is not valid YAML: {exc}") from None
-    fixes = ((project or {}).get("vars") or {}).get("fixes") or []
-    if not isinstance(fixes, list):
-        raise ScaffoldError(f"var 'fixes' in {path} must be a list of fix model names.")
-    return fixes
-
-
 def append_to_chain(text: str, model: str) -> str:
     """dbt_project.yml's text with `model` appended to var `fixes`, the rest untouched."""
     lines = text.splitlines(keepends=True)
@@ -197,7 +183,7 @@ def new_fix(project_dir: Path, name: str) -> NewFix:
     """Create models/fixes/<model>.sql, describe and unit-test it in the fixes' YAML, and
     append it to var `fixes`. Nothing is written unless every edit checks out."""
     model = model_name(name)
-    fixes = chain(project_dir)
+    fixes = read_chain(project_dir)
     if model in fixes:
         raise ScaffoldError(f"{model} is already in var 'fixes' in dbt_project.yml.")
     sql_path, yml_path = project_dir / FIXES_DIR / f"{model}.sql", project_dir / MODELS_YML
@@ -206,7 +192,7 @@ def new_fix(project_dir: Path, name: str) -> NewFix:
 
     project_file = project_dir / "dbt_project.yml"
     updated_project = append_to_chain(project_file.read_text(), model)
-    if chain_of(updated_project) != [*fixes, model]:
+    if chain_from_text(updated_project) != [*fixes, model]:
         raise ScaffoldError(
             f"could not append {model} to var 'fixes' in dbt_project.yml automatically; "
             "add it to the list by hand."
@@ -235,7 +221,3 @@ def new_fix(project_dir: Path, name: str) -> NewFix:
         position=len(fixes) + 1,
         after=fixes[-1] if fixes else None,
     )
-
-
-def chain_of(project_text: str) -> list[str]:
-    return ((yaml.safe_load(project_text) or {}).get("vars") or {}).get("fixes") or []

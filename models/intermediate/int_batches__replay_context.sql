@@ -22,7 +22,7 @@ identities as (
             list_filter(
                 map_entries(json_transform(user_identities, '"MAP(VARCHAR, VARCHAR)"')),
                 lambda entry: list_contains(
-                    [{% for t in login_identity_types %}'{{ t }}'{{ ', ' if not loop.last }}{% endfor %}]::varchar[],
+                    {{ sql_string_list(login_identity_types) }},
                     entry.key
                 ) and nullif(trim(entry.value), '') is not null
             ),
@@ -44,7 +44,7 @@ keyed as (
             when mpid is not null then 'mpid:' || mpid
             when len(identity_pairs) + len(device_id_pairs) > 0
                 then 'ids:' || md5(array_to_string(identity_pairs || device_id_pairs, '&'))
-            else 'batch:' || batch_id
+            else 'batch:' || batch_key
         end as user_key,
         case
             when mpid is not null then 'mpid'
@@ -85,7 +85,7 @@ with_context as (
 )
 
 select
-    batch_id,
+    batch_key,
     user_key,
     user_key_source,
     identity_class,

@@ -23,7 +23,7 @@ blocked_user_attributes as (
 
 blocked_attributes as (
     select
-        batch_id,
+        batch_key,
         event_id,
         list(coalesce(attribute_name, attribute_path) order by attribute_path) as blocked_attributes,
     from {{ ref('stg_quarantine__blocked_event_attributes') }}
@@ -37,20 +37,20 @@ affected as (
         coalesce(blocked_attributes.blocked_attributes, []) as blocked_attributes,
     from events
     left join blocked_ids
-        on events.batch_id = blocked_ids.batch_id and events.event_id = blocked_ids.event_id
+        on events.batch_key = blocked_ids.batch_key and events.event_id = blocked_ids.event_id
     left join blocked_attributes
-        on events.batch_id = blocked_attributes.batch_id
+        on events.batch_key = blocked_attributes.batch_key
         and events.event_id = blocked_attributes.event_id
     where blocked_ids.event_id is not null or blocked_attributes.event_id is not null
 ),
 
 classified as (
     select
-        affected.batch_id || ':' || coalesce(affected.event_id, '#' || affected.event_index)
+        affected.batch_key || ':' || coalesce(affected.event_id, '#' || affected.event_index)
             as replay_key,
         contexts.user_key,
         contexts.mpid,
-        affected.batch_id,
+        affected.batch_key,
         affected.event_id,
         affected.event_index,
         batches.source_file,
@@ -83,8 +83,8 @@ classified as (
                 then 'high_identity_risk'
         end as skip_reason,
     from affected
-    inner join batches on affected.batch_id = batches.batch_id
-    inner join contexts on affected.batch_id = contexts.batch_id
+    inner join batches on affected.batch_key = batches.batch_key
+    inner join contexts on affected.batch_key = contexts.batch_key
     left join blocked_user_attributes on contexts.user_key = blocked_user_attributes.user_key
 )
 

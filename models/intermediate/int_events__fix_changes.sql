@@ -1,7 +1,7 @@
 -- Which fix changed which row, and which columns: each fix's output compared with its
--- input, on replay_key.
+-- input, on replay_key. Fixes are tables, so each comparison reads two stored steps.
 
-{% set fixes = var('fixes', []) or [] %}
+{% set fixes = fix_chain() %}
 
 {% if fixes | length == 0 %}
 select
@@ -13,7 +13,6 @@ where false
 {% else %}
 {% set columns = fix_chain_column_names() %}
 {% for fix in fixes %}
-{% set input = fix_chain_start() if loop.first else ref(fixes[loop.index0 - 1]) %}
 select
     replay_key,
     '{{ fix }}' as fix_name,
@@ -24,7 +23,7 @@ from (
         fixed.replay_key,
         {{ fix_changed_columns('fixed', 'original', columns) }} as changed_columns,
     from {{ ref(fix) }} as fixed
-    inner join {{ input }} as original on fixed.replay_key = original.replay_key
+    inner join {{ fix_chain_input(fix) }} as original on fixed.replay_key = original.replay_key
 )
 where len(changed_columns) > 0
 {% if not loop.last %}union all{% endif %}

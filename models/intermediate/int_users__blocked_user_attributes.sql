@@ -17,7 +17,7 @@ contexts as (
 
 event_times as (
     select
-        batch_id,
+        batch_key,
         max(timestamp_unixtime_ms) as latest_event_ms,
     from {{ ref('stg_quarantine__events') }}
     group by all
@@ -26,14 +26,14 @@ event_times as (
 valued as (
     select
         contexts.user_key,
-        blocked.batch_id,
+        blocked.batch_key,
         blocked.attribute_name,
         blocked.attribute_value,
         coalesce(batches.batch_timestamp_ms, event_times.latest_event_ms) as value_time_ms,
     from blocked
-    inner join contexts on blocked.batch_id = contexts.batch_id
-    inner join batches on blocked.batch_id = batches.batch_id
-    left join event_times on blocked.batch_id = event_times.batch_id
+    inner join contexts on blocked.batch_key = contexts.batch_key
+    inner join batches on blocked.batch_key = batches.batch_key
+    left join event_times on blocked.batch_key = event_times.batch_key
     where blocked.attribute_value is not null
         and json_type(blocked.attribute_value) <> 'NULL'
 ),
@@ -43,7 +43,7 @@ latest as (
     from valued
     qualify row_number() over (
         partition by user_key, attribute_name
-        order by value_time_ms desc nulls last, batch_id desc
+        order by value_time_ms desc nulls last, batch_key desc
     ) = 1
 ),
 
@@ -56,7 +56,7 @@ per_user as (
         list(attribute_name order by attribute_name) as attribute_names,
         count(*) as attribute_count,
         max(value_time_ms) as latest_value_time_ms,
-        count(distinct batch_id) as source_batches,
+        count(distinct batch_key) as source_batches,
     from latest
     group by all
 )

@@ -9,7 +9,7 @@ with classified as (
 select
     replay_key,
     user_key,
-    batch_id,
+    batch_key as batch_id,
     event_id,
     event_type,
     event_name,

@@ -24,7 +24,7 @@ replay as (
 known_events as (
     select
         classified.replay_key,
-        classified.batch_id,
+        classified.batch_key as batch_id,
         classified.event_id,
         classified.replay_reason as blocked_kind,
         classified.event_type,
@@ -47,8 +47,8 @@ known_events as (
 
 ids_without_event as (
     select
-        blocked_ids.batch_id || ':' || blocked_ids.event_id as replay_key,
-        blocked_ids.batch_id,
+        blocked_ids.batch_key || ':' || blocked_ids.event_id as replay_key,
+        blocked_ids.batch_key as batch_id,
         blocked_ids.event_id,
         'blocked_event' as blocked_kind,
         cast(null as varchar) as event_type,
@@ -58,7 +58,7 @@ ids_without_event as (
         'event_not_found_in_batch' as skip_reason,
     from blocked_ids
     anti join events
-        on blocked_ids.batch_id = events.batch_id and blocked_ids.event_id = events.event_id
+        on blocked_ids.batch_key = events.batch_key and blocked_ids.event_id = events.event_id
 )
 
 select * from known_events

@@ -2,7 +2,7 @@
 -- and how many of those are replayed or skipped by it. A fix that changes no row fails a
 -- warning test (assert_every_fix_changes_some_rows).
 
-{% set fixes = var('fixes', []) or [] %}
+{% set fixes = fix_chain() %}
 
 with chain as (
     {% if fixes | length == 0 -%}

@@ -46,7 +46,7 @@ assembled as (
         contexts.identity_risk,
         coalesce(fix_changes.fixes_applied, []) as fixes_applied,
     from to_send
-    inner join contexts on to_send.batch_id = contexts.batch_id
+    inner join contexts on to_send.batch_key = contexts.batch_key
     left join fix_changes on to_send.replay_key = fix_changes.replay_key
 )
 
@@ -66,7 +66,7 @@ select
     data_plan_note,
     identity_risk,
     fixes_applied,
-    batch_id,
+    batch_key as batch_id,
     event_id,
     source_file,
     line_number,

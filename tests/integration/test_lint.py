@@ -8,8 +8,9 @@ import yaml
 from typer.testing import CliRunner
 
 from loader.cli import app
+from loader.fixes.chain import read_chain
 from loader.fixes.lint import CompiledFix, SourceMap, lint_fix
-from loader.fixes.scaffold import append_to_chain, chain
+from loader.fixes.scaffold import append_to_chain
 from tests.conftest import ROOT
 from tests.integration.test_new_fix import copy_project
 
@@ -142,7 +143,7 @@ EXAMPLES = {
         ["16:7: unknown column known_types.descr"],
     ),
 }
-OWN_FIXES = chain(ROOT)  # the project's own fixes, listed first in the copy's chain
+OWN_FIXES = read_chain(ROOT)  # the project's own fixes, listed first in the copy's chain
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +173,11 @@ def test_each_rule_fails_at_the_right_file_line_col(linted, name):
 
 def test_lint_exits_1_and_passes_the_projects_own_fixes(linted):
     assert linted.exit_code == 1
-    assert OWN_FIXES
+    assert OWN_FIXES == [
+        "fix_rename_checkout_event",
+        "fix_search_custom_event_type",
+        "fix_skip_promo_banner_clicks",
+    ]
     for name in OWN_FIXES:
         assert problems_of(linted.stdout, name) == []
     assert "problem(s) in the fix chain" in linted.stderr
@@ -196,6 +201,25 @@ def test_a_fix_dbt_cannot_compile_is_reported_on_its_file(tmp_path):
     assert result.exit_code == 1
     assert "models/fixes/fix_broken.sql:" in result.stdout
     assert "no_such_macro" in result.stdout
+
+
+def test_a_custom_event_type_missing_from_the_seed_is_refused(tmp_path):
+    project = copy_project(tmp_path / "project")
+    chain_file = project / "dbt_project.yml"
+    chain_file.write_text(append_to_chain(chain_file.read_text(), "fix_clicky"))
+    (project / "models/fixes/fix_clicky.sql").write_text(
+        "select * replace (\n"
+        "    {{ set_custom_event_type('clicky', where=\"event_name = 'Tap'\") }}\n"
+        ")\nfrom {{ fix_input() }}\n"
+    )
+    result = CliRunner().invoke(app, ["lint", "--project-dir", str(project)])
+    assert result.exit_code == 1
+    assert "models/fixes/fix_clicky.sql:" in result.stdout
+    assert (
+        "set_custom_event_type: 'clicky' is not a custom_event_type; use one of attribution, "
+        "location, media, navigation, other, search, social, transaction, user_content, "
+        "user_preference"
+    ) in " ".join(result.stdout.split())
 
 
 # -- without dbt: what sqlglot must handle, and the position mapping -------------------

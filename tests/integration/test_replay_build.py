@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import shutil
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from loader.cli import app
@@ -195,7 +197,7 @@ def test_redelivered_batch_counts_once(built):
     assert query(
         built,
         "select delivery_count, source_file like '%00001.txt' from stg_quarantine__batches "
-        "where batch_id = '-5158959812941698317'",
+        "where batch_key = '-5158959812941698317'",
     ) == [(2, True)]
 
 
@@ -224,12 +226,74 @@ def test_block_metadata_unnested(built):
         built, "select event_id, attribute_name from stg_quarantine__blocked_event_attributes"
     ) == [("8561854144327985348", "testAttr1")]
     assert query(
-        built,
-        "select identity_kind, identity_type from stg_quarantine__blocked_identities order by all",
-    ) == [("device", "ios_advertising_id"), ("user", "customer_id")]
-    assert query(
         built, "select attribute_name, attribute_value from stg_quarantine__blocked_user_attributes"
     ) == [("$gender", '"M"')]
+
+
+def test_staging_keeps_mparticles_batch_id_apart_from_the_batch_key(tmp_path, warehouse):
+    without_id = example_batch(RECENT_MS)
+    del without_id["batch_id"]
+    path = write_file(tmp_path / "q.txt", [example_batch(RECENT_MS, batch_id="5"), without_id])
+    assert CliRunner().invoke(app, ["ingest", str(path)]).exit_code == 0
+    started = datetime.now(UTC)
+
+    run_dbt(warehouse, "build", dbt_vars={"replay_reference_time_ms": NOW_MS})
+
+    batches = "select batch_key, batch_id from stg_quarantine__batches order by 1"
+    assert query(warehouse, batches) == [
+        ("5", "5"),
+        (f"line:{path}:2", None),
+    ]
+    assert query(warehouse, "select distinct batch_id from replay_events order by 1") == [
+        ("5",),
+        (f"line:{path}:2",),
+    ]
+    [(built_at,)] = query(warehouse, "select built_at from replay_build_settings")
+    assert started - timedelta(seconds=1) <= built_at <= datetime.now(UTC)
+
+
+def test_build_settings_hold_the_vars_the_build_used(tmp_path, warehouse):
+    write_file(tmp_path / "q.txt", [example_batch(RECENT_MS)])
+    assert CliRunner().invoke(app, ["ingest", str(tmp_path / "q.txt")]).exit_code == 0
+
+    run_dbt(warehouse, "build", dbt_vars={"max_event_age_days": 7})
+
+    project_vars = yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"]
+    assert query(
+        warehouse,
+        "select column_name, data_type from duckdb_columns() "
+        "where table_name = 'replay_build_settings' order by column_index",
+    ) == [
+        ("max_event_age_days", "INTEGER"),
+        ("warn_event_age_days", "INTEGER"),
+        ("allow_events_older_than_max_age", "BOOLEAN"),
+        ("replay_reference_time_ms", "BIGINT"),
+        ("login_identity_types", "VARCHAR[]"),
+        ("data_plan_policy", "VARCHAR"),
+        ("replay_attribute_only_events", "BOOLEAN"),
+        ("replay_blocked_user_attributes", "BOOLEAN"),
+        ("exclude_high_risk_users", "BOOLEAN"),
+        ("fixes", "VARCHAR[]"),
+        ("built_at", "TIMESTAMP WITH TIME ZONE"),
+    ]
+    assert query(warehouse, "select * exclude (built_at) from replay_build_settings") == [
+        (
+            7,
+            14,
+            False,
+            None,
+            project_vars["login_identity_types"],
+            "keep",
+            False,
+            False,
+            False,
+            [
+                "fix_rename_checkout_event",
+                "fix_search_custom_event_type",
+                "fix_skip_promo_banner_clicks",
+            ],
+        )
+    ]
 
 
 def test_column_descriptions_are_stored_in_duckdb(built):

@@ -146,10 +146,10 @@ def builds(tmp_path_factory) -> dict:
 def classes_by_batch(warehouse) -> dict[str, tuple]:
     rows = query(
         warehouse,
-        "select batch_id, identity_class, identity_risk, login_identity_types, device_id_types "
+        "select batch_key, identity_class, identity_risk, login_identity_types, device_id_types "
         "from int_batches__replay_context",
     )
-    return {batch_id: tuple(rest) for batch_id, *rest in rows}
+    return {batch_key: tuple(rest) for batch_key, *rest in rows}
 
 
 def test_each_batch_gets_its_identity_class(builds):

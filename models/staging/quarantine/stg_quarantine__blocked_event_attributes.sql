@@ -1,10 +1,10 @@
 with batches as (
-    select * from {{ ref('stg_quarantine__batches') }}
+    select * from {{ ref('base_quarantine__batches_parsed') }}
 ),
 
 per_event as (
     select
-        batch_id,
+        batch_key,
         unnest(json_extract(block_metadata, '$.blocked_event_attributes[*]')) as entry,
     from batches
     where block_metadata is not null
@@ -12,7 +12,7 @@ per_event as (
 
 per_attribute as (
     select
-        batch_id,
+        batch_key,
         json_extract_string(entry, '$.event_id') as event_id,
         unnest(json_extract_string(entry, '$.event_attributes[*]')) as attribute_path,
     from per_event
@@ -20,7 +20,7 @@ per_attribute as (
 
 parsed as (
     select
-        batch_id,
+        batch_key,
         event_id,
         attribute_path,
         nullif(regexp_extract(attribute_path, '^\./data/custom_attributes/(.+)$', 1), '')

@@ -1,10 +1,10 @@
 with batches as (
-    select * from {{ ref('stg_quarantine__batches') }}
+    select * from {{ ref('base_quarantine__batches_parsed') }}
 ),
 
 blocked as (
     select
-        batch_id,
+        batch_key,
         unnest(json_extract_string(block_metadata, '$.blocked_event_ids[*]')) as event_id,
     from batches
     where block_metadata is not null

@@ -1,19 +1,19 @@
 with batches as (
-    select * from {{ ref('stg_quarantine__batches') }}
+    select * from {{ ref('base_quarantine__batches_parsed') }}
 ),
 
 blocked as (
     select
-        batch_id,
+        batch_key,
         unnest(json_extract_string(block_metadata, '$.blocked_user_attributes[*]'))
             as attribute_name,
-        user_attributes,
+        {{ json_object_or_empty('user_attributes') }} as user_attributes,
     from batches
     where block_metadata is not null
 )
 
 select distinct
-    batch_id,
+    batch_key,
     attribute_name,
     {{ json_member('user_attributes', 'attribute_name') }} as attribute_value,
 from blocked

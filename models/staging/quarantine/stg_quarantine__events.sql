@@ -10,12 +10,12 @@
 } %}
 
 with batches as (
-    select * from {{ ref('stg_quarantine__batches') }}
+    select * from {{ ref('base_quarantine__batches_parsed') }}
 ),
 
 unnested as (
     select
-        batch_id,
+        batch_key,
         unnest(events) as event_json,
         generate_subscripts(events, 1) as event_index,
     from batches
@@ -23,7 +23,7 @@ unnested as (
 
 parsed as (
     select
-        batch_id,
+        batch_key,
         event_index,
         from_json(event_json, '{{ tojson(event_shape) }}') as event,
     from unnested
@@ -31,7 +31,7 @@ parsed as (
 
 with_data as (
     select
-        batch_id,
+        batch_key,
         event_index,
         event.event_type,
         {{ json_object_or_empty('event.data') }} as event_data,
@@ -41,7 +41,7 @@ with_data as (
 
 events as (
     select
-        batch_id,
+        batch_key,
         event_index,
         nullif(data.event_id, '') as event_id,
         nullif(event_type, '') as event_type,

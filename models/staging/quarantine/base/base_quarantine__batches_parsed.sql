@@ -1,0 +1,99 @@
+-- One row per distinct batch, parsed once: scalar fields as exact text (int64 numbers keep
+-- every digit), free-form objects as JSON. The staging models read this, not each other.
+{{ config(materialized='table') }}
+
+{% set batch_shape = {
+    'batch_id': 'VARCHAR',
+    'mpid': 'VARCHAR',
+    'mp_deviceid': 'VARCHAR',
+    'environment': 'VARCHAR',
+    'timestamp_unixtime_ms': 'VARCHAR',
+    'ip': 'VARCHAR',
+    'user_identities': 'JSON',
+    'device_info': 'JSON',
+    'application_info': 'JSON',
+    'user_attributes': 'JSON',
+    'consent_state': 'JSON',
+    'integration_attributes': 'JSON',
+    'partner_identities': 'JSON',
+    'context': 'JSON',
+    'events': 'JSON[]',
+} %}
+
+with lines as (
+    select * from {{ source('quarantine', 'quarantine_lines') }}
+),
+
+loaded_files as (
+    -- files whose load completed (an interrupted load is redone by the next ingest)
+    select file_checksum from {{ source('quarantine', 'ingested_files') }}
+),
+
+parsed as (
+    select
+        source_file,
+        line_number,
+        ingested_at,
+        from_json(batch_json, '{{ tojson(batch_shape) }}') as batch,
+    from lines
+    semi join loaded_files using (file_checksum)
+),
+
+keyed as (
+    select
+        -- a batch without batch_id is keyed by where it was read
+        coalesce(nullif(batch.batch_id, ''), 'line:' || source_file || ':' || line_number)
+            as batch_key,
+        nullif(batch.batch_id, '') as batch_id,
+        source_file,
+        line_number,
+        ingested_at,
+        batch.mpid,
+        batch.mp_deviceid,
+        batch.environment,
+        batch.timestamp_unixtime_ms,
+        batch.ip,
+        batch.user_identities,
+        batch.device_info,
+        batch.application_info,
+        batch.user_attributes,
+        batch.consent_state,
+        batch.integration_attributes,
+        batch.partner_identities,
+        batch.context,
+        batch.events,
+        coalesce(
+            {{ json_get('batch.context', '$.data_plan.block_metadata') }},
+            {{ json_get('batch.context', '$.block_metadata') }}
+        ) as block_metadata,
+    from parsed
+),
+
+deduplicated as (
+    select
+        *,
+        count(*) over (partition by batch_key) as delivery_count,
+    from keyed
+    qualify row_number() over (
+        partition by batch_key order by ingested_at, source_file, line_number
+    ) = 1
+),
+
+checked as (
+    select
+        *,
+        {{ json_text('block_metadata', '$.dto_version') }} as dto_version,
+        case
+            when block_metadata is not null and dto_version is distinct from '1'
+                then error(
+                    'Unsupported block_metadata dto_version ' || coalesce(dto_version, '(missing)')
+                    || ' in ' || source_file || ' line ' || line_number
+                    || ': this project reads dto_version 1 only. Check that the file is mParticle '
+                    || 'Quarantine Output, and report the new format with an example batch.'
+                )
+        end as dto_version_check,
+    from deduplicated
+)
+
+select * exclude (dto_version, dto_version_check) from checked
+where dto_version_check is null
