@@ -27,6 +27,7 @@ demo: setup
 test: setup
 	$(BIN)/ruff check loader tests benchmarks scripts
 	$(BIN)/ruff format --check loader tests benchmarks scripts
+	$(BIN)/mypy
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/loader lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
 

@@ -121,7 +121,7 @@ def columns(
     every = max(1, math.ceil(count / 12))
     for i, label in enumerate(labels):
         x = left + i * slot
-        base = top + plot_h
+        base: float = top + plot_h
         for name, color, values in series:
             value = values[i]
             h = plot_h * value / peak

@@ -289,9 +289,9 @@ def _same_value(a: Any, b: Any) -> bool:
         left = text.get(a, a) if isinstance(a, bool) else str(a).strip().lower()
         right = text.get(b, b) if isinstance(b, bool) else str(b).strip().lower()
         return left == right
-    left, right = _as_decimal(a), _as_decimal(b)
-    if left is not None and right is not None:
-        return left == right
+    exact_a, exact_b = _as_decimal(a), _as_decimal(b)
+    if exact_a is not None and exact_b is not None:
+        return exact_a == exact_b
     return a == b
 
 

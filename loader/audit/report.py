@@ -57,13 +57,15 @@ def _exists(con: duckdb.DuckDBPyConnection, table: str, catalog: str | None = No
         sql += " and database_name = ?"
         params.append(catalog)
     views = "select count(*) from duckdb_views() where view_name = ?"
-    found = con.execute(sql, params).fetchone()[0]
-    return bool(found or con.execute(views, [table]).fetchone()[0])
+    [(found,)] = con.execute(sql, params).fetchall()
+    [(views_found,)] = con.execute(views, [table]).fetchall()
+    return bool(found or views_found)
 
 
 def _attached(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     sql = "select count(*) from duckdb_databases() where database_name = ?"
-    return bool(con.execute(sql, [name]).fetchone()[0])
+    [(found,)] = con.execute(sql, [name]).fetchall()
+    return bool(found)
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> list[tuple]:

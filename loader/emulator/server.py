@@ -45,6 +45,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 
 from loader.errors import LoaderError
@@ -283,7 +284,7 @@ class Recorder:
         self.batches: list[bytes] = []
         self.ids: set[str] = set()
         self.request_offset = 0
-        self.con = None
+        self.con: duckdb.DuckDBPyConnection | None = None
         self._pending_batches: list[tuple] = []
         self._pending_requests: list[tuple] = []
         self._flushed = time.monotonic()
@@ -384,6 +385,7 @@ class Recorder:
             name: pa.array(column, type=kind)
             for (name, kind), column in zip(columns.items(), values, strict=True)
         }
+        assert self.con is not None  # only called with a record file
         insert_columns(self.con, table, arrays)
 
     def close(self) -> None:
@@ -395,9 +397,7 @@ class Recorder:
                 self.con = None
 
 
-def _open_record(path: Path):
-    import duckdb
-
+def _open_record(path: Path) -> duckdb.DuckDBPyConnection:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         con = duckdb.connect(str(path))
@@ -871,7 +871,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(n)
 
     def _read_chunked(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         total = 0
         while True:
             size = int(self.rfile.readline(1024).split(b";", 1)[0].strip() or b"0", 16)

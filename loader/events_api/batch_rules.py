@@ -26,6 +26,7 @@ name several identities of one type).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -300,7 +301,7 @@ def validate_batch(batch: Any, index: int | None = None, *, size: int | None = N
             add(f"events must be an array (got {describe(events)})")
         else:
             for position, event in enumerate(events):
-                _check_event(event, lambda message, at=position: add(message, at))
+                _check_event(event, functools.partial(add, event=position))
     return problems
 
 

@@ -112,7 +112,7 @@ class SourceMap:
         return line, offset - self.line_starts[line - 1] + 1
 
 
-def node_offset(node: exp.Expression) -> int | None:
+def node_offset(node: exp.Expr) -> int | None:
     """Offset in the parsed SQL of the node's first token that sqlglot located."""
     best = None
     for child in node.walk():
@@ -122,7 +122,7 @@ def node_offset(node: exp.Expression) -> int | None:
     return best
 
 
-def function_name(node: exp.Expression) -> str:
+def function_name(node: exp.Expr) -> str:
     if isinstance(node, exp.Anonymous):
         return node.name
     return node.sql_name() if isinstance(node, exp.Func) else node.sql(dialect="duckdb")
@@ -146,9 +146,7 @@ class FixLinter:
         line, col = self.map.position(compiled_offset) if compiled_offset is not None else (1, 1)
         self.problems.append(Problem(self.fix.path, line, col, message))
 
-    def report_at(
-        self, node: exp.Expression | None, message: str, fallback: int | None = None
-    ) -> None:
+    def report_at(self, node: exp.Expr | None, message: str, fallback: int | None = None) -> None:
         offset = node_offset(node) if node is not None else None
         self.report(offset if offset is not None else fallback, message)
 
@@ -347,6 +345,8 @@ class FixLinter:
 
     def check_kept_as_is(self, qualified: exp.Query) -> None:
         root = build_scope(qualified)
+        if root is None:
+            return
         for name in KEPT_AS_IS:
             if name not in qualified.named_selects:
                 continue  # reported as dropped
@@ -359,7 +359,7 @@ class FixLinter:
                     self.final_select_offset(),
                 )
 
-    def changed_projection(self, scope: Scope, name: str) -> exp.Expression | None:
+    def changed_projection(self, scope: Scope, name: str) -> exp.Expr | None:
         """The expression that computes `name` other than by passing the input's through."""
         if scope.set_operation_scopes:
             for branch in scope.set_operation_scopes:

@@ -119,7 +119,9 @@ def append_to_chain(text: str, model: str) -> str:
     if fixes_at is None:
         raise ScaffoldError("dbt_project.yml has no var 'fixes': add `fixes: []` under vars.")
     newline = "\r\n" if lines[fixes_at].endswith("\r\n") else "\n"
-    value, comment = re.match(r"\s*([^#]*?)\s*(#.*)?$", rest).groups()
+    shape = re.fullmatch(r"\s*([^#]*?)\s*(#.*)?", rest)
+    assert shape is not None  # the pattern matches any text
+    value, comment = shape.groups()
     if value.startswith("["):  # flow style: fixes: [a, b]
         inner = value.strip("[] ")
         items = f"{inner}, {model}" if inner else model

@@ -92,7 +92,8 @@ def open_maybe_gzip(stream: BinaryIO) -> tuple[BinaryIO, bool]:
         else io.BufferedReader(cast(io.RawIOBase, stream))
     )
     is_gzip = buffered.peek(2)[:2] == GZIP_MAGIC
-    return (gzip.GzipFile(fileobj=buffered, mode="rb") if is_gzip else buffered), is_gzip
+    opened = gzip.GzipFile(fileobj=buffered, mode="rb") if is_gzip else buffered
+    return cast(BinaryIO, opened), is_gzip
 
 
 def check_line(raw: bytes) -> str | None:

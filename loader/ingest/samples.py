@@ -117,9 +117,11 @@ class _Generator:
             elif blocked == "attributes":
                 attrs = ["./data/custom_attributes/debug_info"]
                 blocked_attributes.append({"event_id": event_id, "event_attributes": attrs})
-        identities = dict(user["identities"])
-        if identities and rng.random() < 0.1:  # the outbound (list) shape
-            identities = [{"identity_type": k, "identity": v} for k, v in identities.items()]
+        identities: dict[str, str] | list[dict[str, str]] = dict(user["identities"])
+        if user["identities"] and rng.random() < 0.1:  # the outbound (list) shape
+            identities = [
+                {"identity_type": k, "identity": v} for k, v in user["identities"].items()
+            ]
         batch = {
             "events": events,
             "device_info": {"platform": "iOS", **user["device"]},

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -442,7 +442,7 @@ class Ledger:
             if not batches:
                 return
         at = now()
-        batch_rows = {
+        batch_rows: dict[str, list] = {
             "source_request_id": [b.source_request_id for b in batches],
             "run_id": [run_id] * len(batches),
             "last_run_id": [run_id] * len(batches),
@@ -509,7 +509,9 @@ class Ledger:
             only_status=(PLANNED, FAILED, IN_FLIGHT),
         )
 
-    def settle(self, status: str, errors: dict[str, str | None], attempts: dict[str, int]) -> None:
+    def settle(
+        self, status: str, errors: Mapping[str, str | None], attempts: Mapping[str, int]
+    ) -> None:
         """Set the outcome of batches (acknowledged, failed, rejected) with their messages.
 
         A failed batch stays open (the next run sends it again), so it gets no settled_at.

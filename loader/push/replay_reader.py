@@ -137,14 +137,12 @@ def _check_replay_set(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 def _joined(array: pa.Array) -> tuple[list[int], memoryview]:
     """A string column's offsets and data: its values, back to back, without copies."""
-    if pa.types.is_large_string(array.type):
-        code = "q"
-    elif pa.types.is_string(array.type):
-        code = "i"
-    else:
-        array, code = array.cast(pa.string()), "i"
+    if not (pa.types.is_large_string(array.type) or pa.types.is_string(array.type)):
+        array = array.cast(pa.string())
     _, offsets, data = array.buffers()
-    view = memoryview(offsets).cast(code)[array.offset : array.offset + len(array) + 1]
+    whole = memoryview(offsets)
+    view = whole.cast("q") if pa.types.is_large_string(array.type) else whole.cast("i")
+    view = view[array.offset : array.offset + len(array) + 1]
     return view.tolist(), memoryview(data if data is not None else b"")
 
 
