@@ -91,6 +91,22 @@ def _legend(
     return items
 
 
+def _axis(left: int, right: int, top: int, plot_h: int, peak: float, unit: str = "") -> list[str]:
+    """The x axis line, and gridlines with their values at half and all of `peak`."""
+    body = [
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{WIDTH - right}" y2="{top + plot_h}" '
+        f'stroke="{MUTED}"/>'
+    ]
+    for fraction in (0.5, 1):
+        y = top + plot_h * (1 - fraction)
+        body.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{WIDTH - right}" y2="{y:.1f}" stroke="{GRID}"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="{MUTED}">'
+            f"{_fmt(peak * fraction)}{escape(unit)}</text>"
+        )
+    return body
+
+
 def columns(
     labels: Sequence[str],
     series: Sequence[tuple[str, str, Sequence[float]]],
@@ -107,17 +123,7 @@ def columns(
     totals = [sum(values[i] for _, _, values in series) for i in range(len(labels))]
     peak = _nice_max(max(totals, default=0))
     slot = plot_w / count
-    body = [
-        f'<line x1="{left}" y1="{top + plot_h}" x2="{WIDTH - right}" y2="{top + plot_h}" '
-        f'stroke="{MUTED}"/>'
-    ]
-    for fraction in (0.5, 1):
-        y = top + plot_h * (1 - fraction)
-        body.append(
-            f'<line x1="{left}" y1="{y:.1f}" x2="{WIDTH - right}" y2="{y:.1f}" stroke="{GRID}"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="{MUTED}">'
-            f"{_fmt(peak * fraction)}</text>"
-        )
+    body = _axis(left, right, top, plot_h, peak)
     every = max(1, math.ceil(count / 12))
     for i, label in enumerate(labels):
         x = left + i * slot
@@ -177,17 +183,7 @@ def lines(
     def py(y: float) -> float:
         return top + plot_h * (1 - y / peak)
 
-    body = [
-        f'<line x1="{left}" y1="{top + plot_h}" x2="{WIDTH - right}" y2="{top + plot_h}" '
-        f'stroke="{MUTED}"/>'
-    ]
-    for fraction in (0.5, 1):
-        y = py(peak * fraction)
-        body.append(
-            f'<line x1="{left}" y1="{y:.1f}" x2="{WIDTH - right}" y2="{y:.1f}" stroke="{GRID}"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="{MUTED}">'
-            f"{_fmt(peak * fraction)}{escape(y_unit)}</text>"
-        )
+    body = _axis(left, right, top, plot_h, peak, y_unit)
     for x, text in x_labels:
         at = px(x)
         anchor = "start" if at < left + 30 else "end" if at > WIDTH - right - 30 else "middle"

@@ -480,8 +480,3 @@ def _plan_notes(con: duckdb.DuckDBPyConnection, plan: PlanVersion) -> list[str]:
                 f"{{plan_id: {plan.plan_id}, plan_version: {plan.version}}}}}'."
             )
     return notes
-
-
-def plan_check(con: duckdb.DuckDBPyConnection, path: Path, version: int | None = None):
-    """Load the plan at `path` and check the replay set against it."""
-    return check_replay_set(con, load_plan(path, version))

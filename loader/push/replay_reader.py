@@ -155,26 +155,17 @@ def iter_groups(reader: pa.RecordBatchReader) -> Iterator[Group]:
     the iteration ends.
     """
     current: Group | None = None
-    current_no = None
+    current_no: object = None
     try:
         for rb in reader:
             m = rb.num_rows
             if m == 0:
                 continue
-            numbers = rb.column("group_no")
-            changes = pc.not_equal(numbers.slice(1), numbers.slice(0, m - 1))
-            first_no = numbers[0].as_py()
-            starts = [] if first_no == current_no else [0]
-            starts += [i + 1 for i in pc.indices_nonzero(changes).to_pylist()]
+            starts, users, contexts, texts = _group_heads(rb, current_no)
             offsets, events = _joined(rb.column("event_text"))
             key_offsets, keys = _joined(rb.column("key_line"))
             hash_column = rb.column("content_hash")
             hashes = hash_column.to_pylist() if hash_column.null_count < m else None
-            at_starts = pa.array(starts, pa.int64())
-            users, contexts, texts = (
-                rb.column(name).take(at_starts).to_pylist()
-                for name in ("user_key", "context_key", "batch_context")
-            )
             first = starts[0] if starts else m
             if first:  # the rows before the first head continue the current group
                 if current is None:
@@ -203,11 +194,25 @@ def iter_groups(reader: pa.RecordBatchReader) -> Iterator[Group]:
                 if n < last:
                     yield group
             current = group
-            current_no = numbers[m - 1].as_py()
+            current_no = rb.column("group_no")[m - 1].as_py()
         if current is not None:
             yield current
     finally:
         reader.close()
+
+
+def _group_heads(rb: pa.RecordBatch, current_no: object) -> tuple[list[int], list, list, list]:
+    """Rows of `rb` where a new group starts, and those rows' user, context key and context."""
+    numbers = rb.column("group_no")
+    changes = pc.not_equal(numbers.slice(1), numbers.slice(0, rb.num_rows - 1))
+    starts = [] if numbers[0].as_py() == current_no else [0]
+    starts += [i + 1 for i in pc.indices_nonzero(changes).to_pylist()]
+    at_starts = pa.array(starts, pa.int64())
+    users, contexts, texts = (
+        rb.column(name).take(at_starts).to_pylist()
+        for name in ("user_key", "context_key", "batch_context")
+    )
+    return starts, users, contexts, texts
 
 
 def _extend(
