@@ -10,7 +10,7 @@ import typer
 
 from loader import settings
 from loader.cli.common import JsonOption, err, handles_loader_errors, out
-from loader.ingest.importer import FileResult, IngestSummary, ingest
+from loader.ingest.importer import FileResult, IngestSummary, forget, ingest
 from loader.ingest.samples import generate
 from loader.warehouse import connect
 
@@ -20,27 +20,65 @@ def ingest_command(
     paths: Annotated[
         list[str], typer.Argument(help="Quarantine files, folders (searched recursively) or globs.")
     ],
+    forget_files: Annotated[
+        bool,
+        typer.Option(
+            "--forget",
+            help="Remove these ingested files' rows from the raw tables instead of loading.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Load Quarantine Output files (NDJSON, gzipped or not) into the warehouse's raw tables.
 
-    Exits 1 when some lines were rejected: they are listed in raw.rejected_lines.
+    Exits 1 when some lines or files were rejected (they are listed in raw.rejected_lines)
+    or some files could not be read. With --forget, exits 2 when a file was not ingested.
     """
+    if forget_files:
+        return forget_command(paths)
     con = connect(settings.warehouse_path())
     with con:
         summary = ingest(con, paths, on_file=None if as_json else print_file)
     if as_json:
         totals = summary.as_dict()
         totals["rejections"] = [r.__dict__ for r in summary.rejections]
+        totals["not_read"] = [{"path": f.path, "reason": f.note} for f in summary.not_read]
         out.print_json(json.dumps(totals))
     else:
         print_summary(summary)
-    if summary.rejections:
+    if summary.rejections or summary.not_read:
         raise typer.Exit(1)
+
+
+def forget_command(paths: list[str]) -> None:
+    """Remove ingested files from the raw tables; exit 2 when one was not ingested."""
+    con = connect(settings.warehouse_path())
+    with con:
+        results = [(path, forget(con, path)) for path in paths]
+    missing = False
+    for path, removed in results:
+        if removed is None:
+            missing = True
+            err.print(f"{path}: not ingested; nothing removed", markup=False, highlight=False)
+        else:
+            source_file, lines, rejected = removed
+            out.print(
+                f"forgot {source_file}: {lines} line{'s' * (lines != 1)}, "
+                f"{rejected} rejected line{'s' * (rejected != 1)}",
+                markup=False,
+                highlight=False,
+            )
+    if any(removed is not None for _, removed in results):
+        out.print("Run `dbt build` so the replay set no longer holds them.", markup=False)
+    if missing:
+        raise typer.Exit(2)
 
 
 def print_file(result: FileResult) -> None:
     """One line per file as it is read."""
+    if result.status in ("refused", "not read"):
+        out.print(f"{result.status:>9}  {result.path}  ({result.note})")
+        return
     counts = f"{result.lines_loaded} lines" if result.status in ("loaded", "replaced") else ""
     if result.lines_rejected:
         counts += f", [red]{result.lines_rejected} rejected[/]"
@@ -51,19 +89,30 @@ def print_file(result: FileResult) -> None:
 def print_summary(summary: IngestSummary) -> None:
     """The totals, then the first rejected lines."""
     totals = summary.as_dict()
+    not_read = f", not read {totals['files_not_read']}" if totals["files_not_read"] else ""
     out.print(
         f"\nfiles read {totals['files_read']}, skipped {totals['files_skipped']} "
-        f"(verification files), unchanged {totals['files_unchanged']}; "
+        f"(verification files), unchanged {totals['files_unchanged']}{not_read}; "
         f"lines loaded {totals['lines_loaded']}, rejected {totals['lines_rejected']}"
     )
+    for f in summary.not_read:
+        err.print(f"[red]not read[/] {f.path}: {f.note}")
+    if summary.not_read:
+        err.print("Files not read were not recorded; fix them and run ingest again.")
     for r in summary.rejections[:20]:
-        err.print(f"[red]rejected[/] {r.source_file}:{r.line_number}: {r.reason}")
+        where = f"{r.source_file}:{r.line_number}" if r.line_number else r.source_file
+        err.print(f"[red]rejected[/] {where}: {r.reason}")
     if len(summary.rejections) > 20:
         err.print(f"... and {len(summary.rejections) - 20} more")
     if summary.rejections:
         err.print(
             "Rejected lines were not loaded; see `select * from raw.rejected_lines`. "
             "Fix or re-download those files and run ingest again."
+        )
+    if summary.count("refused"):
+        err.print(
+            "A refused file stays recorded so it is not read again; "
+            "`loader ingest --forget PATH` removes it."
         )
 
 

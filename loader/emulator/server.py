@@ -17,6 +17,9 @@ Choices where mParticle is opaque or lenient:
   the same database file) is acknowledged with 202 but not recorded again.
 - `share_drop` closes the connection without an answer *after* processing the request
   (the ambiguous timeout case); the scripted "drop" closes it before processing.
+- Hostile clients: at most `MAX_CONCURRENT_REQUESTS` requests are handled at once (others
+  wait for a slot, then get a 503); a body over `MAX_HELD_BYTES` is read but not kept
+  (413); a bad chunk size is a 400.
 
 With `db_path`, accepted batches go to a DuckDB file: table `received_batches` (one row
 a batch, `batch_json` re-serialised compactly by orjson: same values, same key order,
@@ -33,6 +36,7 @@ import contextlib
 import hmac
 import math
 import random
+import re
 import socket
 import threading
 import time
@@ -49,7 +53,7 @@ import duckdb
 import orjson
 
 from loader.errors import LoaderError
-from loader.events_api.batch_rules import check_request, mpid_text
+from loader.events_api.batch_rules import check_request, check_request_size, mpid_text
 from loader.events_api.errors import error_body
 from loader.events_api.limits import ACCOUNT_RATE_LIMIT, MAX_REQUEST_BYTES
 
@@ -60,6 +64,15 @@ ENDPOINTS = {
     "/v2/bulkevents/historical": True,
 }
 MAX_READ_BYTES = 64 * 1024 * 1024  # larger bodies are not read at all
+# Bodies over this are read to their end but not kept (a 413): even gzipped, such a body
+# decodes to more than the 256 KB a request may hold. A request holds at most this much.
+MAX_HELD_BYTES = 2 * MAX_REQUEST_BYTES
+READ_BLOCK_BYTES = 64 * 1024
+# At most this many requests are handled at once; another waits up to SLOT_WAIT_S for a
+# slot, then gets a 503 with Retry-After: 1 (its body unread, the connection closed).
+MAX_CONCURRENT_REQUESTS = 8
+SLOT_WAIT_S = 30.0
+CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")  # a chunk size line, extensions cut off
 
 RECORD_DDL = """
 create table if not exists received_batches (
@@ -428,6 +441,7 @@ class Emulator:
         self._requests: list[RequestRecord] = []
         self._request_count = 0  # continues the record file's numbering, see below
         self._stopping = threading.Event()
+        self.slots = threading.BoundedSemaphore(MAX_CONCURRENT_REQUESTS)
         self.counts = {
             "requests": 0,
             "accepted_batches": 0,
@@ -756,6 +770,40 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         emulator = self.server.emulator
+        if not emulator.slots.acquire(timeout=SLOT_WAIT_S):
+            return self._busy(emulator)
+        try:
+            self._post(emulator)
+        finally:
+            emulator.slots.release()
+
+    def _busy(self, emulator: Emulator) -> None:
+        """Too many requests at once: 503 without reading the body, and close."""
+        record = RequestRecord(
+            number=emulator.next_number(),
+            method="POST",
+            path=self.path.split("?", 1)[0].rstrip("/"),
+            status=503,
+            n_batches=0,
+            body_bytes=0,
+            headers=_safe_headers(self.headers),
+            time=time.time(),
+            fault="busy",
+        )
+        emulator.finish(record)
+        self.close_connection = True
+        message = (
+            f"the emulator is serving {MAX_CONCURRENT_REQUESTS} requests already; try again later"
+        )
+        self._send(
+            _Reply(
+                503,
+                error_body("SERVICE_UNAVAILABLE", message),
+                {"Retry-After": "1", "Connection": "close"},
+            )
+        )
+
+    def _post(self, emulator: Emulator) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
         record = RequestRecord(
             number=emulator.next_number(),
@@ -768,10 +816,15 @@ class _Handler(BaseHTTPRequestHandler):
             time=time.time(),
         )
         try:
-            body = self._read_body()
+            body = self._read_body(record)
         except (_Drop, ValueError, OSError):
             record.fault = "unreadable body"
             return self._drop(emulator, record, 0)
+        if isinstance(body, _Reply):  # a bad chunk size, or a body too large to hold
+            record.status = body.status
+            record.errors = [orjson.loads(body.payload)["errors"][0]["message"]]
+            emulator.finish(record)
+            return self._send(body)
         record.body_bytes = len(body or b"")
 
         forced = emulator.next_fault()
@@ -858,32 +911,64 @@ class _Handler(BaseHTTPRequestHandler):
         record.status = None
         emulator.finish(record, events)
 
-    def _read_body(self) -> bytes | None:
-        """The request body, or None without Content-Length or chunked encoding."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked()
-        length = self.headers.get("Content-Length")
-        if length is None:
-            return None
-        n = int(length)
-        if n < 0 or n > MAX_READ_BYTES:
-            raise _Drop
-        return self.rfile.read(n)
+    def _read_body(self, record: RequestRecord) -> bytes | _Reply | None:
+        """The request body, or None without Content-Length or chunked encoding.
 
-    def _read_chunked(self) -> bytes:
-        parts: list[bytes] = []
+        At most `MAX_HELD_BYTES` are kept: a longer body is read to its end and refused
+        with a 413 (so the connection stays usable). A bad chunk size is a 400, and the
+        connection is closed (where the body ends is unknown).
+        """
+        held: list[bytes] = []
         total = 0
-        while True:
-            size = int(self.rfile.readline(1024).split(b";", 1)[0].strip() or b"0", 16)
-            if size == 0:
-                while self.rfile.readline(1024).strip():
-                    pass  # trailers
-                return b"".join(parts)
-            total += size
-            if total > MAX_READ_BYTES:
+
+        def take(n: int) -> None:
+            nonlocal total
+            while n > 0:
+                data = self.rfile.read(min(n, READ_BLOCK_BYTES))
+                if not data:
+                    raise _Drop  # the client went away mid-body
+                n -= len(data)
+                total += len(data)
+                if total <= MAX_HELD_BYTES:
+                    held.append(data)
+                else:
+                    held.clear()
+
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            while True:
+                line = self.rfile.readline(1024)
+                if not line:
+                    raise _Drop
+                text = line.split(b";", 1)[0].strip()
+                if not CHUNK_SIZE.fullmatch(text):
+                    self.close_connection = True
+                    shown = text.decode("ascii", "backslashreplace")
+                    return _Reply(
+                        400,
+                        error_body("BAD_REQUEST", f"bad chunk size {shown!r} in a chunked body"),
+                        {"Connection": "close"},
+                    )
+                size = int(text, 16)
+                if size == 0:
+                    while self.rfile.readline(1024).strip():
+                        pass  # trailers
+                    break
+                if total + size > MAX_READ_BYTES:
+                    raise _Drop
+                take(size)
+                self.rfile.readline(1024)
+        else:
+            length = self.headers.get("Content-Length")
+            if length is None:
+                return None
+            n = int(length)
+            if n < 0 or n > MAX_READ_BYTES:
                 raise _Drop
-            parts.append(self.rfile.read(size))
-            self.rfile.readline(1024)
+            take(n)
+        record.body_bytes = total
+        if total > MAX_HELD_BYTES:
+            return _Reply(413, error_body("REQUEST_TOO_LARGE", check_request_size(total) or ""))
+        return b"".join(held)
 
     def _send(self, reply: _Reply) -> None:
         self.send_response(reply.status)

@@ -9,12 +9,14 @@ completely loaded files.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import BinaryIO, cast
 
 import duckdb
@@ -27,6 +29,19 @@ from loader.warehouse import ensure_raw_schema, insert_columns
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK_LINES = 5_000
 EXCERPT_BYTES = 200
+# The longest line (batch) read, in bytes without its line end. mParticle's batches are
+# at most a few MB: the Events API refuses a batch over 128 KB, and the quarantine
+# batches written by SDKs and feeds are of the same order. 16 MiB is far above any real
+# batch, yet bounds what one line can cost (reading, checking and storing it takes a few
+# times its size). A longer line goes to raw.rejected_lines as `line too long` and is
+# skipped without being held in memory.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+SKIP_BYTES = 1024 * 1024  # read size while skipping the rest of a line too long
+SNIFF_BYTES = 1024  # the head of a file (after gunzip) checked for binary content
+NOT_QUARANTINE = (
+    f"not a quarantine file: binary content (a NUL byte or invalid UTF-8 in the first "
+    f"{SNIFF_BYTES} bytes) and no line is a JSON object"
+)
 
 
 @dataclass
@@ -39,8 +54,8 @@ class Rejection:
 
 @dataclass
 class FileResult:
-    path: str
-    status: str  # loaded | replaced | unchanged | skipped
+    path: str  # as recorded in the raw tables; for a file not read, shown safely
+    status: str  # loaded | replaced | refused | unchanged | skipped | not read
     lines_loaded: int = 0
     lines_rejected: int = 0
     note: str = ""
@@ -57,7 +72,12 @@ class IngestSummary:
 
     @property
     def files_read(self) -> int:
-        return self.count("loaded", "replaced")
+        return self.count("loaded", "replaced", "refused")
+
+    @property
+    def not_read(self) -> list[FileResult]:
+        """Files that could not be opened (or named): nothing of them is recorded."""
+        return [f for f in self.files if f.status == "not read"]
 
     @property
     def lines_loaded(self) -> int:
@@ -73,6 +93,8 @@ class IngestSummary:
             "files_skipped": self.count("skipped"),
             "files_unchanged": self.count("unchanged"),
             "files_replaced": self.count("replaced"),
+            "files_refused": self.count("refused"),
+            "files_not_read": self.count("not read"),
             "lines_loaded": self.lines_loaded,
             "lines_rejected": self.lines_rejected,
         }
@@ -94,6 +116,26 @@ def open_maybe_gzip(stream: BinaryIO) -> tuple[BinaryIO, bool]:
     is_gzip = buffered.peek(2)[:2] == GZIP_MAGIC
     opened = gzip.GzipFile(fileobj=buffered, mode="rb") if is_gzip else buffered
     return cast(BinaryIO, opened), is_gzip
+
+
+def looks_binary(head: bytes) -> bool:
+    """True when the first bytes of a file (after gunzip) are not UTF-8 text."""
+    head = head[:SNIFF_BYTES]
+    if b"\x00" in head:
+        return True
+    try:  # a character cut at the end of the head is not an error
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def shown_path(uri: str) -> str:
+    """`uri` printable and storable: bytes of a non-UTF-8 file name as \\xNN."""
+    try:
+        return uri.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return uri.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def check_line(raw: bytes) -> str | None:
@@ -175,11 +217,21 @@ class _FileLoader:
 
 
 def _read_lines(fh: BinaryIO, loader: _FileLoader, is_gzip: bool) -> None:
+    """Every line of `fh` to `loader`; memory stays bounded by `MAX_LINE_BYTES`."""
+    limit = MAX_LINE_BYTES
+    too_long = f"line too long (over {limit} bytes)"
+    readline = fh.readline
     line_number = 0
     try:
-        for line_number, raw in enumerate(fh, start=1):
-            raw = raw.rstrip(b"\r\n")
-            if raw.strip():
+        while line := readline(limit + 2):  # room for the line end
+            line_number += 1
+            raw = line.rstrip(b"\r\n")
+            if len(raw) > limit:
+                loader.reject(line_number, too_long, raw[:EXCERPT_BYTES])
+                if not line.endswith(b"\n"):
+                    while (rest := readline(SKIP_BYTES)) and not rest.endswith(b"\n"):
+                        pass
+            elif raw.strip():
                 loader.add(line_number, raw)
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
         kind = "gzip stream truncated or corrupt" if is_gzip else "read error"
@@ -199,7 +251,14 @@ def ingest_file(
     source_file = obj.uri
     if is_verification_file(obj.name):
         return FileResult(source_file, "skipped", note="bucket verification file")
-    checksum = source.fingerprint(obj)
+    if shown_path(source_file) != source_file:
+        return FileResult(
+            shown_path(source_file), "not read", note="its name is not UTF-8; rename it"
+        )
+    try:
+        checksum = source.fingerprint(obj)
+    except OSError as exc:
+        return _not_read(obj, exc)
     known = con.execute(
         "select source_file from raw.ingested_files where file_checksum = ? limit 1", [checksum]
     ).fetchall()
@@ -216,11 +275,19 @@ def ingest_file(
             con.execute(f"delete from raw.{table} where source_file = ?", [source_file])
         con.commit()
     loader = _FileLoader(con, source_file, checksum, now)
-    with source.open(obj) as stream:
+    try:
+        stream = source.open(obj)
+    except OSError as exc:
+        return _not_read(obj, exc)
+    with stream:
         fh, is_gzip = open_maybe_gzip(stream)
         with fh:
+            binary = looks_binary(cast(io.BufferedReader, fh).peek(SNIFF_BYTES))
             _read_lines(fh, loader, is_gzip)
     loader.flush()
+    refused = binary and loader.loaded == 0 and bool(loader.rejections)
+    if refused:  # one row for the whole file, not one per "line" of a picture
+        loader.rejections = [Rejection(source_file, 0, NOT_QUARANTINE, None)]
     con.begin()
     loader.write_rejections()
     con.execute(
@@ -236,6 +303,14 @@ def ingest_file(
         ],
     )
     con.commit()
+    if refused:
+        return FileResult(
+            source_file,
+            "refused",
+            lines_rejected=1,
+            note=NOT_QUARANTINE,
+            rejections=loader.rejections,
+        )
     return FileResult(
         source_file,
         "replaced" if previous else "loaded",
@@ -244,6 +319,43 @@ def ingest_file(
         note="content changed since last ingest; earlier rows replaced" if previous else "",
         rejections=loader.rejections,
     )
+
+
+def _not_read(obj: SourceObject, exc: OSError) -> FileResult:
+    """A file that could not be opened: reported, nothing recorded (the next run tries again)."""
+    return FileResult(
+        shown_path(obj.uri), "not read", note=f"cannot open it: {exc.strerror or exc}"
+    )
+
+
+def forget(con: duckdb.DuckDBPyConnection, path: str) -> tuple[str, int, int] | None:
+    """Remove an ingested file's rows from the raw tables: (its recorded name, lines,
+    rejected lines), or None when no ingested file is recorded under `path`.
+
+    `path` is matched as recorded, then as a local path resolved the way ingest records it.
+    """
+    ensure_raw_schema(con)
+    candidates = [path]
+    if "://" not in path:
+        candidates.append(str(Path(path).resolve()))
+    for source_file in candidates:
+        [(known,)] = con.execute(
+            "select count(*) from raw.ingested_files where source_file = ?", [source_file]
+        ).fetchall()
+        if known:
+            break
+    else:
+        return None
+    counts = []
+    con.begin()
+    for table in ("quarantine_lines", "rejected_lines", "ingested_files"):
+        [(n,)] = con.execute(
+            f"select count(*) from raw.{table} where source_file = ?", [source_file]
+        ).fetchall()
+        counts.append(n)
+        con.execute(f"delete from raw.{table} where source_file = ?", [source_file])
+    con.commit()
+    return source_file, counts[0], counts[1]
 
 
 def remove_incomplete_loads(con: duckdb.DuckDBPyConnection) -> None:

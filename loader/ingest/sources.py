@@ -67,8 +67,7 @@ class LocalFiles:
             elif path.is_dir():
                 candidates = sorted(p for p in path.rglob("*") if p.is_file())
             else:
-                candidates = sorted(Path(p) for p in glob.glob(argument, recursive=True))
-                candidates = [p for p in candidates if p.is_file()]
+                candidates = sorted(p for p in _glob(argument) if p.is_file())
                 if not candidates:
                     raise LoaderError(
                         f"{argument}: no such file or folder, and no file matches it."
@@ -88,6 +87,26 @@ class LocalFiles:
 
     def open(self, obj: SourceObject) -> BinaryIO:
         return open(obj.uri, "rb")  # noqa: SIM115 - the caller closes it
+
+
+def _glob(pattern: str) -> Iterator[Path]:
+    """The paths matching `pattern`, with `**` for any depth of folders, like `glob.glob`
+    (names starting with a dot match only a pattern part starting with one), except that
+    symlinked folders are not followed, as in a folder walk: a symlink loop ends."""
+    parts = Path(pattern).parts
+    fixed = 0
+    while fixed < len(parts) and not glob.has_magic(parts[fixed]):
+        fixed += 1
+    if fixed == len(parts):
+        yield Path(pattern)
+        return
+    base = Path(*parts[:fixed]) if fixed else Path()
+    rest = parts[fixed:]
+    allow_hidden = any(part.startswith(".") for part in rest)
+    for match in base.glob(str(Path(*rest))):
+        below = match.parts[len(base.parts) :]
+        if allow_hidden or not any(part.startswith(".") for part in below):
+            yield match
 
 
 def source_for(arguments: Iterable[str]) -> Source:

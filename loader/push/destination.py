@@ -87,12 +87,17 @@ class Destination(Protocol):
 
 
 def retry_after_seconds(value: str | None) -> float | None:
-    """An HTTP Retry-After value as seconds: a number, or an HTTP date."""
+    """An HTTP Retry-After value as seconds: a number, or an HTTP date.
+
+    None when there is none, or it is no wait (not a number, NaN, negative): the caller
+    backs off as without one. It may be huge or infinite: the caller caps the wait.
+    """
     if not value:
         return None
     value = value.strip()
     with contextlib.suppress(ValueError):
-        return max(0.0, float(value))
+        seconds = float(value)
+        return seconds if seconds >= 0 else None  # NaN compares false
     with contextlib.suppress(TypeError, ValueError):
         when = email.utils.parsedate_to_datetime(value)
         return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -7,9 +7,9 @@ Every HTTP attempt is reported as an `Attempt`.
 
 The destination classifies each answer (`Destination.classify`); the transport acts on
 the verdict:
-- rate limited: wait as the destination says (or back off exponentially with jitter),
-  pausing every worker, and lower the shared rate when asked. Waiting is not a failed
-  attempt.
+- rate limited: wait as the destination says (at most `MAX_RETRY_AFTER_S`), or back off
+  exponentially with jitter, pausing every worker, and lower the shared rate when asked.
+  Waiting is not a failed attempt.
 - retry (and timeouts, dropped connections): the same body again after a backoff with
   jitter, up to `max_retries` times.
 - split: the request is split in halves until each bad batch is alone; its message is
@@ -35,6 +35,10 @@ from loader.push.attempts import Attempt
 from loader.push.destination import Answer, ConfigurationError, Destination, Verdict
 
 ERROR_TEXT_LIMIT = 2000
+# The longest wait a rate-limited answer gets: a `Retry-After` above it (1e9, inf, a
+# date years ahead) waits this long, then the request is tried again. mParticle asks for
+# seconds; five minutes is far above any real answer, and a run never sleeps forever.
+MAX_RETRY_AFTER_S = 300.0
 OUTCOMES = {  # an attempt's outcome, as the ledger records it
     Verdict.ACCEPTED: "accepted",
     Verdict.RETRY: "server_error",
@@ -153,6 +157,7 @@ class Transport:
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
         max_rate_limit_waits: int = 100,
+        max_wait_s: float | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.destination = destination
@@ -164,6 +169,7 @@ class Transport:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.max_rate_limit_waits = max_rate_limit_waits
+        self.max_wait_s = MAX_RETRY_AFTER_S if max_wait_s is None else max_wait_s
         self._rng = rng or random.Random()
         self._rng_lock = threading.Lock()
         self._local = threading.local()
@@ -269,6 +275,7 @@ class Transport:
         if answer.slow_down:
             self.limiter.slow_down()
         wait = answer.wait_s if answer.wait_s is not None else self._backoff(waits)
+        wait = min(wait, self.max_wait_s)  # also ends an infinite wait
         self.limiter.pause(wait)
         return round(wait * 1000)
 

@@ -269,3 +269,29 @@ def test_retry_after_forms():
     assert retry_after_seconds(None) is None
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+
+
+def test_an_absurd_retry_after_waits_the_cap_and_a_meaningless_one_backs_off(emu):
+    emu.script(["429:inf", "429:1e9", "429:nan"])
+    t = transport(emu, max_retries=0, max_wait_s=0.05, rng=random.Random(7))
+    result = t.send([batch(1)], request_no=1)
+    assert result.acknowledged == ["batch-1"]
+    assert [a.status_code for a in result.attempts] == [429, 429, 429, 202]
+    assert [a.retry_after for a in result.attempts[:3]] == ["inf", "1e+09", "nan"]
+    # inf and 1e9 wait the cap (50 ms here); nan is no value: the third backoff, 40 ms
+    jitter = 0.5 + random.Random(7).random() / 2
+    assert [a.wait_ms for a in result.attempts[:3]] == [50, 50, round(40 * jitter)]
+
+
+def test_the_retry_after_cap_is_five_minutes(emu):
+    from loader.push.transport import MAX_RETRY_AFTER_S
+
+    assert MAX_RETRY_AFTER_S == 300.0
+    assert transport(emu).max_wait_s == 300.0
+
+
+def test_retry_after_values_that_are_not_a_wait_are_absent():
+    assert retry_after_seconds("nan") is None
+    assert retry_after_seconds("-5") is None
+    assert retry_after_seconds("inf") == float("inf")  # the transport waits its cap
+    assert retry_after_seconds("1e9") == 1e9
