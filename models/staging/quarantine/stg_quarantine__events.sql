@@ -48,10 +48,16 @@ events as (
         data.event_name,
         data.custom_event_type,
         data.timestamp_unixtime_ms as timestamp_text,
-        try_cast(data.timestamp_unixtime_ms as bigint) as timestamp_unixtime_ms,
+        {{ unix_ms_from_text('data.timestamp_unixtime_ms') }} as timestamp_unixtime_ms,
         data.custom_attributes,
         event_data,
     from with_data
 )
 
-select * from events
+select
+    *,
+    -- 1 for the first event with its event_id in the batch, 2 for a repeat, ...
+    case when event_id is not null then
+        row_number() over (partition by batch_key, event_id order by event_index)
+    end as event_id_occurrence,
+from events
