@@ -63,7 +63,10 @@ def built_models(warehouse) -> list[str]:
             "var data_plan_policy must be keep, drop or set, not 'dorp'",
         ),
         (
-            {"data_plan_policy": "set", "data_plan_override": {"plan_id": "p", "plan_version": "v2"}},
+            {
+                "data_plan_policy": "set",
+                "data_plan_override": {"plan_id": "p", "plan_version": "v2"},
+            },
             "var data_plan_override.plan_version must be a whole number or null, not 'v2'",
         ),
     ],

@@ -35,7 +35,9 @@ def batch(batch_id: str, events: list, blocked: list[str], **fields) -> dict:
         "environment": "production",
         "user_identities": {"customer_id": f"C{batch_id}"},
         "events": events,
-        "context": {"data_plan": {"block_metadata": {"dto_version": 1, "blocked_event_ids": blocked}}},
+        "context": {
+            "data_plan": {"block_metadata": {"dto_version": 1, "blocked_event_ids": blocked}}
+        },
         **fields,
     }
 
@@ -60,7 +62,15 @@ INVALID_MPIDS = {
 
 def invalid_mpid_line(batch_id: str, mpid_json: str) -> str:
     fields = {} if batch_id == "503" else {"user_identities": {}}
-    text = line(batch(batch_id, [event(f"{batch_id}1", str(RECENT_MS))], [f"{batch_id}1"], mpid="MPID", **fields))
+    text = line(
+        batch(
+            batch_id,
+            [event(f"{batch_id}1", str(RECENT_MS))],
+            [f"{batch_id}1"],
+            mpid="MPID",
+            **fields,
+        )
+    )
     return text.replace('"MPID"', mpid_json)
 
 
