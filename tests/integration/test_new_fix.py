@@ -220,7 +220,10 @@ def test_key_test_fails_and_names_each_fix_that_breaks_the_chain(tmp_path, data)
     breakages = {
         "shift_time": "timestamp_unixtime_ms + 1 as timestamp_unixtime_ms",
         "rekey_user": "'someone else' as user_key",
-        "rekey_event": "case when event_name = 'Search' then replay_key || '!' else replay_key end as replay_key",
+        "rekey_event": (
+            "case when event_name = 'Search' then replay_key || '!' else replay_key end"
+            " as replay_key"
+        ),
     }
     for name, change in breakages.items():
         scaffold(project, name)
