@@ -8,8 +8,10 @@ with repeated as (
         batch_key,
         event_id,
         count(*) as occurrences,
-        string_agg(batch_key || ':' || event_id || '#' || event_index, ', ' order by event_index)
-            filter (where event_id_occurrence > 1) as repeat_keys,
+        array_to_string(
+            list(batch_key || ':' || event_id || '#' || event_index order by event_index)[2:],
+            ', '
+        ) as repeat_keys,
     from {{ ref('stg_quarantine__events') }}
     where event_id is not null
     group by all

@@ -35,6 +35,11 @@ affected as (
         events.*,
         blocked_ids.event_id is not null as is_blocked_event,
         coalesce(blocked_attributes.blocked_attributes, []) as blocked_attributes,
+        -- 1 for the first event with its event_id in the batch, 2 for a repeat, ... (every
+        -- occurrence of an affected event_id is affected, so counting here counts them all)
+        case when events.event_id is not null then row_number() over (
+            partition by events.batch_key, events.event_id order by events.event_index
+        ) end as event_id_occurrence,
     from events
     left join blocked_ids
         on events.batch_key = blocked_ids.batch_key and events.event_id = blocked_ids.event_id

@@ -54,10 +54,4 @@ events as (
     from with_data
 )
 
-select
-    *,
-    -- 1 for the first event with its event_id in the batch, 2 for a repeat, ...
-    case when event_id is not null then
-        row_number() over (partition by batch_key, event_id order by event_index)
-    end as event_id_occurrence,
-from events
+select * from events

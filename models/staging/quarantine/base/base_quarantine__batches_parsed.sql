@@ -36,9 +36,8 @@ parsed as (
         source_file,
         line_number,
         ingested_at,
+        batch_json,
         from_json(batch_json, '{{ tojson(batch_shape) }}') as batch,
-        -- the content, minified: a redelivery differing only in whitespace is the same batch
-        md5(json(batch_json)::varchar) as content_hash,
     from lines
     semi join loaded_files using (file_checksum)
 ),
@@ -52,12 +51,23 @@ identified as (
     from parsed
 ),
 
+hashed as (
+    select
+        * exclude (batch_json),
+        -- the content, minified (a copy differing only in whitespace is the same batch);
+        -- hashed only for a batch identity delivered more than once
+        case when count(*) over (partition by batch_identity) > 1
+            then md5(json(batch_json)::varchar)
+        end as content_hash,
+    from identified
+),
+
 keyed as (
     select
         -- the first content delivered under a batch identity keeps it as its key (keys
         -- already sent stay the same); other contents add their hash
         case
-            when content_hash = first_value(content_hash) over (
+            when content_hash is null or content_hash = first_value(content_hash) over (
                 partition by batch_identity order by ingested_at, source_file, line_number
             )
                 then batch_identity
@@ -85,7 +95,7 @@ keyed as (
             {{ json_get('batch.context', '$.data_plan.block_metadata') }},
             {{ json_get('batch.context', '$.block_metadata') }}
         ) as block_metadata,
-    from identified
+    from hashed
 ),
 
 deduplicated as (
