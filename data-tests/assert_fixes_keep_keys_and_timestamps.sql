@@ -1,8 +1,10 @@
 -- A fix may change content, never the replay key, the user key or the original timestamp,
 -- and may not add, remove or duplicate events (to skip one, set skip_reason). Each fix is
--- compared with its input, so a failing row names the fix.
+-- compared with its input, so a failing row names the fix; dbt's output lists each fix and
+-- rule broken, with a count and an example replay_key.
 {% set fixes = fix_chain() %}
 
+{% set problems %}
 {% if fixes | length == 0 %}
 select null as fix_name, null as replay_key, null as problem where false
 {% else %}
@@ -35,3 +37,12 @@ where before_fix.replay_key is null
 {% if not loop.last %}union all{% endif %}
 {% endfor %}
 {% endif %}
+{% endset %}
+
+{{ print_test_messages(
+    "select fix_name || ': ' || problem || ' - ' || count(*) || ' event'"
+    ~ " || case when count(*) > 1 then 's' else '' end || ', e.g. ' || min(replay_key) as message"
+    ~ " from (" ~ problems ~ ") group by fix_name, problem"
+) }}
+
+{{ problems }}

@@ -7,8 +7,13 @@
 #}
 
 {% macro fix_chain() -%}
-    {#- The fix model names in chain order: the one place var 'fixes' is read. -#}
-    {{ return(var('fixes', []) or []) }}
+    {#- The fix model names in chain order: the one place var 'fixes' is read. Checked here
+        as well as in check_project_vars, since models call this while dbt parses them. -#}
+    {%- set fixes = var('fixes', []) or [] -%}
+    {%- if not var_is_name_list(fixes) -%}
+        {{ exceptions.raise_compiler_error(var_problem('fixes', fixes, 'fix_names')) }}
+    {%- endif -%}
+    {{ return(fixes) }}
 {%- endmacro %}
 
 {% macro fix_chain_start() -%}

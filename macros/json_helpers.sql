@@ -27,3 +27,24 @@
     {#- A Jinja list of strings as a SQL varchar[] literal. -#}
     [{% for value in values %}{{ fix_sql_string(value) }}{{ ', ' if not loop.last }}{% endfor %}]::varchar[]
 {%- endmacro %}
+
+{% macro is_int64_text(text_expr) -%}
+    {#- True when `text_expr` is a signed 64-bit integer written as plain digits, false when it
+        is something else, null when it is null or empty. No float on the way. -#}
+    case
+        when nullif({{ text_expr }}, '') is null then null
+        else regexp_full_match({{ text_expr }}, '-?[0-9]{1,19}')
+            and try_cast({{ text_expr }} as bigint) is not null
+    end
+{%- endmacro %}
+
+{% macro unix_ms_from_text(text_expr) -%}
+    {#- A Unix-ms time written as plain digits, as an exact BIGINT; null when it is missing, not
+        an integer (a fraction or an exponent is never rounded) or outside
+        1970-01-01..9999-12-31 (253402300799999), where date arithmetic cannot overflow. -#}
+    case
+        when regexp_full_match({{ text_expr }}, '[0-9]{1,15}')
+            and {{ text_expr }}::bigint <= 253402300799999
+            then {{ text_expr }}::bigint
+    end
+{%- endmacro %}

@@ -4,6 +4,13 @@
     {%- if fixed is none -%} epoch_ms(now()::timestamp) {%- else -%} cast({{ fixed }} as bigint) {%- endif -%}
 {%- endmacro %}
 
+{% macro future_tolerance_ms() -%}
+    {#- How far past the reference time an event may be and still replay: 1 day, for clocks
+        that run ahead or local times written as UTC (up to 14 hours). Later events are
+        skipped with reason timestamp_in_future. -#}
+    86400000
+{%- endmacro %}
+
 {% macro data_plan_context(plan_id_column, plan_version_column) -%}
     {#- The `context` object sent with a replay batch, per var data_plan_policy. -#}
     {%- set policy = var('data_plan_policy', 'keep') -%}

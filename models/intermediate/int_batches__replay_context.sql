@@ -94,6 +94,7 @@ select
     login_identity_types,
     list_transform(device_id_pairs, lambda pair: split_part(pair, '=', 1)) as device_id_types,
     mpid,
+    invalid_mpid,
     environment,
     data_plan_id,
     data_plan_version,

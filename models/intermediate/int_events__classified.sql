@@ -35,6 +35,11 @@ affected as (
         events.*,
         blocked_ids.event_id is not null as is_blocked_event,
         coalesce(blocked_attributes.blocked_attributes, []) as blocked_attributes,
+        -- 1 for the first event with its event_id in the batch, 2 for a repeat, ... (every
+        -- occurrence of an affected event_id is affected, so counting here counts them all)
+        case when events.event_id is not null then row_number() over (
+            partition by events.batch_key, events.event_id order by events.event_index
+        ) end as event_id_occurrence,
     from events
     left join blocked_ids
         on events.batch_key = blocked_ids.batch_key and events.event_id = blocked_ids.event_id
@@ -46,7 +51,9 @@ affected as (
 
 classified as (
     select
+        -- a repeated event_id in one batch: the repeats add their position in the batch
         affected.batch_key || ':' || coalesce(affected.event_id, '#' || affected.event_index)
+            || case when affected.event_id_occurrence > 1 then '#' || affected.event_index else '' end
             as replay_key,
         contexts.user_key,
         contexts.mpid,
@@ -74,7 +81,11 @@ classified as (
             when not affected.is_blocked_event and not {{ var('replay_attribute_only_events') }}
                 then 'attributes_only_not_opted_in'
             when affected.event_type is null then 'missing_event_type'
+            when contexts.invalid_mpid is not null then 'invalid_mpid'
             when affected.timestamp_unixtime_ms is null then 'missing_or_invalid_timestamp'
+            when affected.timestamp_unixtime_ms
+                    > {{ reference_time_ms() }} + {{ future_tolerance_ms() }}
+                then 'timestamp_in_future'
             when ({{ reference_time_ms() }} - affected.timestamp_unixtime_ms)
                     > {{ var('max_event_age_days') }}::bigint * 86400000
                 and not {{ var('allow_events_older_than_max_age') }}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -219,6 +220,10 @@ def test_key_test_fails_and_names_each_fix_that_breaks_the_chain(tmp_path, data)
     breakages = {
         "shift_time": "timestamp_unixtime_ms + 1 as timestamp_unixtime_ms",
         "rekey_user": "'someone else' as user_key",
+        "rekey_event": (
+            "case when event_name = 'Search' then replay_key || '!' else replay_key end"
+            " as replay_key"
+        ),
     }
     for name, change in breakages.items():
         scaffold(project, name)
@@ -246,9 +251,16 @@ def test_key_test_fails_and_names_each_fix_that_breaks_the_chain(tmp_path, data)
     )
     assert problems == [
         ("fix_drop_searches", "event removed (or its replay_key changed); set skip_reason instead"),
+        ("fix_rekey_event", "event added (or its replay_key changed)"),
+        ("fix_rekey_event", "event removed (or its replay_key changed); set skip_reason instead"),
         ("fix_rekey_user", "user_key changed"),
         ("fix_shift_time", "timestamp_unixtime_ms changed"),
     ]
+    # what dbt prints names each fix and the rule it broke, with a count and an example
+    for fix, problem in problems:
+        assert re.search(
+            rf"{fix}: {re.escape(problem)} - \d+ events?, e\.g\. \S+", result.stdout
+        ), (fix, problem, result.stdout)
 
 
 def test_new_fix_refuses_bad_names_duplicates_and_leaves_files_alone(tmp_path):

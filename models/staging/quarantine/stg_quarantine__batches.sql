@@ -1,5 +1,6 @@
 -- One row per distinct batch, its fields normalized: empty text is null, user identities
--- are a map whatever their shape, free-form objects are {} when absent.
+-- are a map whatever their shape, free-form objects are {} when absent, an MPID that is not
+-- a signed 64-bit integer is set apart (invalid_mpid).
 
 with batches as (
     select * from {{ ref('base_quarantine__batches_parsed') }}
@@ -13,7 +14,9 @@ normalized as (
         line_number,
         delivery_count,
         ingested_at,
-        nullif(mpid, '') as mpid,
+        -- an MPID is a signed 64-bit integer; anything else cannot be sent as one
+        case when {{ is_int64_text('mpid') }} then mpid::bigint::varchar end as mpid,
+        case when not {{ is_int64_text('mpid') }} then mpid end as invalid_mpid,
         nullif(mp_deviceid, '') as mp_deviceid,
         environment,
         try_cast(timestamp_unixtime_ms as bigint) as batch_timestamp_ms,

@@ -48,7 +48,7 @@ events as (
         data.event_name,
         data.custom_event_type,
         data.timestamp_unixtime_ms as timestamp_text,
-        try_cast(data.timestamp_unixtime_ms as bigint) as timestamp_unixtime_ms,
+        {{ unix_ms_from_text('data.timestamp_unixtime_ms') }} as timestamp_unixtime_ms,
         data.custom_attributes,
         event_data,
     from with_data

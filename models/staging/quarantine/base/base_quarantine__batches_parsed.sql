@@ -1,5 +1,7 @@
 -- One row per distinct batch, parsed once: scalar fields as exact text (int64 numbers keep
 -- every digit), free-form objects as JSON. The staging models read this, not each other.
+-- A redelivery merges only with identical content: a batch_id seen with other content is
+-- kept as a batch of its own, keyed '<batch_id>~<content hash>'.
 {{ config(materialized='table') }}
 
 {% set batch_shape = {
@@ -34,16 +36,43 @@ parsed as (
         source_file,
         line_number,
         ingested_at,
+        batch_json,
         from_json(batch_json, '{{ tojson(batch_shape) }}') as batch,
     from lines
     semi join loaded_files using (file_checksum)
 ),
 
+identified as (
+    select
+        -- a batch without batch_id is identified by where it was read
+        coalesce(nullif(batch.batch_id, ''), 'line:' || source_file || ':' || line_number)
+            as batch_identity,
+        *,
+    from parsed
+),
+
+hashed as (
+    select
+        * exclude (batch_json),
+        -- the content, minified (a copy differing only in whitespace is the same batch);
+        -- hashed only for a batch identity delivered more than once
+        case when count(*) over (partition by batch_identity) > 1
+            then md5(json(batch_json)::varchar)
+        end as content_hash,
+    from identified
+),
+
 keyed as (
     select
-        -- a batch without batch_id is keyed by where it was read
-        coalesce(nullif(batch.batch_id, ''), 'line:' || source_file || ':' || line_number)
-            as batch_key,
+        -- the first content delivered under a batch identity keeps it as its key (keys
+        -- already sent stay the same); other contents add their hash
+        case
+            when content_hash is null or content_hash = first_value(content_hash) over (
+                partition by batch_identity order by ingested_at, source_file, line_number
+            )
+                then batch_identity
+            else batch_identity || '~' || left(content_hash, 12)
+        end as batch_key,
         nullif(batch.batch_id, '') as batch_id,
         source_file,
         line_number,
@@ -66,7 +95,7 @@ keyed as (
             {{ json_get('batch.context', '$.data_plan.block_metadata') }},
             {{ json_get('batch.context', '$.block_metadata') }}
         ) as block_metadata,
-    from parsed
+    from hashed
 ),
 
 deduplicated as (

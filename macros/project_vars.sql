@@ -1,0 +1,115 @@
+{#
+    The project's vars, checked once at the start of every dbt build, run or test
+    (on-run-start in dbt_project.yml): a mistyped value stops the build with a message naming
+    the var, before any model reads it; a var name close to one of these is reported, since
+    dbt would ignore it.
+#}
+
+{% macro project_var_kinds() -%}
+    {#- Every var of dbt_project.yml, with the kind of value it takes. -#}
+    {% set project_var_kinds = {
+        'replay_attribute_only_events': 'boolean',
+        'data_plan_policy': 'data_plan_policy',
+        'data_plan_override': 'data_plan_override',
+        'max_event_age_days': 'days',
+        'allow_events_older_than_max_age': 'boolean',
+        'warn_event_age_days': 'days',
+        'replay_reference_time_ms': 'unix_ms_or_null',
+        'login_identity_types': 'identity_types',
+        'exclude_high_risk_users': 'boolean',
+        'replay_blocked_user_attributes': 'boolean',
+        'fixes': 'fix_names',
+    } %}
+    {{ return(project_var_kinds) }}
+{%- endmacro %}
+
+{% macro var_is_whole_number(value, low, high) -%}
+    {#- An integer (or a text of ASCII digits) from `low` to `high`. -#}
+    {%- if value is string and value.isascii() and value.isdigit() -%}
+        {%- set value = value | int -%}
+    {%- endif -%}
+    {{ return(value is integer and low <= value <= high) }}
+{%- endmacro %}
+
+{% macro var_is_name_list(value) -%}
+    {{ return(value is iterable and value is not string and value is not mapping
+        and (value | reject('string') | list | length) == 0
+        and (value | select('equalto', '') | list | length) == 0) }}
+{%- endmacro %}
+
+{% macro var_problem(name, value, kind) -%}
+    {#- Why `value` does not fit var `name`, or none. -#}
+    {%- set shown = "'" ~ value ~ "'" -%}
+    {%- if kind == 'boolean' and not (value is sameas true or value is sameas false) -%}
+        {{ return('var ' ~ name ~ ' must be true or false, not ' ~ shown) }}
+    {%- elif kind == 'days' and not var_is_whole_number(value, 0, 100000) -%}
+        {{ return('var ' ~ name ~ ' must be a whole number of days from 0 to 100000, not ' ~ shown) }}
+    {%- elif kind == 'unix_ms_or_null' and value is not none
+            and not var_is_whole_number(value, 0, 253402300799999) -%}
+        {{ return('var ' ~ name ~ ' must be null (now) or a Unix time in milliseconds '
+            ~ 'from 0 to 253402300799999, not ' ~ shown) }}
+    {%- elif kind == 'identity_types' and not var_is_name_list(value) -%}
+        {{ return('var ' ~ name ~ ' must be a list of user identity type names, not ' ~ shown) }}
+    {%- elif kind == 'fix_names' and value is not none and not var_is_name_list(value) -%}
+        {{ return('var ' ~ name ~ ' must be a list of fix model names, not ' ~ shown) }}
+    {%- elif kind == 'data_plan_policy' and value not in ('keep', 'drop', 'set') -%}
+        {{ return('var ' ~ name ~ ' must be keep, drop or set, not ' ~ shown) }}
+    {%- elif kind == 'data_plan_override' -%}
+        {%- if value is not mapping -%}
+            {{ return('var ' ~ name ~ ' must be {plan_id: ..., plan_version: ...}, not ' ~ shown) }}
+        {%- elif value.get('plan_id') is not none and value.get('plan_id') is not string -%}
+            {{ return('var ' ~ name ~ '.plan_id must be a text or null, not '
+                ~ "'" ~ value.get('plan_id') ~ "'") }}
+        {%- elif value.get('plan_version') is not none
+                and not var_is_whole_number(value.get('plan_version'), 0, 9223372036854775807) -%}
+            {{ return('var ' ~ name ~ '.plan_version must be a whole number or null, not '
+                ~ "'" ~ value.get('plan_version') ~ "'") }}
+        {%- endif -%}
+    {%- endif -%}
+    {{ return(none) }}
+{%- endmacro %}
+
+{% macro var_name_distance(a, b) -%}
+    {#- Levenshtein distance between two names. -#}
+    {%- set ns = namespace(previous=range(b | length + 1) | list) -%}
+    {%- for i in range(1, a | length + 1) -%}
+        {%- set row = namespace(cells=[i]) -%}
+        {%- for j in range(1, b | length + 1) -%}
+            {%- set cost = 0 if a[i - 1] == b[j - 1] else 1 -%}
+            {%- set row.cells = row.cells
+                + [[ns.previous[j] + 1, row.cells[j - 1] + 1, ns.previous[j - 1] + cost] | min] -%}
+        {%- endfor -%}
+        {%- set ns.previous = row.cells -%}
+    {%- endfor -%}
+    {{ return(ns.previous[-1]) }}
+{%- endmacro %}
+
+{% macro check_project_vars() -%}
+    {%- set kinds = project_var_kinds() -%}
+    {%- for name, kind in kinds.items() -%}
+        {%- set problem = var_problem(name, var(name, none), kind) -%}
+        {%- if problem -%}
+            {{ exceptions.raise_compiler_error(problem) }}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if var('data_plan_policy') == 'set' and not var('data_plan_override', {}).get('plan_id') -%}
+        {{ exceptions.raise_compiler_error(
+            "data_plan_policy 'set' needs var data_plan_override: {plan_id: ..., plan_version: ...}") }}
+    {%- endif -%}
+    {#- names given with --vars that are none of the project's, but close to one -#}
+    {%- set given = invocation_args_dict.get('vars') or {} -%}
+    {%- if given is string -%} {%- set given = fromyaml(given) or {} -%} {%- endif -%}
+    {%- for name in given if name not in kinds -%}
+        {%- set close = [] -%}
+        {%- for known in kinds
+                if var_name_distance(name | lower, known) <= 2
+                or (([name | length, known | length] | min) >= 8
+                    and (known.startswith(name | lower) or (name | lower).startswith(known))) -%}
+            {%- do close.append(known) -%}
+        {%- endfor -%}
+        {%- if close -%}
+            {%- do exceptions.warn('var ' ~ name ~ ' is not a var of this project (did you mean '
+                ~ close | join(' or ') ~ '?); it is ignored') -%}
+        {%- endif -%}
+    {%- endfor -%}
+{%- endmacro %}
