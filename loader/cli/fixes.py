@@ -1,4 +1,4 @@
-"""`loader new-fix` and `loader lint`: the dbt fix chain."""
+"""`loader new-fix`, `loader remove-fix` and `loader lint`: the dbt fix chain."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def print_created(created: NewFix) -> None:
 def lint_command(project_dir: ProjectDirOption = Path(".")) -> None:
     """Check the compiled SQL of every fix in var `fixes` (sqlglot, DuckDB dialect).
 
-    A fix is exactly one SELECT, reads only ref()s (its chain input first), references only known columns, returns every chain column, and passes replay_key, user_key and timestamp_unixtime_ms through unchanged. Exits 1 when a fix breaks a rule.
+    A fix is exactly one SELECT, reads only ref()s (its chain input first), references only known columns, returns every chain column, and passes replay_key, user_key and timestamp_unixtime_ms through unchanged. A TODO left from `loader new-fix` is a problem too. Each problem is printed once, as path:line:col. Exits 1 when a fix breaks a rule.
     """  # noqa: E501
     from loader.fixes.lint import lint_project
 
