@@ -1,4 +1,4 @@
-"""`loader new-fix` and `loader lint`: the dbt fix chain."""
+"""`loader new-fix`, `loader remove-fix` and `loader lint`: the dbt fix chain."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def print_created(created: NewFix) -> None:
 def lint_command(project_dir: ProjectDirOption = Path(".")) -> None:
     """Check the compiled SQL of every fix in var `fixes` (sqlglot, DuckDB dialect).
 
-    A fix is exactly one SELECT, reads only ref()s (its chain input first), references only known columns, returns every chain column, and passes replay_key, user_key and timestamp_unixtime_ms through unchanged. Exits 1 when a fix breaks a rule.
+    A fix is exactly one SELECT, reads only ref()s (its chain input first), references only known columns, returns every chain column, and passes replay_key, user_key and timestamp_unixtime_ms through unchanged. A TODO left from `loader new-fix` is a problem too. Each problem is printed once, as path:line:col. Exits 1 when a fix breaks a rule.
     """  # noqa: E501
     from loader.fixes.lint import lint_project
 
@@ -59,3 +59,33 @@ def lint_command(project_dir: ProjectDirOption = Path(".")) -> None:
         err.print(f"{len(result.problems)} problem(s) in the fix chain ({count} fixes)")
         raise typer.Exit(1)
     out.print(f"{count} fixes checked: no problems")
+
+
+@handles_loader_errors
+def remove_fix_command(
+    name: Annotated[str, typer.Argument(help="The fix to remove, e.g. rename_checkout_event.")],
+    project_dir: ProjectDirOption = Path("."),
+) -> None:
+    """Remove a fix: its model file, its description and unit tests, its entry in var `fixes`.
+
+    The undo of `loader new-fix`; comments and the other fixes are left as they are.
+    """
+    from loader.fixes.scaffold import remove_fix
+
+    removed = remove_fix(project_dir, name)
+    if removed.sql_path is not None:
+        out.print(f"removed {removed.sql_path}", markup=False)
+    parts = [removed.model] if removed.described else []
+    if removed.unit_tests:
+        tests = ", ".join(removed.unit_tests)
+        plural = "s" if len(removed.unit_tests) > 1 else ""
+        parts.append(f"{'its ' if parts else ''}unit test{plural} {tests}")
+    if parts:
+        out.print(f"removed {' and '.join(parts)} from {removed.yml_path}", markup=False)
+    if removed.position is not None:
+        out.print(
+            f"removed {removed.model} from var fixes in dbt_project.yml (it was position "
+            f"{removed.position} of {removed.chain_length})",
+            markup=False,
+        )
+    out.print("\nNext: `dbt build` (the replay set is rebuilt without it).", markup=False)

@@ -389,8 +389,9 @@ class FixLinter:
 
 
 def lint_fix(fix: CompiledFix, schemas: dict[str, list[str]], chain_columns: list[str]):
-    """Problems of one compiled fix, sorted by position."""
-    return sorted(FixLinter(fix, schemas, chain_columns).run())
+    """Problems of one compiled fix, sorted by position, each once (a macro's output may
+    hold the same mistake several times, all mapped to the macro call)."""
+    return sorted(set(FixLinter(fix, schemas, chain_columns).run()))
 
 
 # -- compiling the project ------------------------------------------------------------
@@ -522,14 +523,76 @@ def missing_fix_models(project_dir: Path, fixes: list[str]) -> list[Problem]:
     return problems
 
 
+NO_OP = "event_name as event_name"  # what `loader new-fix` puts in `* replace (...)`
+
+
+def todo_in_fix_sql(project_dir: Path, fixes: list[str]) -> list[Problem]:
+    """The first TODO left in each fix's SQL (the skeleton's comment says what to write)."""
+    problems = []
+    for fix in fixes:
+        path = project_dir / FIXES_DIR / f"{fix}.sql"
+        if not path.exists():
+            continue
+        source = path.read_text()
+        for number, line in enumerate(source.splitlines(), 1):
+            if "TODO" not in line:
+                continue
+            col = line.index("TODO") + 1
+            hint = line[col + 3 :].strip(" :-#*}{").rstrip(".")
+            message = f"TODO left in the fix: {hint}" if hint else "TODO left in the fix"
+            if NO_OP in source:
+                message += (
+                    f". Its `* replace (...)` is still the no-op `{NO_OP}`: put fix macros or "
+                    "SQL there (docs/fixes.md)"
+                )
+            problems.append(Problem(f"{FIXES_DIR}/{path.name}", number, col, message))
+            break
+    return problems
+
+
+def todo_in_fix_yaml(project_dir: Path) -> list[Problem]:
+    """TODOs left in the fixes' YAML, one problem per model entry or unit test."""
+    problems = []
+    for path in sorted((project_dir / FIXES_DIR).glob("*.yml")):
+        section, entry = None, None
+        found: dict[tuple[str | None, str | None], list[tuple[int, int]]] = {}
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if match := re.match(r"([A-Za-z_]+):", line):
+                section, entry = match.group(1), None
+            elif match := re.match(r"\s*- name:\s*['\"]?([^'\"#\s]+)", line):
+                entry = match.group(1)
+            if "TODO" in line:
+                found.setdefault((section, entry), []).append((number, line.index("TODO") + 1))
+        relative = f"{FIXES_DIR}/{path.name}"
+        for (section, entry), places in found.items():
+            (line, col), numbers = places[0], ", ".join(str(n) for n, _ in places)
+            if section == "models" and entry:
+                message = (
+                    f"the description of {entry} is still the TODO of `loader new-fix`: write "
+                    "the symptom in the blocked data (the query that shows it) and what the fix "
+                    "changes"
+                )
+            elif section == "unit_tests" and entry:
+                message = (
+                    f"unit test {entry} still holds the TODOs of `loader new-fix` (lines "
+                    f"{numbers}): say what the fix must do, give rows as the fix receives them "
+                    "(one it changes, one it must leave alone) and the rows it must return"
+                )
+            else:
+                message = f"TODO left (lines {numbers}): finish or remove it"
+            problems.append(Problem(relative, line, col, message))
+    return problems
+
+
 def lint_project(project_dir: Path) -> LintResult:
     """Compile the project's fix chain with dbt and lint every fix."""
     project_dir = project_dir.resolve()
     fixes = read_chain(project_dir)
     problems = stray_fix_files(project_dir, fixes)
+    problems += todo_in_fix_yaml(project_dir) + todo_in_fix_sql(project_dir, fixes)
     missing = missing_fix_models(project_dir, fixes)
     if missing or not fixes:
-        return LintResult(fixes, problems + missing)
+        return LintResult(fixes, unique(problems + missing))
     with tempfile.TemporaryDirectory(prefix="loader-lint-") as work:
         try:
             manifest = compile_fixes(project_dir, fixes, Path(work))
@@ -538,4 +601,9 @@ def lint_project(project_dir: Path) -> LintResult:
     compiled, schemas, chain_columns = compiled_fixes(project_dir, manifest, fixes)
     for fix in compiled:
         problems += lint_fix(fix, schemas, chain_columns)
-    return LintResult(fixes, problems)
+    return LintResult(fixes, unique(problems))
+
+
+def unique(problems: list[Problem]) -> list[Problem]:
+    """Each problem once, in the order first found."""
+    return list(dict.fromkeys(problems))

@@ -1,8 +1,10 @@
-"""`loader new-fix`: a new fix model, its YAML with a unit-test skeleton, wired into the chain.
+"""`loader new-fix`: a new fix model, its YAML with a unit-test skeleton, wired into the chain;
+`loader remove-fix`: the undo.
 
 The chain order is var `fixes` in dbt_project.yml. The new fix is appended to it, and its
 description and unit test to models/fixes/_fixes__models.yml, by text edits that add
-lines and change nothing else, so comments and layout stay as they are.
+lines and change nothing else, so comments and layout stay as they are. Removing deletes
+the fix's lines the same way, so new-fix then remove-fix gives back the same bytes.
 """
 
 from __future__ import annotations
@@ -222,4 +224,177 @@ def new_fix(project_dir: Path, name: str) -> NewFix:
         yml_path=yml_path.relative_to(project_dir),
         position=len(fixes) + 1,
         after=fixes[-1] if fixes else None,
+    )
+
+
+# -- removing a fix: the undo of new_fix -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemovedFix:
+    model: str
+    sql_path: Path | None  # the model file removed, if there was one
+    yml_path: Path
+    described: bool  # its model entry was in the YAML
+    unit_tests: list[str]
+    position: int | None  # its place in var `fixes` (1-based), if it was there
+    chain_length: int
+
+
+def remove_from_chain(text: str, model: str) -> str:
+    """dbt_project.yml's text without `model` in var `fixes`, the rest (comments) untouched."""
+    lines = text.splitlines(keepends=True)
+    in_vars, in_fixes, key_indent = False, False, ""
+    for index, line in enumerate(lines):
+        stripped = line.rstrip("\r\n")
+        if re.match(r"vars:\s*(#.*)?$", line):
+            in_vars = True
+            continue
+        if in_vars and re.match(r"[^\s#]", line):
+            break
+        if not in_vars:
+            continue
+        if match := re.match(r"(\s+)fixes:(.*)$", stripped):
+            key_indent, rest = match.group(1), match.group(2)
+            value, comment = re.match(r"\s*([^#]*?)\s*(#.*)?$", rest).groups()
+            if value.startswith("["):  # flow style: fixes: [a, b]
+                items = [item.strip() for item in value.strip("[] ").split(",") if item.strip()]
+                kept = ", ".join(item for item in items if item != model)
+                padding = f"  {comment}" if comment else ""
+                newline = line[len(stripped) :]
+                lines[index] = f"{key_indent}fixes: [{kept}]{padding}{newline}"
+                return "".join(lines)
+            in_fixes = True
+            continue
+        if in_fixes:
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            indent = len(line) - len(line.lstrip())
+            if not line.lstrip().startswith("- ") or indent < len(key_indent):
+                break
+            item = re.match(r"\s*-\s*([^#]*?)\s*(#.*)?$", stripped).group(1)
+            if item.strip("'\"") == model:
+                del lines[index]
+                return "".join(lines)
+    return text
+
+
+def entry_spans(text: str, section: str) -> dict[str, tuple[int, int]]:
+    """Line ranges [start, end) of each `- name: X` item of top-level block list `section`,
+    without the blank lines that follow an item (they separate it from the next)."""
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if re.match(rf"{section}:\s*(#.*)?$", line)))
+    end = next(
+        (i for i in range(start + 1, len(lines)) if re.match(r"[^\s#]", lines[i])), len(lines)
+    )
+    items: list[tuple[str, int, int]] = []
+    for index in range(start + 1, end):
+        if match := re.match(r"(\s*)- name:\s*['\"]?([^'\"#\s]+)", lines[index]):
+            items.append((match.group(2), index, len(match.group(1))))
+    spans = {}
+    for number, (name, first, indent) in enumerate(items):
+        last = items[number + 1][1] if number + 1 < len(items) else end
+        stop = first + 1
+        for index in range(first + 1, last):  # the item's own lines: deeper than its dash
+            line = lines[index]
+            if line.strip() and len(line) - len(line.lstrip()) <= indent:
+                break
+            stop = index + 1
+        while stop > first + 1 and not lines[stop - 1].strip():
+            stop -= 1
+        spans[name] = (first, stop)
+    return spans
+
+
+def remove_entries(text: str, section: str, names: list[str]) -> str:
+    """YAML text without the named items of block list `section`, and the blank line that
+    separated each from its neighbour (as append_to_section added it)."""
+    for name in names:
+        lines = text.splitlines(keepends=True)
+        first, stop = entry_spans(text, section)[name]
+        if first > 0 and not lines[first - 1].strip():
+            first -= 1  # the separator before it
+        elif stop < len(lines) and not lines[stop].strip():
+            stop += 1  # the first item: the separator after it
+        text = "".join(lines[:first] + lines[stop:])
+    return text
+
+
+def remove_fix(project_dir: Path, name: str) -> RemovedFix:
+    """Delete models/fixes/<model>.sql, its model entry and unit tests in the fixes' YAML,
+    and its name in var `fixes`. Nothing is written unless every edit checks out."""
+    model = model_name(name)
+    fixes = read_chain(project_dir)
+    sql_path, yml_path = project_dir / FIXES_DIR / f"{model}.sql", project_dir / MODELS_YML
+    yml_text = yml_path.read_text() if yml_path.exists() else ""
+    try:
+        document = yaml.safe_load(yml_text) or {}
+        models = [m.get("name") for m in document.get("models") or []]
+        tests = [t.get("name") for t in document.get("unit_tests") or []]
+        own_tests = [
+            t.get("name") for t in document.get("unit_tests") or [] if t.get("model") == model
+        ]
+    except (yaml.YAMLError, AttributeError, TypeError):
+        raise ScaffoldError(
+            f"{MODELS_YML} is not valid YAML with block lists `models:` and `unit_tests:`; "
+            "remove the fix's entries by hand."
+        ) from None
+    if model not in fixes and not sql_path.exists() and model not in models and not own_tests:
+        known = ", ".join(fixes) if fixes else "none"
+        raise ScaffoldError(
+            f"there is no fix {model}: not in var 'fixes' in dbt_project.yml, no "
+            f"{sql_path.relative_to(project_dir)}, no entry in {MODELS_YML}. "
+            f"The fixes are {known}."
+        )
+
+    project_file = project_dir / "dbt_project.yml"
+    project_text = project_file.read_text()
+    updated_project = remove_from_chain(project_text, model)
+    if chain_from_text(updated_project) != [f for f in fixes if f != model]:
+        raise ScaffoldError(
+            f"could not remove {model} from var 'fixes' in dbt_project.yml automatically; "
+            "remove it from the list by hand."
+        )
+    try:
+        updated_yml = yml_text
+        if model in models:
+            updated_yml = remove_entries(updated_yml, "models", [model])
+        if own_tests:
+            updated_yml = remove_entries(updated_yml, "unit_tests", own_tests)
+        expected = {
+            **document,
+            "models": [m for m in document.get("models") or [] if m.get("name") != model],
+            "unit_tests": [
+                t for t in document.get("unit_tests") or [] if t.get("name") not in own_tests
+            ],
+        }
+        for key in ("models", "unit_tests"):
+            if key not in document:
+                del expected[key]
+        ok = (yaml.safe_load(updated_yml) or {}) == expected and described(updated_yml) == (
+            [m for m in models if m != model],
+            [t for t in tests if t not in own_tests],
+        )
+    except (yaml.YAMLError, StopIteration, KeyError, AttributeError, TypeError):
+        ok = False
+    if not ok:
+        raise ScaffoldError(
+            f"could not remove {model}'s entries from {MODELS_YML} automatically (are they "
+            "block-style `- name:` items?); remove its model entry and unit tests by hand."
+        )
+    had_sql = sql_path.exists()
+    if had_sql:
+        sql_path.unlink()
+    if updated_yml != yml_text:
+        yml_path.write_text(updated_yml)
+    if updated_project != project_text:
+        project_file.write_text(updated_project)
+    return RemovedFix(
+        model=model,
+        sql_path=sql_path.relative_to(project_dir) if had_sql else None,
+        yml_path=yml_path.relative_to(project_dir),
+        described=model in models,
+        unit_tests=own_tests,
+        position=fixes.index(model) + 1 if model in fixes else None,
+        chain_length=len(fixes),
     )

@@ -316,15 +316,26 @@ def push(
 
 
 def _check_destination(ledger: Ledger, path: Path, endpoint: str, fingerprint: str) -> None:
+    from urllib.parse import urlsplit
+
     earlier = ledger.destination()
     if earlier is None or earlier == (endpoint, fingerprint):
         return
-    raise LedgerError(
+    message = (
         f"the ledger {path} records sends to {earlier[0]} (API key {earlier[1]}), but this run "
-        f"targets {endpoint} (API key {fingerprint}). Use another ledger file for another "
-        "destination (set BACKFILL_LEDGER), so that what one accepted is not skipped for the "
-        "other."
+        f"targets {endpoint} (API key {fingerprint}). To go on with that backfill, push to the "
+        "same endpoint with the same API key. Use another ledger file for another destination "
+        "(BACKFILL_LEDGER=other-ledger.duckdb loader push ...), so that what one accepted is "
+        "not skipped for the other."
     )
+    recorded = urlsplit(earlier[0])
+    if recorded.hostname in ("127.0.0.1", "localhost", "::1") and recorded.port:
+        message += (
+            " The recorded destination is a local emulator: start it on the same port "
+            f"(`loader emulate --port {recorded.port}`), and give rehearsals a ledger of their "
+            "own (BACKFILL_LEDGER=rehearsal-ledger.duckdb)."
+        )
+    raise LedgerError(message)
 
 
 def _plan_into_ledger(

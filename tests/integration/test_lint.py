@@ -322,3 +322,45 @@ def test_a_name_in_the_chain_without_a_model_is_reported(tmp_path):
         f"dbt_project.yml:{line}:7: var 'fixes' lists fix_ghost, but there is no model "
         "fix_ghost (expected models/fixes/fix_ghost.sql)"
     ]
+
+
+def test_a_finding_is_printed_once_and_an_untouched_skeleton_fails(tmp_path):
+    """A typo that a macro's output holds twice is one finding; a fix left as `loader
+    new-fix` wrote it fails lint on each TODO part, saying what to fill in."""
+    project = copy_project(tmp_path / "project")
+    chain_file = project / "dbt_project.yml"
+    chain_file.write_text(append_to_chain(chain_file.read_text(), "fix_typo"))
+    (project / "models/fixes/fix_typo.sql").write_text(
+        "with events as (\n"
+        "    select * from {{ fix_input() }}\n"
+        ")\n\n"
+        "select\n"
+        "    * replace (\n"
+        "        {{ move_attribute_to_user_attributes('x', where=\"evnt_name = 'a'\") }}\n"
+        "    ),\n"
+        "from events\n"
+    )
+    created = CliRunner().invoke(app, ["new-fix", "placeholder", "--project-dir", str(project)])
+    assert created.exit_code == 0, created.output
+    yml = (project / "models/fixes/_fixes__models.yml").read_text().splitlines()
+    description_line = yml.index("  - name: fix_placeholder") + 3
+    test_line = yml.index("  - name: test_fix_placeholder") + 1
+    todo_lines = [n for n, line in enumerate(yml, 1) if "TODO" in line and n > test_line]
+
+    result = CliRunner().invoke(app, ["lint", "--project-dir", str(project)])
+
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"models/fixes/_fixes__models.yml:{description_line}:7: the description of "
+        "fix_placeholder is still the TODO of `loader new-fix`: write the symptom in the "
+        "blocked data (the query that shows it) and what the fix changes",
+        f"models/fixes/_fixes__models.yml:{todo_lines[0]}:18: unit test test_fix_placeholder "
+        "still holds the TODOs of `loader new-fix` (lines "
+        f"{', '.join(map(str, todo_lines))}): say what the fix must do, give rows as the fix "
+        "receives them (one it changes, one it must leave alone) and the rows it must return",
+        "models/fixes/fix_placeholder.sql:1:21: TODO left in the fix: say what was wrong with "
+        "the blocked data and why this fix is right. Its `* replace (...)` is still the no-op "
+        "`event_name as event_name`: put fix macros or SQL there (docs/fixes.md)",
+        "models/fixes/fix_typo.sql:7:9: unknown column evnt_name",
+    ]
+    assert "4 problem(s) in the fix chain (5 fixes)" in result.stderr

@@ -3,12 +3,15 @@ in headless Chromium when it is installed."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from collections import Counter
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -17,8 +20,9 @@ from typer.testing import CliRunner
 
 from loader.audit.report import write_report
 from loader.cli import app
-from tests.conftest import query
+from tests.conftest import query, run_dbt
 from tests.pushed import API_KEY, API_SECRET, Pushed, pushed_backfill
+from tests.quarantine import example_batch, write_file
 
 runner = CliRunner()
 
@@ -236,39 +240,102 @@ def png_colors(data: bytes) -> Counter:
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# CI installs Chromium (.ci/run) and sets REQUIRE_CHROMIUM=1, so these never skip there.
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None and os.environ.get("REQUIRE_CHROMIUM") != "1",
+    reason="chromium is not installed (apt-get install chromium; .ci/run installs it)",
+)
+# What Chromium needs here: no sandbox as root, no GPU, and no network of its own.
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+        "track", "wbr"}  # fmt: skip
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
-def test_headless_chromium_draws_the_charts(report, tmp_path):
-    path, _, _ = report
-    shot = tmp_path / "shot.png"
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-    subprocess.run(
-        [
-            CHROMIUM,
-            *flags,
-            "--hide-scrollbars",
-            "--window-size=1000,2600",
-            f"--screenshot={shot}",
-            path.as_uri(),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    colors = png_colors(shot.read_bytes())
-    blue, low, high = bytes((47, 111, 176)), bytes((61, 139, 95)), bytes((194, 65, 12))
-    assert colors[blue] > 2_000, "bar charts drawn in the chart blue"
-    assert colors[low] > 200 and colors[high] > 50, "risk classes drawn in their colors"
-    dom = subprocess.run(
-        [CHROMIUM, *flags, "--dump-dom", path.as_uri()],
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    assert CHROMIUM, "REQUIRE_CHROMIUM=1 but chromium is not installed"
+    profile = tmp_path / f"chromium-profile-{len(list(tmp_path.glob('chromium-profile-*')))}"
+    return subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
         check=True,
         capture_output=True,
         text=True,
         timeout=120,
-    ).stdout
-    assert dom.count("<svg") == path.read_text().count("<svg") >= 6
-    assert 'data-chart="hbar"' in dom and "</svg>" in dom
+    )
+
+
+@dataclass
+class Rendered:
+    """A page as headless Chromium rendered it: its DOM and what it logged to the console."""
+
+    dom: str
+    page: Page
+    console: list[str]
+    visible_text: str  # text nodes of the body outside style, script and svg titles
+
+
+def render(path: Path, tmp_path: Path) -> Rendered:
+    result = chromium(
+        tmp_path,
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        path.as_uri(),
+    )
+    console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
+    return Rendered(result.stdout, Page(result.stdout), console, body_text(result.stdout))
+
+
+def body_text(html: str) -> str:
+    """The text a reader sees: text nodes in the body, not in style, script or title."""
+
+    class Text(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.stack: list[str] = []
+            self.parts: list[str] = []
+
+        def handle_starttag(self, tag, attrs):
+            if tag not in VOID:
+                self.stack.append(tag)
+
+        def handle_endtag(self, tag):
+            if tag in self.stack:
+                del self.stack[len(self.stack) - 1 - self.stack[::-1].index(tag) :]
+
+        def handle_data(self, data):
+            hidden = {"head", "style", "script", "title", "template", "noscript"}
+            if "body" in self.stack and not hidden & set(self.stack):
+                self.parts.append(data)
+
+    parser = Text()
+    parser.feed(html)
+    return " ".join(" ".join(parser.parts).split())
+
+
+def charts_of(page: Page) -> list[str]:
+    return [attrs.get("data-chart", "") for tag, attrs in page.elements if tag == "svg"]
+
+
+@needs_chromium
+def test_headless_chromium_draws_the_charts(report, tmp_path):
+    path, page, _ = report
+    shot = tmp_path / "shot.png"
+    chromium(tmp_path, "--hide-scrollbars", "--window-size=1000,2600", f"--screenshot={shot}",
+             path.as_uri())  # fmt: skip
+    colors = png_colors(shot.read_bytes())
+    blue, low, high = bytes((47, 111, 176)), bytes((61, 139, 95)), bytes((194, 65, 12))
+    assert colors[blue] > 2_000, "bar charts drawn in the chart blue"
+    assert colors[low] > 200 and colors[high] > 50, "risk classes drawn in their colors"
+
+    rendered = render(path, tmp_path)
+    assert rendered.console == []
+    assert charts_of(rendered.page) == charts_of(page)
+    assert len(charts_of(page)) >= 6 and "hbar" in charts_of(page)
+    assert rendered.page.charts() == page.charts()  # every mark of every chart
 
 
 # --- after a push ---------------------------------------------------------------------------
@@ -353,3 +420,83 @@ def test_a_ledger_held_by_a_running_push_leaves_out_the_push_section(after_push,
         holder.wait()
     assert not summary.has_push
     assert any("loader push" in warning for warning in summary.warnings)
+
+
+@needs_chromium
+def test_the_page_after_a_push_renders_every_chart_without_console_errors(after_push, tmp_path):
+    pushed, page, _, html = after_push
+    path = tmp_path / "after-push.html"
+    path.write_text(html, encoding="utf-8")
+    rendered = render(path, tmp_path)
+    assert rendered.console == []
+    assert charts_of(rendered.page) == charts_of(page)
+    assert {"lines", "hbar"} <= set(charts_of(page)), charts_of(page)
+    assert rendered.page.charts() == page.charts()
+
+
+# Event names and a user attribute name holding HTML and JavaScript: the page must show
+# them as text, with no element or script of theirs in the rendered DOM.
+HOSTILE = {
+    "script": '<script>console.error("injected script")</script>',
+    "img": '"><img src=x onerror=console.error("injected img")>',
+    "style": '</style><b id="injected-style">not bold</b><style>',
+    "attribute": '\'><svg onload=console.error("injected svg")><title>x</title></svg>',
+}
+
+
+@pytest.fixture(scope="module")
+def hostile_report(tmp_path_factory) -> tuple[Path, Page]:
+    """A replay set whose event names and blocked user attribute name are HTML/JS."""
+    folder = tmp_path_factory.mktemp("hostile")
+    now_ms = int(time.time() * 1000)
+    names = [HOSTILE["script"], HOSTILE["img"], HOSTILE["style"], HOSTILE["script"] + " 2"]
+    batches = []
+    for number in range(2):
+        batch = example_batch(
+            now_ms - 86_400_000,
+            batch_id=str(1000 + number),
+            user_attributes={HOSTILE["attribute"]: "gold"},
+            user_identities={"customer_id": f"c{number}"},
+        )
+        for index, event in enumerate(batch["events"][:2]):
+            event["data"]["event_name"] = names[2 * number + index]
+            event["data"]["event_id"] = str(10 * number + index + 1)
+        batch["events"] = batch["events"][:2]
+        metadata = batch["context"]["data_plan"]["block_metadata"]
+        metadata["blocked_event_ids"] = [e["data"]["event_id"] for e in batch["events"]]
+        metadata["blocked_event_attributes"] = []
+        metadata["blocked_user_attributes"] = [HOSTILE["attribute"]]
+        batches.append(batch)
+    write_file(folder / "q" / "hostile.txt", batches)
+    warehouse = folder / "backfill.duckdb"
+    result = runner.invoke(
+        app, ["ingest", str(folder / "q")], env={"BACKFILL_DUCKDB": str(warehouse)}
+    )
+    assert result.exit_code == 0, result.output
+    run_dbt(
+        warehouse,
+        "build",
+        dbt_vars={"replay_reference_time_ms": now_ms, "replay_blocked_user_attributes": True},
+    )
+    assert sorted(n for (n,) in query(warehouse, "select event_name from replay_events")) == (
+        sorted(names)
+    )
+    out = folder / "report.html"
+    write_report(warehouse, None, out)
+    return out, Page(out.read_text(encoding="utf-8"))
+
+
+@needs_chromium
+def test_html_in_event_names_and_attributes_is_shown_as_text(hostile_report, tmp_path):
+    path, page = hostile_report
+    rendered = render(path, tmp_path)
+
+    assert rendered.console == [], "a payload ran or the page has errors"
+    tags = {tag for tag, _ in rendered.page.elements}
+    assert not tags & {"script", "img", "iframe", "object", "embed"}, tags
+    assert not [a for _, a in rendered.page.elements if any(k.startswith("on") for k in a)]
+    assert not rendered.page.find("b", id="injected-style")
+    assert charts_of(rendered.page) == charts_of(page)
+    assert rendered.page.charts() == page.charts()
+    for payload in HOSTILE.values():
+        assert payload in rendered.visible_text, payload
