@@ -866,7 +866,7 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
     try:
         con = open_session(warehouse, ledger)
     except LedgerUnavailable as exc:
-        notes.append(f"No push section: {exc}")
+        notes.append(f"No push section: {escape(str(exc))}")
         con = open_session(warehouse)
     with con:
         has_ledger = _attached(con, "ledger")

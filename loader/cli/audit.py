@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from loader import settings
-from loader.cli.common import JsonOption, err, handles_loader_errors, out, print_error
+from loader.cli.common import (
+    JsonOption,
+    cell,
+    err,
+    esc,
+    handles_loader_errors,
+    out,
+    print_error,
+)
 from loader.errors import LoaderError
 from loader.warehouse import connect
 
@@ -76,16 +84,18 @@ def print_plan_check(result: PlanCheckResult, *, show_ok: bool) -> None:
         f"events: {summary['ok']} pass, {summary['unplanned']} unplanned (blocked again), "
         f"{summary['unplanned_attributes']} with unplanned attributes (removed again), "
         f"{summary['invalid']} invalid (delivered, flagged), "
-        f"{summary['not_plannable']} of types plans do not validate"
+        f"{summary['not_plannable']} of types plans do not validate",
+        markup=False,
     )
     for note in result.notes:
-        err.print(f"[yellow]note:[/] {note}")
+        err.print(f"[yellow]note:[/] {esc(note)}")
 
 
 def plan_check_table(result: PlanCheckResult, *, show_ok: bool) -> Table:
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"Replay set against {result.plan_id} v{result.version}")
+    table = Table(title=cell(f"Replay set against {result.plan_id} v{result.version}"))
     for column in ("status", "type", "name", "events"):
         justify: JustifyMethod = "right" if column == "events" else "left"
         table.add_column(column, justify=justify, no_wrap=True)
@@ -100,9 +110,8 @@ def plan_check_table(result: PlanCheckResult, *, show_ok: bool) -> Table:
         )
         if len(row.problems) > 5:
             problems += f"; ... {len(row.problems) - 5} more"
-        color = PLAN_CHECK_STYLES.get(row.status, "")
-        status = f"[{color}]{row.status}[/]" if color else row.status
-        table.add_row(status, kind, row.name or "", str(row.events), problems)
+        status = Text(row.status, style=PLAN_CHECK_STYLES.get(row.status, ""))
+        table.add_row(status, cell(kind), cell(row.name or ""), cell(row.events), cell(problems))
     return table
 
 
@@ -183,9 +192,9 @@ def result_table(result: QueryResult) -> Table:
 
     table = Table(show_lines=False, highlight=False)
     for column in result.columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(cell(column), overflow="fold")
     for row in result.rows:
-        table.add_row(*("NULL" if v is None else str(v) for v in row))
+        table.add_row(*(cell("NULL" if v is None else v) for v in row))
     return table
 
 
@@ -200,7 +209,8 @@ def prompt(show: Callable[[str], None], *, attached: bool) -> None:
     ledger_note = "ledger attached as `ledger`" if attached else "no ledger attached"
     err.print(
         f"{settings.warehouse_path()} (read-only), {ledger_note}. "
-        "End statements with ';'. Ctrl-D to quit."
+        "End statements with ';'. Ctrl-D to quit.",
+        markup=False,
     )
     buffer = ""
     while True:
@@ -230,6 +240,8 @@ def report_command(
 
     summary = write_report(settings.warehouse_path(), settings.ledger_path(), out_path)
     push = "with the push ledger" if summary.has_push else "no push recorded yet"
-    out.print(f"wrote {out_path}: {summary.events_to_replay} events to replay, {push}")
+    out.print(
+        f"wrote {out_path}: {summary.events_to_replay} events to replay, {push}", markup=False
+    )
     for warning in summary.warnings:
-        err.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
+        err.print(f"[yellow]warning:[/] {esc(warning)}")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from loader import settings
-from loader.cli.common import JsonOption, err, handles_loader_errors, out
+from loader.cli.common import JsonOption, err, esc, handles_loader_errors, out
 from loader.ingest.importer import FileResult, IngestSummary, ingest
 from loader.ingest.samples import generate
 from loader.warehouse import connect
@@ -44,8 +44,8 @@ def print_file(result: FileResult) -> None:
     counts = f"{result.lines_loaded} lines" if result.status in ("loaded", "replaced") else ""
     if result.lines_rejected:
         counts += f", [red]{result.lines_rejected} rejected[/]"
-    note = f" ({result.note})" if result.note else ""
-    out.print(f"{result.status:>9}  {result.path}  {counts}{note}")
+    note = f" ({esc(result.note)})" if result.note else ""
+    out.print(f"{result.status:>9}  {esc(result.path)}  {counts}{note}")
 
 
 def print_summary(summary: IngestSummary) -> None:
@@ -57,7 +57,7 @@ def print_summary(summary: IngestSummary) -> None:
         f"lines loaded {totals['lines_loaded']}, rejected {totals['lines_rejected']}"
     )
     for r in summary.rejections[:20]:
-        err.print(f"[red]rejected[/] {r.source_file}:{r.line_number}: {r.reason}")
+        err.print(f"[red]rejected[/] {esc(r.source_file)}:{r.line_number}: {esc(r.reason)}")
     if len(summary.rejections) > 20:
         err.print(f"... and {len(summary.rejections) - 20} more")
     if summary.rejections:
@@ -80,5 +80,6 @@ def sample_command(
     out.print(
         f"wrote {summary.files} files to {out_dir}: {summary.batches} batches, "
         f"{summary.events} events ({summary.blocked_events} blocked, "
-        f"{summary.attribute_only_events} with blocked attributes only)"
+        f"{summary.attribute_only_events} with blocked attributes only)",
+        markup=False,
     )
