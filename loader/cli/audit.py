@@ -142,12 +142,26 @@ def sql_command(
     no_ledger: Annotated[
         bool, typer.Option("--no-ledger", help="Do not attach the ledger.")
     ] = False,
+    attachments: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--attach",
+            help="NAME=PATH: also attach this DuckDB file, read-only, as NAME. Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Query the warehouse and the send ledger together, read-only, in one DuckDB session.
 
-    The ledger (BACKFILL_LEDGER) is attached as `ledger` when its file exists: `select * from ledger.runs`. Standard audit queries are in analyses/.
+    The ledger (BACKFILL_LEDGER) is attached as `ledger` when its file exists: `select * from ledger.runs`. No other file can be read or written (no COPY TO, read_csv, ATTACH, extensions): pass other DuckDB files with --attach. Standard audit queries are in analyses/.
     """  # noqa: E501
-    from loader.audit.sql_session import ledger_attached, open_session, parse_variables, read_query
+    from loader.audit.sql_session import (
+        ledger_attached,
+        open_session,
+        parse_attachments,
+        parse_variables,
+        read_query,
+    )
 
     output = output.lower()
     if output not in ("table", "csv", "json"):
@@ -155,7 +169,12 @@ def sql_command(
     limit = max_rows if output == "table" and max_rows > 0 else None
     sql = read_query(query) if query is not None else None
     ledger = None if no_ledger else settings.ledger_path()
-    con = open_session(settings.warehouse_path(), ledger, parse_variables(variables or []))
+    con = open_session(
+        settings.warehouse_path(),
+        ledger,
+        parse_variables(variables or []),
+        parse_attachments(attachments or []),
+    )
     with con:
 
         def show(text: str) -> None:
