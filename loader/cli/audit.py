@@ -251,7 +251,13 @@ def prompt(show: Callable[[str], None], *, attached: bool) -> None:
 @handles_loader_errors
 def report_command(
     out_path: Annotated[
-        Path, typer.Option("--out", help="HTML file to write.", dir_okay=False)
+        Path,
+        typer.Option(
+            "--out",
+            help="HTML file to write (a regular file there is overwritten; a symbolic link "
+            "is refused).",
+            dir_okay=False,
+        ),
     ] = Path("report.html"),
 ) -> None:
     """Write a self-contained HTML report: the replay set and its risks, and after a push what the ledger recorded. No network assets: it opens offline, and can be mailed."""  # noqa: E501
@@ -259,8 +265,9 @@ def report_command(
 
     summary = write_report(settings.warehouse_path(), settings.ledger_path(), out_path)
     push = "with the push ledger" if summary.has_push else "no push recorded yet"
+    wrote = "overwrote" if summary.overwrote else "wrote"
     out.print(
-        f"wrote {out_path}: {summary.events_to_replay} events to replay, {push}", markup=False
+        f"{wrote} {out_path}: {summary.events_to_replay} events to replay, {push}", markup=False
     )
     for warning in summary.warnings:
         err.print(f"[yellow]warning:[/] {esc(warning)}")
