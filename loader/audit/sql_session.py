@@ -206,7 +206,8 @@ def _chunks(cursor: duckdb.DuckDBPyConnection) -> Iterator[list]:
 
 
 def _first_line(text: str) -> str:
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), text)
+    lines = [ln.strip() for ln in text.splitlines()]
+    line = next((ln for ln in lines if ln and not ln.startswith("--")), text)
     return line if len(line) <= 80 else line[:77] + "..."
 
 

@@ -137,8 +137,13 @@ def sql_command(
         str, typer.Option("--format", help="table, csv or json.", case_sensitive=False)
     ] = "table",
     max_rows: Annotated[
-        int, typer.Option(help="Rows shown per result in table format (0: all).")
-    ] = 100,
+        int | None,
+        typer.Option(
+            help="Rows shown per result (0: all). Default: 100 in table format, all in csv "
+            "and json.",
+            show_default=False,
+        ),
+    ] = None,
     no_ledger: Annotated[
         bool, typer.Option("--no-ledger", help="Do not attach the ledger.")
     ] = False,
@@ -166,7 +171,9 @@ def sql_command(
     output = output.lower()
     if output not in ("table", "csv", "json"):
         raise LoaderError(f"--format {output}: use table, csv or json")
-    limit = max_rows if output == "table" and max_rows > 0 else None
+    if max_rows is None:
+        max_rows = 100 if output == "table" else 0
+    limit = max_rows if max_rows > 0 else None
     sql = read_query(query) if query is not None else None
     ledger = None if no_ledger else settings.ledger_path()
     con = open_session(
@@ -192,8 +199,12 @@ def print_results(con: duckdb.DuckDBPyConnection, sql: str, output: str, limit: 
     """Run `sql` and print each result as a table, CSV or JSON."""
     from loader.audit.sql_session import run
 
-    for result in run(con, sql, max_rows=limit):
+    for number, result in enumerate(run(con, sql, max_rows=limit)):
+        more = result.total_rows - len(result.rows)
+        note = f", showing {len(result.rows)} (--max-rows 0 for all)" if more else ""
         if output == "csv":
+            if number:
+                sys.stdout.write("\n")  # a blank line between results
             writer = csv.writer(sys.stdout, lineterminator="\n")
             writer.writerow(result.columns)
             writer.writerows(result.rows)
@@ -201,9 +212,10 @@ def print_results(con: duckdb.DuckDBPyConnection, sql: str, output: str, limit: 
             sys.stdout.write(result.to_json().decode() + "\n")
         else:
             out.print(result_table(result))
-            more = result.total_rows - len(result.rows)
-            note = f", showing {len(result.rows)} (--max-rows 0 for all)" if more else ""
-            err.print(f"{result.total_rows} rows{note}", style="dim")
+        if output == "table" or more:
+            sys.stdout.flush()
+            rows = "row" if result.total_rows == 1 else "rows"
+            err.print(f"{result.total_rows} {rows}{note}", style="dim", markup=False)
 
 
 def result_table(result: QueryResult) -> Table:
