@@ -94,7 +94,7 @@ class QueryResult:
 def open_session(
     warehouse: Path,
     ledger: Path | None = None,
-    variables: dict[str, str] | None = None,
+    variables: dict[str, object] | None = None,
     attachments: dict[str, Path] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """The warehouse, read-only, with `ledger` attached read-only when the file exists, and
@@ -111,8 +111,9 @@ def open_session(
                 if lock_holder(exc) is None:
                     raise
                 raise LedgerUnavailable(
-                    f"The ledger {ledger} is in use (a `loader push` is running). Wait for "
-                    "it to finish, or query the warehouse alone with --no-ledger."
+                    f"The ledger {ledger} is in use by {lock_holder(exc)} (a `loader push` "
+                    "holds it while it runs). Wait for it to finish, or query the warehouse "
+                    "alone with --no-ledger."
                 ) from None
         for name, path in (attachments or {}).items():
             try:
@@ -157,6 +158,12 @@ def parse_attachments(pairs: list[str]) -> dict[str, Path]:
             raise LoaderError(f"--attach {name}: the name is taken; choose another.")
         attachments[name] = Path(path)
     return attachments
+
+
+def session_variables(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
+    """The variables set in the session (SET VARIABLE), to set again in the next one."""
+    rows = con.execute("select name, value from duckdb_variables()").fetchall()
+    return {name: value for name, value in rows if VARIABLE_NAME.match(name)}
 
 
 def parse_variables(pairs: list[str]) -> dict[str, str]:

@@ -166,6 +166,7 @@ def sql_command(
         parse_attachments,
         parse_variables,
         read_query,
+        session_variables,
     )
 
     output = output.lower()
@@ -176,23 +177,31 @@ def sql_command(
     limit = max_rows if max_rows > 0 else None
     sql = read_query(query) if query is not None else None
     ledger = None if no_ledger else settings.ledger_path()
-    con = open_session(
-        settings.warehouse_path(),
-        ledger,
-        parse_variables(variables or []),
-        parse_attachments(attachments or []),
-    )
-    with con:
+    known: dict[str, object] = dict(parse_variables(variables or []))
+    extra = parse_attachments(attachments or [])
 
-        def show(text: str) -> None:
-            print_results(con, text, output, limit)
+    def session() -> duckdb.DuckDBPyConnection:
+        return open_session(settings.warehouse_path(), ledger, known, extra)
 
-        if sql is None and not sys.stdin.isatty():
-            sql = sys.stdin.read()
-        if sql is not None:
-            show(sql)
-        else:
-            prompt(show, attached=ledger_attached(con))
+    if sql is None and not sys.stdin.isatty():
+        sql = sys.stdin.read()
+    if sql is not None:
+        with session() as con:
+            print_results(con, sql, output, limit)
+        return
+    with session() as con:  # opens now, so that a problem shows before the prompt
+        attached = ledger_attached(con)
+
+    def show(text: str) -> None:
+        # a session per statement: the files are locked (read-only) only while it runs,
+        # so an open prompt does not keep `dbt build` or `loader push` from writing them
+        with session() as con:
+            try:
+                print_results(con, text, output, limit)
+            finally:
+                known.update(session_variables(con))
+
+    prompt(show, attached=attached)
 
 
 def print_results(con: duckdb.DuckDBPyConnection, sql: str, output: str, limit: int | None) -> None:
@@ -240,7 +249,8 @@ def prompt(show: Callable[[str], None], *, attached: bool) -> None:
     ledger_note = "ledger attached as `ledger`" if attached else "no ledger attached"
     err.print(
         f"{settings.warehouse_path()} (read-only), {ledger_note}. "
-        "End statements with ';'. Ctrl-D to quit.",
+        "End statements with ';'. Ctrl-D to quit. Each statement opens the files anew "
+        "(variables carry over), so they stay free between statements.",
         markup=False,
     )
     buffer = ""
