@@ -111,8 +111,8 @@ def open_session(
                 if lock_holder(exc) is None:
                     raise
                 raise LedgerUnavailable(
-                    f"The ledger {ledger} is in use by {lock_holder(exc)} (a `loader push` "
-                    "holds it while it runs). Wait for it to finish, or query the warehouse "
+                    f"The ledger {ledger} is in use by {lock_holder(exc)}: a `loader push` "
+                    "holds it while it runs. Wait for it to finish, or query the warehouse "
                     "alone with --no-ledger."
                 ) from None
         for name, path in (attachments or {}).items():

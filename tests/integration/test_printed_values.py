@@ -197,8 +197,9 @@ def test_report_warning_with_a_bracketed_ledger_path_is_printed_and_shown_as_is(
         holder.wait()
     assert result.exit_code == 0, result.output
     assert (
-        f"warning: No push section: The ledger {ledger} is in use (a `loader push` is "
-        "running). Wait for it to finish, or query the warehouse alone with --no-ledger."
+        f"warning: No push section: The ledger {ledger} is in use by process {holder.pid} "
+        "(python -c): a `loader push` holds it while it runs. Wait for it to finish, or query "
+        "the warehouse alone with --no-ledger."
     ) in result.stderr.splitlines()
     # the page shows the path as text: no element comes from it
     parser = Elements()
