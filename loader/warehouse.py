@@ -68,17 +68,42 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
         if holder is None:
             raise
         raise WarehouseLocked(
-            f"{path} is in use by {holder} (a `dbt build` or another loader command). "
-            "Wait for it to finish, then run this command again."
+            f"{path} is in use by {holder}. Wait for it to finish, then run this command again."
         ) from None
 
 
 def lock_holder(exc: duckdb.Error) -> str | None:
-    """Who holds the file when `exc` is DuckDB's lock error ('process N'), else None."""
+    """Who holds the file when `exc` is DuckDB's lock error, else None: 'process N (loader
+    sql)', the program named from /proc/N/cmdline when it can be read."""
     if "lock" not in str(exc).lower():
         return None
     pid = re.search(r"PID (\d+)", str(exc))
-    return f"process {pid.group(1)}" if pid else "another process"
+    if not pid:
+        return "another process"
+    program = program_name(int(pid.group(1)))
+    return f"process {pid.group(1)}" + (f" ({program})" if program else "")
+
+
+def program_name(pid: int) -> str | None:
+    """The program `pid` runs and its first argument ('loader sql', 'dbt build'), from its
+    command line with the Python interpreter left out; None when it cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    args = [arg for arg in raw.decode(errors="replace").split("\0") if arg]
+    if args and Path(args[0]).name.startswith("python"):
+        args = args[1:]
+        while args and args[0].startswith("-") and args[0] not in ("-c", "-m"):
+            args = args[1:]
+        if args and args[0] == "-m":
+            args = args[1:]
+    if not args:
+        return None
+    words = [Path(args[0]).name] if args[0] != "-c" else ["python -c"]
+    if args[0] != "-c" and len(args) > 1 and not args[1].startswith("-"):
+        words.append(args[1])
+    return " ".join(words)
 
 
 def attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> None:

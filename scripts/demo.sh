@@ -51,8 +51,7 @@ trap - EXIT
 tail -n 1 "$OUT/emulator.log"
 
 step "8. Audit with SQL: the replay set joined with the ledger and what the emulator received"
-loader sql "
-attach '$OUT/emulator.duckdb' as emulator (read_only);
+loader sql --attach emulator="$OUT/emulator.duckdb" "
 select
     r.event_name,
     count(*) as replay_events,

@@ -8,6 +8,7 @@ The warehouse and the ledger are opened read-only.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -45,6 +46,7 @@ class ReportSummary:
     sections: list[str]
     warnings: list[str] = field(default_factory=list)
     has_push: bool = False
+    overwrote: bool = False
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -868,7 +870,7 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
     try:
         con = open_session(warehouse, ledger)
     except LedgerUnavailable as exc:
-        notes.append(f"No push section: {exc}")
+        notes.append(f"No push section: {escape(str(exc))}")
         con = open_session(warehouse)
     with con:
         has_ledger = _attached(con, "ledger")
@@ -925,11 +927,19 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
 
 
 def write_report(warehouse: Path, ledger: Path | None, out: Path) -> ReportSummary:
-    """Write the report page to `out`."""
+    """Write the report page to `out`: a new file, or over a regular file (never through a
+    symbolic link)."""
+    if out.is_symlink():
+        raise ReportError(f"{out} is a symbolic link: not followed; give another --out.")
+    if out.exists() and not out.is_file():
+        raise ReportError(f"{out} is not a regular file; give another --out.")
     html, summary = render(warehouse, ledger)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(html, encoding="utf-8")
+        summary.overwrote = out.exists()
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with open(fd, "w", encoding="utf-8") as file:
+            file.write(html)
     except OSError as exc:
         raise ReportError(f"Cannot write {out}: {exc.strerror}.") from None
     summary.path = out

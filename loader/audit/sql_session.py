@@ -12,6 +12,11 @@ written before they existed (see `loader.push.ledger.attach_ledger`).
 
 Variables given as NAME=VALUE are set with DuckDB's SET VARIABLE; queries read them with
 getvariable('NAME') (the queries in analyses/ do).
+
+Other DuckDB files (say the emulator's record) are attached read-only by name, before the
+session is closed to everything else: once these files are attached, external access is
+off and the configuration locked, so no statement reads or writes another file (COPY ... TO,
+read_text, ATTACH), installs or loads an extension, or turns that back on.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import orjson
 
 from loader.errors import LoaderError
 from loader.push.ledger import attach_ledger
-from loader.warehouse import connect, lock_holder
+from loader.warehouse import attach, connect, lock_holder
 
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 NO_RESULT_TYPES = {
@@ -45,6 +50,10 @@ class SqlError(LoaderError):
     """A query failed; the message is DuckDB's, naming the statement."""
 
     exit_code = 1
+
+
+RESERVED_NAMES = {"warehouse", "ledger", "memory", "system", "temp", "main"}
+CONFINED = "(loader sql reads only the warehouse, the ledger and files given with --attach)"
 
 
 class LedgerUnavailable(LoaderError):
@@ -83,9 +92,16 @@ class QueryResult:
 
 
 def open_session(
-    warehouse: Path, ledger: Path | None = None, variables: dict[str, str] | None = None
+    warehouse: Path,
+    ledger: Path | None = None,
+    variables: dict[str, object] | None = None,
+    attachments: dict[str, Path] | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """The warehouse, read-only, with `ledger` attached read-only when the file exists."""
+    """The warehouse, read-only, with `ledger` attached read-only when the file exists, and
+    `attachments` (name: DuckDB file) read-only; then no other file can be reached."""
+    for name, path in (attachments or {}).items():
+        if not path.is_file():
+            raise LoaderError(f"--attach {name}={path}: no such file.")
     con = connect(warehouse, read_only=True)
     try:
         if ledger is not None and ledger.exists():
@@ -95,9 +111,21 @@ def open_session(
                 if lock_holder(exc) is None:
                     raise
                 raise LedgerUnavailable(
-                    f"The ledger {ledger} is in use (a `loader push` is running). Wait for "
-                    "it to finish, or query the warehouse alone with --no-ledger."
+                    f"The ledger {ledger} is in use by {lock_holder(exc)}: a `loader push` "
+                    "holds it while it runs. Wait for it to finish, or query the warehouse "
+                    "alone with --no-ledger."
                 ) from None
+        for name, path in (attachments or {}).items():
+            try:
+                attach(con, path, name)
+            except duckdb.IOException as exc:
+                holder = lock_holder(exc)
+                if holder is None:
+                    raise LoaderError(f"--attach {name}={path}: {exc}") from None
+                raise LoaderError(
+                    f"--attach {name}={path}: the file is in use by {holder}."
+                ) from None
+        confine(con)
         for name, value in (variables or {}).items():
             if not VARIABLE_NAME.match(name):
                 raise LoaderError(f"Variable name {name!r}: use letters, digits and underscores.")
@@ -106,6 +134,36 @@ def open_session(
         con.close()
         raise
     return con
+
+
+def confine(con: duckdb.DuckDBPyConnection) -> None:
+    """No file but those attached, no extension, no network; and no way to turn them back on."""
+    con.execute("set enable_external_access = false")
+    con.execute("set lock_configuration = true")
+
+
+def parse_attachments(pairs: list[str]) -> dict[str, Path]:
+    """NAME=PATH pairs of --attach into a dict; names as DuckDB identifiers, not taken."""
+    attachments = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        name = name.strip()
+        if not sep or not name or not path:
+            raise LoaderError(
+                f"--attach {pair!r}: expected NAME=PATH, e.g. emulator=emulator.duckdb."
+            )
+        if not VARIABLE_NAME.match(name):
+            raise LoaderError(f"--attach {name}: use letters, digits and underscores for the name.")
+        if name.lower() in RESERVED_NAMES or name in attachments:
+            raise LoaderError(f"--attach {name}: the name is taken; choose another.")
+        attachments[name] = Path(path)
+    return attachments
+
+
+def session_variables(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
+    """The variables set in the session (SET VARIABLE), to set again in the next one."""
+    rows = con.execute("select name, value from duckdb_variables()").fetchall()
+    return {name: value for name, value in rows if VARIABLE_NAME.match(name)}
 
 
 def parse_variables(pairs: list[str]) -> dict[str, str]:
@@ -142,6 +200,8 @@ def run(
             else:
                 rows = cursor.fetchmany(max_rows)
                 total = len(rows) + sum(len(chunk) for chunk in _chunks(cursor))
+        except duckdb.PermissionException as exc:
+            raise SqlError(f"{_first_line(text)}: {exc} {CONFINED}") from None
         except duckdb.Error as exc:
             raise SqlError(f"{_first_line(text)}: {exc}") from None
         yield QueryResult(text, columns, types, rows, total)
@@ -153,7 +213,8 @@ def _chunks(cursor: duckdb.DuckDBPyConnection) -> Iterator[list]:
 
 
 def _first_line(text: str) -> str:
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), text)
+    lines = [ln.strip() for ln in text.splitlines()]
+    line = next((ln for ln in lines if ln and not ln.startswith("--")), text)
     return line if len(line) <= 80 else line[:77] + "..."
 
 

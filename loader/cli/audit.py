@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from loader import settings
-from loader.cli.common import JsonOption, err, handles_loader_errors, out, print_error
+from loader.cli.common import (
+    JsonOption,
+    cell,
+    err,
+    esc,
+    handles_loader_errors,
+    out,
+    print_error,
+)
 from loader.errors import LoaderError
 from loader.warehouse import connect
 
@@ -76,16 +84,18 @@ def print_plan_check(result: PlanCheckResult, *, show_ok: bool) -> None:
         f"events: {summary['ok']} pass, {summary['unplanned']} unplanned (blocked again), "
         f"{summary['unplanned_attributes']} with unplanned attributes (removed again), "
         f"{summary['invalid']} invalid (delivered, flagged), "
-        f"{summary['not_plannable']} of types plans do not validate"
+        f"{summary['not_plannable']} of types plans do not validate",
+        markup=False,
     )
     for note in result.notes:
-        err.print(f"[yellow]note:[/] {note}")
+        err.print(f"[yellow]note:[/] {esc(note)}")
 
 
 def plan_check_table(result: PlanCheckResult, *, show_ok: bool) -> Table:
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"Replay set against {result.plan_id} v{result.version}")
+    table = Table(title=cell(f"Replay set against {result.plan_id} v{result.version}"))
     for column in ("status", "type", "name", "events"):
         justify: JustifyMethod = "right" if column == "events" else "left"
         table.add_column(column, justify=justify, no_wrap=True)
@@ -100,9 +110,8 @@ def plan_check_table(result: PlanCheckResult, *, show_ok: bool) -> Table:
         )
         if len(row.problems) > 5:
             problems += f"; ... {len(row.problems) - 5} more"
-        color = PLAN_CHECK_STYLES.get(row.status, "")
-        status = f"[{color}]{row.status}[/]" if color else row.status
-        table.add_row(status, kind, row.name or "", str(row.events), problems)
+        status = Text(row.status, style=PLAN_CHECK_STYLES.get(row.status, ""))
+        table.add_row(status, cell(kind), cell(row.name or ""), cell(row.events), cell(problems))
     return table
 
 
@@ -128,44 +137,83 @@ def sql_command(
         str, typer.Option("--format", help="table, csv or json.", case_sensitive=False)
     ] = "table",
     max_rows: Annotated[
-        int, typer.Option(help="Rows shown per result in table format (0: all).")
-    ] = 100,
+        int | None,
+        typer.Option(
+            help="Rows shown per result (0: all). Default: 100 in table format, all in csv "
+            "and json.",
+            show_default=False,
+        ),
+    ] = None,
     no_ledger: Annotated[
         bool, typer.Option("--no-ledger", help="Do not attach the ledger.")
     ] = False,
+    attachments: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--attach",
+            help="NAME=PATH: also attach this DuckDB file, read-only, as NAME. Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Query the warehouse and the send ledger together, read-only, in one DuckDB session.
 
-    The ledger (BACKFILL_LEDGER) is attached as `ledger` when its file exists: `select * from ledger.runs`. Standard audit queries are in analyses/.
+    The ledger (BACKFILL_LEDGER) is attached as `ledger` when its file exists: `select * from ledger.runs`. No other file can be read or written (no COPY TO, read_csv, ATTACH, extensions): pass other DuckDB files with --attach. Standard audit queries are in analyses/.
     """  # noqa: E501
-    from loader.audit.sql_session import ledger_attached, open_session, parse_variables, read_query
+    from loader.audit.sql_session import (
+        ledger_attached,
+        open_session,
+        parse_attachments,
+        parse_variables,
+        read_query,
+        session_variables,
+    )
 
     output = output.lower()
     if output not in ("table", "csv", "json"):
         raise LoaderError(f"--format {output}: use table, csv or json")
-    limit = max_rows if output == "table" and max_rows > 0 else None
+    if max_rows is None:
+        max_rows = 100 if output == "table" else 0
+    limit = max_rows if max_rows > 0 else None
     sql = read_query(query) if query is not None else None
     ledger = None if no_ledger else settings.ledger_path()
-    con = open_session(settings.warehouse_path(), ledger, parse_variables(variables or []))
-    with con:
+    known: dict[str, object] = dict(parse_variables(variables or []))
+    extra = parse_attachments(attachments or [])
 
-        def show(text: str) -> None:
-            print_results(con, text, output, limit)
+    def session() -> duckdb.DuckDBPyConnection:
+        return open_session(settings.warehouse_path(), ledger, known, extra)
 
-        if sql is None and not sys.stdin.isatty():
-            sql = sys.stdin.read()
-        if sql is not None:
-            show(sql)
-        else:
-            prompt(show, attached=ledger_attached(con))
+    if sql is None and not sys.stdin.isatty():
+        sql = sys.stdin.read()
+    if sql is not None:
+        with session() as con:
+            print_results(con, sql, output, limit)
+        return
+    with session() as con:  # opens now, so that a problem shows before the prompt
+        attached = ledger_attached(con)
+
+    def show(text: str) -> None:
+        # a session per statement: the files are locked (read-only) only while it runs,
+        # so an open prompt does not keep `dbt build` or `loader push` from writing them
+        with session() as con:
+            try:
+                print_results(con, text, output, limit)
+            finally:
+                known.update(session_variables(con))
+
+    prompt(show, attached=attached)
 
 
 def print_results(con: duckdb.DuckDBPyConnection, sql: str, output: str, limit: int | None) -> None:
     """Run `sql` and print each result as a table, CSV or JSON."""
     from loader.audit.sql_session import run
 
-    for result in run(con, sql, max_rows=limit):
+    for number, result in enumerate(run(con, sql, max_rows=limit)):
+        more = result.total_rows - len(result.rows)
+        note = f", showing {len(result.rows)} (--max-rows 0 for all)" if more else ""
         if output == "csv":
+            if number:
+                sys.stdout.write("\n")  # a blank line between results
             writer = csv.writer(sys.stdout, lineterminator="\n")
             writer.writerow(result.columns)
             writer.writerows(result.rows)
@@ -173,9 +221,10 @@ def print_results(con: duckdb.DuckDBPyConnection, sql: str, output: str, limit: 
             sys.stdout.write(result.to_json().decode() + "\n")
         else:
             out.print(result_table(result))
-            more = result.total_rows - len(result.rows)
-            note = f", showing {len(result.rows)} (--max-rows 0 for all)" if more else ""
-            err.print(f"{result.total_rows} rows{note}", style="dim")
+        if output == "table" or more:
+            sys.stdout.flush()
+            rows = "row" if result.total_rows == 1 else "rows"
+            err.print(f"{result.total_rows} {rows}{note}", style="dim", markup=False)
 
 
 def result_table(result: QueryResult) -> Table:
@@ -183,9 +232,9 @@ def result_table(result: QueryResult) -> Table:
 
     table = Table(show_lines=False, highlight=False)
     for column in result.columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(cell(column), overflow="fold")
     for row in result.rows:
-        table.add_row(*("NULL" if v is None else str(v) for v in row))
+        table.add_row(*(cell("NULL" if v is None else v) for v in row))
     return table
 
 
@@ -200,7 +249,9 @@ def prompt(show: Callable[[str], None], *, attached: bool) -> None:
     ledger_note = "ledger attached as `ledger`" if attached else "no ledger attached"
     err.print(
         f"{settings.warehouse_path()} (read-only), {ledger_note}. "
-        "End statements with ';'. Ctrl-D to quit."
+        "End statements with ';'. Ctrl-D to quit. Each statement opens the files anew "
+        "(variables carry over), so they stay free between statements.",
+        markup=False,
     )
     buffer = ""
     while True:
@@ -222,7 +273,13 @@ def prompt(show: Callable[[str], None], *, attached: bool) -> None:
 @handles_loader_errors
 def report_command(
     out_path: Annotated[
-        Path, typer.Option("--out", help="HTML file to write.", dir_okay=False)
+        Path,
+        typer.Option(
+            "--out",
+            help="HTML file to write (a regular file there is overwritten; a symbolic link "
+            "is refused).",
+            dir_okay=False,
+        ),
     ] = Path("report.html"),
 ) -> None:
     """Write a self-contained HTML report: the replay set and its risks, and after a push what the ledger recorded. No network assets: it opens offline, and can be mailed."""  # noqa: E501
@@ -230,6 +287,9 @@ def report_command(
 
     summary = write_report(settings.warehouse_path(), settings.ledger_path(), out_path)
     push = "with the push ledger" if summary.has_push else "no push recorded yet"
-    out.print(f"wrote {out_path}: {summary.events_to_replay} events to replay, {push}")
+    wrote = "overwrote" if summary.overwrote else "wrote"
+    out.print(
+        f"{wrote} {out_path}: {summary.events_to_replay} events to replay, {push}", markup=False
+    )
     for warning in summary.warnings:
-        err.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
+        err.print(f"[yellow]warning:[/] {esc(warning)}")

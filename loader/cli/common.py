@@ -9,11 +9,15 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
 from loader.errors import LoaderError
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Data and paths reach these consoles: no emoji codes (`:smile:`) and no highlighting; markup
+# only in the project's own text, with every value passed through `esc` (or as `cell`).
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
 ProjectDirOption = Annotated[
@@ -24,9 +28,23 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def esc(value: object) -> str:
+    """`value` as text for a markup string: printed as it is, never read as markup.
+
+    Every value from data, files, paths or exceptions goes through this (an event named
+    `Sale [/] promo`, a file `x[/bold]y.txt`, a cell `[red]SKU-1[/red]`).
+    """
+    return escape(str(value))
+
+
+def cell(value: object) -> Text:
+    """`value` as a table cell or title printed as it is (rich reads plain str as markup)."""
+    return Text(str(value))
+
+
 def print_error(message: object) -> None:
     """`error: <message>` in bold red on stderr."""
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {esc(message)}")
 
 
 def handles_loader_errors(command: Callable[P, R]) -> Callable[P, R]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -33,10 +35,13 @@ def emulate_command(
         str | None,
         typer.Option(envvar="MPARTICLE_API_KEY", help="API key to accept.", show_default=False),
     ] = None,
-    api_secret: Annotated[
+    api_secret_file: Annotated[
         str | None,
         typer.Option(
-            envvar="MPARTICLE_API_SECRET", help="API secret to accept.", show_default=False
+            "--api-secret-file",
+            help="File holding the API secret to accept (- for stdin). Default: "
+            "MPARTICLE_API_SECRET. Never on the command line, where `ps` shows it.",
+            show_default=False,
         ),
     ] = None,
     latency_ms: Annotated[int, typer.Option(help="Added to every response.")] = 0,
@@ -73,10 +78,12 @@ def emulate_command(
     """  # noqa: E501
     from loader.emulator.server import serve
 
+    api_secret = _secret(api_secret_file)
     if not api_key or not api_secret:
         raise LoaderError(
-            "the emulator needs credentials to check: pass --api-key and --api-secret "
-            "or set MPARTICLE_API_KEY and MPARTICLE_API_SECRET"
+            "the emulator needs credentials to check: the API key with --api-key or "
+            "MPARTICLE_API_KEY, the secret in MPARTICLE_API_SECRET or a file given with "
+            "--api-secret-file PATH (- for stdin)"
         )
     stop = _stop_on_signals()
     config = _config(
@@ -96,6 +103,20 @@ def emulate_command(
     script_entries = [entry.strip() for entry in (script or "").split(",") if entry.strip()]
     emulator = serve(config, stop, script=script_entries, url_file=url_file, on_ready=_announce)
     out.print(f"emulator stopped: {emulator.summary()}", markup=False)
+
+
+def _secret(path: str | None) -> str | None:
+    """The secret from `path` (- for stdin; its first line), else MPARTICLE_API_SECRET."""
+    if path is None:
+        return os.environ.get("MPARTICLE_API_SECRET") or None
+    try:
+        text = sys.stdin.readline() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LoaderError(f"--api-secret-file {path}: {exc.strerror}") from None
+    secret = text.strip()
+    if not secret:
+        raise LoaderError(f"--api-secret-file {path}: the file is empty")
+    return secret
 
 
 def _stop_on_signals() -> threading.Event:

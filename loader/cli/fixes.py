@@ -56,9 +56,11 @@ def lint_command(project_dir: ProjectDirOption = Path(".")) -> None:
         out.print(str(problem), markup=False)
     count = len(result.fixes)
     if result.problems:
-        err.print(f"{len(result.problems)} problem(s) in the fix chain ({count} fixes)")
+        err.print(
+            f"{len(result.problems)} problem(s) in the fix chain ({count} fixes)", markup=False
+        )
         raise typer.Exit(1)
-    out.print(f"{count} fixes checked: no problems")
+    out.print(f"{count} fixes checked: no problems", markup=False)
 
 
 @handles_loader_errors

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from loader import settings
-from loader.cli.common import JsonOption, err, handles_loader_errors, out
+from loader.cli.common import JsonOption, err, esc, handles_loader_errors, out
 from loader.ingest.importer import FileResult, IngestSummary, forget, ingest
 from loader.ingest.samples import generate
 from loader.warehouse import connect
@@ -77,13 +77,13 @@ def forget_command(paths: list[str]) -> None:
 def print_file(result: FileResult) -> None:
     """One line per file as it is read."""
     if result.status in ("refused", "not read"):
-        out.print(f"{result.status:>9}  {result.path}  ({result.note})")
+        out.print(f"{result.status:>9}  {result.path}  ({result.note})", markup=False)
         return
     counts = f"{result.lines_loaded} lines" if result.status in ("loaded", "replaced") else ""
     if result.lines_rejected:
         counts += f", [red]{result.lines_rejected} rejected[/]"
-    note = f" ({result.note})" if result.note else ""
-    out.print(f"{result.status:>9}  {result.path}  {counts}{note}")
+    note = f" ({esc(result.note)})" if result.note else ""
+    out.print(f"{result.status:>9}  {esc(result.path)}  {counts}{note}")
 
 
 def print_summary(summary: IngestSummary) -> None:
@@ -96,12 +96,12 @@ def print_summary(summary: IngestSummary) -> None:
         f"lines loaded {totals['lines_loaded']}, rejected {totals['lines_rejected']}"
     )
     for f in summary.not_read:
-        err.print(f"[red]not read[/] {f.path}: {f.note}")
+        err.print(f"[red]not read[/] {esc(f.path)}: {esc(f.note)}")
     if summary.not_read:
         err.print("Files not read were not recorded; fix them and run ingest again.")
     for r in summary.rejections[:20]:
         where = f"{r.source_file}:{r.line_number}" if r.line_number else r.source_file
-        err.print(f"[red]rejected[/] {where}: {r.reason}")
+        err.print(f"[red]rejected[/] {esc(where)}: {esc(r.reason)}")
     if len(summary.rejections) > 20:
         err.print(f"... and {len(summary.rejections) - 20} more")
     if summary.rejections:
@@ -129,5 +129,6 @@ def sample_command(
     out.print(
         f"wrote {summary.files} files to {out_dir}: {summary.batches} batches, "
         f"{summary.events} events ({summary.blocked_events} blocked, "
-        f"{summary.attribute_only_events} with blocked attributes only)"
+        f"{summary.attribute_only_events} with blocked attributes only)",
+        markup=False,
     )

@@ -44,11 +44,20 @@ def push_command(
         typer.Option(
             "--out",
             help="With --dry-run: write the exact request bodies, plan.json and "
-            "rejected.ndjson to this folder.",
+            "rejected.ndjson to this folder (new or empty; see --force). A symbolic link is "
+            "refused.",
             file_okay=False,
             show_default=False,
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="With --out: use a folder that is not empty, replacing an earlier dry run's "
+            "files there (request-*.json, plan.json, rejected.ndjson).",
+        ),
+    ] = False,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Concurrent requests.")] = 8,
     rate: Annotated[
         float,
@@ -82,6 +91,8 @@ def push_command(
 
     if out_dir is not None and not dry_run:
         raise LoaderError("--out goes with --dry-run (a push records sends in the ledger)")
+    if force and out_dir is None:
+        raise LoaderError("--force goes with --dry-run --out DIR")
     options = PushOptions(
         endpoint=endpoint_url(pod, endpoint),
         workers=workers,
@@ -91,7 +102,7 @@ def push_command(
         resend_changed=resend_changed,
     )
     try:
-        report = _plan(options, out_dir) if dry_run else _send(options, as_json=as_json)
+        report = _plan(options, out_dir, force) if dry_run else _send(options, as_json=as_json)
     except KeyboardInterrupt:
         err.print("interrupted: run `loader push` again to resume (nothing is sent twice)")
         raise typer.Exit(130) from None
@@ -107,10 +118,10 @@ def push_command(
         raise typer.Exit(1)
 
 
-def _plan(options: PushOptions, out_dir: Path | None) -> PushReport:
+def _plan(options: PushOptions, out_dir: Path | None, force: bool) -> PushReport:
     from loader.push.runner import dry_run
 
-    return dry_run(settings.warehouse_path(), settings.ledger_path(), options, out_dir)
+    return dry_run(settings.warehouse_path(), settings.ledger_path(), options, out_dir, force=force)
 
 
 def _send(options: PushOptions, *, as_json: bool) -> PushReport:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from loader.cli.common import err, out, print_error
+from loader.cli.common import err, esc, out, print_error
 
 if TYPE_CHECKING:
     from rich.progress import Progress as ProgressBar
@@ -22,21 +22,22 @@ def print_plan(report: PushReport) -> None:
     out.print(
         f"[bold]Plan:[/] {report.events_planned} events of {plan.users} users in "
         f"{report.batches_planned} batches, {report.requests_planned} requests "
-        f"({report.body_bytes / 1e6:.2f} MB) {where} to {report.endpoint}/bulkevents"
+        f"({report.body_bytes / 1e6:.2f} MB) {where} to {esc(report.endpoint)}/bulkevents"
     )
     out.print(
         f"  replay set {plan.replay_events} events: {plan.new} new, {plan.resumed} resumed "
         f"({plan.resumed_batches} unfinished batches sent again with their ids), "
-        f"{plan.acknowledged_before} already acknowledged"
+        f"{plan.acknowledged_before} already acknowledged",
+        markup=False,
     )
     if plan.events_by_type:
         types = ", ".join(f"{name} {count}" for name, count in plan.events_by_type.items())
-        out.print(f"  by type: {types}")
+        out.print(f"  by type: {types}", markup=False)
     if plan.oldest_event_days is not None:
-        out.print(f"  oldest event: {plan.oldest_event_days:g} days old")
+        out.print(f"  oldest event: {plan.oldest_event_days:g} days old", markup=False)
     _print_age_warnings(plan)
     for note, count in plan.data_plan_notes.items():
-        out.print(f"  data plan: {count} events: {note}")
+        out.print(f"  data plan: {count} events: {note}", markup=False)
     _print_identity_risk(plan)
     _print_skipped(plan)
     if report.events_rejected_locally:
@@ -47,14 +48,17 @@ def print_plan(report: PushReport) -> None:
         for reason, count in sorted(report.local_rejections.items(), key=lambda r: -r[1])[:10]:
             err.print(f"  {count} events: {reason}", markup=False)
     if report.out_dir:
-        out.print(f"  request bodies, plan.json and rejected.ndjson written to {report.out_dir}")
+        out.print(
+            f"  request bodies, plan.json and rejected.ndjson written to {report.out_dir}",
+            markup=False,
+        )
 
 
 def _print_age_warnings(plan: PlanSummary) -> None:
     if plan.warn_age_days is None:
         from loader.build_settings import REBUILD_FOR_AGE_CHECKS
 
-        err.print(f"[yellow]note:[/] {REBUILD_FOR_AGE_CHECKS}")
+        err.print(f"[yellow]note:[/] {esc(REBUILD_FOR_AGE_CHECKS)}")
     if plan.older_than_warn_days:
         err.print(
             f"[yellow]warning:[/] {plan.older_than_warn_days} events are older than "
@@ -71,7 +75,7 @@ def _print_age_warnings(plan: PlanSummary) -> None:
 def _print_identity_risk(plan: PlanSummary) -> None:
     if plan.events_by_identity_risk:
         risks = ", ".join(f"{name} {count}" for name, count in plan.events_by_identity_risk.items())
-        out.print(f"  identity risk: {risks} (events)")
+        out.print(f"  identity risk: {risks} (events)", markup=False)
     high_risk = plan.events_by_identity_risk.get("high", 0)
     if high_risk:
         err.print(
@@ -94,12 +98,12 @@ def _print_skipped(plan: PlanSummary) -> None:
         if plan.resend_changed:
             err.print(
                 f"[yellow]warning:[/] sending {changed} events again whose content changed "
-                f"after they were sent (e.g. {examples}): downstream sees them twice"
+                f"after they were sent (e.g. {esc(examples)}): downstream sees them twice"
             )
         else:
             err.print(
                 f"[yellow]note:[/] {plan.changed} events changed after they were acknowledged"
-                f" and {plan.in_doubt} after an unanswered send (e.g. {examples}); not sent. "
+                f" and {plan.in_doubt} after an unanswered send (e.g. {esc(examples)}); not sent. "
                 "--resend-changed sends them again (downstream then sees them twice)."
             )
     if plan.rejected_before:
@@ -130,7 +134,7 @@ def print_outcome(report: PushReport) -> None:
         if report.status == "stopped":
             print_error(report.message)
         else:
-            err.print(report.message)
+            err.print(report.message, markup=False)
     if p.batches_failed:
         err.print("Failed batches are sent again, with the same ids, by the next `loader push`.")
 

@@ -6,7 +6,7 @@ import json
 from typing import TYPE_CHECKING
 
 from loader import settings
-from loader.cli.common import JsonOption, err, handles_loader_errors, out
+from loader.cli.common import JsonOption, cell, err, handles_loader_errors, out
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -32,14 +32,15 @@ def status_command(as_json: JsonOption = False) -> None:
 def print_status(result: LedgerStatus) -> None:
     """Runs, event counts, failure reasons and the replay set."""
     if not result.runs:
-        out.print(f"no push recorded in {settings.ledger_path()} yet")
+        out.print(f"no push recorded in {settings.ledger_path()} yet", markup=False)
     else:
         out.print(runs_table(result))
         out.print("(events per run; HTTP: requests made, retries included)", style="dim")
     events = result.events
     out.print(
         f"events: {events.acknowledged} acknowledged, {events.pending} pending, "
-        f"{events.failed} failed (sent again by the next push), {events.rejected} rejected"
+        f"{events.failed} failed (sent again by the next push), {events.rejected} rejected",
+        markup=False,
     )
     for failure in result.failures:
         err.print(
@@ -55,7 +56,8 @@ def print_status(result: LedgerStatus) -> None:
             f"replay set: {replay.events} events; next push sends {replay.to_send} "
             f"({replay.new} new, {replay.resumed} resumed); "
             f"{replay.changed_after_acknowledgement} changed after acknowledgement, "
-            f"{replay.in_doubt} in doubt, {replay.rejected_before} refused before"
+            f"{replay.in_doubt} in doubt, {replay.rejected_before} refused before",
+            markup=False,
         )
 
 
@@ -63,17 +65,22 @@ def runs_table(result: LedgerStatus) -> Table:
     from rich.table import Table
 
     endpoints = sorted({run.endpoint for run in result.runs})
-    table = Table(title=f"Runs in {result.ledger} (to {', '.join(endpoints)})")
+    table = Table(title=cell(f"Runs in {result.ledger} (to {', '.join(endpoints)})"))
     for column in ("run", "started (UTC)", "status", "acked", "failed", "refused", "HTTP"):
         table.add_column(column, justify="left" if column == "status" else "right")
     for run in result.runs:
         table.add_row(
-            str(run.run_id),
-            str(run.started_at)[:16],
-            run.status,
-            str(run.events_acknowledged),
-            str(run.events_failed),
-            str(run.events_rejected),
-            str(run.http_requests),
+            *map(
+                cell,
+                (
+                    run.run_id,
+                    str(run.started_at)[:16],
+                    run.status,
+                    run.events_acknowledged,
+                    run.events_failed,
+                    run.events_rejected,
+                    run.http_requests,
+                ),
+            )
         )
     return table

@@ -425,6 +425,14 @@ def compile_problems(output: str) -> list[Problem]:
     return problems
 
 
+CREDENTIAL_PREFIXES = ("MPARTICLE_", "AMPLITUDE_")
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment without the destinations' credentials: dbt needs none."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(CREDENTIAL_PREFIXES)}
+
+
 def compile_fixes(project_dir: Path, fixes: list[str], work_dir: Path) -> dict:
     """Load the seeds (fix macros check values against them), then `dbt compile` the fixes;
     the manifest, or CompileFailed with the problems."""
@@ -433,7 +441,7 @@ def compile_fixes(project_dir: Path, fixes: list[str], work_dir: Path) -> dict:
         "--target-path", str(work_dir / "target"), "--log-path", str(work_dir / "logs"),
         "--no-use-colors", "--quiet",
     ]  # fmt: skip
-    env = {**os.environ, "BACKFILL_DUCKDB": str(work_dir / "lint.duckdb")}
+    env = {**child_environment(), "BACKFILL_DUCKDB": str(work_dir / "lint.duckdb")}
     for command in (
         [dbt_executable(), "seed", *common],
         [dbt_executable(), "compile", "--select", *fixes, "--indirect-selection", "empty", *common],

@@ -211,18 +211,25 @@ def dry_run(
     options: PushOptions,
     out_dir: Path | None = None,
     validator: Validator | None = None,
+    *,
+    force: bool = False,
 ) -> PushReport:
-    """Everything but HTTP: the plan and, with `out_dir`, the exact request bodies."""
+    """Everything but HTTP: the plan and, with `out_dir`, the exact request bodies.
+
+    `out_dir` is a new or empty folder (with `force`, an earlier dry run's files in it are
+    replaced); files are created in it, never through a symbolic link.
+    """
+    from loader.push.out_folder import OutFolder
+
     started = time.monotonic()
     report = PushReport(dry_run=True, endpoint=options.endpoint, plan=PlanSummary())
     validator = validator if validator is not None else default_validator()
     rejected_file = None
+    folder: OutFolder | None = None
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for old in out_dir.glob("request-*.json"):
-            old.unlink()
+        folder = OutFolder.fresh(out_dir, force=force)
         report.out_dir = str(out_dir)
-        rejected_file = open(out_dir / "rejected.ndjson", "wb")  # noqa: SIM115
+        rejected_file = folder.create("rejected.ndjson")
 
     def note_rejection(batch: PackedBatch) -> None:
         if rejected_file is not None:
@@ -239,17 +246,18 @@ def dry_run(
             report.plan = planner.classify()
             batches = planning.batches(planner, with_hashes=False)
             for number, request in enumerate(planning.requests(batches), 1):
-                if out_dir is not None:
-                    path = out_dir / f"request-{number:06d}.json"
-                    path.write_bytes(request_body(b.body for b in request))
+                if folder is not None:
+                    with folder.create(f"request-{number:06d}.json") as file:
+                        file.write(request_body(b.body for b in request))
+        report.elapsed_s = time.monotonic() - started
+        if folder is not None:
+            with folder.create("plan.json") as file:
+                file.write(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2))
     finally:
         if rejected_file is not None:
             rejected_file.close()
-    report.elapsed_s = time.monotonic() - started
-    if out_dir is not None:
-        (out_dir / "plan.json").write_bytes(
-            orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2)
-        )
+        if folder is not None:
+            folder.close()
     return report
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import pty
 import select
+import shutil
 import subprocess
 import sys
 import time
@@ -258,7 +259,8 @@ def ledger_rows(pushed: Pushed, sql: str) -> list[tuple]:
 
 
 def test_sent_in_run_lists_every_acknowledged_event(pushed):
-    [rows] = audit(pushed, "sent_in_run")
+    chosen, rows = audit(pushed, "sent_in_run")
+    assert chosen == [{"run_id": 1, "chosen": "the latest run that sent something"}]
     sent = pushed.report.progress
     assert len(rows) == sent.events_acknowledged > 0
     assert {row["run_id"] for row in rows} == {1}
@@ -267,7 +269,34 @@ def test_sent_in_run_lists_every_acknowledged_event(pushed):
         pushed, "select source_request_id from batches where status = 'acknowledged'"
     )
     assert {row["source_request_id"] for row in rows} == {sid for (sid,) in acknowledged}
-    assert audit(pushed, "sent_in_run", "--set", "run_id=2") == [[]]
+    chosen, again = audit(pushed, "sent_in_run", "--set", "run_id=1")
+    assert chosen == [{"run_id": 1, "chosen": "given with --set run_id"}]
+    assert again == rows
+
+
+@pytest.mark.parametrize("value", ["abc", "2"])
+def test_sent_in_run_names_a_run_that_does_not_exist(pushed, value):
+    result = invoke(
+        pushed.warehouse, pushed.ledger, "analyses/sent_in_run.sql", "--set", f"run_id={value}"
+    )
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        "error: set variable sent_in_run__run = (: Invalid Input Error: "
+        f"run_id {value}: no such run in the ledger (its runs: 1)\n"
+    )
+
+
+def test_sent_in_run_skips_a_later_run_that_sent_nothing(pushed, tmp_path):
+    ledger = tmp_path / "ledger.duckdb"
+    shutil.copy(pushed.ledger, ledger)
+    with duckdb.connect(str(ledger)) as con:  # a second push with nothing left to send
+        con.execute("insert into runs select * replace (2 as run_id) from runs where run_id = 1")
+    result = invoke(pushed.warehouse, ledger, "analyses/sent_in_run.sql", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    chosen, rows = result.stdout.split("\n\n")
+    assert chosen == "run_id,chosen\n1,the latest run that sent something"
+    assert {line.split(",")[0] for line in rows.splitlines()[1:]} == {"1"}
 
 
 def test_failures_give_mparticles_messages_and_the_events(pushed):
@@ -310,3 +339,32 @@ def test_blocked_events_never_replayed_with_their_reason(pushed):
         key for (key,) in ledger_rows(pushed, "select replay_key from acknowledged_events")
     }
     assert not acknowledged & {row["replay_key"] for row in events}
+
+
+def test_max_rows_in_every_format(warehouse):
+    sql = "select range as n from range(5)"
+    csv_out = invoke(warehouse, None, sql, "--format", "csv", "--max-rows", "2")
+    assert csv_out.exit_code == 0, csv_out.output
+    assert csv_out.stdout == "n\n0\n1\n"
+    assert csv_out.stderr == "5 rows, showing 2 (--max-rows 0 for all)\n"
+    json_out = invoke(warehouse, None, sql, "--format", "json", "--max-rows", "2")
+    assert json.loads(json_out.stdout) == [{"n": 0}, {"n": 1}]
+    assert json_out.stderr == "5 rows, showing 2 (--max-rows 0 for all)\n"
+    # without --max-rows, csv and json give every row (the table shows 100)
+    every = invoke(warehouse, None, "select range as n from range(150)", "--format", "csv")
+    assert every.stdout == "n\n" + "".join(f"{i}\n" for i in range(150))
+    assert every.stderr == ""
+
+
+def test_csv_results_are_separated_by_a_blank_line(warehouse):
+    result = invoke(warehouse, None, "select 1 as a; select 2 as b, 3 as c", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "a\n1\n\nb,c\n2,3\n"
+
+
+def test_one_row_is_one_row(warehouse):
+    result = invoke(warehouse, None, "select 1 as a")
+    assert result.stderr == "1 row\n"
+    assert invoke(warehouse, None, "select 1 as a from range(2)").stderr == "2 rows\n"
+    none = invoke(warehouse, None, "select 1 as a where false")
+    assert none.stderr == "0 rows\n"
