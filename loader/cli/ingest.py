@@ -31,9 +31,8 @@ def ingest_command(
 ) -> None:
     """Load Quarantine Output files (NDJSON, gzipped or not) into the warehouse's raw tables.
 
-    Exits 1 when some lines or files were rejected (they are listed in raw.rejected_lines)
-    or some files could not be read. With --forget, exits 2 when a file was not ingested.
-    """
+    Exits 1 when some lines or files were rejected (they are listed in raw.rejected_lines) or some files could not be read. With --forget, exits 2 when a file was not ingested.
+    """  # noqa: E501
     if forget_files:
         return forget_command(paths)
     con = connect(settings.warehouse_path())

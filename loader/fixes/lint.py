@@ -573,7 +573,7 @@ def todo_in_fix_yaml(project_dir: Path) -> list[Problem]:
                 found.setdefault((section, entry), []).append((number, line.index("TODO") + 1))
         relative = f"{FIXES_DIR}/{path.name}"
         for (section, entry), places in found.items():
-            (line, col), numbers = places[0], ", ".join(str(n) for n, _ in places)
+            (first_line, col), numbers = places[0], ", ".join(str(n) for n, _ in places)
             if section == "models" and entry:
                 message = (
                     f"the description of {entry} is still the TODO of `loader new-fix`: write "
@@ -588,7 +588,7 @@ def todo_in_fix_yaml(project_dir: Path) -> list[Problem]:
                 )
             else:
                 message = f"TODO left (lines {numbers}): finish or remove it"
-            problems.append(Problem(relative, line, col, message))
+            problems.append(Problem(relative, first_line, col, message))
     return problems
 
 

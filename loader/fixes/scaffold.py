@@ -256,7 +256,9 @@ def remove_from_chain(text: str, model: str) -> str:
             continue
         if match := re.match(r"(\s+)fixes:(.*)$", stripped):
             key_indent, rest = match.group(1), match.group(2)
-            value, comment = re.match(r"\s*([^#]*?)\s*(#.*)?$", rest).groups()
+            shape = re.fullmatch(r"\s*([^#]*?)\s*(#.*)?", rest)
+            assert shape is not None  # the pattern matches any text
+            value, comment = shape.groups()
             if value.startswith("["):  # flow style: fixes: [a, b]
                 items = [item.strip() for item in value.strip("[] ").split(",") if item.strip()]
                 kept = ", ".join(item for item in items if item != model)
@@ -272,7 +274,8 @@ def remove_from_chain(text: str, model: str) -> str:
             indent = len(line) - len(line.lstrip())
             if not line.lstrip().startswith("- ") or indent < len(key_indent):
                 break
-            item = re.match(r"\s*-\s*([^#]*?)\s*(#.*)?$", stripped).group(1)
+            entry = re.match(r"\s*-\s*([^#]*?)\s*(#.*)?$", stripped)
+            item = entry.group(1) if entry else ""
             if item.strip("'\"") == model:
                 del lines[index]
                 return "".join(lines)
