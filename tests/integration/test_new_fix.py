@@ -247,7 +247,7 @@ def test_key_test_fails_and_names_each_fix_that_breaks_the_chain(tmp_path, data)
     ), result.stdout
     compiled = next((tmp_path / "dbt/target/compiled").rglob("assert_fixes_keep_keys*.sql"))
     problems = query(
-        warehouse, f"select distinct fix_name, problem from ({compiled.read_text()}) order by 1"
+        warehouse, f"select distinct fix_name, problem from ({compiled.read_text()}) order by all"
     )
     assert problems == [
         ("fix_drop_searches", "event removed (or its replay_key changed); set skip_reason instead"),
