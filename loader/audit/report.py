@@ -20,6 +20,7 @@ from loader.audit import charts
 from loader.audit.sql_session import LedgerUnavailable, open_session
 from loader.build_settings import REBUILD_FOR_AGE_CHECKS, AgeLimits, read_age_limits
 from loader.errors import LoaderError, MissingReplaySet
+from loader.push.build_freshness import stale_reason
 from loader.push.send_plan import content_hash_sql
 
 AGE_BINS = 45
@@ -875,6 +876,10 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
                 f"{warehouse} has no replay_events table. Run `dbt build` first."
             )
         limits = read_age_limits(con)
+        [(catalog,)] = _rows(con, "select current_database()")
+        stale = stale_reason(con, catalog)
+        if stale is not None:
+            notes.insert(0, f"<b>{escape(stale[0].upper() + stale[1:])}</b>")
         replay, facts = _replay_set(con, limits)
         skipped, skipped_total = _skipped(con)
         risk, high_events = _risk(con)

@@ -24,11 +24,9 @@ def print_plan(report: PushReport) -> None:
         f"{report.batches_planned} batches, {report.requests_planned} requests "
         f"({report.body_bytes / 1e6:.2f} MB) {where} to {report.endpoint}/bulkevents"
     )
-    out.print(
-        f"  replay set {plan.replay_events} events: {plan.new} new, {plan.resumed} resumed "
-        f"({plan.resumed_batches} unfinished batches sent again with their ids), "
-        f"{plan.acknowledged_before} already acknowledged"
-    )
+    out.print(f"  replay set {plan.replay_events} events: {plan_parts(plan)}")
+    if plan.stale_build is not None:
+        err.print(f"[red]warning:[/] {plan.stale_build}", markup=True, highlight=False)
     if plan.events_by_type:
         types = ", ".join(f"{name} {count}" for name, count in plan.events_by_type.items())
         out.print(f"  by type: {types}")
@@ -48,6 +46,19 @@ def print_plan(report: PushReport) -> None:
             err.print(f"  {count} events: {reason}", markup=False)
     if report.out_dir:
         out.print(f"  request bodies, plan.json and rejected.ndjson written to {report.out_dir}")
+
+
+def plan_parts(plan: PlanSummary) -> str:
+    """Every class of replay event, so that the parts add up to the replay set."""
+    resent = plan.changed + plan.in_doubt if plan.resend_changed else 0
+    changed = "sent again" if plan.resend_changed else "not sent"
+    return (
+        f"{plan.new - resent} new, {plan.resumed} resumed "
+        f"({plan.resumed_batches} unfinished batches sent again with their ids), "
+        f"{plan.acknowledged_before} already acknowledged, {plan.changed} changed after "
+        f"acknowledgement and {plan.in_doubt} in doubt ({changed}), "
+        f"{plan.rejected_before} refused before"
+    )
 
 
 def _print_age_warnings(plan: PlanSummary) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 import orjson
 
 from loader.push import ledger as ledger_mod
+from loader.push.build_freshness import StaleReplaySet
 from loader.push.destinations import (
     DEFAULT_RATE,
     PACKING_LIMITS,
@@ -290,12 +291,22 @@ def push(
     with Ledger.open(ledger_path) as ledger:
         ledger.close_stale_runs()
         _check_destination(ledger, ledger_path, options.endpoint, fingerprint)
-        report.run_id = run_id = ledger.start_run(options.endpoint, fingerprint, options.as_dict())
         for stale in ledger_path.parent.glob(ledger_path.name + ".outbox-*"):
             stale.unlink(missing_ok=True)  # left by a killed run (this process holds the lock)
         outbox = Outbox(ledger_path.with_name(ledger_path.name + f".outbox-{os.getpid()}"))
+        run_id: int | None = None
         try:
-            _plan_into_ledger(ledger, run_id, warehouse_path, options, validator, report, outbox)
+            # the run is recorded once the replay set is open and fit to send: a locked or
+            # missing warehouse, or a stale replay set, leaves no run behind
+            with planning_session(
+                ledger, warehouse_path, resend_changed=options.resend_changed
+            ) as planner:
+                if planner.stale_build is not None:
+                    raise StaleReplaySet(f"not pushing: {planner.stale_build}")
+                report.run_id = run_id = ledger.start_run(
+                    options.endpoint, fingerprint, options.as_dict()
+                )
+                _plan_into_ledger(ledger, run_id, planner, options, validator, report, outbox)
             if on_planned is not None:
                 on_planned(report)
             _send(ledger, run_id, outbox, options, credentials, report, on_progress)
@@ -310,8 +321,9 @@ def push(
         finally:
             outbox.remove()
             report.elapsed_s = time.monotonic() - started
-            report.failures = ledger.failures(run_id=run_id)
-            ledger.finish_run(run_id, report.status, _run_counts(report), report.message)
+            if run_id is not None:
+                report.failures = ledger.failures(run_id=run_id)
+                ledger.finish_run(run_id, report.status, _run_counts(report), report.message)
     return report
 
 
@@ -330,44 +342,41 @@ def _check_destination(ledger: Ledger, path: Path, endpoint: str, fingerprint: s
 def _plan_into_ledger(
     ledger: Ledger,
     run_id: int,
-    warehouse_path: Path,
+    planner: Planner,
     options: PushOptions,
     validator: Validator | None,
     report: PushReport,
     outbox: Outbox,
 ) -> None:
     planning = _Plan(report, validator if options.validate else None)
-    with planning_session(ledger, warehouse_path, resend_changed=options.resend_changed) as planner:
-        report.plan = planner.classify()
+    report.plan = planner.classify()
+    with ledger.transaction():
+        ledger.supersede(planner.superseded_batches(), "content changed before it was acknowledged")
+    resumed_ids = set(planner.resumed_batch_ids())
+    new: list[PackedBatch] = []
+    resumed: list[str] = []
+
+    def flush() -> None:
         with ledger.transaction():
-            ledger.supersede(
-                planner.superseded_batches(), "content changed before it was acknowledged"
-            )
-        resumed_ids = set(planner.resumed_batch_ids())
-        new: list[PackedBatch] = []
-        resumed: list[str] = []
+            ledger.add_batches(run_id, new)
+            ledger.resume_batches(run_id, resumed)
+        new.clear()
+        resumed.clear()
 
-        def flush() -> None:
-            with ledger.transaction():
-                ledger.add_batches(run_id, new)
-                ledger.resume_batches(run_id, resumed)
-            new.clear()
-            resumed.clear()
+    def recorded(batches: Iterator[PackedBatch]) -> Iterator[PackedBatch]:
+        for batch in batches:
+            if batch.source_request_id in resumed_ids:
+                resumed.append(batch.source_request_id)
+            else:
+                new.append(batch)
+            if len(new) + len(resumed) >= LEDGER_CHUNK:
+                flush()
+            yield batch
 
-        def recorded(batches: Iterator[PackedBatch]) -> Iterator[PackedBatch]:
-            for batch in batches:
-                if batch.source_request_id in resumed_ids:
-                    resumed.append(batch.source_request_id)
-                else:
-                    new.append(batch)
-                if len(new) + len(resumed) >= LEDGER_CHUNK:
-                    flush()
-                yield batch
-
-        batches = recorded(planning.batches(planner, with_hashes=True))
-        for request in planning.requests(batches):
-            outbox.add(request)
-        flush()
+    batches = recorded(planning.batches(planner, with_hashes=True))
+    for request in planning.requests(batches):
+        outbox.add(request)
+    flush()
     outbox.close()
     report.progress.events_total = report.events_planned
     report.progress.batches_total = report.batches_planned
