@@ -129,7 +129,8 @@ def print_outcome(report: PushReport) -> None:
         f"[bold]Run {report.run_id} {report.status}:[/] {p.events_acknowledged} events in "
         f"{p.batches_acknowledged} batches acknowledged, {p.batches_failed} batches failed, "
         f"{p.batches_rejected} refused by mParticle, {report.events_rejected_locally} events "
-        f"refused locally; {p.http_requests} HTTP requests in {report.elapsed_s:.1f} s"
+        f"refused locally, {p.events_not_sent} events not sent (the run stopped first); "
+        f"{p.http_requests} HTTP requests in {report.elapsed_s:.1f} s"
     )
     for failure in report.failures[:10]:
         err.print(

@@ -82,6 +82,8 @@ class Progress:
     batches_failed: int = 0
     events_rejected: int = 0
     batches_rejected: int = 0
+    events_not_sent: int = 0  # handed over, never sent: the run stopped first
+    batches_not_sent: int = 0
     http_requests: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -148,6 +150,8 @@ class PushReport:
                 "batches_failed": p.batches_failed,
                 "events_rejected": p.events_rejected,
                 "batches_rejected": p.batches_rejected,
+                "events_not_sent": p.events_not_sent,
+                "batches_not_sent": p.batches_not_sent,
                 "http_requests": p.http_requests,
             },
             "failures": [asdict(failure) for failure in self.failures],
@@ -513,13 +517,18 @@ class _Sender:
         tries = result.tries
         ledger.settle(ledger_mod.ACKNOWLEDGED, dict.fromkeys(result.acknowledged), tries)
         ledger.settle(ledger_mod.REJECTED, result.rejected, tries)
-        ledger.settle(ledger_mod.FAILED, result.failed, tries)
+        never_sent = [sid for sid in result.failed if not tries.get(sid)]
+        failed = {sid: error for sid, error in result.failed.items() if tries.get(sid)}
+        ledger.settle(ledger_mod.FAILED, failed, tries)
+        ledger.unsend(never_sent)
+        progress.batches_not_sent += len(never_sent)
+        progress.events_not_sent += sum(events_of[s] for s in never_sent)
         progress.batches_acknowledged += len(result.acknowledged)
         progress.events_acknowledged += sum(events_of[s] for s in result.acknowledged)
         progress.batches_rejected += len(result.rejected)
         progress.events_rejected += sum(events_of[s] for s in result.rejected)
-        progress.batches_failed += len(result.failed)
-        progress.events_failed += sum(events_of[s] for s in result.failed)
+        progress.batches_failed += len(failed)
+        progress.events_failed += sum(events_of[s] for s in failed)
 
     def _drain(self) -> None:
         """After Ctrl-C: wait for the requests under way and record how they ended."""
@@ -551,4 +560,6 @@ def _run_counts(report: PushReport) -> dict[str, int]:
         "events_changed_resent": plan.changed + plan.in_doubt if plan.resend_changed else 0,
         "events_rejected_before": plan.rejected_before,
         "http_requests": p.http_requests,
+        "events_not_sent": p.events_not_sent,
+        "batches_not_sent": p.batches_not_sent,
     }
