@@ -132,6 +132,11 @@ def print_outcome(report: PushReport) -> None:
         f"refused locally, {p.events_not_sent} events not sent (the run stopped first); "
         f"{p.http_requests} HTTP requests in {report.elapsed_s:.1f} s"
     )
+    if report.batches_per_second is not None:
+        out.print(
+            f"  {report.batches_per_second:.1f} batches/s accepted over the send phase "
+            "(first request to last answer)"
+        )
     for failure in report.failures[:10]:
         err.print(
             f"  {failure.status}: {failure.batches} batches, {failure.events} events: "

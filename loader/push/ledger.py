@@ -41,6 +41,7 @@ LEDGER_VIEWS = (
     "event_states",
     "failed_batches",
     "failures",
+    "run_throughput",
 )
 
 SCHEMA = """
@@ -209,6 +210,23 @@ from batches b
 join event_states s using (source_request_id)
 where s.state in ('failed', 'rejected')
 group by all;
+create or replace view run_throughput as
+-- the one measure of throughput: batches accepted over the send phase, from the first
+-- attempt's sent_at to the last answer (sent_at plus latency) of the run
+select
+    run_id,
+    count(*) as http_requests,
+    count(*) filter (where outcome = 'rate_limited') as rate_limited,
+    coalesce(sum(batch_count) filter (where outcome = 'accepted'), 0) as batches_accepted,
+    min(sent_at) as first_sent_at,
+    max(sent_at + to_milliseconds(coalesce(latency_ms, 0))) as last_answer_at,
+    epoch(max(sent_at + to_milliseconds(coalesce(latency_ms, 0)))) - epoch(min(sent_at))
+        as send_seconds,
+    coalesce(sum(batch_count) filter (where outcome = 'accepted'), 0)
+        / nullif(epoch(max(sent_at + to_milliseconds(coalesce(latency_ms, 0))))
+            - epoch(min(sent_at)), 0) as batches_per_second,
+from requests
+group by run_id;
 create or replace view failures as
 select
     status,
@@ -707,6 +725,13 @@ class Ledger:
             f"select {names} from {source} order by events desc, error limit ?", [*params, limit]
         )
         return [FailureRow(*row) for row in rows]
+
+    def throughput(self, run_id: int) -> float | None:
+        """Batches accepted per second over the run's send phase (`run_throughput`)."""
+        rows = self.query(
+            "select batches_per_second from run_throughput where run_id = ?", [run_id]
+        )
+        return rows[0][0] if rows else None
 
     def query(self, sql: str, params: Sequence | None = None) -> list[tuple]:
         return self.con.execute(sql, list(params or [])).fetchall()

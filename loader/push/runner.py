@@ -111,6 +111,7 @@ class PushReport:
     failures: list[FailureRow] = field(default_factory=list)
     out_dir: str | None = None
     elapsed_s: float = 0.0
+    batches_per_second: float | None = None  # the ledger's `run_throughput`
 
     @property
     def ok(self) -> bool:
@@ -153,6 +154,7 @@ class PushReport:
                 "events_not_sent": p.events_not_sent,
                 "batches_not_sent": p.batches_not_sent,
                 "http_requests": p.http_requests,
+                "batches_per_second": self.batches_per_second,
             },
             "failures": [asdict(failure) for failure in self.failures],
             "out_dir": self.out_dir,
@@ -327,6 +329,7 @@ def push(
             report.elapsed_s = time.monotonic() - started
             if run_id is not None:
                 report.failures = ledger.failures(run_id=run_id)
+                report.batches_per_second = ledger.throughput(run_id)
                 ledger.finish_run(run_id, report.status, _run_counts(report), report.message)
     return report
 

@@ -3,6 +3,7 @@ a failed build, a killed run, a locked file, an interrupted push."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -196,3 +197,35 @@ def test_a_push_on_a_locked_warehouse_records_no_run(env, emu):
     assert ledger_rows(env, "select count(*) from runs") == [(0,)]
     code, stdout, _ = invoke("push", "--endpoint", emu.base_url, "--json")
     assert code == 0 and orjson.loads(stdout)["run_id"] == 1
+
+
+# --- 3. one measure of throughput ---------------------------------------------------------
+
+
+def test_throughput_is_accepted_batches_over_the_send_phase_everywhere(env, tmp_path):
+    from tests.integration.test_push import synthetic_replay_set
+
+    warehouse = tmp_path / "many.duckdb"
+    synthetic_replay_set(warehouse, 450)  # 5 requests of up to 100 batches
+    os.environ["BACKFILL_DUCKDB"] = str(warehouse)
+    config = EmulatorConfig(api_key="key", api_secret=SECRET, latency_ms=300)
+    with running_emulator(config) as emu:
+        code, stdout, _ = invoke("push", "--endpoint", emu.base_url, "--rate", "250", "--json")
+    assert code == 0
+    report = orjson.loads(stdout)
+    [(first, last_sent, last, accepted)] = ledger_rows(
+        env,
+        "select epoch(min(sent_at)), epoch(max(sent_at)), "
+        "epoch(max(sent_at + to_milliseconds(latency_ms))), "
+        "sum(batch_count) from requests where outcome = 'accepted'",
+    )
+    expected = accepted / (last - first)  # up to the last answer, not the last send
+    assert accepted == 450 and last - last_sent >= 0.3 and expected <= 250
+    assert report["sent"]["batches_per_second"] == pytest.approx(expected)
+    from loader.audit.report import _throughput
+    from loader.audit.sql_session import open_session
+
+    with open_session(warehouse, Path(env["BACKFILL_LEDGER"])) as con:
+        [row] = _throughput(con)[1]  # the report's per-run table
+    assert row[-1] == round(expected, 1)  # batches/s
+    assert row[-3] == round(last - first, 1)  # send seconds
