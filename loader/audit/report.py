@@ -22,6 +22,7 @@ from loader.build_settings import REBUILD_FOR_AGE_CHECKS, AgeLimits, read_age_li
 from loader.errors import LoaderError, MissingReplaySet
 from loader.push.build_freshness import stale_reason
 from loader.push.send_plan import content_hash_sql
+from loader.warehouse import attach, lock_holder
 
 AGE_BINS = 45
 RISK_COLORS = {"low": "#3d8b5f", "high": "#c2410c"}
@@ -46,6 +47,7 @@ class ReportSummary:
     sections: list[str]
     warnings: list[str] = field(default_factory=list)
     has_push: bool = False
+    push_running: str | None = None  # a push holds the ledger: what to say about it
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -853,10 +855,14 @@ def _headline(
 def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSummary]:
     """The report page for `warehouse` (and `ledger` when it exists), as HTML text."""
     notes = []
+    running: str | None = None
     try:
         con = open_session(warehouse, ledger)
-    except LedgerUnavailable as exc:
-        notes.append(f"No push section: {exc}")
+    except LedgerUnavailable:
+        running = (
+            f"a push is running ({_ledger_holder(ledger)}); its results are not in this report"
+        )
+        notes.append(escape(running[0].upper() + running[1:]) + ": write it again once it ends.")
         con = open_session(warehouse)
     with con:
         has_ledger = _attached(con, "ledger")
@@ -904,7 +910,7 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
         _tiles(tiles),
         warnings,
         [s for s in sections if s is not None],
-        "Warnings" if push else "Before you send",
+        "Warnings" if push or running else "Before you send",
     )
     summary = ReportSummary(
         path=Path(),
@@ -912,8 +918,21 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
         sections=[s.anchor for s in sections],
         warnings=[_plain(w) for w in warnings],
         has_push=push is not None,
+        push_running=running,
     )
     return html, summary
+
+
+def _ledger_holder(ledger: Path | None) -> str:
+    """Who holds the ledger file ('process N'), from DuckDB's lock error."""
+    if ledger is None:
+        return "another process"
+    with duckdb.connect(":memory:") as con:
+        try:
+            attach(con, ledger, "probe")
+        except duckdb.Error as exc:
+            return lock_holder(exc) or "another process"
+    return "another process"
 
 
 def write_report(warehouse: Path, ledger: Path | None, out: Path) -> ReportSummary:

@@ -229,7 +229,11 @@ def report_command(
     from loader.audit.report import write_report
 
     summary = write_report(settings.warehouse_path(), settings.ledger_path(), out_path)
-    push = "with the push ledger" if summary.has_push else "no push recorded yet"
+    push = (
+        "with the push ledger"
+        if summary.has_push
+        else summary.push_running or "no push recorded yet"
+    )
     out.print(f"wrote {out_path}: {summary.events_to_replay} events to replay, {push}")
     for warning in summary.warnings:
         err.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)

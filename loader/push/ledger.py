@@ -366,6 +366,12 @@ class Ledger:
             holder = lock_holder(exc)
             if holder is None:
                 raise LedgerError(f"cannot open the ledger {path}: {exc}") from None
+            if read_only:  # a reader (status) while a push runs: where its progress is
+                raise LedgerLocked(
+                    f"a push is running ({holder}) and holds the ledger {path}: follow it "
+                    "with its output (`loader push --json` prints its report when it ends), "
+                    "or run this command again (or query ledger.requests) after it ends."
+                ) from None
             raise LedgerLocked(
                 f"the ledger {path} is in use by {holder}: a `loader push` is running. "
                 "Wait for it to finish (or stop it), then run this command again."

@@ -229,3 +229,33 @@ def test_throughput_is_accepted_batches_over_the_send_phase_everywhere(env, tmp_
         [row] = _throughput(con)[1]  # the report's per-run table
     assert row[-1] == round(expected, 1)  # batches/s
     assert row[-3] == round(last - first, 1)  # send seconds
+
+
+# --- 15. status while a push runs ---------------------------------------------------------
+
+
+def test_status_while_a_push_runs_says_where_its_progress_is(env):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', "
+            "flush=True); time.sleep(60)",
+            env["BACKFILL_LEDGER"],
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        code, _, stderr = invoke("status")
+    finally:
+        holder.kill()
+        holder.wait()
+    message = " ".join(stderr.split())
+    assert code == 2
+    assert f"a push is running (process {holder.pid})" in message
+    assert "--json" in message and "ledger.requests" in message
