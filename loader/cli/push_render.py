@@ -129,8 +129,13 @@ def print_outcome(report: PushReport) -> None:
         f"[bold]Run {report.run_id} {report.status}:[/] {p.events_acknowledged} events in "
         f"{p.batches_acknowledged} batches acknowledged, {p.batches_failed} batches failed, "
         f"{p.batches_rejected} refused by mParticle, {report.events_rejected_locally} events "
-        f"refused locally, {p.events_not_sent} events not sent (the run stopped first); "
-        f"{p.http_requests} HTTP requests in {report.elapsed_s:.1f} s"
+        f"refused locally"
+        + (
+            f", {p.events_not_sent} events not sent (the run stopped first)"
+            if p.events_not_sent
+            else ""
+        )
+        + f"; {p.http_requests} HTTP requests in {report.elapsed_s:.1f} s"
     )
     if report.batches_per_second is not None:
         out.print(
