@@ -85,15 +85,18 @@
 {%- endmacro %}
 
 {% macro check_project_vars() -%}
+    {#- Checked when the hooks run, not while dbt parses: the invocation is then recorded in
+        meta.build_attempts as failed, and `loader push` refuses the older replay set. -#}
+    {%- if execute -%}
     {%- set kinds = project_var_kinds() -%}
     {%- for name, kind in kinds.items() -%}
         {%- set problem = var_problem(name, var(name, none), kind) -%}
         {%- if problem -%}
-            {{ exceptions.raise_compiler_error(problem) }}
+            {{ stop_build_on_vars(problem) }}
         {%- endif -%}
     {%- endfor -%}
     {%- if var('data_plan_policy') == 'set' and not var('data_plan_override', {}).get('plan_id') -%}
-        {{ exceptions.raise_compiler_error(
+        {{ stop_build_on_vars(
             "data_plan_policy 'set' needs var data_plan_override: {plan_id: ..., plan_version: ...}") }}
     {%- endif -%}
     {#- names given with --vars that are none of the project's, but close to one -#}
@@ -112,4 +115,16 @@
                 ~ close | join(' or ') ~ '?); it is ignored') -%}
         {%- endif -%}
     {%- endfor -%}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{% macro stop_build_on_vars(problem) -%}
+    {#- Record this invocation as failed in meta.build_attempts, then stop with `problem`. -#}
+    {%- if execute -%}
+        {%- do run_query(
+            "update meta.build_attempts set finished_at = now(), status = 'failed', "
+            ~ "failed_nodes = ['project vars'] where invocation_id = '" ~ invocation_id ~ "'") -%}
+    {%- endif -%}
+    {{ exceptions.raise_compiler_error(problem) }}
 {%- endmacro %}

@@ -21,6 +21,7 @@ from loader.audit import charts
 from loader.audit.sql_session import LedgerUnavailable, open_session
 from loader.build_settings import REBUILD_FOR_AGE_CHECKS, AgeLimits, read_age_limits
 from loader.errors import LoaderError, MissingReplaySet
+from loader.push.build_freshness import stale_reason
 from loader.push.send_plan import content_hash_sql
 
 AGE_BINS = 45
@@ -47,6 +48,7 @@ class ReportSummary:
     warnings: list[str] = field(default_factory=list)
     has_push: bool = False
     overwrote: bool = False
+    push_running: str | None = None  # a push holds the ledger: what to say about it
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -539,30 +541,17 @@ def _throughput(con: duckdb.DuckDBPyConnection) -> tuple[str, list[tuple]]:
     per_run = _rows(
         con,
         """
-        with attempts as (
-            select
-                run_id,
-                count(*) as http_requests,
-                count(*) filter (where outcome = 'rate_limited') as rate_limited,
-                sum(batch_count) filter (where outcome = 'accepted') as batches_accepted,
-                epoch(max(sent_at)) - epoch(min(sent_at)) as sending_s,
-            from ledger.requests
-            group by run_id
-        )
         select
             runs.run_id,
             runs.events_acknowledged,
-            coalesce(attempts.batches_accepted, 0) as batches_accepted,
-            coalesce(attempts.http_requests, 0),
-            coalesce(attempts.rate_limited, 0),
-            round(epoch(coalesce(runs.finished_at, runs.started_at)) - epoch(runs.started_at), 1)
-                as run_s,
-            round(runs.events_acknowledged / greatest(attempts.sending_s, 0.001), 1)
-                as events_per_s,
-            round(coalesce(attempts.batches_accepted, 0) / greatest(attempts.sending_s, 0.001), 1)
-                as batches_per_s,
+            coalesce(t.batches_accepted, 0) as batches_accepted,
+            coalesce(t.http_requests, 0),
+            coalesce(t.rate_limited, 0),
+            round(t.send_seconds, 1) as send_s,
+            round(runs.events_acknowledged / t.send_seconds, 1) as events_per_s,
+            round(t.batches_per_second, 1) as batches_per_s,
         from ledger.runs as runs
-        left join attempts using (run_id)
+        left join ledger.run_throughput as t using (run_id)
         order by runs.run_id
         """,
     )
@@ -672,7 +661,7 @@ def _runs_html(con: duckdb.DuckDBPyConnection) -> str:
         "batches accepted",
         "HTTP requests",
         "429s",
-        "run seconds",
+        "send seconds",
         "events/s",
         "batches/s",
     ]
@@ -689,6 +678,8 @@ def _runs_html(con: duckdb.DuckDBPyConnection) -> str:
     ]
     return (
         f"<h3>Throughput</h3>{throughput_chart}"
+        + "<p>Per run: batches accepted over the send phase, from the first request sent "
+        "to the last answer.</p>"
         + _table(per_run_headers, per_run, numeric={1, 2, 3, 4, 5, 6, 7})
         + "<h3>Runs</h3>"
         + _table(run_headers, runs, numeric={3, 4, 5, 6, 7})
@@ -867,10 +858,15 @@ def _headline(
 def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSummary]:
     """The report page for `warehouse` (and `ledger` when it exists), as HTML text."""
     notes = []
+    running: str | None = None
     try:
         con = open_session(warehouse, ledger)
     except LedgerUnavailable as exc:
-        notes.append(f"No push section: {escape(str(exc))}")
+        running = (
+            f"a push is running ({exc.holder}) and holds the ledger {ledger}; "
+            "its results are not in this report"
+        )
+        notes.append(escape(running[0].upper() + running[1:]) + ": write it again once it ends.")
         con = open_session(warehouse)
     with con:
         has_ledger = _attached(con, "ledger")
@@ -879,6 +875,10 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
                 f"{warehouse} has no replay_events table. Run `dbt build` first."
             )
         limits = read_age_limits(con)
+        [(catalog,)] = _rows(con, "select current_database()")
+        stale = stale_reason(con, catalog)
+        if stale is not None:
+            notes.insert(0, f"<b>{escape(stale[0].upper() + stale[1:])}</b>")
         replay, facts = _replay_set(con, limits)
         skipped, skipped_total = _skipped(con)
         risk, high_events = _risk(con)
@@ -914,7 +914,7 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
         _tiles(tiles),
         warnings,
         [s for s in sections if s is not None],
-        "Warnings" if push else "Before you send",
+        "Warnings" if push or running else "Before you send",
     )
     summary = ReportSummary(
         path=Path(),
@@ -922,6 +922,7 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
         sections=[s.anchor for s in sections],
         warnings=[_plain(w) for w in warnings],
         has_push=push is not None,
+        push_running=running,
     )
     return html, summary
 

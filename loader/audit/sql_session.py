@@ -59,6 +59,10 @@ CONFINED = "(loader sql reads only the warehouse, the ledger and files given wit
 class LedgerUnavailable(LoaderError):
     """The ledger file exists but cannot be attached (a running push holds it)."""
 
+    def __init__(self, message: str, holder: str):
+        super().__init__(message)
+        self.holder = holder
+
 
 @dataclass
 class QueryResult:
@@ -110,10 +114,12 @@ def open_session(
             except duckdb.IOException as exc:
                 if lock_holder(exc) is None:
                     raise
+                ledger_holder = lock_holder(exc) or "another process"
                 raise LedgerUnavailable(
-                    f"The ledger {ledger} is in use by {lock_holder(exc)}: a `loader push` "
+                    f"The ledger {ledger} is in use by {ledger_holder}: a `loader push` "
                     "holds it while it runs. Wait for it to finish, or query the warehouse "
-                    "alone with --no-ledger."
+                    "alone with --no-ledger.",
+                    ledger_holder,
                 ) from None
         for name, path in (attachments or {}).items():
             try:

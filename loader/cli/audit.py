@@ -286,7 +286,11 @@ def report_command(
     from loader.audit.report import write_report
 
     summary = write_report(settings.warehouse_path(), settings.ledger_path(), out_path)
-    push = "with the push ledger" if summary.has_push else "no push recorded yet"
+    push = (
+        "with the push ledger"
+        if summary.has_push
+        else summary.push_running or "no push recorded yet"
+    )
     wrote = "overwrote" if summary.overwrote else "wrote"
     out.print(
         f"{wrote} {out_path}: {summary.events_to_replay} events to replay, {push}", markup=False

@@ -24,12 +24,9 @@ def print_plan(report: PushReport) -> None:
         f"{report.batches_planned} batches, {report.requests_planned} requests "
         f"({report.body_bytes / 1e6:.2f} MB) {where} to {esc(report.endpoint)}/bulkevents"
     )
-    out.print(
-        f"  replay set {plan.replay_events} events: {plan.new} new, {plan.resumed} resumed "
-        f"({plan.resumed_batches} unfinished batches sent again with their ids), "
-        f"{plan.acknowledged_before} already acknowledged",
-        markup=False,
-    )
+    out.print(f"  replay set {plan.replay_events} events: {plan_parts(plan)}", markup=False)
+    if plan.stale_build is not None:
+        err.print(f"[red]warning:[/] {esc(plan.stale_build)}")
     if plan.events_by_type:
         types = ", ".join(f"{name} {count}" for name, count in plan.events_by_type.items())
         out.print(f"  by type: {types}", markup=False)
@@ -52,6 +49,19 @@ def print_plan(report: PushReport) -> None:
             f"  request bodies, plan.json and rejected.ndjson written to {report.out_dir}",
             markup=False,
         )
+
+
+def plan_parts(plan: PlanSummary) -> str:
+    """Every class of replay event, so that the parts add up to the replay set."""
+    resent = plan.changed + plan.in_doubt if plan.resend_changed else 0
+    changed = "sent again" if plan.resend_changed else "not sent"
+    return (
+        f"{plan.new - resent} new, {plan.resumed} resumed "
+        f"({plan.resumed_batches} unfinished batches sent again with their ids), "
+        f"{plan.acknowledged_before} already acknowledged, {plan.changed} changed after "
+        f"acknowledgement and {plan.in_doubt} in doubt ({changed}), "
+        f"{plan.rejected_before} refused before"
+    )
 
 
 def _print_age_warnings(plan: PlanSummary) -> None:
@@ -122,8 +132,19 @@ def print_outcome(report: PushReport) -> None:
         f"[bold]Run {report.run_id} {report.status}:[/] {p.events_acknowledged} events in "
         f"{p.batches_acknowledged} batches acknowledged, {p.batches_failed} batches failed, "
         f"{p.batches_rejected} refused by mParticle, {report.events_rejected_locally} events "
-        f"refused locally; {p.http_requests} HTTP requests in {report.elapsed_s:.1f} s"
+        f"refused locally"
+        + (
+            f", {p.events_not_sent} events not sent (the run stopped first)"
+            if p.events_not_sent
+            else ""
+        )
+        + f"; {p.http_requests} HTTP requests in {report.elapsed_s:.1f} s"
     )
+    if report.batches_per_second is not None:
+        out.print(
+            f"  {report.batches_per_second:.1f} batches/s accepted over the send phase "
+            "(first request to last answer)"
+        )
     for failure in report.failures[:10]:
         err.print(
             f"  {failure.status}: {failure.batches} batches, {failure.events} events: "

@@ -38,7 +38,7 @@ def print_status(result: LedgerStatus) -> None:
         out.print("(events per run; HTTP: requests made, retries included)", style="dim")
     events = result.events
     out.print(
-        f"events: {events.acknowledged} acknowledged, {events.pending} pending, "
+        f"events: {events.acknowledged} acknowledged, {events.pending} not sent yet, "
         f"{events.failed} failed (sent again by the next push), {events.rejected} rejected",
         markup=False,
     )
@@ -66,7 +66,8 @@ def runs_table(result: LedgerStatus) -> Table:
 
     endpoints = sorted({run.endpoint for run in result.runs})
     table = Table(title=cell(f"Runs in {result.ledger} (to {', '.join(endpoints)})"))
-    for column in ("run", "started (UTC)", "status", "acked", "failed", "refused", "HTTP"):
+    columns = ("run", "started (UTC)", "status", "acked", "failed", "refused", "not sent", "HTTP")
+    for column in columns:
         table.add_column(column, justify="left" if column == "status" else "right")
     for run in result.runs:
         table.add_row(
@@ -79,6 +80,7 @@ def runs_table(result: LedgerStatus) -> Table:
                     run.events_acknowledged,
                     run.events_failed,
                     run.events_rejected,
+                    run.events_not_sent,
                     run.http_requests,
                 ),
             )

@@ -41,6 +41,7 @@ LEDGER_VIEWS = (
     "event_states",
     "failed_batches",
     "failures",
+    "run_throughput",
 )
 
 SCHEMA = """
@@ -70,6 +71,8 @@ create table if not exists runs (
     events_rejected_before bigint not null default 0,
     http_requests bigint not null default 0
 );
+alter table runs add column if not exists events_not_sent bigint default 0;
+alter table runs add column if not exists batches_not_sent bigint default 0;
 create table if not exists batches (
     source_request_id varchar primary key,
     run_id integer not null,
@@ -207,6 +210,23 @@ from batches b
 join event_states s using (source_request_id)
 where s.state in ('failed', 'rejected')
 group by all;
+create or replace view run_throughput as
+-- the one measure of throughput: batches accepted over the send phase, from the first
+-- attempt's sent_at to the last answer (sent_at plus latency) of the run
+select
+    run_id,
+    count(*) as http_requests,
+    count(*) filter (where outcome = 'rate_limited') as rate_limited,
+    coalesce(sum(batch_count) filter (where outcome = 'accepted'), 0) as batches_accepted,
+    min(sent_at) as first_sent_at,
+    max(sent_at + to_milliseconds(coalesce(latency_ms, 0))) as last_answer_at,
+    epoch(max(sent_at + to_milliseconds(coalesce(latency_ms, 0)))) - epoch(min(sent_at))
+        as send_seconds,
+    coalesce(sum(batch_count) filter (where outcome = 'accepted'), 0)
+        / nullif(epoch(max(sent_at + to_milliseconds(coalesce(latency_ms, 0))))
+            - epoch(min(sent_at)), 0) as batches_per_second,
+from requests
+group by run_id;
 create or replace view failures as
 select
     status,
@@ -233,7 +253,11 @@ RUN_COUNTS = (
     "events_changed_resent",
     "events_rejected_before",
     "http_requests",
+    "events_not_sent",
+    "batches_not_sent",
 )
+# columns of `runs` added since the first ledgers: read as 0 from a file that lacks them
+ADDED_RUN_COUNTS = ("events_not_sent", "batches_not_sent")
 
 
 class LedgerLocked(LoaderError):
@@ -268,6 +292,8 @@ class RunRow:
     events_changed_resent: int
     events_rejected_before: int
     http_requests: int
+    events_not_sent: int = 0  # handed over for sending, never sent (the run stopped first)
+    batches_not_sent: int = 0
 
 
 @dataclass
@@ -340,6 +366,12 @@ class Ledger:
             holder = lock_holder(exc)
             if holder is None:
                 raise LedgerError(f"cannot open the ledger {path}: {exc}") from None
+            if read_only:  # a reader (status) while a push runs: where its progress is
+                raise LedgerLocked(
+                    f"a push is running ({holder}) and holds the ledger {path}: follow it "
+                    "with its output (`loader push --json` prints its report when it ends), "
+                    "or run this command again (or query ledger.requests) after it ends."
+                ) from None
             raise LedgerLocked(
                 f"the ledger {path} is in use by {holder}: a `loader push` is running. "
                 "Wait for it to finish (or stop it), then run this command again."
@@ -390,13 +422,60 @@ class Ledger:
     # Runs
 
     def close_stale_runs(self) -> int:
-        """Runs still marked running were killed (this process holds the lock now)."""
+        """Runs still marked running were killed (this process holds the lock now).
+
+        Their counters were never written: they are recomputed from what the ledger
+        recorded of them (`batches` last planned in the run, `requests` it made).
+        """
         rows = self.con.execute(
             "update runs set status = 'interrupted', "
             "message = coalesce(message, 'the process stopped before the run finished') "
             "where status = 'running' returning run_id"
         ).fetchall()
+        for (run_id,) in rows:
+            self._recount(run_id)
         return len(rows)
+
+    def _recount(self, run_id: int) -> None:
+        """A killed run's counters, from its batches and requests."""
+        self.con.execute(
+            """
+            with accepted as (
+                select distinct unnest(source_request_ids) as source_request_id
+                from requests where run_id = $run and outcome = 'accepted'
+            ),
+            mine as (
+                select b.*, a.source_request_id is not null as accepted,
+                    b.status = 'rejected' and b.first_sent_at is null as refused_locally,
+                from batches b left join accepted a using (source_request_id)
+                where b.last_run_id = $run
+            ),
+            counts as (
+                select
+                    coalesce(sum(event_count) filter (where not refused_locally), 0) as ep,
+                    count(*) filter (where not refused_locally) as bp,
+                    coalesce(sum(event_count) filter (where run_id < $run), 0) as er,
+                    coalesce(sum(event_count) filter (where accepted), 0) as ea,
+                    count(*) filter (where accepted) as ba,
+                    coalesce(sum(event_count) filter (where status = 'failed'), 0) as ef,
+                    count(*) filter (where status = 'failed') as bf,
+                    coalesce(sum(event_count) filter (where status = 'rejected'), 0) as ej,
+                    count(*) filter (where status = 'rejected') as bj,
+                    (select count(*) from requests where run_id = $run) as http,
+                from mine
+            )
+            update runs set
+                events_planned = ep, batches_planned = bp, events_resumed = er,
+                events_acknowledged = ea, batches_acknowledged = ba,
+                events_failed = ef, batches_failed = bf,
+                events_rejected = ej, batches_rejected = bj, http_requests = http,
+                finished_at = coalesce(
+                    (select max(sent_at) from requests where run_id = $run), finished_at)
+            from counts
+            where runs.run_id = $run
+            """,
+            {"run": run_id},
+        )
 
     def destination(self) -> tuple[str, str] | None:
         """Endpoint and key fingerprint that earlier runs delivered to, if any."""
@@ -534,6 +613,18 @@ class Ledger:
             ],
         )
 
+    def unsend(self, source_request_ids: Sequence[str]) -> None:
+        """Batches handed over for sending but never sent (the run stopped first): open
+        and unsent again, as if never handed over (unless an earlier run sent them)."""
+        self._set(
+            source_request_ids,
+            "status = 'planned', error = null, "
+            "first_sent_at = case when attempts = 0 then null else first_sent_at end, "
+            "last_sent_at = case when attempts = 0 then null else last_sent_at end",
+            [],
+            only_status=(IN_FLIGHT,),
+        )
+
     def supersede(self, source_request_ids: Sequence[str], reason: str) -> None:
         """Open batches whose content changed: never sent again (their events are planned anew)."""
         self._set(
@@ -593,7 +684,17 @@ class Ledger:
 
     def runs(self) -> list[RunRow]:
         """Every run, oldest first, with its counts."""
-        names = ", ".join(f.name for f in fields(RunRow))
+        present = {
+            row[0]
+            for row in self.query(
+                "select column_name from duckdb_columns() where database_name = "
+                "current_database() and table_name = 'runs'"
+            )
+        }
+        names = ", ".join(
+            f.name if f.name in present or f.name not in ADDED_RUN_COUNTS else f"0 as {f.name}"
+            for f in fields(RunRow)
+        )
         return [RunRow(*row) for row in self.query(f"select {names} from runs order by run_id")]
 
     def event_counts(self) -> EventCounts:
@@ -632,6 +733,13 @@ class Ledger:
             f"select {names} from {source} order by events desc, error limit ?", [*params, limit]
         )
         return [FailureRow(*row) for row in rows]
+
+    def throughput(self, run_id: int) -> float | None:
+        """Batches accepted per second over the run's send phase (`run_throughput`)."""
+        rows = self.query(
+            "select batches_per_second from run_throughput where run_id = ?", [run_id]
+        )
+        return rows[0][0] if rows else None
 
     def query(self, sql: str, params: Sequence | None = None) -> list[tuple]:
         return self.con.execute(sql, list(params or [])).fetchall()

@@ -26,6 +26,7 @@ from pathlib import Path
 import orjson
 
 from loader.push import ledger as ledger_mod
+from loader.push.build_freshness import StaleReplaySet
 from loader.push.destinations import (
     DEFAULT_RATE,
     PACKING_LIMITS,
@@ -81,6 +82,8 @@ class Progress:
     batches_failed: int = 0
     events_rejected: int = 0
     batches_rejected: int = 0
+    events_not_sent: int = 0  # handed over, never sent: the run stopped first
+    batches_not_sent: int = 0
     http_requests: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -108,6 +111,7 @@ class PushReport:
     failures: list[FailureRow] = field(default_factory=list)
     out_dir: str | None = None
     elapsed_s: float = 0.0
+    batches_per_second: float | None = None  # the ledger's `run_throughput`
 
     @property
     def ok(self) -> bool:
@@ -147,7 +151,10 @@ class PushReport:
                 "batches_failed": p.batches_failed,
                 "events_rejected": p.events_rejected,
                 "batches_rejected": p.batches_rejected,
+                "events_not_sent": p.events_not_sent,
+                "batches_not_sent": p.batches_not_sent,
                 "http_requests": p.http_requests,
+                "batches_per_second": self.batches_per_second,
             },
             "failures": [asdict(failure) for failure in self.failures],
             "out_dir": self.out_dir,
@@ -298,12 +305,22 @@ def push(
     with Ledger.open(ledger_path) as ledger:
         ledger.close_stale_runs()
         _check_destination(ledger, ledger_path, options.endpoint, fingerprint)
-        report.run_id = run_id = ledger.start_run(options.endpoint, fingerprint, options.as_dict())
         for stale in ledger_path.parent.glob(ledger_path.name + ".outbox-*"):
             stale.unlink(missing_ok=True)  # left by a killed run (this process holds the lock)
         outbox = Outbox(ledger_path.with_name(ledger_path.name + f".outbox-{os.getpid()}"))
+        run_id: int | None = None
         try:
-            _plan_into_ledger(ledger, run_id, warehouse_path, options, validator, report, outbox)
+            # the run is recorded once the replay set is open and fit to send: a locked or
+            # missing warehouse, or a stale replay set, leaves no run behind
+            with planning_session(
+                ledger, warehouse_path, resend_changed=options.resend_changed
+            ) as planner:
+                if planner.stale_build is not None:
+                    raise StaleReplaySet(f"not pushing: {planner.stale_build}")
+                report.run_id = run_id = ledger.start_run(
+                    options.endpoint, fingerprint, options.as_dict()
+                )
+                _plan_into_ledger(ledger, run_id, planner, options, validator, report, outbox)
             if on_planned is not None:
                 on_planned(report)
             _send(ledger, run_id, outbox, options, credentials, report, on_progress)
@@ -318,8 +335,10 @@ def push(
         finally:
             outbox.remove()
             report.elapsed_s = time.monotonic() - started
-            report.failures = ledger.failures(run_id=run_id)
-            ledger.finish_run(run_id, report.status, _run_counts(report), report.message)
+            if run_id is not None:
+                report.failures = ledger.failures(run_id=run_id)
+                report.batches_per_second = ledger.throughput(run_id)
+                ledger.finish_run(run_id, report.status, _run_counts(report), report.message)
     return report
 
 
@@ -349,44 +368,41 @@ def _check_destination(ledger: Ledger, path: Path, endpoint: str, fingerprint: s
 def _plan_into_ledger(
     ledger: Ledger,
     run_id: int,
-    warehouse_path: Path,
+    planner: Planner,
     options: PushOptions,
     validator: Validator | None,
     report: PushReport,
     outbox: Outbox,
 ) -> None:
     planning = _Plan(report, validator if options.validate else None)
-    with planning_session(ledger, warehouse_path, resend_changed=options.resend_changed) as planner:
-        report.plan = planner.classify()
+    report.plan = planner.classify()
+    with ledger.transaction():
+        ledger.supersede(planner.superseded_batches(), "content changed before it was acknowledged")
+    resumed_ids = set(planner.resumed_batch_ids())
+    new: list[PackedBatch] = []
+    resumed: list[str] = []
+
+    def flush() -> None:
         with ledger.transaction():
-            ledger.supersede(
-                planner.superseded_batches(), "content changed before it was acknowledged"
-            )
-        resumed_ids = set(planner.resumed_batch_ids())
-        new: list[PackedBatch] = []
-        resumed: list[str] = []
+            ledger.add_batches(run_id, new)
+            ledger.resume_batches(run_id, resumed)
+        new.clear()
+        resumed.clear()
 
-        def flush() -> None:
-            with ledger.transaction():
-                ledger.add_batches(run_id, new)
-                ledger.resume_batches(run_id, resumed)
-            new.clear()
-            resumed.clear()
+    def recorded(batches: Iterator[PackedBatch]) -> Iterator[PackedBatch]:
+        for batch in batches:
+            if batch.source_request_id in resumed_ids:
+                resumed.append(batch.source_request_id)
+            else:
+                new.append(batch)
+            if len(new) + len(resumed) >= LEDGER_CHUNK:
+                flush()
+            yield batch
 
-        def recorded(batches: Iterator[PackedBatch]) -> Iterator[PackedBatch]:
-            for batch in batches:
-                if batch.source_request_id in resumed_ids:
-                    resumed.append(batch.source_request_id)
-                else:
-                    new.append(batch)
-                if len(new) + len(resumed) >= LEDGER_CHUNK:
-                    flush()
-                yield batch
-
-        batches = recorded(planning.batches(planner, with_hashes=True))
-        for request in planning.requests(batches):
-            outbox.add(request)
-        flush()
+    batches = recorded(planning.batches(planner, with_hashes=True))
+    for request in planning.requests(batches):
+        outbox.add(request)
+    flush()
     outbox.close()
     report.progress.events_total = report.events_planned
     report.progress.batches_total = report.batches_planned
@@ -523,13 +539,18 @@ class _Sender:
         tries = result.tries
         ledger.settle(ledger_mod.ACKNOWLEDGED, dict.fromkeys(result.acknowledged), tries)
         ledger.settle(ledger_mod.REJECTED, result.rejected, tries)
-        ledger.settle(ledger_mod.FAILED, result.failed, tries)
+        never_sent = [sid for sid in result.failed if not tries.get(sid)]
+        failed = {sid: error for sid, error in result.failed.items() if tries.get(sid)}
+        ledger.settle(ledger_mod.FAILED, failed, tries)
+        ledger.unsend(never_sent)
+        progress.batches_not_sent += len(never_sent)
+        progress.events_not_sent += sum(events_of[s] for s in never_sent)
         progress.batches_acknowledged += len(result.acknowledged)
         progress.events_acknowledged += sum(events_of[s] for s in result.acknowledged)
         progress.batches_rejected += len(result.rejected)
         progress.events_rejected += sum(events_of[s] for s in result.rejected)
-        progress.batches_failed += len(result.failed)
-        progress.events_failed += sum(events_of[s] for s in result.failed)
+        progress.batches_failed += len(failed)
+        progress.events_failed += sum(events_of[s] for s in failed)
 
     def _drain(self) -> None:
         """After Ctrl-C: wait for the requests under way and record how they ended."""
@@ -561,4 +582,6 @@ def _run_counts(report: PushReport) -> dict[str, int]:
         "events_changed_resent": plan.changed + plan.in_doubt if plan.resend_changed else 0,
         "events_rejected_before": plan.rejected_before,
         "http_requests": p.http_requests,
+        "events_not_sent": p.events_not_sent,
+        "batches_not_sent": p.batches_not_sent,
     }

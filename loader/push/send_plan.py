@@ -30,6 +30,7 @@ from pathlib import Path
 import duckdb
 
 from loader.build_settings import AgeLimits, read_age_limits
+from loader.push.build_freshness import stale_reason
 from loader.push.ledger import Ledger
 from loader.push.packing import Group
 from loader.push.replay_reader import ALIAS, RECORD_BATCH_ROWS, attached_replay_set, iter_groups
@@ -75,6 +76,8 @@ class PlanSummary:
     # the build's age limits (replay_build_settings); None: built without them, no age checks
     warn_age_days: int | None = None
     max_age_days: int | None = None
+    # why the replay set predates a failed build or a changed project (build_freshness)
+    stale_build: str | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -98,6 +101,7 @@ class Planner:
         self.resend_changed = resend_changed
         self.now_ms = now_ms
         self.age_limits = age_limits
+        self.stale_build: str | None = None
         self.s = SCRATCH
 
     @contextlib.contextmanager
@@ -175,7 +179,7 @@ class Planner:
 
     def _summary(self) -> PlanSummary:
         s, con = self.s, self.con
-        summary = PlanSummary(resend_changed=self.resend_changed)
+        summary = PlanSummary(resend_changed=self.resend_changed, stale_build=self.stale_build)
         [(summary.replay_events,)] = con.execute(f"select count(*) from {self.replay}").fetchall()
         counts = dict(
             con.execute(f"select disposition, count(*) from {s}.disposition group by 1").fetchall()
@@ -341,6 +345,7 @@ def planning_session(
             now_ms=at_ms if at_ms is not None else now_ms(),
             age_limits=read_age_limits(ledger.con, ALIAS),
         )
+        planner.stale_build = stale_reason(ledger.con, ALIAS)
         with planner.scratch():
             yield planner
 

@@ -119,7 +119,8 @@ def test_push_prints_them_and_the_run_completes(built, tmp_path):
         result = runner.invoke(app, ["push", "--endpoint", emulator.base_url], env=env)
     assert result.exit_code == 1, result.output  # the event of type custom[/] is refused
     assert f"  data plan: 6 events: {PLAN_NOTE}" in result.stdout.splitlines()
-    assert result.stdout.splitlines()[-1].startswith(
+    [summary] = [line for line in result.stdout.splitlines() if line.startswith("Run 1 ")]
+    assert summary.startswith(
         "Run 1 completed_with_failures: 5 events in 5 batches acknowledged, 0 batches failed, "
         "0 refused by mParticle, 1 events refused locally;"
     )
@@ -128,9 +129,9 @@ def test_push_prints_them_and_the_run_completes(built, tmp_path):
     status = runner.invoke(app, ["status"], env=env)
     assert status.exit_code == 0, status.output
     assert status.stdout.startswith(f"Runs in {ledger} (to {emulator.base_url})\n")
-    assert "│   1 │ " in status.stdout and " │ completed_with_f… │ " in status.stdout
+    assert "│   1 │ " in status.stdout and " │ completed_… │ " in status.stdout
     assert (
-        "events: 5 acknowledged, 0 pending, 0 failed (sent again by the next push), 1 rejected"
+        "events: 5 acknowledged, 0 not sent yet, 0 failed (sent again by the next push), 1 rejected"
         in (status.stdout.splitlines())
     )
     assert (
@@ -197,15 +198,14 @@ def test_report_warning_with_a_bracketed_ledger_path_is_printed_and_shown_as_is(
         holder.wait()
     assert result.exit_code == 0, result.output
     assert (
-        f"warning: No push section: The ledger {ledger} is in use by process {holder.pid} "
-        "(python -c): a `loader push` holds it while it runs. Wait for it to finish, or query "
-        "the warehouse alone with --no-ledger."
+        f"warning: A push is running (process {holder.pid} (python -c)) and holds the ledger "
+        f"{ledger}; its results are not in this report: write it again once it ends."
     ) in result.stderr.splitlines()
     # the page shows the path as text: no element comes from it
     parser = Elements()
     parser.feed((tmp_path / "r.html").read_text(encoding="utf-8"))
     assert "img" not in parser.tags
-    assert f"No push section: The ledger {ledger} is in use" in parser.text
+    assert f"and holds the ledger {ledger}; its results are not in this report" in parser.text
 
 
 class Elements(HTMLParser):

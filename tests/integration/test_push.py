@@ -492,6 +492,24 @@ def test_crash_and_resume(env):
         assert_delivered_exactly_once(env, emu)
         [(interrupted,)] = ledger_rows(env, "select status from runs where run_id = 1")
         assert interrupted == "interrupted"
+        # the killed run's counters, recomputed from what the ledger holds of it
+        [(acked, batches_acked, http, planned)] = ledger_rows(
+            env,
+            "select events_acknowledged, batches_acknowledged, http_requests, batches_planned "
+            "from runs where run_id = 1",
+        )
+        [(acked_in_1, batches_in_1)] = ledger_rows(
+            env,
+            "select sum(event_count), count(*) from batches where list_contains("
+            "(select flatten(list(source_request_ids)) from requests "
+            "where run_id = 1 and outcome = 'accepted'), source_request_id)",
+        )
+        [(requests_in_1,)] = ledger_rows(env, "select count(*) from requests where run_id = 1")
+        assert (acked, batches_acked) == (acked_in_1, batches_in_1) and batches_acked > 0
+        assert batches_acked == len(acknowledged_before)
+        assert http == requests_in_1 > 0 and planned > batches_acked
+        [(total_acked,)] = ledger_rows(env, "select sum(events_acknowledged) from runs")
+        assert total_acked == len(replay_rows(env))  # per-run rows add up to the total
 
 
 def synthetic_replay_set(path: Path, users: int) -> None:
@@ -552,11 +570,19 @@ def test_the_run_stops_when_the_endpoint_keeps_failing(env, tmp_path, monkeypatc
             "order by all",
         )
         assert [r[:3] for r in rows] == [
-            ("failed", False, 100),  # handed to a worker, never sent: the run had stopped
             ("failed", True, 300),
-            ("planned", False, 50),
+            # 100 handed to a worker, never sent (the run had stopped), and 50 never handed
+            ("planned", False, 150),
         ]
-        assert "the run stopped" in rows[0][3] and "HTTP 503" in rows[1][3]
+        assert "HTTP 503" in rows[0][3]
+        sent = report["sent"]
+        assert (sent["batches_failed"], sent["batches_not_sent"]) == (300, 100)
+        [(failed, not_sent)] = ledger_rows(
+            env, "select events_failed, events_not_sent from runs where run_id = 1"
+        )
+        assert (failed, not_sent) == (300, 100)
+        code, stdout, _ = invoke("status")
+        assert "300 failed" in stdout and "150 not sent yet" in stdout
 
         emu.config.share_503 = 0.0  # the endpoint is back
         code, report, _ = push_json("--endpoint", emu.base_url)

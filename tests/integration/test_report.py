@@ -415,11 +415,25 @@ def test_a_ledger_held_by_a_running_push_leaves_out_the_push_section(after_push,
     try:
         assert holder.stdout.readline().strip() == "ready"
         summary = write_report(pushed.warehouse, pushed.ledger, tmp_path / "r.html")
+        html = (tmp_path / "r.html").read_text()
+        result = runner.invoke(
+            app,
+            ["report", "--out", str(tmp_path / "cli.html")],
+            env={"BACKFILL_DUCKDB": str(pushed.warehouse), "BACKFILL_LEDGER": str(pushed.ledger)},
+        )
     finally:
         holder.kill()
         holder.wait()
     assert not summary.has_push
-    assert any("loader push" in warning for warning in summary.warnings)
+    running = (
+        f"a push is running (process {holder.pid} (python -c)) and holds the ledger "
+        f"{pushed.ledger}; its results are not in this report"
+    )
+    assert any(running in warning.lower() for warning in summary.warnings)
+    assert "--no-ledger" not in html and "Before you send" not in html
+    assert "<h2>Warnings</h2>" in html
+    assert result.exit_code == 0 and running in " ".join(result.stdout.split())
+    assert "no push recorded yet" not in result.stdout
 
 
 @needs_chromium

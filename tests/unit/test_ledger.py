@@ -49,6 +49,8 @@ COLUMNS = {
         "events_changed_resent",
         "events_rejected_before",
         "http_requests",
+        "events_not_sent",
+        "batches_not_sent",
     ],
     "batches": [
         "source_request_id",
@@ -258,7 +260,10 @@ def test_a_second_writer_is_told_who_holds_the_ledger(tmp_path):
         assert holder.stdout.readline().strip() == "ready"
         with pytest.raises(LedgerLocked, match=f"in use by process {holder.pid}"):
             Ledger.open(path)
-        with pytest.raises(LedgerLocked, match="a `loader push` is running"):
+        # a reader is told where the running push's progress is
+        with pytest.raises(
+            LedgerLocked, match=rf"a push is running \(process {holder.pid} \(python -c\)\)"
+        ):
             Ledger.open(path, read_only=True)
     finally:
         holder.kill()

@@ -1,0 +1,46 @@
+{#
+    Build markers: every dbt invocation that runs hooks (build, run, test, seed) records
+    itself in meta.build_attempts when it starts, and how it ended when it ends. The
+    loader compares them with the invocation that last built replay_events, and refuses
+    to push a replay set that a later (or its own) invocation failed after: that replay
+    set is older than the models and vars the user last tried to build.
+    An invocation killed before it ended keeps status 'started'.
+#}
+
+{% macro record_build_start() -%}
+    {%- if execute -%}
+    create schema if not exists meta;
+    create table if not exists meta.build_attempts (
+        invocation_id varchar primary key,
+        command varchar not null,
+        started_at timestamptz not null,
+        finished_at timestamptz,
+        status varchar not null,
+        replay_events_built boolean not null default false,
+        failed_nodes varchar[]
+    );
+    insert or replace into meta.build_attempts (invocation_id, command, started_at, status)
+    values ('{{ invocation_id }}', '{{ flags.WHICH }}', '{{ run_started_at.isoformat() }}'::timestamptz, 'started');
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro record_build_end(results) -%}
+    {%- if execute -%}
+    {%- set failed = [] -%}
+    {%- set built = [] -%}
+    {%- for result in results -%}
+        {%- if result.status in ('error', 'fail', 'runtime error') -%}
+            {%- do failed.append(result.node.name) -%}
+        {%- elif result.node.name == 'replay_events' and result.node.resource_type == 'model'
+            and result.status == 'success' -%}
+            {%- do built.append(result.node.name) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    update meta.build_attempts set
+        finished_at = now(),
+        status = '{{ "failed" if failed else "succeeded" }}',
+        replay_events_built = {{ 'true' if built else 'false' }},
+        failed_nodes = {{ sql_string_list(failed) }}
+    where invocation_id = '{{ invocation_id }}';
+    {%- endif -%}
+{%- endmacro %}
