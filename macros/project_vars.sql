@@ -19,6 +19,8 @@
         'exclude_high_risk_users': 'boolean',
         'replay_blocked_user_attributes': 'boolean',
         'fixes': 'fix_names',
+        'amplitude_user_id_identity': 'amplitude_identity',
+        'amplitude_min_id_length': 'id_length',
     } %}
     {{ return(project_var_kinds) }}
 {%- endmacro %}
@@ -52,6 +54,11 @@
         {{ return('var ' ~ name ~ ' must be a list of user identity type names, not ' ~ shown) }}
     {%- elif kind == 'fix_names' and value is not none and not var_is_name_list(value) -%}
         {{ return('var ' ~ name ~ ' must be a list of fix model names, not ' ~ shown) }}
+    {%- elif kind == 'amplitude_identity' and not (value is string and value != '') -%}
+        {{ return('var ' ~ name ~ ' must be a user identity type name (customer_id, email, ...) '
+            ~ 'or mpid, not ' ~ shown) }}
+    {%- elif kind == 'id_length' and not var_is_whole_number(value, 1, 1000) -%}
+        {{ return('var ' ~ name ~ ' must be a whole number from 1 to 1000, not ' ~ shown) }}
     {%- elif kind == 'data_plan_policy' and value not in ('keep', 'drop', 'set') -%}
         {{ return('var ' ~ name ~ ' must be keep, drop or set, not ' ~ shown) }}
     {%- elif kind == 'data_plan_override' -%}
