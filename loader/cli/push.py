@@ -16,6 +16,7 @@ from loader.errors import LoaderError
 if TYPE_CHECKING:
     from loader.push.runner import PushOptions, PushReport
 
+AMPLITUDE = "amplitude"
 PodOption = Annotated[
     str,
     typer.Option(help="mParticle pod to send to: us1, us2, eu1 or au1.", case_sensitive=False),
@@ -60,12 +61,14 @@ def push_command(
     ] = False,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Concurrent requests.")] = 8,
     rate: Annotated[
-        float,
+        float | None,
         typer.Option(
             min=0.1,
-            help="Batches per second, shared by all workers (mParticle's default limit is 270).",
+            help="Batches per second, shared by all workers (mParticle's default limit is 270); "
+            "default 250, and 1000 events/s for --destination amplitude.",
+            show_default=False,
         ),
-    ] = 250.0,
+    ] = None,
     max_retries: Annotated[
         int, typer.Option(min=0, help="Retries of a request after 5xx, timeouts, drops.")
     ] = 8,
@@ -80,29 +83,83 @@ def push_command(
             "(or after an unanswered send). Downstream sees them twice.",
         ),
     ] = False,
+    destination: Annotated[
+        str,
+        typer.Option(
+            help="events_api (default), or amplitude: send amplitude_events straight to "
+            "Amplitude's Batch Event Upload API (docs/destinations/amplitude.md).",
+            case_sensitive=False,
+        ),
+    ] = "events_api",
+    region: Annotated[
+        str | None,
+        typer.Option(
+            help="With --destination amplitude: us (api2.amplitude.com, default) or eu "
+            "(api.eu.amplitude.com).",
+            show_default=False,
+        ),
+    ] = None,
+    api_key_file: Annotated[
+        str | None,
+        typer.Option(
+            help="With --destination amplitude: read the Amplitude API key from this file "
+            "(- for stdin) instead of AMPLITUDE_API_KEY.",
+            show_default=False,
+        ),
+    ] = None,
+    per_user_rate: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            max=1000,
+            help="With --destination amplitude: events per second per user_id and per "
+            "device_id (Amplitude throttles above 1000).",
+        ),
+    ] = 800.0,
+    min_id_length: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="With --destination amplitude: sent as options.min_id_length when not 5; "
+            "set it like dbt var amplitude_min_id_length.",
+        ),
+    ] = 5,
     as_json: JsonOption = False,
 ) -> None:
     """Send the replay set (replay_events) to the Events API, recording every send in the ledger.
 
     Runs again safely: acknowledged events are skipped, interrupted batches are resent with the same source_request_id. Credentials come from MPARTICLE_API_KEY and MPARTICLE_API_SECRET. Exits 1 when a batch failed or was refused.
     """  # noqa: E501
-    from loader.push.destinations.events_api import endpoint_url
+    from loader.push.destinations import route
     from loader.push.runner import PushOptions
 
     if out_dir is not None and not dry_run:
         raise LoaderError("--out goes with --dry-run (a push records sends in the ledger)")
     if force and out_dir is None:
         raise LoaderError("--force goes with --dry-run --out DIR")
+    destination = destination.lower()
     options = PushOptions(
-        endpoint=endpoint_url(pod, endpoint),
+        endpoint=_endpoint(destination, pod, region, endpoint),
         workers=workers,
-        rate=rate,
+        rate=rate if rate is not None else route(destination).default_rate,
         max_retries=max_retries,
         timeout_s=timeout,
         resend_changed=resend_changed,
+        destination=destination,
     )
+    if destination == AMPLITUDE:
+        options.destination_settings = {
+            "per_id_rate": per_user_rate,
+            "min_id_length": min_id_length,
+        }
+    elif region is not None or api_key_file is not None:
+        raise LoaderError("--region and --api-key-file go with --destination amplitude")
     try:
-        report = _plan(options, out_dir, force) if dry_run else _send(options, as_json=as_json)
+        report = (
+            _plan(options, out_dir, force)
+            if dry_run
+            else _send(options, as_json=as_json, api_key_file=api_key_file)
+        )
     except KeyboardInterrupt:
         err.print("interrupted: run `loader push` again to resume (nothing is sent twice)")
         raise typer.Exit(130) from None
@@ -124,11 +181,25 @@ def _plan(options: PushOptions, out_dir: Path | None, force: bool) -> PushReport
     return dry_run(settings.warehouse_path(), settings.ledger_path(), options, out_dir, force=force)
 
 
-def _send(options: PushOptions, *, as_json: bool) -> PushReport:
+def _endpoint(destination: str, pod: str, region: str | None, endpoint: str | None) -> str:
+    from loader.push.destinations import amplitude, events_api, route
+
+    route(destination)  # an unknown destination is refused first
+    if destination == AMPLITUDE:
+        return amplitude.endpoint_url(region, endpoint)
+    return events_api.endpoint_url(pod, endpoint)
+
+
+def _send(options: PushOptions, *, as_json: bool, api_key_file: str | None = None) -> PushReport:
+    from loader.push.destinations.amplitude import AmplitudeCredentials
     from loader.push.destinations.events_api import Credentials
     from loader.push.runner import push
 
-    credentials = Credentials.from_env()
+    credentials: Credentials | AmplitudeCredentials
+    if options.destination == AMPLITUDE:
+        credentials = AmplitudeCredentials.load(api_key_file)
+    else:
+        credentials = Credentials.from_env()
     with PushDisplay(enabled=not as_json and out.is_terminal) as display:
         return push(
             settings.warehouse_path(),

@@ -22,7 +22,7 @@ def print_plan(report: PushReport) -> None:
     out.print(
         f"[bold]Plan:[/] {report.events_planned} events of {plan.users} users in "
         f"{report.batches_planned} batches, {report.requests_planned} requests "
-        f"({report.body_bytes / 1e6:.2f} MB) {where} to {esc(report.endpoint)}/bulkevents"
+        f"({report.body_bytes / 1e6:.2f} MB) {where} to {esc(report.url)}"
     )
     out.print(f"  replay set {plan.replay_events} events: {plan_parts(plan)}", markup=False)
     if plan.stale_build is not None:

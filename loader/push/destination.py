@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -55,6 +55,12 @@ class Answer:
     wait_s: float | None = None  # RATE_LIMITED: the wait the destination asks for, if any
     slow_down: bool = False  # RATE_LIMITED: lower the shared rate as well
     signals: Signals = Signals()
+    # RATE_LIMITED: when set, only the batches whose body it matches wait (`wait_s`, this
+    # request alone); the others are sent again at once (throttled users of Amplitude)
+    hold: Callable[[bytes], bool] | None = None
+    # SPLIT: when set, the batches at these positions of the request are refused with
+    # these messages and the others sent again, without halving (Amplitude's 400 indices)
+    refused: Mapping[int, str] | None = None
 
 
 class Destination(Protocol):
@@ -83,6 +89,11 @@ class Destination(Protocol):
 
     def redact(self, text: str) -> str:
         """`text` without any secret of this destination."""
+        ...
+
+    def pace(self, batch_bodies: Iterable[bytes]) -> float:
+        """Seconds to wait before sending these batches, beyond the shared rate (limits per
+        user, say); 0 when the destination has none."""
         ...
 
 

@@ -73,6 +73,7 @@ create table if not exists runs (
 );
 alter table runs add column if not exists events_not_sent bigint default 0;
 alter table runs add column if not exists batches_not_sent bigint default 0;
+alter table runs add column if not exists destination varchar default 'events_api';
 create table if not exists batches (
     source_request_id varchar primary key,
     run_id integer not null,
@@ -258,6 +259,13 @@ RUN_COUNTS = (
 )
 # columns of `runs` added since the first ledgers: read as 0 from a file that lacks them
 ADDED_RUN_COUNTS = ("events_not_sent", "batches_not_sent")
+# ... and those read as a text: the destination of runs before there was a choice
+ADDED_RUN_TEXTS = {"destination": "events_api"}
+# a direct destination's events are recorded as <name>:<replay_key> (see
+# loader.push.destinations); the Events API's as the replay_key itself
+DESTINATION_OF_KEY_SQL = (
+    "case when replay_key like 'amplitude:%' then 'amplitude' else 'events_api' end"
+)
 
 
 class LedgerLocked(LoaderError):
@@ -294,6 +302,7 @@ class RunRow:
     http_requests: int
     events_not_sent: int = 0  # handed over for sending, never sent (the run stopped first)
     batches_not_sent: int = 0
+    destination: str = "events_api"  # events_api, or a direct destination (amplitude)
 
 
 @dataclass
@@ -477,20 +486,30 @@ class Ledger:
             {"run": run_id},
         )
 
-    def destination(self) -> tuple[str, str] | None:
-        """Endpoint and key fingerprint that earlier runs delivered to, if any."""
+    def destination(self, name: str = "events_api") -> tuple[str, str] | None:
+        """Endpoint and key fingerprint that earlier runs to destination `name` delivered
+        to, if any (the ledger must be open for writing: older files get the column then)."""
         row = self.con.execute(
             "select endpoint, api_key_fingerprint from runs "
             "where run_id in (select last_run_id from batches where first_sent_at is not null) "
-            "order by run_id desc limit 1"
+            "and coalesce(destination, 'events_api') = ? "
+            "order by run_id desc limit 1",
+            [name],
         ).fetchone()
         return (row[0], row[1]) if row else None
 
-    def start_run(self, endpoint: str, fingerprint: str, options: dict[str, Any]) -> int:
+    def start_run(
+        self,
+        endpoint: str,
+        fingerprint: str,
+        options: dict[str, Any],
+        destination: str = "events_api",
+    ) -> int:
         [(run_id,)] = self.con.execute(
             "insert into runs (run_id, started_at, status, endpoint, api_key_fingerprint, "
-            "options) values (nextval('run_ids'), ?, 'running', ?, ?, ?) returning run_id",
-            [now(), endpoint, fingerprint, orjson.dumps(options).decode()],
+            "options, destination) values (nextval('run_ids'), ?, 'running', ?, ?, ?, ?) "
+            "returning run_id",
+            [now(), endpoint, fingerprint, orjson.dumps(options).decode(), destination],
         ).fetchall()
         return run_id
 
@@ -691,15 +710,27 @@ class Ledger:
                 "current_database() and table_name = 'runs'"
             )
         }
-        names = ", ".join(
-            f.name if f.name in present or f.name not in ADDED_RUN_COUNTS else f"0 as {f.name}"
-            for f in fields(RunRow)
-        )
+
+        def column(name: str) -> str:
+            if name in present:
+                return name
+            if name in ADDED_RUN_TEXTS:
+                return f"'{ADDED_RUN_TEXTS[name]}' as {name}"
+            return f"0 as {name}" if name in ADDED_RUN_COUNTS else name
+
+        names = ", ".join(column(f.name) for f in fields(RunRow))
         return [RunRow(*row) for row in self.query(f"select {names} from runs order by run_id")]
 
-    def event_counts(self) -> EventCounts:
-        """Replay keys by their current state (`event_states`)."""
-        states = dict(self.query("select state, count(*) from event_states group by state"))
+    def event_counts(self, destination: str | None = None) -> EventCounts:
+        """Replay keys by their current state (`event_states`); of one destination's keys
+        with `destination`."""
+        where = f"where {DESTINATION_OF_KEY_SQL} = ?" if destination else ""
+        states = dict(
+            self.query(
+                f"select state, count(*) from event_states {where} group by state",
+                [destination] if destination else [],
+            )
+        )
         return EventCounts(
             acknowledged=states.get(ACKNOWLEDGED, 0),
             pending=states.get("pending", 0),
@@ -740,6 +771,13 @@ class Ledger:
             "select batches_per_second from run_throughput where run_id = ?", [run_id]
         )
         return rows[0][0] if rows else None
+
+    def destinations(self) -> list[str]:
+        """The destinations this ledger holds events of, the Events API first."""
+        rows = self.query(
+            f"select distinct {DESTINATION_OF_KEY_SQL} as d from batch_events order by d desc"
+        )
+        return [row[0] for row in rows]
 
     def query(self, sql: str, params: Sequence | None = None) -> list[tuple]:
         return self.con.execute(sql, list(params or [])).fetchall()

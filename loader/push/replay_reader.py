@@ -57,23 +57,31 @@ class ReplaySetReader(Protocol):
 
 
 class WarehouseReplaySet:
-    """`replay_events` in the DuckDB warehouse at `path`, attached read-only."""
+    """`replay_events` (or a destination's `table`) in the DuckDB warehouse at `path`,
+    attached read-only. With `key_prefix`, replay keys read as `<prefix><replay_key>`: the
+    keys a direct destination's sends are recorded under in the ledger."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, table: str = "replay_events", key_prefix: str = "") -> None:
         self.path = path
+        self.table = table
+        self.key_prefix = key_prefix
 
     def attached(self, con: duckdb.DuckDBPyConnection) -> AbstractContextManager[str]:
-        return _attach_warehouse(con, self.path)
+        return _attach_warehouse(con, self.path, self.table, self.key_prefix)
 
 
-def replay_set_at(path: Path) -> ReplaySetReader:
+def replay_set_at(
+    path: Path, table: str = "replay_events", key_prefix: str = ""
+) -> ReplaySetReader:
     """The reader for the replay set at `path` (the warehouse file today)."""
-    return WarehouseReplaySet(path)
+    return WarehouseReplaySet(path, table, key_prefix)
 
 
-def attached_replay_set(con: duckdb.DuckDBPyConnection, path: Path) -> AbstractContextManager[str]:
+def attached_replay_set(
+    con: duckdb.DuckDBPyConnection, path: Path, table: str = "replay_events", key_prefix: str = ""
+) -> AbstractContextManager[str]:
     """The replay set at `path`, readable on `con` for the block; yields its relation."""
-    return replay_set_at(path).attached(con)
+    return replay_set_at(path, table, key_prefix).attached(con)
 
 
 def record_batches(
@@ -85,7 +93,9 @@ def record_batches(
 
 
 @contextlib.contextmanager
-def _attach_warehouse(con: duckdb.DuckDBPyConnection, path: Path) -> Iterator[str]:
+def _attach_warehouse(
+    con: duckdb.DuckDBPyConnection, path: Path, table: str = "replay_events", key_prefix: str = ""
+) -> Iterator[str]:
     """Attach the warehouse at `path` read-only; yield the replay set's relation name.
 
     Raises `WarehouseLocked` while another process (a `dbt build`) holds the file, and
@@ -107,30 +117,39 @@ def _attach_warehouse(con: duckdb.DuckDBPyConnection, path: Path) -> Iterator[st
             "then run this command again."
         ) from None
     try:
-        _check_replay_set(con, path)
-        yield REPLAY_RELATION
+        _check_replay_set(con, path, table)
+        if table == "replay_events" and not key_prefix:
+            yield REPLAY_RELATION
+        else:
+            others = ", ".join(name for name in REQUIRED_COLUMNS if name != "replay_key")
+            prefix = "'" + key_prefix.replace("'", "''") + "'"
+            yield (
+                f"(select {prefix} || replay_key as replay_key, {others} from {ALIAS}.main.{table})"
+            )
     finally:
         with contextlib.suppress(duckdb.Error):
             con.execute(f"detach {ALIAS}")
 
 
-def _check_replay_set(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+def _check_replay_set(
+    con: duckdb.DuckDBPyConnection, path: Path, table: str = "replay_events"
+) -> None:
     columns = {
         row[0]
         for row in con.execute(
             "select column_name from duckdb_columns() "
-            "where database_name = ? and schema_name = 'main' and table_name = 'replay_events'",
-            [ALIAS],
+            "where database_name = ? and schema_name = 'main' and table_name = ?",
+            [ALIAS, table],
         ).fetchall()
     }
     if not columns:
         raise MissingReplaySet(
-            f"{path} has no replay_events table yet. Run `dbt build` to build the replay set."
+            f"{path} has no {table} table yet. Run `dbt build` to build the replay set."
         )
     missing = [name for name in REQUIRED_COLUMNS if name not in columns]
     if missing:
         raise MissingReplaySet(
-            f"replay_events in {path} lacks column(s) {', '.join(missing)}: it was built by "
+            f"{table} in {path} lacks column(s) {', '.join(missing)}: it was built by "
             "another version of the project. Run `dbt build` again."
         )
 

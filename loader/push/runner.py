@@ -29,22 +29,17 @@ from loader.push import ledger as ledger_mod
 from loader.push.build_freshness import StaleReplaySet
 from loader.push.destinations import (
     DEFAULT_RATE,
-    PACKING_LIMITS,
+    EVENTS_API,
+    ROUTES,
     Credentials,
-    default_validator,
+    Route,
     open_destination,
+    route,
 )
+from loader.push.destinations.amplitude import AmplitudeCredentials
 from loader.push.ledger import FailureRow, Ledger, LedgerError, api_key_fingerprint
 from loader.push.outbox import Outbox
-from loader.push.packing import (
-    PackedBatch,
-    Validator,
-    assemble,
-    group_requests,
-    pack_and_validate,
-    pack_group,
-    request_body,
-)
+from loader.push.packing import PackedBatch, Validator, group_requests, pack_and_validate
 from loader.push.send_plan import Planner, PlanSummary, planning_session
 from loader.push.transport import Outgoing, RateLimiter, SendResult, Transport
 
@@ -64,9 +59,16 @@ class PushOptions:
     give_up_after: int = 3  # requests in a row that used every retry: the run stops
     resend_changed: bool = False
     validate: bool = True
+    destination: str = EVENTS_API  # a name of `loader.push.destinations.ROUTES`
+    # the destination's own settings (Amplitude: per_id_rate, throttle_wait_s, min_id_length)
+    destination_settings: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+    @property
+    def route(self) -> Route:
+        return route(self.destination)
 
 
 @dataclass
@@ -95,6 +97,7 @@ class PushReport:
     dry_run: bool
     endpoint: str
     plan: PlanSummary
+    destination: str = EVENTS_API
     run_id: int | None = None
     status: str = "planned"
     message: str | None = None
@@ -112,6 +115,11 @@ class PushReport:
     out_dir: str | None = None
     elapsed_s: float = 0.0
     batches_per_second: float | None = None  # the ledger's `run_throughput`
+
+    @property
+    def url(self) -> str:
+        """Where the requests go (an Events API endpoint is a base URL)."""
+        return self.endpoint if self.destination != EVENTS_API else self.endpoint + "/bulkevents"
 
     @property
     def ok(self) -> bool:
@@ -133,6 +141,7 @@ class PushReport:
             "ok": self.ok,
             "message": self.message,
             "endpoint": self.endpoint,
+            "destination": self.destination,
             "plan": self.plan.as_dict(),
             "planned": {
                 "events": self.events_planned,
@@ -170,20 +179,23 @@ class _Plan:
         report: PushReport,
         validator: Validator | None,
         on_rejected: Callable[[PackedBatch], None] | None = None,
+        route: Route | None = None,
     ) -> None:
         self.report = report
         self.validator = validator
         self.on_rejected = on_rejected
+        self.route = route or ROUTES[EVENTS_API]
 
     def batches(self, planner: Planner, *, with_hashes: bool) -> Iterator[PackedBatch]:
+        route = self.route
         for source_request_id, group in planner.resumed_groups():
-            yield assemble(group, source_request_id)
-        validator = self.validator
+            yield route.assemble(group, source_request_id)
+        validator, max_bytes = self.validator, route.limits.max_batch_bytes
         for group in planner.new_groups(with_hashes=with_hashes):
             if validator is None:
-                yield from pack_group(group, PACKING_LIMITS.max_batch_bytes)
+                yield from route.pack(group, max_bytes)
             else:
-                yield from pack_and_validate(group, validator, PACKING_LIMITS.max_batch_bytes)
+                yield from pack_and_validate(group, validator, max_bytes)
 
     def rejected(self, batch: PackedBatch) -> None:
         """A batch not sent (too big, or failing the local checks): counted by reason."""
@@ -199,7 +211,7 @@ class _Plan:
 
     def requests(self, batches: Iterator[PackedBatch]) -> Iterator[list[PackedBatch]]:
         report = self.report
-        for request in group_requests(batches, PACKING_LIMITS, on_rejected=self.rejected):
+        for request in group_requests(batches, self.route.limits, on_rejected=self.rejected):
             sizes = [len(b.body) for b in request]
             report.requests_planned += 1
             report.batches_planned += len(request)
@@ -229,8 +241,14 @@ def dry_run(
     from loader.push.out_folder import OutFolder
 
     started = time.monotonic()
-    report = PushReport(dry_run=True, endpoint=options.endpoint, plan=PlanSummary())
-    validator = validator if validator is not None else default_validator()
+    report = PushReport(
+        dry_run=True,
+        endpoint=options.endpoint,
+        plan=PlanSummary(),
+        destination=options.destination,
+    )
+    route = options.route
+    validator = validator if validator is not None else route.validator
     rejected_file = None
     folder: OutFolder | None = None
     if out_dir is not None:
@@ -242,20 +260,18 @@ def dry_run(
         if rejected_file is not None:
             _write_rejection(rejected_file, batch)
 
-    planning = _Plan(report, validator if options.validate else None, note_rejection)
+    planning = _Plan(report, validator if options.validate else None, note_rejection, route)
     try:
         with (
             Ledger.open(ledger_path, read_only=True) as ledger,
-            planning_session(
-                ledger, warehouse_path, resend_changed=options.resend_changed
-            ) as planner,
+            _planning(ledger, warehouse_path, options) as planner,
         ):
             report.plan = planner.classify()
             batches = planning.batches(planner, with_hashes=False)
             for number, request in enumerate(planning.requests(batches), 1):
                 if folder is not None:
                     with folder.create(f"request-{number:06d}.json") as file:
-                        file.write(request_body(b.body for b in request))
+                        file.write(route.dry_run_body(b.body for b in request))
         report.elapsed_s = time.monotonic() - started
         if folder is not None:
             with folder.create("plan.json") as file:
@@ -266,6 +282,18 @@ def dry_run(
         if folder is not None:
             folder.close()
     return report
+
+
+def _planning(ledger: Ledger, warehouse_path: Path, options: PushOptions):
+    """The planning session on the replay set of the run's destination."""
+    route = options.route
+    return planning_session(
+        ledger,
+        warehouse_path,
+        resend_changed=options.resend_changed,
+        replay_table=route.replay_table,
+        key_prefix=route.key_prefix,
+    )
 
 
 def _write_rejection(file, batch: PackedBatch) -> None:
@@ -286,7 +314,7 @@ def push(
     warehouse_path: Path,
     ledger_path: Path,
     options: PushOptions,
-    credentials: Credentials,
+    credentials: Credentials | AmplitudeCredentials,
     *,
     on_progress: Callable[[Progress], None] | None = None,
     on_planned: Callable[[PushReport], None] | None = None,
@@ -299,12 +327,17 @@ def push(
     (status "interrupted", then KeyboardInterrupt is raised again).
     """
     started = time.monotonic()
-    report = PushReport(dry_run=False, endpoint=options.endpoint, plan=PlanSummary())
-    validator = validator if validator is not None else default_validator()
+    report = PushReport(
+        dry_run=False,
+        endpoint=options.endpoint,
+        plan=PlanSummary(),
+        destination=options.destination,
+    )
+    validator = validator if validator is not None else options.route.validator
     fingerprint = api_key_fingerprint(credentials.api_key)
     with Ledger.open(ledger_path) as ledger:
         ledger.close_stale_runs()
-        _check_destination(ledger, ledger_path, options.endpoint, fingerprint)
+        _check_destination(ledger, ledger_path, options.endpoint, fingerprint, options.destination)
         for stale in ledger_path.parent.glob(ledger_path.name + ".outbox-*"):
             stale.unlink(missing_ok=True)  # left by a killed run (this process holds the lock)
         outbox = Outbox(ledger_path.with_name(ledger_path.name + f".outbox-{os.getpid()}"))
@@ -312,13 +345,11 @@ def push(
         try:
             # the run is recorded once the replay set is open and fit to send: a locked or
             # missing warehouse, or a stale replay set, leaves no run behind
-            with planning_session(
-                ledger, warehouse_path, resend_changed=options.resend_changed
-            ) as planner:
+            with _planning(ledger, warehouse_path, options) as planner:
                 if planner.stale_build is not None:
                     raise StaleReplaySet(f"not pushing: {planner.stale_build}")
                 report.run_id = run_id = ledger.start_run(
-                    options.endpoint, fingerprint, options.as_dict()
+                    options.endpoint, fingerprint, options.as_dict(), options.destination
                 )
                 _plan_into_ledger(ledger, run_id, planner, options, validator, report, outbox)
             if on_planned is not None:
@@ -342,10 +373,14 @@ def push(
     return report
 
 
-def _check_destination(ledger: Ledger, path: Path, endpoint: str, fingerprint: str) -> None:
+def _check_destination(
+    ledger: Ledger, path: Path, endpoint: str, fingerprint: str, destination: str = EVENTS_API
+) -> None:
+    """One endpoint and API key per destination in a ledger (another destination, such as
+    Amplitude next to the Events API, is independent: its keys are its own)."""
     from urllib.parse import urlsplit
 
-    earlier = ledger.destination()
+    earlier = ledger.destination(destination)
     if earlier is None or earlier == (endpoint, fingerprint):
         return
     message = (
@@ -374,7 +409,7 @@ def _plan_into_ledger(
     report: PushReport,
     outbox: Outbox,
 ) -> None:
-    planning = _Plan(report, validator if options.validate else None)
+    planning = _Plan(report, validator if options.validate else None, route=options.route)
     report.plan = planner.classify()
     with ledger.transaction():
         ledger.supersede(planner.superseded_batches(), "content changed before it was acknowledged")
@@ -414,7 +449,7 @@ def _send(
     run_id: int,
     outbox: Outbox,
     options: PushOptions,
-    credentials: Credentials,
+    credentials: Credentials | AmplitudeCredentials,
     report: PushReport,
     on_progress: Callable[[Progress], None] | None,
 ) -> None:
@@ -446,13 +481,18 @@ class _Sender:
         ledger: Ledger,
         run_id: int,
         options: PushOptions,
-        credentials: Credentials,
+        credentials: Credentials | AmplitudeCredentials,
         progress: Progress,
     ) -> None:
         self.ledger, self.run_id, self.options, self.progress = ledger, run_id, options, progress
         self.stop = threading.Event()
         self.transport = Transport(
-            open_destination(options.endpoint, credentials),
+            open_destination(
+                options.endpoint,
+                credentials,
+                options.destination,
+                **options.destination_settings,
+            ),
             RateLimiter(options.rate, stop=self.stop),
             stop=self.stop,
             timeout_s=options.timeout_s,

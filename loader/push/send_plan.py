@@ -328,16 +328,23 @@ def now_ms() -> int:
 
 @contextlib.contextmanager
 def planning_session(
-    ledger: Ledger, warehouse_path: Path, *, resend_changed: bool, at_ms: int | None = None
+    ledger: Ledger,
+    warehouse_path: Path,
+    *,
+    resend_changed: bool,
+    at_ms: int | None = None,
+    replay_table: str = "replay_events",
+    key_prefix: str = "",
 ) -> Iterator[Planner]:
     """A planner on the ledger's connection, with the warehouse's replay set attached.
 
     Planning sorts the whole replay set in this session: DuckDB's memory is capped (it
     spills to disk beyond) so a push stays flat however many events there are. The age
-    limits are the build's (`replay_build_settings`). Raises what `attached_replay_set` does.
+    limits are the build's (`replay_build_settings`). A direct destination reads its own
+    `replay_table`, its keys prefixed (`key_prefix`). Raises what `attached_replay_set` does.
     """
     _cap_memory(ledger)
-    with attached_replay_set(ledger.con, warehouse_path) as replay:
+    with attached_replay_set(ledger.con, warehouse_path, replay_table, key_prefix) as replay:
         planner = Planner(
             ledger,
             replay,

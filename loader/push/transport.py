@@ -13,7 +13,10 @@ the verdict:
 - retry (and timeouts, dropped connections): the same body again after a backoff with
   jitter, up to `max_retries` times.
 - split: the request is split in halves until each bad batch is alone; its message is
-  kept, the other batches are sent.
+  kept, the other batches are sent. When the answer names the bad batches (`refused`),
+  those are rejected at once and the others sent again.
+- throttled (a rate-limited answer whose `hold` names some batches): only those wait,
+  in this worker; the rest is sent again at once.
 - stop: `fatal` is set and the run stops.
 
 Texts that leave this module pass through `Destination.redact`.
@@ -135,8 +138,11 @@ class SendResult:
 class _Outcome:
     """How a request (or part of one) ended."""
 
-    kind: str  # accepted | split | failed | fatal | stopped
+    kind: str  # accepted | split | refused | throttled | failed | fatal | stopped
     message: str | None = None
+    refused: dict[int, str] | None = None  # refused: positions in the part -> message
+    held: list[Outgoing] | None = None  # throttled: the batches that wait `wait_s`
+    wait_s: float = 0.0
 
 
 FINAL = {Verdict.ACCEPTED: "accepted", Verdict.SPLIT: "split", Verdict.STOP: "fatal"}
@@ -189,20 +195,34 @@ class Transport:
     def send(self, batches: Sequence[Outgoing], request_no: int) -> SendResult:
         """Deliver `batches` (one bulk request, split when asked); the outcome of each batch."""
         result = SendResult()
-        queue: list[Sequence[Outgoing]] = [batches]
+        queue: list[tuple[Sequence[Outgoing], float]] = [(batches, 0.0)]
         while queue:
-            part = queue.pop(0)
+            part, delay = queue.pop(0)
+            if delay > 0:  # throttled batches: only this worker waits, the others go on
+                self.stop.wait(delay)
             outcome = self._deliver(part, request_no, result)
             ids = [b.source_request_id for b in part]
             if outcome.kind == "accepted":
                 result.acknowledged.extend(ids)
+            elif outcome.kind == "refused" and outcome.refused:
+                for position, message in outcome.refused.items():
+                    result.rejected[ids[position]] = message
+                rest = [b for k, b in enumerate(part) if k not in outcome.refused]
+                if rest:
+                    queue.insert(0, (rest, 0.0))
+            elif outcome.kind == "throttled" and outcome.held:
+                held = {b.source_request_id for b in outcome.held}
+                queue[:0] = [
+                    ([b for b in part if b.source_request_id not in held], 0.0),
+                    (outcome.held, outcome.wait_s),
+                ]
             elif outcome.kind == "split" and len(part) > 1:
                 half = len(part) // 2
-                queue[:0] = [part[:half], part[half:]]
+                queue[:0] = [(part[:half], 0.0), (part[half:], 0.0)]
             elif outcome.kind == "split":
                 result.rejected[ids[0]] = outcome.message or "400 Bad Request"
             else:
-                for sid in ids + [b.source_request_id for rest in queue for b in rest]:
+                for sid in ids + [b.source_request_id for rest, _ in queue for b in rest]:
                     result.failed[sid] = outcome.message or outcome.kind
                 if outcome.kind == "fatal":
                     result.fatal = outcome.message
@@ -215,7 +235,7 @@ class Transport:
         ids = [b.source_request_id for b in part]
         failures = rate_limited = 0
         while True:
-            if not self.limiter.acquire(len(part)) or self.stop.is_set():
+            if not self._acquire(part):
                 return _Outcome("stopped", "the run stopped before this batch was acknowledged")
             attempt = Attempt(
                 request_no=request_no,
@@ -235,7 +255,20 @@ class Transport:
                 rate_limited += 1
                 if rate_limited > self.max_rate_limit_waits:
                     return _Outcome("failed", f"still rate limited after {rate_limited - 1} waits")
-                attempt.wait_ms = self._wait_out(answer, rate_limited)
+                held = self._held(part, answer)
+                if held is None:
+                    attempt.wait_ms = self._wait_out(answer, rate_limited)
+                elif len(held) < len(part):
+                    wait = self._throttle_wait(answer, rate_limited)
+                    attempt.wait_ms = round(wait * 1000)
+                    return _Outcome("throttled", answer.message, held=held, wait_s=wait)
+                else:  # every batch of the part is throttled: this request alone waits
+                    attempt.wait_ms = self._sleep(self._throttle_wait(answer, rate_limited))
+            elif answer.verdict is Verdict.SPLIT and answer.refused:
+                refused = {k: m for k, m in answer.refused.items() if 0 <= k < len(part)}
+                if refused:
+                    return _Outcome("refused", answer.message, refused=refused)
+                return _Outcome("split", answer.message)
             elif answer.verdict is Verdict.RETRY:
                 failures += 1
                 if failures > self.max_retries:
@@ -269,6 +302,25 @@ class Transport:
         attempt.rate_limit_exceeded = answer.signals.rate_limit_exceeded
         attempt.rate_limit_percentage_used = answer.signals.rate_limit_percentage_used
         return answer
+
+    def _acquire(self, part: Sequence[Outgoing]) -> bool:
+        """Wait for the shared rate and the destination's own pace; False when stopping."""
+        if not self.limiter.acquire(len(part)) or self.stop.is_set():
+            return False
+        pace = self.destination.pace(b.body for b in part)
+        return not (pace > 0 and self.stop.wait(pace)) and not self.stop.is_set()
+
+    @staticmethod
+    def _held(part: Sequence[Outgoing], answer: Answer) -> list[Outgoing] | None:
+        """The batches a throttling answer holds back; None when it names none of them."""
+        if answer.hold is None:
+            return None
+        held = [b for b in part if answer.hold(b.body)]
+        return held or None
+
+    def _throttle_wait(self, answer: Answer, waits: int) -> float:
+        wait = answer.wait_s if answer.wait_s is not None else self._backoff(waits)
+        return min(wait, self.max_wait_s)
 
     def _wait_out(self, answer: Answer, waits: int) -> int:
         """Pause every worker as a rate-limited answer asks; the wait in ms."""

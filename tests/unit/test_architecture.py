@@ -12,12 +12,13 @@ LOADER = Path(__file__).resolve().parents[2] / "loader"
 SHARED = {"errors", "settings", "warehouse", "build_settings"}
 ALLOWED = {
     "events_api": set(),
-    "emulator": {"events_api"},
+    "amplitude_api": set(),
+    "emulator": {"events_api", "amplitude_api"},
     "ingest": set(),
-    "push": {"events_api"},
+    "push": {"events_api", "amplitude_api"},
     "fixes": set(),
     "audit": {"push"},
-    "cli": {"events_api", "emulator", "ingest", "push", "fixes", "audit"},
+    "cli": {"events_api", "amplitude_api", "emulator", "ingest", "push", "fixes", "audit"},
 }
 
 

@@ -14,7 +14,7 @@ class FakeLedger:
     def __init__(self, destination):
         self._destination = destination
 
-    def destination(self):
+    def destination(self, name="events_api"):
         return self._destination
 
 

@@ -105,7 +105,7 @@ def endpoint_url(pod: str | None, endpoint: str | None) -> str:
             "the endpoint URL must not carry credentials; set MPARTICLE_API_KEY and "
             "MPARTICLE_API_SECRET instead"
         )
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ConfigurationError(
             f"refusing plain http to {parts.hostname}: the API secret would travel "
             "unencrypted. Use https (plain http is allowed to 127.0.0.1/localhost only)."
@@ -113,7 +113,7 @@ def endpoint_url(pod: str | None, endpoint: str | None) -> str:
     return base
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
@@ -158,6 +158,9 @@ class EventsApiDestination:
 
     def classify(self, status: int, headers: Mapping[str, str], body: str) -> Answer:
         return classify(status, headers, body)
+
+    def pace(self, batch_bodies: Iterable[bytes]) -> float:
+        return 0.0  # the shared rate is the Events API's only limit
 
 
 def classify(status: int, headers: Mapping[str, str], body: str) -> Answer:
