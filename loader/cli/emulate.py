@@ -71,6 +71,23 @@ def emulate_command(
         Path | None,
         typer.Option(help="Write the base URL to this file once listening (removed on exit)."),
     ] = None,
+    api: Annotated[
+        str,
+        typer.Option(
+            help="events (the Events API) or amplitude (Amplitude's Batch Event Upload API: "
+            "its key from AMPLITUDE_API_KEY or --api-key; --script takes 429, 503, drop, "
+            "drop-after, 200).",
+            case_sensitive=False,
+        ),
+    ] = "events",
+    per_user_limit: Annotated[
+        float,
+        typer.Option(help="With --api amplitude: events/s allowed per user_id and device_id."),
+    ] = 1000.0,
+    window: Annotated[
+        float,
+        typer.Option(help="With --api amplitude: seconds over which an id's rate is counted."),
+    ] = 30.0,
 ) -> None:
     """Run a local Events API that checks every batch, injects faults and records what arrives.
 
@@ -78,6 +95,21 @@ def emulate_command(
     """  # noqa: E501
     from loader.emulator.server import serve
 
+    if api.lower() == "amplitude":
+        _emulate_amplitude(
+            os.environ.get("AMPLITUDE_API_KEY") or api_key,
+            db=db,
+            port=port,
+            latency_ms=latency_ms,
+            shares=(share_429, share_503, share_drop),
+            seed=seed,
+            limits=(per_user_limit, window),
+            script=script,
+            url_file=url_file,
+        )
+        return
+    if api.lower() != "events":
+        raise LoaderError(f"--api {api}: use events or amplitude")
     api_secret = _secret(api_secret_file)
     if not api_key or not api_secret:
         raise LoaderError(
@@ -102,6 +134,47 @@ def emulate_command(
     )
     script_entries = [entry.strip() for entry in (script or "").split(",") if entry.strip()]
     emulator = serve(config, stop, script=script_entries, url_file=url_file, on_ready=_announce)
+    out.print(f"emulator stopped: {emulator.summary()}", markup=False)
+
+
+def _emulate_amplitude(
+    api_key: str | None,
+    *,
+    db: Path | None,
+    port: int,
+    latency_ms: int,
+    shares: tuple[float, float, float],
+    seed: int,
+    limits: tuple[float, float],
+    script: str | None,
+    url_file: Path | None,
+) -> None:
+    from loader.emulator.amplitude import AmplitudeEmulatorConfig, serve_amplitude
+
+    if not api_key:
+        raise LoaderError(
+            "the emulator needs the API key to accept: AMPLITUDE_API_KEY or --api-key"
+        )
+    config = AmplitudeEmulatorConfig(
+        api_key=api_key,
+        db_path=db,
+        port=port,
+        latency_ms=latency_ms,
+        share_429=shares[0],
+        share_503=shares[1],
+        share_drop=shares[2],
+        seed=seed,
+        per_id_limit=limits[0],
+        window_s=limits[1],
+        script=[entry.strip() for entry in (script or "").split(",") if entry.strip()],
+    )
+    stop = _stop_on_signals()
+    emulator = serve_amplitude(
+        config,
+        stop,
+        url_file=url_file,
+        on_ready=lambda e: out.print(f"Amplitude Batch API emulator on {e.url}", markup=False),
+    )
     out.print(f"emulator stopped: {emulator.summary()}", markup=False)
 
 

@@ -16,7 +16,7 @@ API of the same replay set are independent in one ledger.
     wait (`Answer.hold`) and the others go at once; otherwise everyone waits;
   - 400: the bad events the body lists are refused with Amplitude's message, the others
     sent again (`Answer.refused`); a 400 that lists none splits the request to find them;
-    413 splits too;
+    413 splits too; a 400 about the API key (invalid, missing) stops the run;
   - 5xx, 408, timeouts, drops: the same body again (insert_id de-duplicates);
   - 401, 403, 404, 405, redirects: the run stops.
 - The API key travels in the body: it is never written anywhere. Dry-run bodies carry
@@ -303,6 +303,13 @@ def classify(status: int, headers: Mapping[str, str], body: str, throttle_wait_s
             signals=signals,
             hold=hold,
         )
+    if status == 400 and _refuses_the_key(parsed):
+        return Answer(
+            Verdict.STOP,
+            f"Amplitude refused the API key ({_error(parsed, body)}): check {KEY_ENV} (or "
+            "--api-key-file) and --region",
+            signals=signals,
+        )
     if status in (400, 413):
         message = f"HTTP {status}: {_error(parsed, body)}"
         bad = bad_event_indices(parsed) if status == 400 else {}
@@ -324,6 +331,16 @@ def _holder(users: set[str], devices: set[str]) -> Callable[[bytes], bool]:
         return (user is not None and user in users) or (device is not None and device in devices)
 
     return held
+
+
+def _refuses_the_key(parsed: object) -> bool:
+    """A 400 about the API key itself: no event would ever be accepted."""
+    if not isinstance(parsed, dict):
+        return False
+    error = parsed.get("error")
+    return parsed.get("missing_field") == "api_key" or (
+        isinstance(error, str) and "api key" in error.lower()
+    )
 
 
 def _json(body: str) -> object:

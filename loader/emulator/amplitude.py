@@ -1,0 +1,437 @@
+"""A strict local stand-in for Amplitude's Batch Event Upload API (`POST /batch`).
+
+It answers as Amplitude documents (`loader.amplitude_api.contract`): a body over the
+payload limit or with more than 2000 events is a 413; a body that is not JSON, lacks
+`api_key` or `events`, carries another API key, or holds a bad event is a 400 listing
+the indices of bad events (`events_with_missing_fields`, `events_with_invalid_fields`,
+per field); a user id or device id shorter than `options.min_id_length` (default 5) is
+dropped, and an event left with neither is a bad event. An id (user or device) that
+would go over `per_id_limit` events per second, counted over the last `window_s`
+seconds, gets the whole request refused with a 429 naming it (`throttled_users`,
+`throttled_devices`, `throttled_events`, `eps_threshold`). Nothing of a refused request
+is kept. An accepted event whose `insert_id` was already accepted is acknowledged and
+not recorded again (Amplitude's de-duplication window is 7 days: the emulator's lifetime).
+
+Faults as the Events API emulator's: a script for the first requests (429, 503, drop,
+drop-after, 200) and random shares of 429 (naming the first event's ids), 503 and drops
+(the request is processed, then the connection closed without an answer).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+from loader.amplitude_api.contract import (
+    BATCH_PATH,
+    DEFAULT_MIN_ID_LENGTH,
+    MAX_EVENTS_PER_REQUEST,
+    MAX_EVENTS_PER_SECOND_PER_ID,
+    MAX_REQUEST_BYTES,
+)
+from loader.emulator.server import HOST, EmulatorError
+
+MAX_READ_BYTES = 64 * 1024 * 1024  # larger bodies are not read: the connection is closed
+SCRIPT_ENTRIES = ("429", "503", "drop", "drop-after", "200")
+RECORD_DDL = """
+create table if not exists received_amplitude_events (
+    insert_id varchar, user_id varchar, device_id varchar, event_type varchar,
+    time bigint, event_json varchar, request_no integer
+);
+create table if not exists received_amplitude_requests (
+    request_no integer, status integer, fault varchar, events integer, body_bytes bigint,
+    error varchar
+);
+"""
+
+
+@dataclass
+class AmplitudeEmulatorConfig:
+    """How the stand-in answers. Shares are probabilities in [0, 1], drawn from `seed`."""
+
+    api_key: str = "amplitude-key"
+    db_path: Path | None = None
+    port: int = 0
+    latency_ms: int = 0
+    share_429: float = 0.0
+    share_503: float = 0.0
+    share_drop: float = 0.0
+    seed: int = 0
+    per_id_limit: float = MAX_EVENTS_PER_SECOND_PER_ID  # events/s per user and per device
+    window_s: float = 30.0  # Amplitude averages an id's rate over 30 s
+    max_request_bytes: int = MAX_REQUEST_BYTES
+    max_events: int = MAX_EVENTS_PER_REQUEST
+    script: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        shares = (self.share_429, self.share_503, self.share_drop)
+        if any(not 0.0 <= s <= 1.0 for s in shares) or sum(shares) > 1.0:
+            raise EmulatorError("the shares of faults must be in [0, 1] and sum to at most 1")
+        unknown = [e for e in self.script if e not in SCRIPT_ENTRIES]
+        if unknown:
+            raise EmulatorError(
+                f"unknown script entries {', '.join(unknown)}; use {', '.join(SCRIPT_ENTRIES)}"
+            )
+
+    def __repr__(self) -> str:  # never show the key
+        return f"AmplitudeEmulatorConfig(api_key='***', db_path={self.db_path})"
+
+
+@dataclass
+class Reply:
+    status: int
+    body: dict[str, Any] | None = None
+    drop: bool = False  # close the connection without an answer
+
+
+class AmplitudeEmulator:
+    """The stand-in's state: accepted events, request log, per-id counts."""
+
+    def __init__(self, config: AmplitudeEmulatorConfig) -> None:
+        self.config = config
+        self.lock = threading.Lock()
+        self.rng = random.Random(config.seed)
+        self.script = list(config.script)
+        self.accepted: list[dict[str, Any]] = []
+        self.insert_ids: set[str] = set()
+        self.duplicates = 0
+        self.log: list[tuple[int, int, str | None, int, int, str | None]] = []
+        self.seen: dict[str, collections.deque[float]] = {}
+        self.request_no = 0
+        self.server = _Server((HOST, config.port), _Handler, self)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.server.server_address[1]}{BATCH_PATH}"
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._save()
+
+    def summary(self) -> str:
+        statuses = collections.Counter(entry[1] for entry in self.log)
+        answered = ", ".join(f"{n}x{s}" for s, n in sorted(statuses.items()))
+        return (
+            f"{len(self.log)} requests ({answered or 'none'}); {len(self.accepted)} events "
+            f"accepted, {self.duplicates} duplicates (insert_id) not recorded again"
+        )
+
+    # Answering one request
+
+    def handle(self, body: bytes, content_type: str) -> Reply:
+        with self.lock:
+            self.request_no += 1
+            number = self.request_no
+            fault = self._fault()
+        if fault == "503":
+            return self._logged(number, Reply(503, _error(503, "Service Unavailable")), fault)
+        if fault == "drop":  # dropped before it is processed
+            return self._logged(number, Reply(0, drop=True), fault, 0, len(body))
+        reply, events = self._check(body, content_type, number, fault)
+        if fault == "drop-after":  # processed (accepted, maybe), then no answer
+            reply = Reply(reply.status, reply.body, drop=True)
+        return self._logged(number, reply, fault, events, len(body))
+
+    def _fault(self) -> str | None:
+        if self.script:
+            return self.script.pop(0)
+        draw, c = self.rng.random(), self.config
+        shares = (("429", c.share_429), ("503", c.share_503), ("drop-after", c.share_drop))
+        for name, share in shares:
+            if draw < share:
+                return name
+            draw -= share
+        return None
+
+    def _check(
+        self, body: bytes, content_type: str, number: int, fault: str | None
+    ) -> tuple[Reply, int]:
+        c = self.config
+        if len(body) > c.max_request_bytes:
+            return Reply(413, _error(413, "Payload too large")), 0
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            return Reply(400, _error(400, "Content-Type must be application/json")), 0
+        try:
+            request = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return Reply(400, _error(400, "Invalid JSON request body")), 0
+        if not isinstance(request, dict) or not request.get("api_key"):
+            return Reply(400, _missing("api_key")), 0
+        if request["api_key"] != c.api_key:
+            return Reply(400, _error(400, "Invalid API key")), 0
+        events = request.get("events")
+        if not isinstance(events, list) or not events:
+            return Reply(400, _missing("events")), 0
+        if len(events) > c.max_events:
+            return Reply(413, _error(413, f"Too many events: at most {c.max_events}")), 0
+        min_length = (request.get("options") or {}).get("min_id_length", DEFAULT_MIN_ID_LENGTH)
+        if not isinstance(min_length, int) or isinstance(min_length, bool) or min_length < 1:
+            return Reply(400, _error(400, "Invalid options.min_id_length")), 0
+        cleaned, bad = _validate(events, min_length)
+        if bad:
+            return Reply(400, bad), len(events)
+        if fault == "429":
+            return Reply(429, self._throttled(cleaned[:1], range(1))), len(events)
+        with self.lock:
+            over = self._over_limit(cleaned)
+            if over:
+                return Reply(429, self._throttled(cleaned, over)), len(events)
+            self._count(cleaned)
+            self._keep(cleaned, number)
+        status = Reply(200, {"code": 200, "events_ingested": len(cleaned)})
+        return status, len(events)
+
+    def _over_limit(self, events: list[dict]) -> list[int]:
+        """Indices of events whose user or device would go over the per-id limit."""
+        now = time.monotonic()
+        allowed = self.config.per_id_limit * self.config.window_s
+        added: collections.Counter[str] = collections.Counter()
+        over = []
+        for k, event in enumerate(events):
+            for key in _id_keys(event):
+                added[key] += 1
+                seen = self.seen.get(key)
+                recent = 0
+                if seen:
+                    while seen and seen[0] < now - self.config.window_s:
+                        seen.popleft()
+                    recent = len(seen)
+                if recent + added[key] > allowed:
+                    over.append(k)
+                    break
+        return over
+
+    def _count(self, events: list[dict]) -> None:
+        now = time.monotonic()
+        for event in events:
+            for key in _id_keys(event):
+                self.seen.setdefault(key, collections.deque()).append(now)
+
+    def _throttled(self, events: list[dict], indices: Any) -> dict[str, Any]:
+        users: dict[str, float] = {}
+        devices: dict[str, float] = {}
+        for k in indices:
+            event = events[k]
+            for name, found in (("user_id", users), ("device_id", devices)):
+                if event.get(name):
+                    found[event[name]] = self.config.per_id_limit + 1
+        return {
+            "code": 429,
+            "error": "Too many requests for some devices and users",
+            "eps_threshold": self.config.per_id_limit,
+            "throttled_devices": devices,
+            "throttled_users": users,
+            "throttled_events": list(indices),
+            "exceeded_daily_quota_devices": {},
+            "exceeded_daily_quota_users": {},
+        }
+
+    def _keep(self, events: list[dict], number: int) -> None:
+        for event in events:
+            insert_id = event.get("insert_id")
+            if insert_id is not None and insert_id in self.insert_ids:
+                self.duplicates += 1
+                continue
+            if insert_id is not None:
+                self.insert_ids.add(insert_id)
+            self.accepted.append({**event, "_request_no": number})
+
+    def _logged(
+        self, number: int, reply: Reply, fault: str | None, events: int = 0, size: int = 0
+    ) -> Reply:
+        error = reply.body.get("error") if reply.body else None
+        with self.lock:
+            self.log.append((number, reply.status, fault, events, size, error))
+        return reply
+
+    def _save(self) -> None:
+        if self.config.db_path is None:
+            return
+        try:
+            con = duckdb.connect(str(self.config.db_path))
+        except duckdb.Error as exc:
+            raise EmulatorError(f"cannot record in {self.config.db_path}: {exc}") from None
+        with con:
+            con.execute(RECORD_DDL)
+            rows = [
+                (
+                    e.get("insert_id"),
+                    e.get("user_id"),
+                    e.get("device_id"),
+                    e.get("event_type"),
+                    e.get("time"),
+                    orjson.dumps({k: v for k, v in e.items() if k != "_request_no"}).decode(),
+                    e["_request_no"],
+                )
+                for e in self.accepted
+            ]
+            if rows:
+                con.executemany(
+                    "insert into received_amplitude_events values (?, ?, ?, ?, ?, ?, ?)", rows
+                )
+            if self.log:
+                con.executemany(
+                    "insert into received_amplitude_requests values (?, ?, ?, ?, ?, ?)", self.log
+                )
+
+
+def _validate(events: list, min_length: int) -> tuple[list[dict], dict[str, Any] | None]:
+    """The events with too-short ids dropped, and a 400 body when some are bad."""
+    missing: dict[str, list[int]] = {}
+    invalid: dict[str, list[int]] = {}
+    cleaned: list[dict] = []
+    for k, event in enumerate(events):
+        if not isinstance(event, dict):
+            invalid.setdefault("event", []).append(k)
+            cleaned.append({})
+            continue
+        event = dict(event)
+        for name in ("user_id", "device_id"):
+            value = event.get(name)
+            if value is not None and not isinstance(value, str):
+                invalid.setdefault(name, []).append(k)
+            elif value is not None and len(value) < min_length:
+                del event[name]  # Amplitude drops an id that is too short
+        if not event.get("user_id") and not event.get("device_id"):
+            missing.setdefault("user_id or device_id", []).append(k)
+        if not isinstance(event.get("event_type"), str) or not event["event_type"]:
+            missing.setdefault("event_type", []).append(k)
+        time_value = event.get("time")
+        if time_value is not None and (
+            not isinstance(time_value, int) or isinstance(time_value, bool) or time_value < 0
+        ):
+            invalid.setdefault("time", []).append(k)
+        for name in ("event_properties", "user_properties"):
+            if name in event and not isinstance(event[name], dict):
+                invalid.setdefault(name, []).append(k)
+        cleaned.append(event)
+    if not (missing or invalid):
+        return cleaned, None
+    body: dict[str, Any] = {"code": 400, "error": "Invalid field values on some events"}
+    if missing:
+        body["events_with_missing_fields"] = missing
+    if invalid:
+        body["events_with_invalid_fields"] = invalid
+    return cleaned, body
+
+
+def _id_keys(event: dict) -> list[str]:
+    keys = []
+    if event.get("user_id"):
+        keys.append("u:" + event["user_id"])
+    if event.get("device_id"):
+        keys.append("d:" + event["device_id"])
+    return keys
+
+
+def _error(code: int, message: str) -> dict[str, Any]:
+    return {"code": code, "error": message}
+
+
+def _missing(name: str) -> dict[str, Any]:
+    return {"code": 400, "error": "Request missing required field", "missing_field": name}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address, handler, emulator: AmplitudeEmulator) -> None:
+        self.emulator = emulator
+        try:
+            super().__init__(address, handler)
+        except OSError as exc:
+            raise EmulatorError(f"cannot listen on {address[0]}:{address[1]}: {exc}") from None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        if self.path.split("?")[0] != BATCH_PATH:
+            return self._reply(Reply(404, _error(404, "Not Found")))
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            self.close_connection = True
+            return self._reply(Reply(411, _error(411, "Content-Length required")))
+        if not 0 <= length <= MAX_READ_BYTES:
+            self.close_connection = True
+            return self._reply(Reply(413, _error(413, "Payload too large")))
+        body = self.rfile.read(length)
+        emulator = self.server.emulator
+        reply = emulator.handle(body, self.headers.get("Content-Type", ""))
+        if emulator.config.latency_ms:
+            time.sleep(emulator.config.latency_ms / 1000)
+        if reply.drop:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(2)
+            return None
+        return self._reply(reply)
+
+    def _reply(self, reply: Reply) -> None:
+        payload = orjson.dumps(reply.body or {"code": reply.status})
+        self.send_response(reply.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+@contextlib.contextmanager
+def running_amplitude_emulator(
+    config: AmplitudeEmulatorConfig | None = None,
+) -> Iterator[AmplitudeEmulator]:
+    """Serve on 127.0.0.1 in a background thread for the duration of the block."""
+    emulator = AmplitudeEmulator(config or AmplitudeEmulatorConfig())
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+def serve_amplitude(
+    config: AmplitudeEmulatorConfig,
+    stop: threading.Event,
+    *,
+    url_file: Path | None = None,
+    on_ready: Callable[[AmplitudeEmulator], None] | None = None,
+) -> AmplitudeEmulator:
+    """Serve until `stop` is set; `url_file` receives the URL once listening."""
+    emulator = AmplitudeEmulator(config)
+    emulator.start()
+    try:
+        if url_file is not None:
+            partial = url_file.with_name(url_file.name + ".partial")
+            partial.write_text(emulator.url + "\n")
+            partial.replace(url_file)
+        if on_ready is not None:
+            on_ready(emulator)
+        while not stop.wait(0.2):
+            pass
+    finally:
+        emulator.stop()
+        if url_file is not None:
+            url_file.unlink(missing_ok=True)
+    return emulator
