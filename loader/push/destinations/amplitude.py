@@ -66,9 +66,13 @@ REPLAY_TABLE = "amplitude_events"
 DEFAULT_RATE = 1_000.0  # events/s for all workers together
 DEFAULT_PER_ID_RATE = 800.0  # events/s per user_id and per device_id, under 1000
 DEFAULT_THROTTLE_WAIT_S = 30.0  # Amplitude averages an id's rate over 30 s
+# Packing counts a request as `[` + event bodies joined by commas + `]`; the real body
+# also holds `{"api_key":...,"events":` and `,"options":{...}}`: room kept for them.
+MAX_KEY_CHARS = 512
+FRAMING_BYTES = 1_024
 LIMITS = PackingLimits(
-    max_batch_bytes=MAX_REQUEST_BYTES - 64,  # one event alone must fit a request
-    max_request_bytes=MAX_REQUEST_BYTES,
+    max_batch_bytes=MAX_REQUEST_BYTES - FRAMING_BYTES - 2,  # one event alone fits a request
+    max_request_bytes=MAX_REQUEST_BYTES - FRAMING_BYTES,
     max_batches_per_request=MAX_EVENTS_PER_REQUEST,
 )
 _KEY_PLACEHOLDER = "***"
@@ -107,6 +111,13 @@ class AmplitudeCredentials:
                 "(- for stdin), or use --dry-run to see the plan without sending"
             )
         return cls(key)
+
+    def __post_init__(self) -> None:
+        if len(self.api_key) > MAX_KEY_CHARS or not self.api_key.isprintable():
+            raise ConfigurationError(
+                f"the Amplitude API key must be printable and at most {MAX_KEY_CHARS} "
+                "characters (an Amplitude key has 32)"
+            )
 
     def redact(self, text: str) -> str:
         return text.replace(self.api_key, _KEY_PLACEHOLDER) if self.api_key else text
