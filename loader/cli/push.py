@@ -116,6 +116,16 @@ def push_command(
             "device_id (Amplitude throttles above 1000).",
         ),
     ] = 800.0,
+    events_per_request: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=2000,
+            help="With --destination amplitude: events per request (at most Amplitude's 2000, "
+            "the default).",
+            show_default=False,
+        ),
+    ] = None,
     min_id_length: Annotated[
         int,
         typer.Option(
@@ -148,6 +158,7 @@ def push_command(
         destination=destination,
     )
     if destination == AMPLITUDE:
+        options.batches_per_request = events_per_request
         options.destination_settings = {
             "per_id_rate": per_user_rate,
             "min_id_length": min_id_length,

@@ -16,6 +16,7 @@ folder instead of an outbox.
 from __future__ import annotations
 
 import concurrent.futures as futures
+import dataclasses
 import os
 import threading
 import time
@@ -39,7 +40,13 @@ from loader.push.destinations import (
 from loader.push.destinations.amplitude import AmplitudeCredentials
 from loader.push.ledger import FailureRow, Ledger, LedgerError, api_key_fingerprint
 from loader.push.outbox import Outbox
-from loader.push.packing import PackedBatch, Validator, group_requests, pack_and_validate
+from loader.push.packing import (
+    PackedBatch,
+    PackingLimits,
+    Validator,
+    group_requests,
+    pack_and_validate,
+)
 from loader.push.send_plan import Planner, PlanSummary, planning_session
 from loader.push.transport import Outgoing, RateLimiter, SendResult, Transport
 
@@ -62,6 +69,16 @@ class PushOptions:
     destination: str = EVENTS_API  # a name of `loader.push.destinations.ROUTES`
     # the destination's own settings (Amplitude: per_id_rate, throttle_wait_s, min_id_length)
     destination_settings: dict = field(default_factory=dict)
+    batches_per_request: int | None = None  # fewer than the destination allows
+
+    @property
+    def limits(self) -> PackingLimits:
+        """The destination's packing limits, with `batches_per_request` when lower."""
+        limits = self.route.limits
+        if self.batches_per_request is None:
+            return limits
+        fewer = min(limits.max_batches_per_request, self.batches_per_request)
+        return dataclasses.replace(limits, max_batches_per_request=fewer)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -180,11 +197,13 @@ class _Plan:
         validator: Validator | None,
         on_rejected: Callable[[PackedBatch], None] | None = None,
         route: Route | None = None,
+        limits: PackingLimits | None = None,
     ) -> None:
         self.report = report
         self.validator = validator
         self.on_rejected = on_rejected
         self.route = route or ROUTES[EVENTS_API]
+        self.limits = limits or self.route.limits
 
     def batches(self, planner: Planner, *, with_hashes: bool) -> Iterator[PackedBatch]:
         route = self.route
@@ -211,7 +230,7 @@ class _Plan:
 
     def requests(self, batches: Iterator[PackedBatch]) -> Iterator[list[PackedBatch]]:
         report = self.report
-        for request in group_requests(batches, self.route.limits, on_rejected=self.rejected):
+        for request in group_requests(batches, self.limits, on_rejected=self.rejected):
             sizes = [len(b.body) for b in request]
             report.requests_planned += 1
             report.batches_planned += len(request)
@@ -260,7 +279,9 @@ def dry_run(
         if rejected_file is not None:
             _write_rejection(rejected_file, batch)
 
-    planning = _Plan(report, validator if options.validate else None, note_rejection, route)
+    planning = _Plan(
+        report, validator if options.validate else None, note_rejection, route, options.limits
+    )
     try:
         with (
             Ledger.open(ledger_path, read_only=True) as ledger,
@@ -409,7 +430,9 @@ def _plan_into_ledger(
     report: PushReport,
     outbox: Outbox,
 ) -> None:
-    planning = _Plan(report, validator if options.validate else None, route=options.route)
+    planning = _Plan(
+        report, validator if options.validate else None, route=options.route, limits=options.limits
+    )
     report.plan = planner.classify()
     with ledger.transaction():
         ledger.supersede(planner.superseded_batches(), "content changed before it was acknowledged")

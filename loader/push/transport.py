@@ -235,7 +235,7 @@ class Transport:
         ids = [b.source_request_id for b in part]
         failures = rate_limited = 0
         while True:
-            if not self._acquire(part):
+            if not self._acquire(part, first=failures + rate_limited == 0):
                 return _Outcome("stopped", "the run stopped before this batch was acknowledged")
             attempt = Attempt(
                 request_no=request_no,
@@ -303,11 +303,12 @@ class Transport:
         attempt.rate_limit_percentage_used = answer.signals.rate_limit_percentage_used
         return answer
 
-    def _acquire(self, part: Sequence[Outgoing]) -> bool:
-        """Wait for the shared rate and the destination's own pace; False when stopping."""
+    def _acquire(self, part: Sequence[Outgoing], *, first: bool) -> bool:
+        """Wait for the shared rate and, for a part's first attempt, the destination's own
+        pace (a resend keeps the slot it had); False when the run is stopping."""
         if not self.limiter.acquire(len(part)) or self.stop.is_set():
             return False
-        pace = self.destination.pace(b.body for b in part)
+        pace = self.destination.pace(b.body for b in part) if first else 0.0
         return not (pace > 0 and self.stop.wait(pace)) and not self.stop.is_set()
 
     @staticmethod

@@ -1,0 +1,255 @@
+"""`loader push --destination amplitude` end to end: a real dbt build, the Amplitude
+emulator, the ledger shared with the Events API."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from loader.cli import app
+from loader.emulator.amplitude import AmplitudeEmulatorConfig, running_amplitude_emulator
+from loader.emulator.server import EmulatorConfig, running_emulator
+from loader.ingest.samples import generate
+from loader.push.destinations.amplitude import AmplitudeCredentials
+from loader.push.destinations.events_api import Credentials
+from loader.push.ledger import Ledger
+from loader.push.runner import PushOptions, push
+from tests.conftest import ROOT, query, run_dbt
+
+KEY = "amp-Key-0f1e2d3c4b5a69788796a5b4"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("amplitude")
+    warehouse = tmp / "backfill.duckdb"
+    generate(tmp / "q", 800, seed=11, days=5)
+    result = runner.invoke(app, ["ingest", str(tmp / "q")], env={"BACKFILL_DUCKDB": str(warehouse)})
+    assert result.exit_code == 0, result.output
+    run_dbt(warehouse, "build")
+    return warehouse
+
+
+@pytest.fixture
+def env(built, tmp_path, monkeypatch) -> dict[str, str]:
+    warehouse = tmp_path / "backfill.duckdb"
+    shutil.copy(built, warehouse)
+    values = {
+        "BACKFILL_DUCKDB": str(warehouse),
+        "BACKFILL_LEDGER": str(tmp_path / "ledger.duckdb"),
+        "AMPLITUDE_API_KEY": KEY,
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+def amplitude_rows(env) -> dict[str, str]:
+    rows = query(
+        Path(env["BACKFILL_DUCKDB"]), "select insert_id, event_json::varchar from amplitude_events"
+    )
+    return dict(rows)
+
+
+def options(url: str, per_request: int = 7, **settings) -> PushOptions:
+    """Small requests (`per_request` events), so that a run makes many."""
+    return PushOptions(
+        batches_per_request=per_request,
+        endpoint=url,
+        workers=4,
+        rate=2_000,
+        backoff_s=0.01,
+        max_retries=20,
+        destination="amplitude",
+        destination_settings={"throttle_wait_s": 0.2, **settings},
+    )
+
+
+def run_push(env, url: str, per_request: int = 7, **settings):
+    return push(
+        Path(env["BACKFILL_DUCKDB"]),
+        Path(env["BACKFILL_LEDGER"]),
+        options(url, per_request, **settings),
+        AmplitudeCredentials(KEY),
+    )
+
+
+def assert_delivered_exactly_once(env, emu) -> None:
+    expected = amplitude_rows(env)
+    got = [{k: v for k, v in e.items() if k != "_request_no"} for e in emu.accepted]
+    assert len(got) == len({e["insert_id"] for e in got}) == len(expected)
+    for event in got:  # every field as the model wrote it, time an exact integer
+        assert event == orjson.loads(expected[event["insert_id"]])
+
+
+def test_push_exactly_once_through_429_503_and_drops(env):
+    config = AmplitudeEmulatorConfig(
+        api_key=KEY, share_429=0.15, share_503=0.15, share_drop=0.15, seed=3
+    )
+    with running_amplitude_emulator(config) as emu:
+        report = run_push(env, emu.url)
+        assert report.status == "completed", report.message
+        statuses = {entry[1] for entry in emu.log}
+        assert {200, 429, 503}.issubset(statuses) and any(e[2] == "drop-after" for e in emu.log)
+        assert_delivered_exactly_once(env, emu)
+        assert emu.duplicates > 0  # a dropped answer's events came again, de-duplicated
+        again = run_push(env, emu.url)
+        assert again.events_planned == 0 and again.progress.http_requests == 0
+
+
+def test_per_user_pace_keeps_every_id_under_the_limit(env):
+    # 20 events/s per id counted over 1 s: at 10/s per id, requests of 7 events of one
+    # id are 0.7 s apart, so no 1-second window holds more than 14 of its events
+    config = AmplitudeEmulatorConfig(api_key=KEY, per_id_limit=20, window_s=1.0)
+    with running_amplitude_emulator(config) as emu:
+        report = run_push(env, emu.url, per_id_rate=10)
+        assert report.status == "completed", report.message
+        assert [e for e in emu.log if e[1] == 429] == []
+        assert_delivered_exactly_once(env, emu)
+
+
+def test_throttled_users_wait_alone_and_still_arrive_once(env):
+    config = AmplitudeEmulatorConfig(api_key=KEY, per_id_limit=20, window_s=1.0)
+    with running_amplitude_emulator(config) as emu:
+        report = run_push(env, emu.url, per_id_rate=1000)
+        assert report.status == "completed", report.message
+        throttled = [e for e in emu.log if e[1] == 429]
+        assert throttled, "the emulator never throttled: the test proves nothing"
+        assert_delivered_exactly_once(env, emu)
+    with Ledger.open(Path(env["BACKFILL_LEDGER"]), read_only=True) as ledger:
+        [(held,)] = ledger.query("select count(*) from requests where outcome = 'rate_limited'")
+        [(accepted_between,)] = ledger.query(
+            "select count(*) from requests where outcome = 'accepted' and batch_count > 0"
+        )
+    assert held and accepted_between  # the others went on while throttled ones waited
+
+
+def test_a_400_refuses_only_the_bad_events_with_amplitudes_message(env):
+    warehouse = Path(env["BACKFILL_DUCKDB"])
+    con = duckdb.connect(str(warehouse))
+    [(bad_key,)] = con.execute("select min(replay_key) from amplitude_events").fetchall()
+    con.execute(
+        "update amplitude_events set event_json = json_merge_patch(event_json, "
+        '\'{"time": "yesterday"}\') where replay_key = ?',
+        [bad_key],
+    )
+    con.close()
+    with running_amplitude_emulator(AmplitudeEmulatorConfig(api_key=KEY)) as emu:
+        report = run_push(env, emu.url)
+        assert report.status == "completed_with_failures"
+        assert report.progress.events_rejected == 1
+        assert len(emu.accepted) == len(amplitude_rows(env)) - 1
+    with Ledger.open(Path(env["BACKFILL_LEDGER"]), read_only=True) as ledger:
+        rows = ledger.query("select replay_key, error from event_states where state = 'rejected'")
+    assert rows == [(f"amplitude:{bad_key}", rows[0][1])]
+    assert "invalid time" in rows[0][1]
+
+
+def test_events_api_and_amplitude_are_independent_in_one_ledger(env, monkeypatch):
+    secret = "Events-Secret-77aa99bb"
+    ledger_path = Path(env["BACKFILL_LEDGER"])
+    with (
+        running_emulator(EmulatorConfig(api_key="key", api_secret=secret)) as events,
+        running_amplitude_emulator(AmplitudeEmulatorConfig(api_key=KEY)) as amp,
+    ):
+        report = push(
+            Path(env["BACKFILL_DUCKDB"]),
+            ledger_path,
+            PushOptions(endpoint=events.base_url, backoff_s=0.01),
+            Credentials("key", secret),
+        )
+        assert report.status == "completed", report.message
+        first = run_push(env, amp.url)
+        assert first.status == "completed" and first.plan.acknowledged_before == 0
+        assert_delivered_exactly_once(env, amp)
+        again = push(
+            Path(env["BACKFILL_DUCKDB"]),
+            ledger_path,
+            PushOptions(endpoint=events.base_url, backoff_s=0.01),
+            Credentials("key", secret),
+        )
+        assert again.events_planned == 0
+    with Ledger.open(ledger_path, read_only=True) as ledger:
+        assert ledger.destinations() == ["events_api", "amplitude"]
+        assert ledger.event_counts("amplitude").acknowledged == len(amplitude_rows(env))
+        assert [r.destination for r in ledger.runs()] == ["events_api", "amplitude", "events_api"]
+    code = runner.invoke(app, ["status"], env=env)
+    assert code.exit_code == 0 and "amplitude" in code.output
+
+
+def test_the_key_stays_out_of_the_ledger_and_dry_run_bodies(env, tmp_path):
+    out = tmp_path / "plan"
+    result = runner.invoke(
+        app, ["push", "--destination", "amplitude", "--dry-run", "--out", str(out)], env=env
+    )
+    assert result.exit_code in (0, 1), result.output
+    bodies = sorted(out.glob("request-*.json"))
+    assert bodies
+    for body in bodies:
+        assert orjson.loads(body.read_bytes())["api_key"] == "***"
+    with running_amplitude_emulator(AmplitudeEmulatorConfig(api_key=KEY, script=["503"])) as emu:
+        run_push(env, emu.url)
+    ledger = Path(env["BACKFILL_LEDGER"])
+    assert KEY.encode() not in ledger.read_bytes()
+    assert all(KEY.encode() not in p.read_bytes() for p in out.iterdir())
+
+
+def test_kill_and_resume_sends_nothing_acknowledged_again(env):
+    config = AmplitudeEmulatorConfig(api_key=KEY, latency_ms=300)
+    with running_amplitude_emulator(config) as emu:
+        command = [
+            sys.executable, "-m", "loader.cli", "push", "--destination", "amplitude",
+            "--endpoint", emu.url, "--workers", "1", "--rate", "60",
+            "--events-per-request", "10",
+        ]  # fmt: skip
+        victim = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not emu.accepted and time.monotonic() < deadline:
+                time.sleep(0.02)
+            first = len(emu.accepted)
+            # the third request is being answered: the first's answer is recorded by now
+            while len(emu.accepted) < 3 * first and time.monotonic() < deadline:
+                time.sleep(0.01)
+            victim.send_signal(signal.SIGKILL)
+        finally:
+            victim.kill()
+            victim.wait()
+        assert victim.returncode == -signal.SIGKILL
+        ledger_path = Path(env["BACKFILL_LEDGER"])
+        with Ledger.open(ledger_path, read_only=True) as ledger:
+            acknowledged = {
+                r[0]
+                for r in ledger.query(
+                    "select source_request_id from batches where status = 'acknowledged'"
+                )
+            }
+            [(unfinished,)] = ledger.query(
+                "select count(*) from batches where status in ('planned', 'in_flight')"
+            )
+        assert acknowledged and unfinished, "the kill did not land mid-run"
+        report = run_push(env, emu.url)
+        assert report.status == "completed", report.message
+        with Ledger.open(ledger_path, read_only=True) as ledger:
+            resent = {
+                sid
+                for (ids,) in ledger.query(
+                    "select source_request_ids from requests where run_id = 2"
+                )
+                for sid in ids
+            }
+        assert resent and not resent & acknowledged
+        assert_delivered_exactly_once(env, emu)
