@@ -22,6 +22,7 @@ from loader.audit.sql_session import LedgerUnavailable, open_session
 from loader.build_settings import REBUILD_FOR_AGE_CHECKS, AgeLimits, read_age_limits
 from loader.errors import LoaderError, MissingReplaySet
 from loader.push.build_freshness import stale_reason
+from loader.push.ledger import DESTINATION_OF_KEY_SQL
 from loader.push.send_plan import content_hash_sql
 
 AGE_BINS = 45
@@ -686,13 +687,37 @@ def _runs_html(con: duckdb.DuckDBPyConnection) -> str:
     )
 
 
+def _direct_destinations_html(con: duckdb.DuckDBPyConnection) -> str:
+    """Events of direct destinations (Amplitude), by state: the figures above are the
+    Events API's; the failures and runs below hold both."""
+    rows = _rows(
+        con,
+        f"select {DESTINATION_OF_KEY_SQL} as destination, state, count(*) "
+        f"from ledger.event_states where {DESTINATION_OF_KEY_SQL} <> 'events_api' "
+        "group by all order by all",
+    )
+    if not rows:
+        return ""
+    by_destination: dict[str, dict[str, int]] = {}
+    for destination, state, count in rows:
+        by_destination.setdefault(destination, {})[state] = count
+    return "".join(
+        f"<p>{escape(name)} (a direct destination): {_n(states.get('acknowledged', 0))} events "
+        f"acknowledged, {_n(states.get('failed', 0) + states.get('rejected', 0))} failed or "
+        f"rejected, {_n(states.get('pending', 0))} not sent yet (failures and runs below "
+        "include them).</p>"
+        for name, states in by_destination.items()
+    )
+
+
 def _push(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
     states, state_chart = _send_states(con)
     total = sum(states.values())
     [(gone,)] = _rows(
         con,
         "select count(*) from ledger.acknowledged_events "
-        "anti join replay_events using (replay_key)",
+        "anti join replay_events using (replay_key) "
+        f"where {DESTINATION_OF_KEY_SQL} = 'events_api'",
     )
     gone_note = (
         f"<p>{_n(gone)} acknowledged events are no longer in the replay set.</p>" if gone else ""
@@ -701,7 +726,8 @@ def _push(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
         f"<p>{_n(states.get('acknowledged', 0))} of {_n(total)} replay events acknowledged "
         f"(HTTP 2xx), {_n(states.get('failed', 0) + states.get('rejected', 0))} failed or "
         f"rejected, {_n(states.get('pending', 0))} not sent yet.</p>"
-        f"{state_chart}{gone_note}<h3>Over time</h3>{_timeline(con, total)}"
+        f"{state_chart}{gone_note}{_direct_destinations_html(con)}"
+        f"<h3>Over time</h3>{_timeline(con, total)}"
         f"<h3>Failures by reason</h3>{_failures_html(con)}" + _runs_html(con)
     )
     facts = {

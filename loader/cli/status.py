@@ -11,7 +11,7 @@ from loader.cli.common import JsonOption, cell, err, handles_loader_errors, out
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from loader.push.status import LedgerStatus
+    from loader.push.status import LedgerStatus, ReplaySetOutlook
 
 
 @handles_loader_errors
@@ -48,12 +48,23 @@ def print_status(result: LedgerStatus) -> None:
             f"{failure.error}",
             markup=False,
         )
-    replay = result.replay_set
-    if result.replay_set_unavailable is not None:
-        err.print(f"replay set: not read ({result.replay_set_unavailable})", markup=False)
+    _print_outlook("replay set", result.replay_set, result.replay_set_unavailable)
+    for name, direct in result.destinations.items():  # direct destinations (amplitude)
+        counts = direct.events
+        out.print(
+            f"{name}: {counts.acknowledged} events acknowledged, {counts.pending} not sent yet, "
+            f"{counts.failed} failed, {counts.rejected} rejected",
+            markup=False,
+        )
+        _print_outlook(f"{name} replay set", direct.replay_set, direct.replay_set_unavailable)
+
+
+def _print_outlook(label: str, replay: ReplaySetOutlook | None, unavailable: str | None) -> None:
+    if unavailable is not None:
+        err.print(f"{label}: not read ({unavailable})", markup=False)
     elif replay is not None:
         out.print(
-            f"replay set: {replay.events} events; next push sends {replay.to_send} "
+            f"{label}: {replay.events} events; next push sends {replay.to_send} "
             f"({replay.new} new, {replay.resumed} resumed); "
             f"{replay.changed_after_acknowledgement} changed after acknowledgement, "
             f"{replay.in_doubt} in doubt, {replay.rejected_before} refused before",

@@ -6,11 +6,12 @@ same ones `loader report` and analyses/ read.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from loader.errors import LoaderError
+from loader.push.destinations import EVENTS_API, ROUTES, Route
 from loader.push.ledger import BatchCount, EventCounts, FailureRow, Ledger, RunRow
 from loader.push.send_plan import planning_session
 
@@ -30,6 +31,13 @@ class ReplaySetOutlook:
 
 
 @dataclass
+class DestinationStatus:
+    events: EventCounts
+    replay_set: ReplaySetOutlook | None = None
+    replay_set_unavailable: str | None = None
+
+
+@dataclass
 class LedgerStatus:
     ledger: str | None
     events: EventCounts
@@ -38,6 +46,9 @@ class LedgerStatus:
     runs: list[RunRow]
     replay_set: ReplaySetOutlook | None = None
     replay_set_unavailable: str | None = None  # why the replay set was not read
+    # a direct destination's events (amplitude), when the ledger holds some: its counts
+    # and what the next push to it would send; the fields above are the Events API's
+    destinations: dict[str, DestinationStatus] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The `loader status --json` document."""
@@ -53,24 +64,48 @@ def status(ledger_path: Path, warehouse_path: Path, failure_limit: int = 20) -> 
     with Ledger.open(ledger_path, read_only=True) as ledger:
         result = LedgerStatus(
             ledger=str(ledger_path) if ledger_path.exists() else None,
-            events=ledger.event_counts(),
+            events=ledger.event_counts(EVENTS_API),
             batches=ledger.batch_counts(),
             failures=ledger.failures(limit=failure_limit),
             runs=ledger.runs(),
         )
-        try:
-            with planning_session(ledger, warehouse_path, resend_changed=False) as planner:
-                plan = planner.classify()
-            result.replay_set = ReplaySetOutlook(
-                events=plan.replay_events,
-                acknowledged=plan.acknowledged_before,
-                to_send=plan.to_send,
-                new=plan.new,
-                resumed=plan.resumed,
-                changed_after_acknowledgement=plan.changed,
-                in_doubt=plan.in_doubt,
-                rejected_before=plan.rejected_before,
-            )
-        except LoaderError as exc:
-            result.replay_set_unavailable = str(exc)
+        result.replay_set, result.replay_set_unavailable = _outlook(
+            ledger, warehouse_path, ROUTES[EVENTS_API]
+        )
+        for name in ledger.destinations():
+            if name != EVENTS_API:
+                outlook, why = _outlook(ledger, warehouse_path, ROUTES[name])
+                result.destinations[name] = DestinationStatus(
+                    ledger.event_counts(name), outlook, why
+                )
     return result
+
+
+def _outlook(
+    ledger: Ledger, warehouse_path: Path, route: Route
+) -> tuple[ReplaySetOutlook | None, str | None]:
+    """What the next push to `route` would send, or why the replay set was not read."""
+    try:
+        with planning_session(
+            ledger,
+            warehouse_path,
+            resend_changed=False,
+            replay_table=route.replay_table,
+            key_prefix=route.key_prefix,
+        ) as planner:
+            plan = planner.classify()
+    except LoaderError as exc:
+        return None, str(exc)
+    return (
+        ReplaySetOutlook(
+            events=plan.replay_events,
+            acknowledged=plan.acknowledged_before,
+            to_send=plan.to_send,
+            new=plan.new,
+            resumed=plan.resumed,
+            changed_after_acknowledgement=plan.changed,
+            in_doubt=plan.in_doubt,
+            rejected_before=plan.rejected_before,
+        ),
+        None,
+    )

@@ -184,8 +184,15 @@ def test_events_api_and_amplitude_are_independent_in_one_ledger(env, monkeypatch
         assert ledger.destinations() == ["events_api", "amplitude"]
         assert ledger.event_counts("amplitude").acknowledged == len(amplitude_rows(env))
         assert [r.destination for r in ledger.runs()] == ["events_api", "amplitude", "events_api"]
-    code = runner.invoke(app, ["status"], env=env)
-    assert code.exit_code == 0 and "amplitude" in code.output
+    status = runner.invoke(app, ["status"], env=env)
+    assert status.exit_code == 0, status.output
+    total = len(amplitude_rows(env))
+    assert f"amplitude: {total} events acknowledged, 0 not sent yet" in status.output
+    assert "amplitude replay set" in status.output and "next push sends 0" in status.output
+    page = Path(env["BACKFILL_LEDGER"]).with_name("report.html")
+    report = runner.invoke(app, ["report", "--out", str(page)], env=env)
+    assert report.exit_code == 0, report.output
+    assert f"amplitude (a direct destination): {total} events acknowledged" in page.read_text()
 
 
 def test_the_key_stays_out_of_the_ledger_and_dry_run_bodies(env, tmp_path):
