@@ -24,7 +24,7 @@ import contextlib
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -186,23 +186,25 @@ class AmplitudeEmulator:
         cleaned, bad = _validate(events, min_length)
         if bad:
             return Reply(400, bad), len(events)
-        if fault == "429":
-            return Reply(429, self._throttled(cleaned[:1], range(1))), len(events)
+        if fault == "429":  # names the first event's ids
+            return Reply(429, self._throttled([0], _id_keys(cleaned[0]))), len(events)
         with self.lock:
-            over = self._over_limit(cleaned)
+            over, keys = self._over_limit(cleaned)
             if over:
-                return Reply(429, self._throttled(cleaned, over)), len(events)
+                return Reply(429, self._throttled(over, keys)), len(events)
             self._count(cleaned)
             self._keep(cleaned, number)
         status = Reply(200, {"code": 200, "events_ingested": len(cleaned)})
         return status, len(events)
 
-    def _over_limit(self, events: list[dict]) -> list[int]:
-        """Indices of events whose user or device would go over the per-id limit."""
+    def _over_limit(self, events: list[dict]) -> tuple[list[int], set[str]]:
+        """Indices of events whose user or device would go over the per-id limit, and
+        those ids ('u:<user_id>', 'd:<device_id>')."""
         now = time.monotonic()
         allowed = self.config.per_id_limit * self.config.window_s
         added: collections.Counter[str] = collections.Counter()
-        over = []
+        over: list[int] = []
+        keys: set[str] = set()
         for k, event in enumerate(events):
             for key in _id_keys(event):
                 added[key] += 1
@@ -213,9 +215,10 @@ class AmplitudeEmulator:
                         seen.popleft()
                     recent = len(seen)
                 if recent + added[key] > allowed:
-                    over.append(k)
-                    break
-        return over
+                    keys.add(key)
+                    if not over or over[-1] != k:
+                        over.append(k)
+        return over, keys
 
     def _count(self, events: list[dict]) -> None:
         now = time.monotonic()
@@ -223,21 +226,20 @@ class AmplitudeEmulator:
             for key in _id_keys(event):
                 self.seen.setdefault(key, collections.deque()).append(now)
 
-    def _throttled(self, events: list[dict], indices: Any) -> dict[str, Any]:
+    def _throttled(self, indices: list[int], keys: Iterable[str]) -> dict[str, Any]:
+        """A 429 body naming the ids over the limit (with their rate over the window)."""
         users: dict[str, float] = {}
         devices: dict[str, float] = {}
-        for k in indices:
-            event = events[k]
-            for name, found in (("user_id", users), ("device_id", devices)):
-                if event.get(name):
-                    found[event[name]] = self.config.per_id_limit + 1
+        for key in keys:
+            rate = (len(self.seen.get(key, ())) + 1) / self.config.window_s
+            (users if key.startswith("u:") else devices)[key[2:]] = round(rate, 3)
         return {
             "code": 429,
             "error": "Too many requests for some devices and users",
             "eps_threshold": self.config.per_id_limit,
             "throttled_devices": devices,
             "throttled_users": users,
-            "throttled_events": list(indices),
+            "throttled_events": indices,
             "exceeded_daily_quota_devices": {},
             "exceeded_daily_quota_users": {},
         }
