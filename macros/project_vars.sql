@@ -54,7 +54,8 @@
         {{ return('var ' ~ name ~ ' must be a list of user identity type names, not ' ~ shown) }}
     {%- elif kind == 'fix_names' and value is not none and not var_is_name_list(value) -%}
         {{ return('var ' ~ name ~ ' must be a list of fix model names, not ' ~ shown) }}
-    {%- elif kind == 'amplitude_identity' and not (value is string and value != '') -%}
+    {%- elif kind == 'amplitude_identity'
+            and not (value is string and modules.re.fullmatch('[a-z][a-z0-9_]*', value)) -%}
         {{ return('var ' ~ name ~ ' must be a user identity type name (customer_id, email, ...) '
             ~ 'or mpid, not ' ~ shown) }}
     {%- elif kind == 'id_length' and not var_is_whole_number(value, 1, 1000) -%}

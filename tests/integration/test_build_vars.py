@@ -59,6 +59,14 @@ def built_models(warehouse) -> list[str]:
             "var fixes must be a list of fix model names, not 'fix_rename_checkout_event'",
         ),
         (
+            {"amplitude_user_id_identity": "customer_id'; drop"},
+            "var amplitude_user_id_identity must be a user identity type name",
+        ),
+        (
+            {"amplitude_min_id_length": 0},
+            "var amplitude_min_id_length must be a whole number from 1 to 1000, not '0'",
+        ),
+        (
             {"data_plan_policy": "dorp"},
             "var data_plan_policy must be keep, drop or set, not 'dorp'",
         ),
