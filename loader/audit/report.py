@@ -21,7 +21,9 @@ from loader.audit import charts
 from loader.audit.sql_session import LedgerUnavailable, open_session
 from loader.build_settings import REBUILD_FOR_AGE_CHECKS, AgeLimits, read_age_limits
 from loader.errors import LoaderError, MissingReplaySet
+from loader.push.age_warnings import MAX_EVENT_AGE_DAYS, age_thresholds, age_warnings
 from loader.push.build_freshness import stale_reason
+from loader.push.ledger import outcome_label
 from loader.push.send_plan import content_hash_sql
 
 AGE_BINS = 45
@@ -133,8 +135,9 @@ def _details(summary: str, inner: str) -> str:
 
 
 def _replay_set(con: duckdb.DuckDBPyConnection, limits: AgeLimits | None) -> tuple[Section, dict]:
-    advised = "null" if limits is None else str(limits.warn_days)
-    [(events, users, first, last, oldest, over_advised, duplicates)] = _rows(
+    thresholds = [] if limits is None else age_thresholds(limits)
+    older = "".join(f"count(*) filter (where event_age_days > {days}), " for days in thresholds)
+    [(events, users, first, last, oldest, duplicates, *older_counts)] = _rows(
         con,
         f"""
         select
@@ -143,8 +146,8 @@ def _replay_set(con: duckdb.DuckDBPyConnection, limits: AgeLimits | None) -> tup
             min(event_time)::date,
             max(event_time)::date,
             max(event_age_days),
-            count(*) filter (where event_age_days > {advised}),
             count(*) filter (where replay_reason = 'blocked_attributes'),
+            {older}
         from replay_events
         """,
     )
@@ -184,7 +187,7 @@ def _replay_set(con: duckdb.DuckDBPyConnection, limits: AgeLimits | None) -> tup
         "events": events,
         "users": users,
         "oldest_days": oldest,
-        "over_advised": over_advised,
+        "older_than": dict(zip(thresholds, older_counts, strict=True)),
         "duplicates": duplicates,
     }
     html = (
@@ -250,7 +253,7 @@ def _ages(con: duckdb.DuckDBPyConnection, limits: AgeLimits | None) -> Section:
         f"{intro}Limits of this build (dbt vars <code>warn_event_age_days</code> and "
         f"<code>max_event_age_days</code>): replay advised within {limits.warn_days} days "
         f"(many downstream tools drop older data); skipped past {limits.max_days} days "
-        f"(<code>/bulkevents</code> takes data up to 30 days old). Replayed: "
+        f"(<code>/bulkevents</code> takes data up to {MAX_EVENT_AGE_DAYS} days old). Replayed: "
         f"{_n(over_advised)} older than {limits.warn_days} days, "
         f"{_n(over_max)} older than {limits.max_days}.</p>{chart}"
     )
@@ -599,15 +602,18 @@ def _send_states(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, int], str]:
 
 def _failures_html(con: duckdb.DuckDBPyConnection) -> str:
     """Failures that still matter, by reason (the ledger's `failures`), and other answers."""
-    failures = _rows(
-        con,
-        """
-        select status, coalesce(error, '(no message)'), batches, events,
-            example_source_request_id
-        from ledger.failures
-        order by events desc, error
-        """,
-    )
+    failures = [
+        (outcome_label(status, refused_by, example), code, reason, batches, events, example, sid)
+        for status, refused_by, code, reason, batches, events, example, sid in _rows(
+            con,
+            """
+            select status, refused_by, code, coalesce(reason, '(no message)'), batches,
+                events, example_error, example_source_request_id
+            from ledger.failures
+            order by events desc, code, reason
+            """,
+        )
+    ]
     responses = _rows(
         con,
         """
@@ -621,13 +627,15 @@ def _failures_html(con: duckdb.DuckDBPyConnection) -> str:
     )
     failure_html = (
         _table(
-            ["status", "reason (mParticle's message)", "batches", "events", "example batch"],
+            ["outcome", "code", "reason", "batches", "events", "example message", "example batch"],
             failures,
-            numeric={2, 3},
+            numeric={3, 4},
         )
         + "<p>Failed batches are sent again by the next <code>loader push</code> (same "
-        "<code>source_request_id</code>); rejected ones (400) only once their content "
-        "changes. <code>loader sql analyses/failures.sql</code> lists every event.</p>"
+        "<code>source_request_id</code>); refused ones (refused locally before sending, or "
+        "by mParticle with HTTP 400) only once their content changes. Reasons are grouped by "
+        "code; each example message gives the details (batch, event, field, size). "
+        "<code>loader sql analyses/failures.sql</code> lists every event.</p>"
         if failures
         else "<p>No failed or rejected batch.</p>"
     )
@@ -651,7 +659,8 @@ def _runs_html(con: duckdb.DuckDBPyConnection) -> str:
         con,
         """
         select run_id, strftime(started_at, '%Y-%m-%d %H:%M:%S'), status, events_planned,
-            events_acknowledged, events_failed, events_rejected, http_requests, message
+            events_acknowledged, events_failed, events_rejected, events_not_sent,
+            http_requests, message
         from ledger.runs order by run_id
         """,
     )
@@ -672,7 +681,8 @@ def _runs_html(con: duckdb.DuckDBPyConnection) -> str:
         "planned",
         "acknowledged",
         "failed",
-        "rejected",
+        "refused",
+        "not sent (the run stopped first)",
         "HTTP requests",
         "message",
     ]
@@ -682,7 +692,11 @@ def _runs_html(con: duckdb.DuckDBPyConnection) -> str:
         "to the last answer.</p>"
         + _table(per_run_headers, per_run, numeric={1, 2, 3, 4, 5, 6, 7})
         + "<h3>Runs</h3>"
-        + _table(run_headers, runs, numeric={3, 4, 5, 6, 7})
+        + _table(run_headers, runs, numeric={3, 4, 5, 6, 7, 8})
+        + "<p>Events per run. Failed: sent, not acknowledged (sent again by the next push); "
+        "refused: locally before sending or by mParticle (HTTP 400); not sent: handed over "
+        "for sending when the run stopped (Ctrl-C, refused credentials, too many failures), "
+        "so never sent by it.</p>"
     )
 
 
@@ -699,18 +713,37 @@ def _push(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
     )
     html = (
         f"<p>{_n(states.get('acknowledged', 0))} of {_n(total)} replay events acknowledged "
-        f"(HTTP 2xx), {_n(states.get('failed', 0) + states.get('rejected', 0))} failed or "
-        f"rejected, {_n(states.get('pending', 0))} not sent yet.</p>"
+        f"(HTTP 2xx), {_n(states.get('failed', 0))} failed, {_n(states.get('rejected', 0))} "
+        f"refused, {_n(states.get('pending', 0))} not sent yet.</p>"
         f"{state_chart}{gone_note}<h3>Over time</h3>{_timeline(con, total)}"
         f"<h3>Failures by reason</h3>{_failures_html(con)}" + _runs_html(con)
     )
     facts = {
         "acknowledged": states.get("acknowledged", 0),
-        "failed": states.get("failed", 0) + states.get("rejected", 0),
+        "failed": states.get("failed", 0),
+        "refused": states.get("rejected", 0),
         "pending": states.get("pending", 0),
         "changed": states.get("acknowledged, changed since", 0),
+        "refusals": _refusals(con),
     }
     return Section("After the push", html, "push"), facts
+
+
+def _refusals(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str, int]]]:
+    """Refused events by side (outcome label), then (code, reason, events), most first."""
+    by_side: dict[str, list[tuple[str, str, int]]] = {}
+    for refused_by, code, reason, events, example in _rows(
+        con,
+        """
+        select refused_by, code, coalesce(reason, '(no message)'), events, example_error
+        from ledger.failures
+        where status = 'rejected'
+        order by events desc, code, reason
+        """,
+    ):
+        side = outcome_label("rejected", refused_by, example)
+        by_side.setdefault(side, []).append((code, reason, events))
+    return by_side
 
 
 # --- the page --------------------------------------------------------------------------
@@ -791,13 +824,14 @@ def _warnings(
             "<code>loader push</code> skips them unless told to resend (downstream would see "
             "them twice)."
         )
+    warnings += _refusal_warnings(push)
     if limits is None:
         warnings.append(f"No age checks: {escape(REBUILD_FOR_AGE_CHECKS)}.")
-    elif facts["over_advised"]:
-        warnings.append(
-            f"{_n(facts['over_advised'])} events are older than {limits.warn_days} days: "
-            "many downstream tools drop data that old."
-        )
+    else:
+        warnings += [
+            escape(warning) + " (age at build time)."
+            for warning in age_warnings(limits, facts["older_than"])
+        ]
     if high_events:
         warnings.append(
             f"{_n(high_events)} events belong to users without MPID or login identity: they "
@@ -822,6 +856,23 @@ def _warnings(
     return warnings
 
 
+def _refusal_warnings(push: dict | None) -> list[str]:
+    """One warning per side that refused events, with its main reasons."""
+    warnings = []
+    for side, groups in (push or {}).get("refusals", {}).items():
+        reasons = "; ".join(
+            f"{_n(events)}: {escape(reason)} (<code>{escape(code)}</code>)"
+            for code, reason, events in groups[:3]
+        )
+        more = f"; and {len(groups) - 3} more reasons" if len(groups) > 3 else ""
+        warnings.append(
+            f"{_n(sum(g[2] for g in groups))} events were {escape(side)}: {reasons}{more}. "
+            "They are not sent again until a fix changes them; see "
+            "<a href='#push'>Failures by reason</a>."
+        )
+    return warnings
+
+
 def _headline(
     facts: dict,
     limits: AgeLimits | None,
@@ -834,7 +885,8 @@ def _headline(
     if push:
         tiles = [
             (_n(push["acknowledged"]), "events acknowledged", ""),
-            (_n(push["failed"]), "failed or rejected", "bad" if push["failed"] else ""),
+            (_n(push["failed"]), "failed (sent again)", "bad" if push["failed"] else ""),
+            (_n(push["refused"]), "refused", "bad" if push["refused"] else ""),
             (_n(push["pending"]), "not sent yet", "warn" if push["pending"] else ""),
         ]
     oldest = facts["oldest_days"] or 0

@@ -6,11 +6,13 @@ import time
 from typing import TYPE_CHECKING
 
 from loader.cli.common import err, esc, out, print_error
+from loader.events_api.limits import MAX_EVENT_AGE_DAYS
 
 if TYPE_CHECKING:
     from rich.progress import Progress as ProgressBar
     from rich.progress import TaskID
 
+    from loader.push.ledger import FailureRow
     from loader.push.runner import Progress, PushReport
     from loader.push.send_plan import PlanSummary
 
@@ -40,10 +42,14 @@ def print_plan(report: PushReport) -> None:
     if report.events_rejected_locally:
         err.print(
             f"[red]{report.events_rejected_locally} events fail the local batch checks[/] "
-            "and are not sent:"
+            "and are not sent (refused locally before sending):"
         )
-        for reason, count in sorted(report.local_rejections.items(), key=lambda r: -r[1])[:10]:
-            err.print(f"  {count} events: {reason}", markup=False)
+        groups = sorted(report.local_rejections.values(), key=lambda g: (-g.events, g.code))
+        for group in groups[:10]:
+            err.print(
+                f"  {group.events} events [{group.code}] {group.reason} (e.g. {group.example})",
+                markup=False,
+            )
     if report.out_dir:
         out.print(
             f"  request bodies, plan.json and rejected.ndjson written to {report.out_dir}",
@@ -65,21 +71,20 @@ def plan_parts(plan: PlanSummary) -> str:
 
 
 def _print_age_warnings(plan: PlanSummary) -> None:
-    if plan.warn_age_days is None:
-        from loader.build_settings import REBUILD_FOR_AGE_CHECKS
+    from loader.build_settings import REBUILD_FOR_AGE_CHECKS, AgeLimits
+    from loader.push.age_warnings import age_warnings
 
+    if plan.warn_age_days is None or plan.max_age_days is None:
         err.print(f"[yellow]note:[/] {esc(REBUILD_FOR_AGE_CHECKS)}")
-    if plan.older_than_warn_days:
-        err.print(
-            f"[yellow]warning:[/] {plan.older_than_warn_days} events are older than "
-            f"{plan.warn_age_days} days: mParticle advises replaying within 2 weeks; many "
-            "downstream tools drop older data"
-        )
-    if plan.older_than_max_days:
-        err.print(
-            f"[yellow]warning:[/] {plan.older_than_max_days} events are older than "
-            f"{plan.max_age_days} days: the Events API is for data up to 30 days old"
-        )
+        return
+    limits = AgeLimits(warn_days=plan.warn_age_days, max_days=plan.max_age_days)
+    older_than = {
+        plan.warn_age_days: plan.older_than_warn_days,
+        plan.max_age_days: plan.older_than_max_days,
+        MAX_EVENT_AGE_DAYS: plan.older_than_api_days,
+    }
+    for warning in age_warnings(limits, older_than):
+        err.print(f"[yellow]warning:[/] {esc(warning)}")
 
 
 def _print_identity_risk(plan: PlanSummary) -> None:
@@ -146,11 +151,7 @@ def print_outcome(report: PushReport) -> None:
             "(first request to last answer)"
         )
     for failure in report.failures[:10]:
-        err.print(
-            f"  {failure.status}: {failure.batches} batches, {failure.events} events: "
-            f"{failure.error}",
-            markup=False,
-        )
+        err.print(f"  {failure_line(failure)}", markup=False)
     if report.message:
         if report.status == "stopped":
             print_error(report.message)
@@ -158,6 +159,14 @@ def print_outcome(report: PushReport) -> None:
             err.print(report.message, markup=False)
     if p.batches_failed:
         err.print("Failed batches are sent again, with the same ids, by the next `loader push`.")
+
+
+def failure_line(failure: FailureRow) -> str:
+    """One reason events failed or were refused: who, how many, code, reason, an example."""
+    return (
+        f"{failure.side}: {failure.events} events in {failure.batches} batches "
+        f"[{failure.code}] {failure.reason} (e.g. {failure.example_error})"
+    )
 
 
 class PushDisplay:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from loader import settings
 from loader.cli.common import JsonOption, cell, err, handles_loader_errors, out
+from loader.cli.push_render import failure_line
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -43,11 +44,7 @@ def print_status(result: LedgerStatus) -> None:
         markup=False,
     )
     for failure in result.failures:
-        err.print(
-            f"  {failure.status}: {failure.events} events in {failure.batches} batches: "
-            f"{failure.error}",
-            markup=False,
-        )
+        err.print(f"  {failure_line(failure)}", markup=False)
     replay = result.replay_set
     if result.replay_set_unavailable is not None:
         err.print(f"replay set: not read ({result.replay_set_unavailable})", markup=False)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import orjson
 
+from loader.events_api.reasons import classify
 from loader.push import ledger as ledger_mod
 from loader.push.build_freshness import StaleReplaySet
 from loader.push.destinations import (
@@ -89,6 +90,17 @@ class Progress:
 
 
 @dataclass
+class LocalRejections:
+    """Events refused locally for one reason (loader.events_api.reasons), one example."""
+
+    code: str
+    reason: str
+    events: int = 0
+    batches: int = 0
+    example: str = ""
+
+
+@dataclass
 class PushReport:
     """What a run planned and did; `as_dict` is the `--json` output."""
 
@@ -104,7 +116,7 @@ class PushReport:
     body_bytes: int = 0
     largest_batch_bytes: int = 0
     largest_request_bytes: int = 0
-    local_rejections: dict[str, int] = field(default_factory=dict)  # reason -> events
+    local_rejections: dict[str, LocalRejections] = field(default_factory=dict)  # by code
     events_rejected_locally: int = 0
     batches_rejected_locally: int = 0
     progress: Progress = field(default_factory=Progress)
@@ -142,7 +154,7 @@ class PushReport:
                 "largest_batch_bytes": self.largest_batch_bytes,
                 "largest_request_bytes": self.largest_request_bytes,
                 "events_rejected_locally": self.events_rejected_locally,
-                "local_rejections": self.local_rejections,
+                "local_rejections": [asdict(group) for group in self.local_rejections.values()],
             },
             "sent": {
                 "events_acknowledged": p.events_acknowledged,
@@ -190,10 +202,13 @@ class _Plan:
         report = self.report
         report.events_rejected_locally += batch.event_count
         report.batches_rejected_locally += 1
-        reason = (batch.error or "").split(";")[0]
-        report.local_rejections[reason] = report.local_rejections.get(reason, 0) + (
-            batch.event_count
+        refusal = classify(batch.error or "")
+        assert refusal is not None
+        group = report.local_rejections.setdefault(
+            refusal.code, LocalRejections(refusal.code, refusal.reason, example=refusal.detail)
         )
+        group.events += batch.event_count
+        group.batches += 1
         if self.on_rejected is not None:
             self.on_rejected(batch)
 
@@ -269,12 +284,15 @@ def dry_run(
 
 
 def _write_rejection(file, batch: PackedBatch) -> None:
+    refusal = classify(batch.error)
     for key in batch.replay_keys:
         file.write(
             orjson.dumps(
                 {
                     "replay_key": key,
                     "source_request_id": batch.source_request_id,
+                    "code": refusal.code if refusal else None,
+                    "reason": refusal.reason if refusal else None,
                     "error": batch.error,
                 }
             )

@@ -30,6 +30,7 @@ from pathlib import Path
 import duckdb
 
 from loader.build_settings import AgeLimits, read_age_limits
+from loader.events_api.limits import MAX_EVENT_AGE_DAYS
 from loader.push.build_freshness import stale_reason
 from loader.push.ledger import Ledger
 from loader.push.packing import Group
@@ -67,6 +68,7 @@ class PlanSummary:
     events_by_type: dict[str, int] = field(default_factory=dict)
     older_than_warn_days: int = 0
     older_than_max_days: int = 0
+    older_than_api_days: int = 0  # older than the Events API takes (MAX_EVENT_AGE_DAYS)
     oldest_event_days: float | None = None
     data_plan_notes: dict[str, int] = field(default_factory=dict)
     events_by_identity_risk: dict[str, int] = field(default_factory=dict)
@@ -206,6 +208,7 @@ class Planner:
         # with no limits to read, no event is counted as too old (the CLI says why)
         older_than_warn = "false" if limits is None else self._older_than(limits.warn_days)
         older_than_max = "false" if limits is None else self._older_than(limits.max_days)
+        older_than_api = "false" if limits is None else self._older_than(MAX_EVENT_AGE_DAYS)
         sending = (
             f"(select * from {self._to_send()} union all by name select r.* from {self.replay} r "
             f"semi join {s}.disposition d on d.replay_key = r.replay_key "
@@ -221,6 +224,7 @@ class Planner:
                 count(distinct user_key),
                 count(*) filter (where {older_than_warn}),
                 count(*) filter (where {older_than_max}),
+                count(*) filter (where {older_than_api}),
                 min(timestamp_unixtime_ms),
                 count(*) filter (where with_user_attributes),
             from (
@@ -232,7 +236,7 @@ class Planner:
             group by grouping sets ((), (event_type), (note), (risk))
             order by 5 desc, 4"""
         ).fetchall()
-        for by_type, by_note, by_risk, name, count, users, warn, too_old, oldest, ua in rows:
+        for by_type, by_note, by_risk, name, count, users, warn, too_old, api, oldest, ua in rows:
             if by_type:
                 summary.events_by_type[name] = count
             elif by_note:
@@ -242,6 +246,7 @@ class Planner:
             else:
                 summary.to_send, summary.users = count, users
                 summary.older_than_warn_days, summary.older_than_max_days = warn, too_old
+                summary.older_than_api_days = api
                 summary.with_user_attributes = ua
                 if oldest is not None:
                     summary.oldest_event_days = round((self.now_ms - oldest) / DAY_MS, 1)
