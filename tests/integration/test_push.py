@@ -631,7 +631,9 @@ def test_status_report_and_failures_agree_once_a_fix_gets_a_rejected_event_ackno
     html, summary = render(warehouse, ledger)
     assert summary.has_push
     assert "<p>No failed or rejected batch.</p>" in html
-    assert f"{total:,} of {total:,} replay events acknowledged (HTTP 2xx), 0 failed or " in html
+    assert (
+        f"{total:,} of {total:,} replay events acknowledged (HTTP 2xx), 0 failed, 0 refused" in html
+    )
 
     reasons, events = sql_json("analyses/failures.sql")
     assert reasons == [] and events == []

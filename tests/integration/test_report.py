@@ -400,6 +400,82 @@ def test_failures_show_mparticles_messages_and_no_secret(after_push):
     assert "batches/s" in text
 
 
+class Tables(HTMLParser):
+    """The cells' text of every table and the tiles (value, label), in page order."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self.tiles: dict[str, str] = {}
+        self._cell: list[str] | None = None
+        self._tile: list[str] = []
+        self._in: str | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        classes = (dict(attrs).get("class") or "").split()
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "div" and ("value" in classes or "label" in classes):
+            self._in = classes[0]
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append("".join(self._cell))
+            self._cell = None
+        elif tag == "div" and self._in:
+            if self._in == "label":
+                value, label = self._tile
+                self.tiles[label] = value
+                self._tile = []
+            self._in = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+        elif self._in:
+            self._tile.append(data)
+
+    def table(self, first_header: str, second_header: str) -> list[dict[str, str]]:
+        [rows] = [t for t in self.tables if t[0][:2] == [first_header, second_header]]
+        return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+
+
+def test_runs_tiles_and_warnings_keep_not_sent_failed_and_refused_apart(after_push):
+    pushed, _, summary, html = after_push
+    progress = pushed.report.progress
+    # the run stopped at a 401: batches handed over after it were never sent
+    assert progress.events_not_sent > 0 and progress.events_failed > 0
+    page = Tables(html)
+    [run] = page.table("run", "started (UTC)")
+    assert int(run["not sent (the run stopped first)"].replace(",", "")) == progress.events_not_sent
+    assert int(run["failed"].replace(",", "")) == progress.events_failed
+    assert int(run["refused"].replace(",", "")) == progress.events_rejected
+    assert int(page.tiles["failed (sent again)"].replace(",", "")) == progress.events_failed
+    assert int(page.tiles["refused"].replace(",", "")) == progress.events_rejected
+    failures = page.table("outcome", "code")
+    refused = [row for row in failures if row["outcome"] == "refused by mParticle (HTTP 400)"]
+    assert [(row["code"], row["reason"]) for row in refused] == [
+        ("missing_field", "a required field is missing or empty")
+    ]
+    assert refused[0]["example message"] == (
+        'HTTP 400: Required event field "event_type" is missing or empty.'
+    )
+    assert {row["code"] for row in failures if row["outcome"].startswith("failed")} == {
+        "gave_up",
+        "credentials_refused",
+    }
+    assert (
+        f"{progress.events_rejected:,} events were refused by mParticle (HTTP 400): "
+        f"{progress.events_rejected:,}: a required field is missing or empty (missing_field). "
+        "They are not sent again until a fix changes them; see Failures by reason."
+    ) in summary.warnings
+
+
 def test_a_ledger_held_by_a_running_push_leaves_out_the_push_section(after_push, tmp_path):
     pushed, _, _, _ = after_push
     holder = subprocess.Popen(

@@ -12,13 +12,13 @@ import pytest
 from loader.push.ledger import (
     ACKNOWLEDGED,
     FAILED,
+    LEDGER_VIEWS,
     REJECTED,
     Attempt,
     BatchCount,
     EventCounts,
     FailureRow,
     Ledger,
-    LEDGER_VIEWS,
     LedgerLocked,
     api_key_fingerprint,
     attach_ledger,
@@ -382,9 +382,8 @@ def test_reasons_group_by_code_and_keep_every_message(ledger):
     run = ledger.start_run("e", "", {})
     sizes = [140_001, 150_002, 160_003]
     with ledger.transaction():
-        ledger.add_batches(
-            run, [batch(f"b{n}", [f"k{n}"], error=oversized(n)) for n in sizes] + [batch("s", ["k"])]
-        )
+        big = [batch(f"b{n}", [f"k{n}"], error=oversized(n)) for n in sizes]
+        ledger.add_batches(run, [*big, batch("s", ["k"])])
         ledger.mark_in_flight(["s"])
         ledger.settle(REJECTED, {"s": 'HTTP 400: batch 0, event 0: unknown event field "x"'}, {})
     assert ledger.failures() == [
