@@ -28,6 +28,7 @@ from loader.push.destinations.events_api import Credentials
 from loader.push.ledger import Ledger
 from loader.push.runner import PushOptions, push
 from tests.conftest import ROOT, query, run_dbt
+from tests.html_tables import Tables
 
 SECRET = "Sup3r-Secret-Value-9f8e7d"
 runner = CliRunner()
@@ -583,6 +584,12 @@ def test_the_run_stops_when_the_endpoint_keeps_failing(env, tmp_path, monkeypatc
         assert (failed, not_sent) == (300, 100)
         code, stdout, _ = invoke("status")
         assert "300 failed" in stdout and "150 not sent yet" in stdout
+        from loader.audit.report import render
+
+        # the report needs a built warehouse; its runs table is the ledger's
+        html, _ = render(Path(env["BACKFILL_DUCKDB"]), Path(env["BACKFILL_LEDGER"]))
+        [run] = Tables(html).table("run", "started (UTC)")
+        assert (run["failed"], run["not sent (the run stopped first)"]) == ("300", "100")
 
         emu.config.share_503 = 0.0  # the endpoint is back
         code, report, _ = push_json("--endpoint", emu.base_url)
