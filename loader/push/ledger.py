@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -355,8 +356,8 @@ def outcome_label(status: str, refused_by: str | None, error: str | None) -> str
     if refused_by == "loader":
         return "refused locally before sending"
     if refused_by == "mparticle":
-        code = (error or "")[5:8] if (error or "").startswith("HTTP ") else "400"
-        return f"refused by mParticle (HTTP {code})"
+        status_code = re.match(r"HTTP (\d{3})", error or "")
+        return f"refused by mParticle (HTTP {status_code[1] if status_code else 400})"
     return "failed (sent again by the next push)" if status == FAILED else status
 
 
