@@ -14,6 +14,7 @@ message with its numbers and quoted values blanked out (so that such messages st
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -83,6 +84,7 @@ _SPLIT = re.compile(r"; (?!the limit is|with its batch context|last error)")
 REASONS = {code: reason for code, reason, _ in (*RULES, *FAILURE_RULES)}
 
 
+@functools.lru_cache(maxsize=65_536)  # a run's failures often repeat one message
 def classify(message: str | None) -> Refusal | None:
     """The code and fixed reason of `message` (None for no message)."""
     if message is None:
