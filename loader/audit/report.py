@@ -532,7 +532,7 @@ def _timeline(con: duckdb.DuckDBPyConnection, total: int) -> str:
         offsets,
         [
             ("acknowledged", STATE_COLORS["acknowledged"], sent),
-            ("failed or rejected", STATE_COLORS["failed"], failed),
+            ("failed or refused", STATE_COLORS["failed"], failed),
             ("not sent yet", GRAY, pending),
         ],
         "Replay events acknowledged, failed and not sent yet, over time (UTC)",
@@ -637,7 +637,7 @@ def _failures_html(con: duckdb.DuckDBPyConnection) -> str:
         "code; each example message gives the details (batch, event, field, size). "
         "<code>loader sql analyses/failures.sql</code> lists every event.</p>"
         if failures
-        else "<p>No failed or rejected batch.</p>"
+        else "<p>No failed or refused batch.</p>"
     )
     retried = (
         _details(

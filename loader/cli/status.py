@@ -40,7 +40,7 @@ def print_status(result: LedgerStatus) -> None:
     events = result.events
     out.print(
         f"events: {events.acknowledged} acknowledged, {events.pending} not sent yet, "
-        f"{events.failed} failed (sent again by the next push), {events.rejected} rejected",
+        f"{events.failed} failed (sent again by the next push), {events.rejected} refused",
         markup=False,
     )
     for failure in result.failures:

@@ -132,7 +132,7 @@ def test_push_prints_them_and_the_run_completes(built, tmp_path):
     assert status.stdout.startswith(f"Runs in {ledger} (to {emulator.base_url})\n")
     assert "│   1 │ " in status.stdout and " │ completed_… │ " in status.stdout
     assert (
-        "events: 5 acknowledged, 0 not sent yet, 0 failed (sent again by the next push), 1 rejected"
+        "events: 5 acknowledged, 0 not sent yet, 0 failed (sent again by the next push), 1 refused"
         in (status.stdout.splitlines())
     )
     assert " ".join(status.stderr.split()) == (

@@ -322,7 +322,7 @@ def test_events_failing_the_local_checks_are_recorded_and_not_sent(env, emu):
     assert bad not in sent_keys and huge not in sent_keys
 
     code, stdout, stderr = invoke("status")
-    assert "2 rejected" in stdout and "custom_event_type must be one of" in stderr
+    assert "2 refused" in stdout and "custom_event_type must be one of" in stderr
     code, report, _ = push_json("--endpoint", emu.base_url)
     assert code == 1  # still not delivered: the backfill is not complete
     assert report["plan"]["rejected_before"] == 2 and report["planned"]["events"] == 0
@@ -637,7 +637,7 @@ def test_status_report_and_failures_agree_once_a_fix_gets_a_rejected_event_ackno
 
     html, summary = render(warehouse, ledger)
     assert summary.has_push
-    assert "<p>No failed or rejected batch.</p>" in html
+    assert "<p>No failed or refused batch.</p>" in html
     assert (
         f"{total:,} of {total:,} replay events acknowledged (HTTP 2xx), 0 failed, 0 refused" in html
     )

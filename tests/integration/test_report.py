@@ -375,7 +375,7 @@ def test_timeline_ends_where_the_ledger_stands(after_push):
     lines = {m["data-series"]: float(m["data-value"]) for m in page.charts()[1]}
     progress = pushed.report.progress
     assert lines["acknowledged"] == progress.events_acknowledged
-    assert lines["failed or rejected"] == progress.events_failed + progress.events_rejected
+    assert lines["failed or refused"] == progress.events_failed + progress.events_rejected
     states = marks(page.charts()[0])
     assert lines["not sent yet"] == states["not sent yet"]
 
