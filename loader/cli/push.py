@@ -80,11 +80,21 @@ def push_command(
             "(or after an unanswered send). Downstream sees them twice.",
         ),
     ] = False,
+    api_secret_file: Annotated[
+        str | None,
+        typer.Option(
+            "--api-secret-file",
+            metavar="PATH",
+            help="File holding the API secret (- for stdin; one trailing newline is dropped). "
+            "Default: MPARTICLE_API_SECRET. Never on the command line, where `ps` shows it.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Send the replay set (replay_events) to the Events API, recording every send in the ledger.
 
-    Runs again safely: acknowledged events are skipped, interrupted batches are resent with the same source_request_id. Credentials come from MPARTICLE_API_KEY and MPARTICLE_API_SECRET. Exits 1 when a batch failed or was refused.
+    Runs again safely: acknowledged events are skipped, interrupted batches are resent with the same source_request_id. Credentials come from MPARTICLE_API_KEY and MPARTICLE_API_SECRET (or --api-secret-file). Exits 1 when a batch failed or was refused.
     """  # noqa: E501
     from loader.push.destinations.events_api import endpoint_url
     from loader.push.runner import PushOptions
@@ -102,7 +112,11 @@ def push_command(
         resend_changed=resend_changed,
     )
     try:
-        report = _plan(options, out_dir, force) if dry_run else _send(options, as_json=as_json)
+        report = (
+            _plan(options, out_dir, force)
+            if dry_run
+            else _send(options, api_secret_file, as_json=as_json)
+        )
     except KeyboardInterrupt:
         err.print("interrupted: run `loader push` again to resume (nothing is sent twice)")
         raise typer.Exit(130) from None
@@ -124,11 +138,12 @@ def _plan(options: PushOptions, out_dir: Path | None, force: bool) -> PushReport
     return dry_run(settings.warehouse_path(), settings.ledger_path(), options, out_dir, force=force)
 
 
-def _send(options: PushOptions, *, as_json: bool) -> PushReport:
+def _send(options: PushOptions, api_secret_file: str | None, *, as_json: bool) -> PushReport:
     from loader.push.destinations.events_api import Credentials
     from loader.push.runner import push
 
-    credentials = Credentials.from_env()
+    secret = None if api_secret_file is None else settings.read_secret_file(api_secret_file)
+    credentials = Credentials.from_env(secret)
     with PushDisplay(enabled=not as_json and out.is_terminal) as display:
         return push(
             settings.warehouse_path(),
