@@ -649,8 +649,9 @@ def _runs_html(con: duckdb.DuckDBPyConnection) -> str:
     throughput_chart, per_run = _throughput(con)
     runs = _rows(
         con,
-        """
-        select run_id, strftime(started_at, '%Y-%m-%d %H:%M:%S'), status, events_planned,
+        f"""
+        select run_id, strftime(started_at, '%Y-%m-%d %H:%M:%S'), status,
+            {_run_kind_sql(con)} as kind, events_planned,
             events_acknowledged, events_failed, events_rejected, http_requests, message
         from ledger.runs order by run_id
         """,
@@ -669,6 +670,7 @@ def _runs_html(con: duckdb.DuckDBPyConnection) -> str:
         "run",
         "started (UTC)",
         "status",
+        "kind",
         "planned",
         "acknowledged",
         "failed",
@@ -682,8 +684,20 @@ def _runs_html(con: duckdb.DuckDBPyConnection) -> str:
         "to the last answer.</p>"
         + _table(per_run_headers, per_run, numeric={1, 2, 3, 4, 5, 6, 7})
         + "<h3>Runs</h3>"
-        + _table(run_headers, runs, numeric={3, 4, 5, 6, 7})
+        + _table(run_headers, runs, numeric={4, 5, 6, 7, 8})
     )
+
+
+def _run_kind_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """SQL for a run's kind: "full", or "sample (N users)" for a test send (ledgers written
+    before sample runs existed hold full runs only)."""
+    [(has_column,)] = con.execute(
+        "select count(*) > 0 from duckdb_columns() where database_name = 'ledger' "
+        "and table_name = 'runs' and column_name = 'sample_users'"
+    ).fetchall()
+    if not has_column:
+        return "'full'"
+    return "coalesce('sample (' || sample_users || ' users)', 'full')"
 
 
 def _push(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:

@@ -15,6 +15,7 @@ from loader.errors import LoaderError
 
 if TYPE_CHECKING:
     from loader.push.runner import PushOptions, PushReport
+    from loader.push.send_plan import SampleRequest
 
 PodOption = Annotated[
     str,
@@ -80,6 +81,27 @@ def push_command(
             "(or after an unanswered send). Downstream sees them twice.",
         ),
     ] = False,
+    sample_users: Annotated[
+        int | None,
+        typer.Option(
+            "--sample-users",
+            min=1,
+            metavar="N",
+            help="A test send: only the events of N users, picked to cover the most (event "
+            "type, event name) pairs still to send. A later plain push sends the rest.",
+            show_default=False,
+        ),
+    ] = None,
+    user_keys: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--user-key",
+            metavar="KEY",
+            help="A test send of this user's events (replay_events.user_key; repeatable). "
+            "With --sample-users N, these come first among the N.",
+            show_default=False,
+        ),
+    ] = None,
     api_secret_file: Annotated[
         str | None,
         typer.Option(
@@ -103,6 +125,11 @@ def push_command(
         raise LoaderError("--out goes with --dry-run (a push records sends in the ledger)")
     if force and out_dir is None:
         raise LoaderError("--force goes with --dry-run --out DIR")
+    sample = _sample(sample_users, user_keys)
+    if sample is not None and resend_changed:
+        raise LoaderError(
+            "--resend-changed goes with a full push, not with --sample-users / --user-key"
+        )
     options = PushOptions(
         endpoint=endpoint_url(pod, endpoint),
         workers=workers,
@@ -110,6 +137,7 @@ def push_command(
         max_retries=max_retries,
         timeout_s=timeout,
         resend_changed=resend_changed,
+        sample=sample,
     )
     try:
         report = (
@@ -130,6 +158,15 @@ def push_command(
         raise typer.Exit(2)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _sample(users: int | None, user_keys: list[str] | None) -> SampleRequest | None:
+    if users is None and not user_keys:
+        return None
+    from loader.push.send_plan import SampleRequest
+
+    keys = tuple(dict.fromkeys(user_keys or ()))
+    return SampleRequest(users=max(users or 0, len(keys)), user_keys=keys)
 
 
 def _plan(options: PushOptions, out_dir: Path | None, force: bool) -> PushReport:

@@ -25,6 +25,7 @@ def print_plan(report: PushReport) -> None:
         f"({report.body_bytes / 1e6:.2f} MB) {where} to {esc(report.endpoint)}/bulkevents"
     )
     out.print(f"  replay set {plan.replay_events} events: {plan_parts(plan)}", markup=False)
+    _print_sample(plan)
     if plan.stale_build is not None:
         err.print(f"[red]warning:[/] {esc(plan.stale_build)}")
     if plan.events_by_type:
@@ -61,6 +62,33 @@ def plan_parts(plan: PlanSummary) -> str:
         f"{plan.acknowledged_before} already acknowledged, {plan.changed} changed after "
         f"acknowledgement and {plan.in_doubt} in doubt ({changed}), "
         f"{plan.rejected_before} refused before"
+        + (
+            f", {plan.held_back} held back for the full send"
+            if plan.sample_users is not None
+            else ""
+        )
+    )
+
+
+def _print_sample(plan: PlanSummary) -> None:
+    """A test send: its users, what they cover, and what to check before the full send."""
+    if plan.sample_users is None:
+        return
+    users = plan.sample_users
+    shown = ", ".join(users[:10]) + (f" and {len(users) - 10} more" if len(users) > 10 else "")
+    out.print(
+        f"  test send: {len(users)} users cover {plan.sample_pairs_covered} of "
+        f"{plan.sample_pairs_total} event names (event type and name pairs still to send): "
+        f"{shown}",
+        markup=False,
+    )
+    out.print(
+        "  before the full send, check: mParticle's Live Stream shows these users' events "
+        "as intended (names, attributes, original timestamps); each connected integration's "
+        "UI shows them (historical events accepted, not dropped, not counted as new "
+        "sessions); no data plan violations. Then `loader push` without --sample-users / "
+        "--user-key sends the rest, nothing twice.",
+        markup=False,
     )
 
 

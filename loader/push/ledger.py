@@ -73,6 +73,7 @@ create table if not exists runs (
 );
 alter table runs add column if not exists events_not_sent bigint default 0;
 alter table runs add column if not exists batches_not_sent bigint default 0;
+alter table runs add column if not exists sample_users integer;
 create table if not exists batches (
     source_request_id varchar primary key,
     run_id integer not null,
@@ -256,8 +257,8 @@ RUN_COUNTS = (
     "events_not_sent",
     "batches_not_sent",
 )
-# columns of `runs` added since the first ledgers: read as 0 from a file that lacks them
-ADDED_RUN_COUNTS = ("events_not_sent", "batches_not_sent")
+# columns of `runs` added since the first ledgers: how to read them from a file that lacks them
+ADDED_RUN_COLUMNS = {"events_not_sent": "0", "batches_not_sent": "0", "sample_users": "null"}
 
 
 class LedgerLocked(LoaderError):
@@ -294,6 +295,12 @@ class RunRow:
     http_requests: int
     events_not_sent: int = 0  # handed over for sending, never sent (the run stopped first)
     batches_not_sent: int = 0
+    sample_users: int | None = None  # a sample run (a test send): how many users; else None
+
+    @property
+    def kind(self) -> str:
+        """ "full", or "sample (N users)" for a test send."""
+        return "full" if self.sample_users is None else f"sample ({self.sample_users} users)"
 
 
 @dataclass
@@ -494,6 +501,10 @@ class Ledger:
         ).fetchall()
         return run_id
 
+    def mark_sample(self, run_id: int, users: int) -> None:
+        """Record that run `run_id` is a sample run (a test send) of `users` users."""
+        self.con.execute("update runs set sample_users = ? where run_id = ?", [users, run_id])
+
     def finish_run(
         self, run_id: int, status: str, counts: dict[str, int], message: str | None = None
     ) -> None:
@@ -692,7 +703,9 @@ class Ledger:
             )
         }
         names = ", ".join(
-            f.name if f.name in present or f.name not in ADDED_RUN_COUNTS else f"0 as {f.name}"
+            f.name
+            if f.name in present or f.name not in ADDED_RUN_COLUMNS
+            else f"{ADDED_RUN_COLUMNS[f.name]} as {f.name}"
             for f in fields(RunRow)
         )
         return [RunRow(*row) for row in self.query(f"select {names} from runs order by run_id")]
