@@ -19,6 +19,7 @@
         'exclude_high_risk_users': 'boolean',
         'replay_blocked_user_attributes': 'boolean',
         'fixes': 'fix_names',
+        'mark_replayed_events': 'backfill_id_or_null',
     } %}
     {{ return(project_var_kinds) }}
 {%- endmacro %}
@@ -52,6 +53,11 @@
         {{ return('var ' ~ name ~ ' must be a list of user identity type names, not ' ~ shown) }}
     {%- elif kind == 'fix_names' and value is not none and not var_is_name_list(value) -%}
         {{ return('var ' ~ name ~ ' must be a list of fix model names, not ' ~ shown) }}
+    {%- elif kind == 'backfill_id_or_null' and value is not none
+            and not (value is string and 1 <= value | length <= 64
+                and modules.re.fullmatch('[A-Za-z0-9_.:-]+', value)) -%}
+        {{ return('var ' ~ name ~ ' must be null (off) or a backfill identifier of 1 to 64 '
+            ~ 'letters, digits and _ . : -, not ' ~ shown) }}
     {%- elif kind == 'data_plan_policy' and value not in ('keep', 'drop', 'set') -%}
         {{ return('var ' ~ name ~ ' must be keep, drop or set, not ' ~ shown) }}
     {%- elif kind == 'data_plan_override' -%}
