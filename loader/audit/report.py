@@ -381,6 +381,49 @@ def _user_attributes(con: duckdb.DuckDBPyConnection) -> tuple[Section | None, in
     return Section("User attributes", html, "user-attributes"), sent
 
 
+def _integration_limits(con: duckdb.DuckDBPyConnection) -> Section | None:
+    """Per integration of var integrations: its age limit and the events past it, by day."""
+    if not _exists(con, "integration_age_limit_events"):
+        return None
+    totals = _rows(
+        con,
+        """select i.integration, coalesce(i.max_event_age_days::varchar, 'unknown'),
+            coalesce(sum(e.events), 0), sum(e.events_over_limit), i.source_url
+        from replay_integrations i
+        left join integration_age_limit_events e using (integration)
+        group by all order by min(i.position)""",
+    )
+    if not totals:
+        return None
+    by_day = _rows(
+        con,
+        "select integration, event_date::varchar, events, events_over_limit "
+        "from integration_age_limit_events where events_over_limit > 0 "
+        "order by integration, event_date",
+    )
+    html = (
+        "<p>Each integration this backfill feeds (dbt var <code>integrations</code>) and "
+        "the replay events older than it accepts at the build's reference time (an unknown "
+        "limit shows as unknown, never guessed: seed <code>integration_limits</code>).</p>"
+        + _table(
+            ["integration", "max age (days)", "events", "older than accepted", "source"],
+            totals,
+            numeric={2, 3},
+        )
+        + (
+            _details(
+                "Events older than accepted, by day",
+                _table(
+                    ["integration", "day", "events", "older than accepted"], by_day, numeric={2, 3}
+                ),
+            )
+            if by_day
+            else ""
+        )
+    )
+    return Section("Integration limits", html, "integration-limits")
+
+
 def _data_plan(con: duckdb.DuckDBPyConnection) -> Section:
     rows = _rows(
         con,
@@ -900,6 +943,8 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
         sections = [replay, _ages(con, limits), skipped, _fixes(con), risk]
         sections += [attributes] if attributes else []
         sections.append(_data_plan(con))
+        integrations = _integration_limits(con)
+        sections += [integrations] if integrations else []
         push = None
         if has_ledger and _exists(con, "runs", "ledger"):
             push_section, push = _push(con)

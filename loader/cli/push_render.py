@@ -26,6 +26,7 @@ def print_plan(report: PushReport) -> None:
     )
     out.print(f"  replay set {plan.replay_events} events: {plan_parts(plan)}", markup=False)
     _print_sample(plan)
+    _print_integration_limits(plan)
     if plan.stale_build is not None:
         err.print(f"[red]warning:[/] {esc(plan.stale_build)}")
     if plan.events_by_type:
@@ -68,6 +69,29 @@ def plan_parts(plan: PlanSummary) -> str:
             else ""
         )
     )
+
+
+def _print_integration_limits(plan: PlanSummary) -> None:
+    """Per integration of var integrations: events older than it accepts, at send time."""
+    for item in plan.integration_limits:
+        name, days, over = (
+            item["integration"],
+            item["max_event_age_days"],
+            item["events_over_limit"],
+        )
+        if days is None:
+            out.print(
+                f"  integration {name}: limit on event age unknown (seed integration_limits); "
+                "check its documentation before the full send",
+                markup=False,
+            )
+        elif over:
+            err.print(
+                f"[yellow]warning:[/] {over} events are older than {esc(name)} accepts "
+                f"({days} days): it may drop or refuse them (model integration_age_limit_events)"
+            )
+        else:
+            out.print(f"  integration {name}: no event older than {days} days", markup=False)
 
 
 def _print_sample(plan: PlanSummary) -> None:

@@ -96,6 +96,8 @@ class PlanSummary:
     sample_pairs_covered: int = 0
     sample_pairs_total: int = 0
     held_back: int = 0
+    # per integration of var integrations: its age limit and the events older than it
+    integration_limits: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -286,6 +288,9 @@ class Planner:
                 if oldest is not None:
                     summary.oldest_event_days = round((self.now_ms - oldest) / DAY_MS, 1)
         summary.new = summary.to_send - summary.resumed
+        from loader.push.integration_limits import integration_limits
+
+        summary.integration_limits = integration_limits(con, sending, self.now_ms)
         if self.sample is not None:
             self._sample_summary(summary)
         return summary
