@@ -21,6 +21,7 @@
         'fixes': 'fix_names',
         'mark_replayed_events': 'backfill_id_or_null',
         'integrations': 'integration_names',
+        'context_fixes': 'fix_names',
     } %}
     {{ return(project_var_kinds) }}
 {%- endmacro %}
