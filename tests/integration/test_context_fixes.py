@@ -155,3 +155,46 @@ def test_a_context_fix_changing_identity_unannounced_fails_the_build(ingested, t
     )
     assert result.returncode != 0
     assert "cfix_breaks_identity: user_identities changed: a user key input" in result.stdout
+
+
+def test_lint_checks_context_fixes_and_names_the_one_that_breaks_a_key(tmp_path):
+    good = project_with(
+        tmp_path / "good",
+        {"cfix_environment": FIX_ENVIRONMENT, "cfix_customer_id": FIX_CUSTOMER_ID},
+    )
+    result = runner.invoke(app, ["lint", "--project-dir", str(good)])
+    assert result.exit_code == 0, result.output
+    assert "5 fixes checked: no problems" in result.stdout
+
+    bad = project_with(tmp_path / "bad", {"cfix_breaks_identity": BREAKS_IDENTITY})
+    result = runner.invoke(app, ["lint", "--project-dir", str(bad)])
+    assert result.exit_code == 1
+    assert (
+        "models/context_fixes/cfix_breaks_identity.sql:6:" in result.stdout
+        and "user_identities must pass through unchanged: a context fix never changes"
+        in result.stdout
+    ), result.stdout
+
+
+def test_new_fix_context_scaffolds_a_skeleton_that_builds_and_lint_flags(ingested, tmp_path):
+    project = copy_project(tmp_path / "project")
+    result = runner.invoke(
+        app, ["new-fix", "--context", "environment", "--project-dir", str(project)]
+    )
+    assert result.exit_code == 0, result.output
+    sql = project / "models" / "context_fixes" / "context_fix_environment.sql"
+    assert sql.exists() and "context_fix_input()" in sql.read_text()
+    settings = yaml.safe_load((project / "dbt_project.yml").read_text())
+    assert settings["vars"]["context_fixes"] == ["context_fix_environment"]
+    assert settings["vars"]["fixes"]  # the event chain is untouched
+    models = yaml.safe_load(
+        (project / "models" / "context_fixes" / "_context_fixes__models.yml").read_text()
+    )
+    assert [t["name"] for t in models["unit_tests"]] == ["test_context_fix_environment"]
+    # the skeleton is a no-op: it builds, its unit test passes, nothing changes
+    run_dbt(ingested, "build", dbt_vars={"replay_reference_time_ms": NOW_MS}, project_dir=project)
+    assert query(ingested, "select count(*) from int_batches__context_fix_changes") == [(0,)]
+    # and lint says it is unfinished
+    result = runner.invoke(app, ["lint", "--project-dir", str(project)])
+    assert result.exit_code == 1
+    assert "models/context_fixes/context_fix_environment.sql:1:" in result.stdout
