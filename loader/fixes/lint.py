@@ -604,9 +604,10 @@ def todo_in_fix_sql(
             col = line.index("TODO") + 1
             hint = line[col + 3 :].strip(" :-#*}{").rstrip(".")
             message = f"TODO left in the fix: {hint}" if hint else "TODO left in the fix"
-            if NO_OP in source or CONTEXT_NO_OP in source:
+            no_op = next((text for text in (NO_OP, CONTEXT_NO_OP) if text in source), None)
+            if no_op is not None:
                 message += (
-                    ". Its `* replace (...)` is still the no-op: put fix macros or "
+                    f". Its `* replace (...)` is still the no-op `{no_op}`: put fix macros or "
                     "SQL there (docs/fixes.md)"
                 )
             problems.append(Problem(f"{spec.fixes_dir}/{path.name}", number, col, message))
