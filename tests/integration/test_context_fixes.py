@@ -71,10 +71,29 @@ def batches() -> list[dict]:
     return [development, misspelled, plain]
 
 
+UNIT_TESTS = """version: 2
+models: []
+unit_tests:
+  - name: test_cfix_customer_id
+    model: cfix_customer_id
+    given:
+      - input: ref('stg_quarantine__batches')
+        rows:
+          - {batch_key: "b1", user_identities: '{"customerId": "c-42", "email": "a@example.com"}'}
+          - {batch_key: "b2", user_identities: '{"customer_id": "c-7"}'}
+    expect:
+      rows:
+        - {batch_key: "b1", user_identities: '{"email":"a@example.com","customer_id":"c-42"}'}
+        - {batch_key: "b2", user_identities: '{"customer_id": "c-7"}'}
+"""
+
+
 def project_with(tmp_path: Path, fixes: dict[str, str]) -> Path:
     project = copy_project(tmp_path / "project")
     for name, sql in fixes.items():
         (project / "models" / "context_fixes" / f"{name}.sql").write_text(sql)
+    if "cfix_customer_id" in fixes:  # the unit test docs/fixes.md shows
+        (project / "models" / "context_fixes" / "_context_fixes__models.yml").write_text(UNIT_TESTS)
     settings = yaml.safe_load((project / "dbt_project.yml").read_text())
     settings["vars"]["context_fixes"] = list(fixes)
     (project / "dbt_project.yml").write_text(yaml.safe_dump(settings, sort_keys=False))
@@ -95,7 +114,10 @@ def test_context_fixes_reach_the_emulator_exactly_as_fixed(ingested, tmp_path):
     project = project_with(
         tmp_path, {"cfix_environment": FIX_ENVIRONMENT, "cfix_customer_id": FIX_CUSTOMER_ID}
     )
-    run_dbt(ingested, "build", dbt_vars={"replay_reference_time_ms": NOW_MS}, project_dir=project)
+    built = run_dbt(
+        ingested, "build", dbt_vars={"replay_reference_time_ms": NOW_MS}, project_dir=project
+    )
+    assert "test_cfix_customer_id" in built.stdout  # the unit test ran (and passed)
     lineage = query(
         ingested,
         "select batch_key, fix_name, changed_columns from int_batches__context_fix_changes "
