@@ -5,7 +5,6 @@ changes a user key input without saying so fails the build naming it."""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import orjson
@@ -24,7 +23,7 @@ from tests.quarantine import example_batch, write_file
 NOW_MS = 1_795_996_800_000
 runner = CliRunner()
 
-FIX_ENVIRONMENT = """-- Some batches were sent with "Development": the Events API takes only lowercase.
+FIX_ENVIRONMENT = """-- Some batches said "Development": the Events API takes only lowercase.
 with batches as (
     select * from {{ context_fix_input() }}
 ),
