@@ -82,14 +82,17 @@ def lint_command(project_dir: ProjectDirOption = Path(".")) -> None:
 def remove_fix_command(
     name: Annotated[str, typer.Argument(help="The fix to remove, e.g. rename_checkout_event.")],
     project_dir: ProjectDirOption = Path("."),
+    context: Annotated[
+        bool, typer.Option("--context", help="A context fix (var context_fixes).")
+    ] = False,
 ) -> None:
-    """Remove a fix: its model file, its description and unit tests, its entry in var `fixes`.
+    """Remove a fix: its model file, its description and unit tests, its entry in var `fixes` (with --context: a context fix, in var `context_fixes`).
 
     The undo of `loader new-fix`; comments and the other fixes are left as they are.
-    """
+    """  # noqa: E501
     from loader.fixes.scaffold import remove_fix
 
-    removed = remove_fix(project_dir, name)
+    removed = remove_fix(project_dir, name, context=context)
     if removed.sql_path is not None:
         out.print(f"removed {removed.sql_path}", markup=False)
     parts = [removed.model] if removed.described else []
@@ -101,7 +104,7 @@ def remove_fix_command(
         out.print(f"removed {' and '.join(parts)} from {removed.yml_path}", markup=False)
     if removed.position is not None:
         out.print(
-            f"removed {removed.model} from var fixes in dbt_project.yml (it was position "
+            f"removed {removed.model} from var {removed.var} in dbt_project.yml (it was position "
             f"{removed.position} of {removed.chain_length})",
             markup=False,
         )

@@ -310,10 +310,11 @@ class RemovedFix:
     unit_tests: list[str]
     position: int | None  # its place in var `fixes` (1-based), if it was there
     chain_length: int
+    var: str = "fixes"
 
 
-def remove_from_chain(text: str, model: str) -> str:
-    """dbt_project.yml's text without `model` in var `fixes`, the rest (comments) untouched."""
+def remove_from_chain(text: str, model: str, var: str = "fixes") -> str:
+    """dbt_project.yml's text without `model` in var `var`, the rest (comments) untouched."""
     lines = text.splitlines(keepends=True)
     in_vars, in_fixes, key_indent = False, False, ""
     for index, line in enumerate(lines):
@@ -325,7 +326,7 @@ def remove_from_chain(text: str, model: str) -> str:
             break
         if not in_vars:
             continue
-        if match := re.match(r"(\s+)fixes:(.*)$", stripped):
+        if match := re.match(rf"(\s+){var}:(.*)$", stripped):
             key_indent, rest = match.group(1), match.group(2)
             shape = re.fullmatch(r"\s*([^#]*?)\s*(#.*)?", rest)
             assert shape is not None  # the pattern matches any text
@@ -335,7 +336,7 @@ def remove_from_chain(text: str, model: str) -> str:
                 kept = ", ".join(item for item in items if item != model)
                 padding = f"  {comment}" if comment else ""
                 newline = line[len(stripped) :]
-                lines[index] = f"{key_indent}fixes: [{kept}]{padding}{newline}"
+                lines[index] = f"{key_indent}{var}: [{kept}]{padding}{newline}"
                 return "".join(lines)
             in_fixes = True
             continue
@@ -394,12 +395,26 @@ def remove_entries(text: str, section: str, names: list[str]) -> str:
     return text
 
 
-def remove_fix(project_dir: Path, name: str) -> RemovedFix:
-    """Delete models/fixes/<model>.sql, its model entry and unit tests in the fixes' YAML,
-    and its name in var `fixes`. Nothing is written unless every edit checks out."""
-    model = model_name(name)
-    fixes = read_chain(project_dir)
-    sql_path, yml_path = project_dir / FIXES_DIR / f"{model}.sql", project_dir / MODELS_YML
+def empty_sections_as_flow(text: str) -> str:
+    """`models:` / `unit_tests:` left without items written back as `[]` (as shipped)."""
+    for section in ("models", "unit_tests"):
+        found = re.search(rf"(?m)^{section}:[ \t]*$", text)
+        if found is not None and not entry_spans(text, section):
+            text = text[: found.end()] + " []" + text[found.end() :]
+    return text
+
+
+def remove_fix(project_dir: Path, name: str, *, context: bool = False) -> RemovedFix:
+    """Delete models/fixes/<model>.sql (context fixes: models/context_fixes/), its model
+    entry and unit tests in the chain's YAML, and its name in var `fixes` (`context_fixes`).
+    Nothing is written unless every edit checks out."""
+    var = "context_fixes" if context else "fixes"
+    model = model_name(name, "context_fix_" if context else "fix_")
+    fixes = read_chain(project_dir, var)
+    folder, models_yml = (
+        (CONTEXT_FIXES_DIR, CONTEXT_MODELS_YML) if context else (FIXES_DIR, MODELS_YML)
+    )
+    sql_path, yml_path = project_dir / folder / f"{model}.sql", project_dir / models_yml
     yml_text = yml_path.read_text() if yml_path.exists() else ""
     try:
         document = yaml.safe_load(yml_text) or {}
@@ -410,23 +425,23 @@ def remove_fix(project_dir: Path, name: str) -> RemovedFix:
         ]
     except (yaml.YAMLError, AttributeError, TypeError):
         raise ScaffoldError(
-            f"{MODELS_YML} is not valid YAML with block lists `models:` and `unit_tests:`; "
+            f"{models_yml} is not valid YAML with block lists `models:` and `unit_tests:`; "
             "remove the fix's entries by hand."
         ) from None
     if model not in fixes and not sql_path.exists() and model not in models and not own_tests:
         known = ", ".join(fixes) if fixes else "none"
         raise ScaffoldError(
-            f"there is no fix {model}: not in var 'fixes' in dbt_project.yml, no "
-            f"{sql_path.relative_to(project_dir)}, no entry in {MODELS_YML}. "
+            f"there is no fix {model}: not in var '{var}' in dbt_project.yml, no "
+            f"{sql_path.relative_to(project_dir)}, no entry in {models_yml}. "
             f"The fixes are {known}."
         )
 
     project_file = project_dir / "dbt_project.yml"
     project_text = project_file.read_text()
-    updated_project = remove_from_chain(project_text, model)
-    if chain_from_text(updated_project) != [f for f in fixes if f != model]:
+    updated_project = remove_from_chain(project_text, model, var)
+    if chain_from_text(updated_project, var) != [f for f in fixes if f != model]:
         raise ScaffoldError(
-            f"could not remove {model} from var 'fixes' in dbt_project.yml automatically; "
+            f"could not remove {model} from var '{var}' in dbt_project.yml automatically; "
             "remove it from the list by hand."
         )
     try:
@@ -435,6 +450,7 @@ def remove_fix(project_dir: Path, name: str) -> RemovedFix:
             updated_yml = remove_entries(updated_yml, "models", [model])
         if own_tests:
             updated_yml = remove_entries(updated_yml, "unit_tests", own_tests)
+        updated_yml = empty_sections_as_flow(updated_yml)
         expected = {
             **document,
             "models": [m for m in document.get("models") or [] if m.get("name") != model],
@@ -453,7 +469,7 @@ def remove_fix(project_dir: Path, name: str) -> RemovedFix:
         ok = False
     if not ok:
         raise ScaffoldError(
-            f"could not remove {model}'s entries from {MODELS_YML} automatically (are they "
+            f"could not remove {model}'s entries from {models_yml} automatically (are they "
             "block-style `- name:` items?); remove its model entry and unit tests by hand."
         )
     had_sql = sql_path.exists()
@@ -471,4 +487,5 @@ def remove_fix(project_dir: Path, name: str) -> RemovedFix:
         unit_tests=own_tests,
         position=fixes.index(model) + 1 if model in fixes else None,
         chain_length=len(fixes),
+        var=var,
     )

@@ -219,3 +219,20 @@ def test_new_fix_context_scaffolds_a_skeleton_that_builds_and_lint_flags(ingeste
     result = runner.invoke(app, ["lint", "--project-dir", str(project)])
     assert result.exit_code == 1
     assert "models/context_fixes/context_fix_environment.sql:1:" in result.stdout
+
+
+def test_remove_fix_context_undoes_new_fix_byte_for_byte(tmp_path):
+    project = copy_project(tmp_path / "project")
+    files = [
+        project / "dbt_project.yml",
+        project / "models" / "context_fixes" / "_context_fixes__models.yml",
+    ]
+    before = [path.read_bytes() for path in files]
+    args = ["--context", "environment", "--project-dir", str(project)]
+    assert runner.invoke(app, ["new-fix", *args]).exit_code == 0
+    assert [path.read_bytes() for path in files] != before
+    result = runner.invoke(app, ["remove-fix", *args])
+    assert result.exit_code == 0, result.output
+    assert "removed context_fix_environment from var context_fixes" in result.stdout
+    assert [path.read_bytes() for path in files] == before
+    assert not (project / "models" / "context_fixes" / "context_fix_environment.sql").exists()
