@@ -19,6 +19,9 @@
         'exclude_high_risk_users': 'boolean',
         'replay_blocked_user_attributes': 'boolean',
         'fixes': 'fix_names',
+        'mark_replayed_events': 'backfill_id_or_null',
+        'integrations': 'integration_names',
+        'context_fixes': 'fix_names',
     } %}
     {{ return(project_var_kinds) }}
 {%- endmacro %}
@@ -37,6 +40,15 @@
         and (value | select('equalto', '') | list | length) == 0) }}
 {%- endmacro %}
 
+{% macro var_is_lowercase_name_list(value) -%}
+    {#- A list of names of lowercase letters, digits and _ (1 to 64 characters). -#}
+    {%- if not var_is_name_list(value) -%} {{ return(false) }} {%- endif -%}
+    {%- for item in value if not modules.re.fullmatch('[a-z0-9_]{1,64}', item) -%}
+        {{ return(false) }}
+    {%- endfor -%}
+    {{ return(true) }}
+{%- endmacro %}
+
 {% macro var_problem(name, value, kind) -%}
     {#- Why `value` does not fit var `name`, or none. -#}
     {%- set shown = "'" ~ value ~ "'" -%}
@@ -52,6 +64,15 @@
         {{ return('var ' ~ name ~ ' must be a list of user identity type names, not ' ~ shown) }}
     {%- elif kind == 'fix_names' and value is not none and not var_is_name_list(value) -%}
         {{ return('var ' ~ name ~ ' must be a list of fix model names, not ' ~ shown) }}
+    {%- elif kind == 'backfill_id_or_null' and value is not none
+            and not (value is string and 1 <= value | length <= 64
+                and modules.re.fullmatch('[A-Za-z0-9_.:-]+', value)) -%}
+        {{ return('var ' ~ name ~ ' must be null (off) or a backfill identifier of 1 to 64 '
+            ~ 'letters, digits and _ . : -, not ' ~ shown) }}
+    {%- elif kind == 'integration_names' and value is not none
+            and not var_is_lowercase_name_list(value) -%}
+        {{ return('var ' ~ name ~ ' must be a list of integration names (lowercase letters, '
+            ~ 'digits and _, as in seeds/integration_limits.csv), not ' ~ shown) }}
     {%- elif kind == 'data_plan_policy' and value not in ('keep', 'drop', 'set') -%}
         {{ return('var ' ~ name ~ ' must be keep, drop or set, not ' ~ shown) }}
     {%- elif kind == 'data_plan_override' -%}

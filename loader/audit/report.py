@@ -384,6 +384,49 @@ def _user_attributes(con: duckdb.DuckDBPyConnection) -> tuple[Section | None, in
     return Section("User attributes", html, "user-attributes"), sent
 
 
+def _integration_limits(con: duckdb.DuckDBPyConnection) -> Section | None:
+    """Per integration of var integrations: its age limit and the events past it, by day."""
+    if not _exists(con, "integration_age_limit_events"):
+        return None
+    totals = _rows(
+        con,
+        """select i.integration, coalesce(i.max_event_age_days::varchar, 'unknown'),
+            coalesce(sum(e.events), 0), sum(e.events_over_limit), i.source_url
+        from replay_integrations i
+        left join integration_age_limit_events e using (integration)
+        group by all order by min(i.position)""",
+    )
+    if not totals:
+        return None
+    by_day = _rows(
+        con,
+        "select integration, event_date::varchar, events, events_over_limit "
+        "from integration_age_limit_events where events_over_limit > 0 "
+        "order by integration, event_date",
+    )
+    html = (
+        "<p>Each integration this backfill feeds (dbt var <code>integrations</code>) and "
+        "the replay events older than it accepts at the build's reference time (an unknown "
+        "limit shows as unknown, never guessed: seed <code>integration_limits</code>).</p>"
+        + _table(
+            ["integration", "max age (days)", "events", "older than accepted", "source"],
+            totals,
+            numeric={2, 3},
+        )
+        + (
+            _details(
+                "Events older than accepted, by day",
+                _table(
+                    ["integration", "day", "events", "older than accepted"], by_day, numeric={2, 3}
+                ),
+            )
+            if by_day
+            else ""
+        )
+    )
+    return Section("Integration limits", html, "integration-limits")
+
+
 def _data_plan(con: duckdb.DuckDBPyConnection) -> Section:
     rows = _rows(
         con,
@@ -657,8 +700,9 @@ def _runs_html(con: duckdb.DuckDBPyConnection) -> str:
     throughput_chart, per_run = _throughput(con)
     runs = _rows(
         con,
-        """
-        select run_id, strftime(started_at, '%Y-%m-%d %H:%M:%S'), status, events_planned,
+        f"""
+        select run_id, strftime(started_at, '%Y-%m-%d %H:%M:%S'), status,
+            {_run_kind_sql(con)} as kind, events_planned,
             events_acknowledged, events_failed, events_rejected, events_not_sent,
             http_requests, message
         from ledger.runs order by run_id
@@ -678,6 +722,7 @@ def _runs_html(con: duckdb.DuckDBPyConnection) -> str:
         "run",
         "started (UTC)",
         "status",
+        "kind",
         "planned",
         "acknowledged",
         "failed",
@@ -692,12 +737,24 @@ def _runs_html(con: duckdb.DuckDBPyConnection) -> str:
         "to the last answer.</p>"
         + _table(per_run_headers, per_run, numeric={1, 2, 3, 4, 5, 6, 7})
         + "<h3>Runs</h3>"
-        + _table(run_headers, runs, numeric={3, 4, 5, 6, 7, 8})
+        + _table(run_headers, runs, numeric={4, 5, 6, 7, 8, 9})
         + "<p>Events per run. Failed: sent, not acknowledged (sent again by the next push); "
         "refused: locally before sending or by mParticle (HTTP 400); not sent: handed over "
         "for sending when the run stopped (Ctrl-C, refused credentials, too many failures), "
         "so never sent by it.</p>"
     )
+
+
+def _run_kind_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """SQL for a run's kind: "full", or "sample (N users)" for a test send (ledgers written
+    before sample runs existed hold full runs only)."""
+    [(has_column,)] = con.execute(
+        "select count(*) > 0 from duckdb_columns() where database_name = 'ledger' "
+        "and table_name = 'runs' and column_name = 'sample_users'"
+    ).fetchall()
+    if not has_column:
+        return "'full'"
+    return "coalesce('sample (' || sample_users || ' users)', 'full')"
 
 
 def _push(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
@@ -938,6 +995,8 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
         sections = [replay, _ages(con, limits), skipped, _fixes(con), risk]
         sections += [attributes] if attributes else []
         sections.append(_data_plan(con))
+        integrations = _integration_limits(con)
+        sections += [integrations] if integrations else []
         push = None
         if has_ledger and _exists(con, "runs", "ledger"):
             push_section, push = _push(con)

@@ -27,6 +27,8 @@ def print_plan(report: PushReport) -> None:
         f"({report.body_bytes / 1e6:.2f} MB) {where} to {esc(report.endpoint)}/bulkevents"
     )
     out.print(f"  replay set {plan.replay_events} events: {plan_parts(plan)}", markup=False)
+    _print_sample(plan)
+    _print_integration_limits(plan)
     if plan.stale_build is not None:
         err.print(f"[red]warning:[/] {esc(plan.stale_build)}")
     if plan.events_by_type:
@@ -67,6 +69,56 @@ def plan_parts(plan: PlanSummary) -> str:
         f"{plan.acknowledged_before} already acknowledged, {plan.changed} changed after "
         f"acknowledgement and {plan.in_doubt} in doubt ({changed}), "
         f"{plan.rejected_before} refused before"
+        + (
+            f", {plan.held_back} held back for the full send"
+            if plan.sample_users is not None
+            else ""
+        )
+    )
+
+
+def _print_integration_limits(plan: PlanSummary) -> None:
+    """Per integration of var integrations: events older than it accepts, at send time."""
+    for item in plan.integration_limits:
+        name, days, over = (
+            item["integration"],
+            item["max_event_age_days"],
+            item["events_over_limit"],
+        )
+        if days is None:
+            out.print(
+                f"  integration {name}: limit on event age unknown (seed integration_limits); "
+                "check its documentation before the full send",
+                markup=False,
+            )
+        elif over:
+            err.print(
+                f"[yellow]warning:[/] {over} events are older than {esc(name)} accepts "
+                f"({days} days): it may drop or refuse them (model integration_age_limit_events)"
+            )
+        else:
+            out.print(f"  integration {name}: no event older than {days} days", markup=False)
+
+
+def _print_sample(plan: PlanSummary) -> None:
+    """A test send: its users, what they cover, and what to check before the full send."""
+    if plan.sample_users is None:
+        return
+    users = plan.sample_users
+    shown = ", ".join(users[:10]) + (f" and {len(users) - 10} more" if len(users) > 10 else "")
+    out.print(
+        f"  test send: {len(users)} users cover {plan.sample_pairs_covered} of "
+        f"{plan.sample_pairs_total} event names (event type and name pairs still to send): "
+        f"{shown}",
+        markup=False,
+    )
+    out.print(
+        "  before the full send, check: mParticle's Live Stream shows these users' events "
+        "as intended (names, attributes, original timestamps); each connected integration's "
+        "UI shows them (historical events accepted, not dropped, not counted as new "
+        "sessions); no data plan violations. Then `loader push` without --sample-users / "
+        "--user-key sends the rest, nothing twice.",
+        markup=False,
     )
 
 

@@ -37,6 +37,9 @@ def print_status(result: LedgerStatus) -> None:
     else:
         out.print(runs_table(result))
         out.print("(events per run; HTTP: requests made, retries included)", style="dim")
+        for run in result.runs:
+            if run.sample_users is not None:
+                out.print(f"run {run.run_id}: {run.kind}, a test send", markup=False)
     events = result.events
     out.print(
         f"events: {events.acknowledged} acknowledged, {events.pending} not sent yet, "

@@ -75,6 +75,7 @@ create table if not exists runs (
 );
 alter table runs add column if not exists events_not_sent bigint default 0;
 alter table runs add column if not exists batches_not_sent bigint default 0;
+alter table runs add column if not exists sample_users integer;
 create table if not exists batches (
     source_request_id varchar primary key,
     run_id integer not null,
@@ -269,12 +270,15 @@ RUN_COUNTS = (
     "events_not_sent",
     "batches_not_sent",
 )
-# columns of `runs` added since the first ledgers: read as 0 from a file that lacks them
-ADDED_RUN_COUNTS = ("events_not_sent", "batches_not_sent")
-# columns added since the first ledgers (SCHEMA adds them; `attach_ledger` makes them up
-# for a file opened read-only without them)
+# columns added since the first ledgers (SCHEMA adds them; `attach_ledger` and `runs()` make
+# them up, with these values, for a file opened read-only without them)
+ADDED_RUN_COLUMNS = {
+    "events_not_sent": "0::bigint",
+    "batches_not_sent": "0::bigint",
+    "sample_users": "null::integer",
+}
 ADDED_COLUMNS = {
-    "runs": ADDED_RUN_COUNTS,
+    "runs": tuple(ADDED_RUN_COLUMNS),
     "batches": ("error_code", "error_reason"),
 }
 
@@ -313,6 +317,12 @@ class RunRow:
     http_requests: int
     events_not_sent: int = 0  # handed over for sending, never sent (the run stopped first)
     batches_not_sent: int = 0
+    sample_users: int | None = None  # a sample run (a test send): how many users; else None
+
+    @property
+    def kind(self) -> str:
+        """ "full", or "sample (N users)" for a test send."""
+        return "full" if self.sample_users is None else f"sample ({self.sample_users} users)"
 
 
 @dataclass
@@ -548,6 +558,10 @@ class Ledger:
         ).fetchall()
         return run_id
 
+    def mark_sample(self, run_id: int, users: int) -> None:
+        """Record that run `run_id` is a sample run (a test send) of `users` users."""
+        self.con.execute("update runs set sample_users = ? where run_id = ?", [users, run_id])
+
     def finish_run(
         self, run_id: int, status: str, counts: dict[str, int], message: str | None = None
     ) -> None:
@@ -753,7 +767,9 @@ class Ledger:
             )
         }
         names = ", ".join(
-            f.name if f.name in present or f.name not in ADDED_RUN_COUNTS else f"0 as {f.name}"
+            f.name
+            if f.name in present or f.name not in ADDED_RUN_COLUMNS
+            else f"{ADDED_RUN_COLUMNS[f.name]} as {f.name}"
             for f in fields(RunRow)
         )
         return [RunRow(*row) for row in self.query(f"select {names} from runs order by run_id")]
@@ -911,5 +927,5 @@ def _table_with_added_columns(
             f"select b.*, c.code as error_code, c.reason as error_reason from {source} b "
             f'left join "{alias}".main.error_codes c on c.error = b.error'
         )
-    made_up = "".join(f", 0::bigint as {name}" for name in missing)
+    made_up = "".join(f", {ADDED_RUN_COLUMNS[name]} as {name}" for name in missing)
     return f"select *{made_up} from {source}"

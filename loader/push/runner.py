@@ -46,7 +46,7 @@ from loader.push.packing import (
     pack_group,
     request_body,
 )
-from loader.push.send_plan import Planner, PlanSummary, planning_session
+from loader.push.send_plan import Planner, PlanSummary, SampleRequest, planning_session
 from loader.push.transport import Outgoing, RateLimiter, SendResult, Transport
 
 LEDGER_CHUNK = 5_000  # batches recorded per transaction while planning
@@ -65,6 +65,7 @@ class PushOptions:
     give_up_after: int = 3  # requests in a row that used every retry: the run stops
     resend_changed: bool = False
     validate: bool = True
+    sample: SampleRequest | None = None  # a test send of a few users' events
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -262,7 +263,10 @@ def dry_run(
         with (
             Ledger.open(ledger_path, read_only=True) as ledger,
             planning_session(
-                ledger, warehouse_path, resend_changed=options.resend_changed
+                ledger,
+                warehouse_path,
+                resend_changed=options.resend_changed,
+                sample=options.sample,
             ) as planner,
         ):
             report.plan = planner.classify()
@@ -331,7 +335,10 @@ def push(
             # the run is recorded once the replay set is open and fit to send: a locked or
             # missing warehouse, or a stale replay set, leaves no run behind
             with planning_session(
-                ledger, warehouse_path, resend_changed=options.resend_changed
+                ledger,
+                warehouse_path,
+                resend_changed=options.resend_changed,
+                sample=options.sample,
             ) as planner:
                 if planner.stale_build is not None:
                     raise StaleReplaySet(f"not pushing: {planner.stale_build}")
@@ -394,6 +401,8 @@ def _plan_into_ledger(
 ) -> None:
     planning = _Plan(report, validator if options.validate else None)
     report.plan = planner.classify()
+    if report.plan.sample_users is not None:
+        ledger.mark_sample(run_id, len(report.plan.sample_users))
     with ledger.transaction():
         ledger.supersede(planner.superseded_batches(), "content changed before it was acknowledged")
     resumed_ids = set(planner.resumed_batch_ids())

@@ -8,7 +8,8 @@
 {% set login_identity_types = var('login_identity_types', []) or [] %}
 
 with batches as (
-    select * from {{ ref('stg_quarantine__batches') }}
+    -- the source batches with every context fix applied (var context_fixes)
+    select * from {{ context_fix_chain_output() }}
 ),
 
 identities as (

@@ -32,7 +32,7 @@ assembled as (
                     'event_name', to_send.event_name,
                     'custom_event_type', to_send.custom_event_type,
                     'timestamp_unixtime_ms', to_send.timestamp_unixtime_ms,
-                    'custom_attributes', to_send.custom_attributes
+                    'custom_attributes', {{ marked_custom_attributes('to_send.custom_attributes') }}
                 )
             )
         ) as event_json,

@@ -52,6 +52,7 @@ COLUMNS = {
         "http_requests",
         "events_not_sent",
         "batches_not_sent",
+        "sample_users",
     ],
     "batches": [
         "source_request_id",
