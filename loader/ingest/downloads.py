@@ -23,7 +23,9 @@ from loader.ingest.sources import ObjectReadError, SourceObject
 BLOCK_BYTES = 8 * 1024 * 1024
 WINDOW_BYTES = 64 * 1024 * 1024
 WORKERS = 8
-RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0)  # after each failed try of a block
+# Waits before trying a block again, on top of the library's own retries (s3fs, gcsfs and
+# the Azure SDK each retry a dropped connection a few times with backoff already).
+RETRY_DELAYS_S = (0.5, 2.0)
 CHANGED = (
     "it changed while it was read (its version is now different); "
     "run ingest again to load the new content"
@@ -55,8 +57,10 @@ def _blocks(size: int) -> list[tuple[int, int]]:
 class Downloads:
     """Fetches the blocks of `planned` objects ahead of `open`, in their order."""
 
-    def __init__(self, planned: list[RemoteObject], transfer: Transfer) -> None:
-        self.transfer = transfer
+    def __init__(
+        self, planned: list[RemoteObject], transfer: Transfer, retry_delays: tuple = RETRY_DELAYS_S
+    ) -> None:
+        self.transfer, self.retry_delays = transfer, retry_delays
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="download")
         self._lock = threading.Lock()
         # (object uri, block index or -1 for the version check) in reading order
@@ -132,10 +136,12 @@ class Downloads:
                     last.exception()  # waits; an earlier task, so never a deadlock
                 return _version_now(remote)
 
-            return self._pool.submit(_retried, remote, version_after_last_block)
+            return self._pool.submit(_retried, remote, self.retry_delays, version_after_last_block)
         start, end = _blocks(remote.obj.size)[index]
         self._ahead += end - start
-        return self._pool.submit(_retried, remote, lambda: self._fetch(remote, start, end))
+        return self._pool.submit(
+            _retried, remote, self.retry_delays, lambda: self._fetch(remote, start, end)
+        )
 
     def _fetch(self, remote: RemoteObject, start: int, end: int) -> bytes:
         data = remote.fs.cat_file(remote.path, start=start, end=end)
@@ -154,9 +160,9 @@ def _version_now(remote: RemoteObject) -> str:
     return version_of(remote.fs.info(remote.path))
 
 
-def _retried(remote: RemoteObject, call: Callable[[], Any]) -> Any:
+def _retried(remote: RemoteObject, delays: tuple, call: Callable[[], Any]) -> Any:
     """`call()`, tried again after a dropped connection or a server error."""
-    for delay in (*RETRY_DELAYS_S, None):
+    for delay in (*delays, None):
         try:
             return call()
         except ObjectReadError:
@@ -167,10 +173,8 @@ def _retried(remote: RemoteObject, call: Callable[[], Any]) -> Any:
             raise ObjectReadError(remote.obj.uri, f"access denied ({exc})") from None
         except Exception as exc:  # the libraries raise many kinds for a dropped connection
             if delay is None:
-                tries = len(RETRY_DELAYS_S) + 1
-                raise ObjectReadError(
-                    remote.obj.uri, f"{type(exc).__name__}: {exc} (after {tries} tries)"
-                ) from None
+                reason = f"{type(exc).__name__}: {str(exc)[:300]}"
+                raise ObjectReadError(remote.obj.uri, f"{reason} (after retries)") from None
             time.sleep(delay)
     raise AssertionError("unreachable")
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import glob
 import importlib
+import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, BinaryIO
 
 from loader.errors import LoaderError
-from loader.ingest.downloads import Downloads, RemoteObject, Transfer
+from loader.ingest.downloads import RETRY_DELAYS_S, Downloads, RemoteObject, Transfer
 from loader.ingest.sources import SourceObject, date_folder
 
 
@@ -30,6 +32,7 @@ class Store:
     module: str
     extra: str
     check: str  # what to check when access fails
+    retry_delays: tuple = RETRY_DELAYS_S  # ours, on top of the library's
 
 
 STORES = {
@@ -49,6 +52,7 @@ STORES = {
         "gcs",
         "application-default credentials (`gcloud auth application-default login` or "
         "GOOGLE_APPLICATION_CREDENTIALS) and that they may list and read the bucket",
+        retry_delays=(),  # gcsfs tries 6 times over half a minute already
     ),
     "az": Store(
         "az",
@@ -70,6 +74,10 @@ def store_for(scheme: str) -> Store | None:
 
 def _filesystem(store: Store, uri: str) -> tuple[Any, str]:
     """An fsspec filesystem for `uri` and the path in it (the bucket and key)."""
+    if store.module == "gcsfs":  # its experimental gRPC bucket-layout lookup is not needed
+        os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+        # it logs a traceback for each failed request; ingest reports the object instead
+        logging.getLogger("gcsfs").setLevel(logging.CRITICAL)
     try:
         importlib.import_module(store.module)
     except ImportError:
@@ -79,9 +87,14 @@ def _filesystem(store: Store, uri: str) -> tuple[Any, str]:
         ) from None
     import fsspec.core
 
+    options: dict[str, Any] = {}
+    if store.module == "gcsfs" and os.environ.get("STORAGE_EMULATOR_HOST"):
+        options["token"] = "anon"  # as google-cloud-storage does: emulators take no credentials
     fsspec_uri = f"{store.protocol}://{uri.split('://', 1)[1]}"
     # no listing cache: the check after a download must ask the store again
-    return fsspec.core.url_to_fs(fsspec_uri, skip_instance_cache=True, use_listings_cache=False)
+    return fsspec.core.url_to_fs(
+        fsspec_uri, skip_instance_cache=True, use_listings_cache=False, **options
+    )
 
 
 class ObjectStore:
@@ -174,11 +187,11 @@ class ObjectStore:
             if not is_verification_file(remote.obj.name) and fingerprint not in seen:
                 seen.add(fingerprint)
                 wanted.append(remote)
-        self._downloads = Downloads(wanted, self.transfer)
+        self._downloads = Downloads(wanted, self.transfer, self.store.retry_delays)
 
     def open(self, obj: SourceObject) -> BinaryIO:
         if self._downloads is None:
-            self._downloads = Downloads([], self.transfer)
+            self._downloads = Downloads([], self.transfer, self.store.retry_delays)
         return self._downloads.open(self._objects[obj.uri])
 
     def close(self) -> None:
