@@ -8,7 +8,6 @@ downloaded (to change it while it is read). It also counts downloads per path.
 from __future__ import annotations
 
 import http.client
-import os
 import shutil
 import socket
 import subprocess
@@ -21,7 +20,7 @@ from pathlib import Path
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
 ROOT = Path(__file__).resolve().parents[1]
-AZURITE = ROOT / ".tools/node_modules/.bin/azurite"
+AZURITE = ROOT / ".tools/node_modules/.bin/azurite-blob"
 # Azurite's documented development account (public, the same for everyone)
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = (
@@ -113,28 +112,19 @@ def azurite_command() -> str | None:
     """The project-local Azurite (`make azurite`), else one on PATH."""
     if AZURITE.exists():
         return str(AZURITE)
-    return shutil.which("azurite-blob") or shutil.which("azurite")
+    return shutil.which("azurite-blob")
 
 
 def start_azurite(workdir: Path) -> tuple[subprocess.Popen, int]:
+    """Azurite's blob service on a free port, keeping its files in `workdir`."""
     command = azurite_command()
     assert command, "azurite is not installed: make azurite"
     port = free_port()
     process = subprocess.Popen(
-        [
-            *([command, "azurite-blob"][:1] if command.endswith("azurite-blob") else [command]),
-            *([] if command.endswith("azurite-blob") else []),
-        ]
-        + ["--blobHost", "127.0.0.1", "--blobPort", str(port)]
-        + ["--location", str(workdir), "--silent", "--skipApiVersionCheck", "--loose"]
-        + (
-            ["--queuePort", str(free_port()), "--tablePort", str(free_port())]
-            if not command.endswith("azurite-blob")
-            else []
-        ),
+        [command, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(workdir)]
+        + ["--silent", "--skipApiVersionCheck", "--loose"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ},
     )
     wait_for_port(port)
     return process, port

@@ -21,7 +21,10 @@ from loader.cli import app
 from loader.ingest.samples import generate
 from tests.object_store_servers import (
     FaultProxy,
+    azurite_command,
+    azurite_connection_string,
     free_port,
+    start_azurite,
 )
 
 runner = CliRunner()
@@ -118,7 +121,39 @@ def gcs(monkeypatch) -> Iterator[Store]:
     server.stop()
 
 
-@pytest.fixture(params=["s3", "gcs"])
+# CI installs Azurite (`make azurite` in .ci/run) and sets REQUIRE_AZURITE=1, so the Azure
+# tests never skip there.
+def require_azurite() -> None:
+    if azurite_command() is None:
+        if os.environ.get("REQUIRE_AZURITE") == "1":
+            pytest.fail("REQUIRE_AZURITE=1 but Azurite is not installed: make azurite")
+        pytest.skip("Azurite (npm package azurite) is not installed: make azurite")
+
+
+@pytest.fixture
+def azure(monkeypatch, tmp_path) -> Iterator[Store]:
+    require_azurite()
+    no_cloud_metadata(monkeypatch)
+    process, port = start_azurite(tmp_path / "azurite")
+    proxy = FaultProxy(f"127.0.0.1:{port}")
+    import adlfs
+
+    fs = adlfs.AzureBlobFileSystem(
+        connection_string=azurite_connection_string(f"127.0.0.1:{port}"),
+        skip_instance_cache=True,
+        use_listings_cache=False,
+    )
+    fs.mkdir(BUCKET)
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite_connection_string(proxy.endpoint))
+    store = Store(proxy, fs)
+    store.scheme = "az"
+    yield store
+    proxy.stop()
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(params=["s3", "gcs", "azure"])
 def store(request) -> Store:
     return request.getfixturevalue(request.param)
 
@@ -302,3 +337,15 @@ def test_s3_without_credentials_says_what_to_check(s3, delivery, warehouse, monk
     assert result.exit_code == 2, result.output
     assert s3.uri("mparticle/") in result.output
     assert "AWS_PROFILE" in result.output
+
+
+def test_azure_with_a_wrong_key_says_access_is_denied(azure, delivery, warehouse, monkeypatch):
+    azure.upload(delivery, "mparticle/")
+    wrong = azurite_connection_string(azure.proxy.endpoint, key="d3Jvbmc=" * 11)
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", wrong)
+
+    result = ingest(azure.uri("mparticle/"))
+
+    assert result.exit_code == 2, result.output
+    assert azure.uri("mparticle/") in result.output
+    assert "AZURE_STORAGE_CONNECTION_STRING" in result.output
