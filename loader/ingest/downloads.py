@@ -133,7 +133,7 @@ class Downloads:
 
             def version_after_last_block() -> str:
                 if last is not None:
-                    last.exception()  # waits; an earlier task, so never a deadlock
+                    last.exception()  # waits; submitted earlier, so it never waits on itself
                 return _version_now(remote)
 
             return self._pool.submit(_retried, remote, self.retry_delays, version_after_last_block)

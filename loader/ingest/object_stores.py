@@ -151,19 +151,23 @@ class ObjectStore:
                     found = {path: info} if info.get("type") == "file" else {}
         except FileNotFoundError:
             found = {}
-            if not fs.exists(path.split("/", 1)[0]):
+            if not self._bucket_exists(fs, path, uri):
                 raise LoaderError(
                     f"{uri}: the {_bucket_word(self.store)} does not exist "
                     "(check its name and the account or endpoint)."
                 ) from None
-        except PermissionError as exc:
-            raise self._denied(uri, exc) from None
-        except Exception as exc:  # the libraries' own errors: no credentials, endpoint down
+        except Exception as exc:  # denied, no credentials, endpoint down: each library's own
             raise self._denied(uri, exc) from None
         found = {p: i for p, i in found.items() if i.get("type", "file") == "file"}
         if not found:
             raise LoaderError(f"{uri}: no object under this prefix, and no object matches it.")
         return found
+
+    def _bucket_exists(self, fs: Any, path: str, uri: str) -> bool:
+        try:
+            return bool(fs.exists(path.split("/", 1)[0]))
+        except Exception as exc:
+            raise self._denied(uri, exc) from None
 
     def _denied(self, uri: str, exc: Exception) -> LoaderError:
         return LoaderError(
