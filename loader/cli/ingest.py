@@ -59,6 +59,7 @@ def ingest_command(
         totals = summary.as_dict()
         totals["rejections"] = [r.__dict__ for r in summary.rejections]
         totals["not_read"] = [{"path": f.path, "reason": f.note} for f in summary.not_read]
+        totals.update(progress.downloads())
         out.print_json(json.dumps(totals))
     else:
         print_summary(summary)

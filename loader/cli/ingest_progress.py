@@ -68,6 +68,15 @@ class IngestProgress:
         done = sum(t.bytes_downloaded for t in self.transfers)
         return f"{_mb(done)} downloaded of {_mb(sum(t.bytes_total for t in self.transfers))}"
 
+    def downloads(self) -> dict[str, int]:
+        """Objects and bytes downloaded from object storage (nothing for local files)."""
+        if not self.transfers:
+            return {}
+        return {
+            "objects_downloaded": sum(t.objects_downloaded for t in self.transfers),
+            "bytes_downloaded": sum(t.bytes_downloaded for t in self.transfers),
+        }
+
     def print_downloads(self) -> None:
         """How much came from object storage; says so when nothing had to be downloaded."""
         if not self.transfers:

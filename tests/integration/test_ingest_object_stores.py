@@ -6,6 +6,7 @@ downloads and can drop connections or change an object while it is read.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -230,6 +231,9 @@ def test_a_second_ingest_downloads_nothing_and_a_changed_object_replaces(
     assert "nothing downloaded" in again.output, again.output
     assert store.downloads() == downloads
     assert "   loaded  " not in again.output
+    as_json = json.loads(ingest(store.uri("mparticle/"), "--json").output)
+    assert (as_json["objects_downloaded"], as_json["bytes_downloaded"]) == (0, 0)
+    assert as_json["files_unchanged"] > 5
 
     key = "mparticle/2026-11-21/ShopApp_new_content.txt"
     store.put(key, b'{"batch_id": "1", "events": []}\n')
