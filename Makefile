@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 
-.PHONY: setup demo test lint typecheck bench lock clean
+.PHONY: setup demo test lint typecheck bench lock clean azurite
 
 setup: $(STAMP)
 
@@ -20,6 +20,16 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/uv pip check --quiet --python $(BIN)/python \
 		|| { echo "$(LOCK) does not satisfy pyproject.toml: make lock"; exit 1; }
 	touch $(STAMP)
+
+# Azurite, the local Azure Blob server the ingest tests use, from npm into .tools/ (once).
+AZURITE_VERSION := 3.37.0
+AZURITE := .tools/node_modules/.bin/azurite-blob
+
+azurite: $(AZURITE)
+
+$(AZURITE):
+	npm install --prefix .tools --no-save --no-audit --no-fund --loglevel=error \
+		azurite@$(AZURITE_VERSION)
 
 demo: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh

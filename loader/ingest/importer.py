@@ -23,7 +23,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from loader.ingest.sources import Source, SourceObject, source_for
+from loader.ingest.sources import ObjectReadError, ReadsAhead, Source, SourceObject, source_for
 from loader.warehouse import ensure_raw_schema, insert_columns
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -390,10 +390,33 @@ def ingest_source(
     remove_incomplete_loads(con)
     now = datetime.now(UTC)
     summary = IngestSummary()
-    for obj in source.objects():
-        result = ingest_file(con, source, obj, now)
-        summary.files.append(result)
-        summary.rejections.extend(result.rejections)
-        if on_file:
-            on_file(result)
+    if isinstance(source, ReadsAhead):
+        loaded = con.execute("select file_checksum from raw.ingested_files").fetchall()
+        source.read_ahead({checksum for (checksum,) in loaded})
+    try:
+        for obj in source.objects():
+            _ingest_one(con, source, obj, now, summary, on_file)
+    finally:
+        if isinstance(source, ReadsAhead):
+            source.close()
     return summary
+
+
+def _ingest_one(
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    obj: SourceObject,
+    now: datetime,
+    summary: IngestSummary,
+    on_file: Callable[[FileResult], None] | None,
+) -> None:
+    try:
+        result = ingest_file(con, source, obj, now)
+    except ObjectReadError as exc:  # not read whole: nothing of it stays
+        for table in ("quarantine_lines", "rejected_lines"):
+            con.execute(f"delete from raw.{table} where source_file = ?", [obj.uri])
+        result = FileResult(obj.uri, "not read", note=exc.reason)
+    summary.files.append(result)
+    summary.rejections.extend(result.rejections)
+    if on_file:
+        on_file(result)
