@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from loader import settings
 from loader.errors import MissingReplaySet, WarehouseLocked
 
 if TYPE_CHECKING:
@@ -42,6 +43,17 @@ create table if not exists raw.ingested_files (
 """
 
 
+def open_duckdb(database: Path | str) -> duckdb.DuckDBPyConnection:
+    """A DuckDB session on `database` (a file, or ':memory:') under the project's resource
+    limits: `settings.memory_limit()`, spilling to `settings.temp_directory()`. Every
+    connection the loader opens comes from here."""
+    config = {
+        "memory_limit": settings.memory_limit(),
+        "temp_directory": str(settings.temp_directory()),
+    }
+    return duckdb.connect(str(database), config=config)
+
+
 def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open `path`; a lock held by another process becomes a `WarehouseLocked`.
 
@@ -54,8 +66,8 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
         )
     try:
         if not read_only:
-            return duckdb.connect(str(path))
-        con = duckdb.connect(":memory:")
+            return open_duckdb(path)
+        con = open_duckdb(":memory:")
         try:
             attach(con, path, "warehouse")
         except BaseException:
