@@ -51,4 +51,4 @@ lock:
 		--upgrade --quiet --output-file $(LOCK)
 
 clean:
-	rm -rf target logs demo-output *.duckdb *.duckdb.wal
+	rm -rf target logs demo-output *.duckdb *.duckdb.wal *.duckdb.tmp

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from loader.build_settings import sample_note
 from loader.cli.common import err, esc, out, print_error
 
 if TYPE_CHECKING:
@@ -27,6 +28,8 @@ def print_plan(report: PushReport) -> None:
     out.print(f"  replay set {plan.replay_events} events: {plan_parts(plan)}", markup=False)
     if plan.stale_build is not None:
         err.print(f"[red]warning:[/] {esc(plan.stale_build)}")
+    if plan.sample_users_pct is not None:
+        err.print(f"[red]warning:[/] {esc(sample_note(plan.sample_users_pct))}")
     if plan.events_by_type:
         types = ", ".join(f"{name} {count}" for name, count in plan.events_by_type.items())
         out.print(f"  by type: {types}", markup=False)

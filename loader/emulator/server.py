@@ -55,8 +55,8 @@ import orjson
 from loader.errors import LoaderError
 from loader.events_api.batch_rules import check_request, check_request_size, mpid_text
 from loader.events_api.errors import error_body
-from loader.warehouse import open_duckdb
 from loader.events_api.limits import ACCOUNT_RATE_LIMIT, MAX_REQUEST_BYTES
+from loader.warehouse import open_duckdb
 
 HOST = "127.0.0.1"
 ENDPOINTS = {

@@ -384,9 +384,8 @@ def ingest_source(
     """Load every file of `source` into the raw tables."""
     ensure_raw_schema(con)
     # Checkpoint (compress and rewrite) less often: a checkpoint per file dominates the
-    # run. Cap DuckDB's cache so memory stays flat however large the files are.
+    # run. (Memory is capped where the connection is opened: loader.warehouse.open_duckdb.)
     con.execute("set checkpoint_threshold = '128MB'")
-    con.execute("set memory_limit = '500MB'")
     remove_incomplete_loads(con)
     now = datetime.now(UTC)
     summary = IngestSummary()

@@ -20,8 +20,6 @@ the ledger only through the views the ledger defines (`key_history`, `open_batch
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +27,7 @@ from pathlib import Path
 
 import duckdb
 
-from loader.build_settings import AgeLimits, read_age_limits
+from loader.build_settings import AgeLimits, read_age_limits, read_sample_pct
 from loader.push.build_freshness import stale_reason
 from loader.push.ledger import Ledger
 from loader.push.packing import Group
@@ -44,7 +42,6 @@ def content_hash_sql(alias: str = "") -> str:
 
 SCRATCH = "plan_scratch"
 DAY_MS = 86_400_000
-MEMORY_LIMIT = "400MB"
 SKIPPED_ALWAYS = ("resume", "acknowledged", "rejected_before")
 RESENDABLE = ("changed", "in_doubt")
 
@@ -78,6 +75,8 @@ class PlanSummary:
     max_age_days: int | None = None
     # why the replay set predates a failed build or a changed project (build_freshness)
     stale_build: str | None = None
+    # a sample build's percentage of users (var dev_sample_users_pct): not sent
+    sample_users_pct: float | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -102,6 +101,7 @@ class Planner:
         self.now_ms = now_ms
         self.age_limits = age_limits
         self.stale_build: str | None = None
+        self.sample_users_pct: float | None = None
         self.s = SCRATCH
 
     @contextlib.contextmanager
@@ -179,7 +179,11 @@ class Planner:
 
     def _summary(self) -> PlanSummary:
         s, con = self.s, self.con
-        summary = PlanSummary(resend_changed=self.resend_changed, stale_build=self.stale_build)
+        summary = PlanSummary(
+            resend_changed=self.resend_changed,
+            stale_build=self.stale_build,
+            sample_users_pct=self.sample_users_pct,
+        )
         [(summary.replay_events,)] = con.execute(f"select count(*) from {self.replay}").fetchall()
         counts = dict(
             con.execute(f"select disposition, count(*) from {s}.disposition group by 1").fetchall()
@@ -333,10 +337,10 @@ def planning_session(
     """A planner on the ledger's connection, with the warehouse's replay set attached.
 
     Planning sorts the whole replay set in this session: DuckDB's memory is capped (it
-    spills to disk beyond) so a push stays flat however many events there are. The age
+    spills to disk beyond, see loader.warehouse.open_duckdb) so a push stays flat however
+    many events there are. The age
     limits are the build's (`replay_build_settings`). Raises what `attached_replay_set` does.
     """
-    _cap_memory(ledger)
     with attached_replay_set(ledger.con, warehouse_path) as replay:
         planner = Planner(
             ledger,
@@ -346,16 +350,6 @@ def planning_session(
             age_limits=read_age_limits(ledger.con, ALIAS),
         )
         planner.stale_build = stale_reason(ledger.con, ALIAS)
+        planner.sample_users_pct = read_sample_pct(ledger.con, ALIAS)
         with planner.scratch():
             yield planner
-
-
-def _cap_memory(ledger: Ledger) -> None:
-    if ledger.path is None:
-        spill = Path(tempfile.gettempdir()) / f"loader-spill-{os.getpid()}"
-    elif ledger.read_only:
-        spill = Path(f"{ledger.path}.tmp-{os.getpid()}")
-    else:
-        spill = Path(f"{ledger.path}.tmp")
-    ledger.con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
-    ledger.con.execute("set temp_directory = ?", [str(spill)])
