@@ -17,10 +17,6 @@ fixed as (
     select * from {{ ref('int_events__fixed') }}
 ),
 
-replay as (
-    select * from {{ ref('replay_events') }}
-),
-
 known_events as (
     select
         classified.replay_key,
@@ -30,19 +26,18 @@ known_events as (
         classified.event_type,
         coalesce(fixed.event_name, classified.event_name) as event_name,
         classified.timestamp_unixtime_ms,
+        -- replay_events is the fixed events without a skip_reason (a data test checks it)
         case
-            when replay.replay_key is not null then 'replay'
             when fixed.replay_key is null then 'missing'
+            when fixed.skip_reason is null then 'replay'
             else 'skipped'
         end as outcome,
         case
-            when replay.replay_key is not null then null
             when fixed.replay_key is null then 'removed_by_a_fix_without_reason'
             else fixed.skip_reason
         end as skip_reason,
     from classified
     left join fixed on classified.replay_key = fixed.replay_key
-    left join replay on classified.replay_key = replay.replay_key
 ),
 
 ids_without_event as (
