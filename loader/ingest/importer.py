@@ -423,6 +423,7 @@ def ingest_source(
     # Checkpoint (compress and rewrite) less often: a checkpoint per file dominates the
     # run. (Memory is capped where the connection is opened: loader.warehouse.open_duckdb.)
     con.execute("set checkpoint_threshold = '128MB'")
+    con.execute("set preserve_insertion_order = false")  # lines carry their numbers
     remove_incomplete_loads(con)
     now = datetime.now(UTC)
     summary = IngestSummary()
