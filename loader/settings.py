@@ -21,6 +21,7 @@ def ledger_path() -> Path:
     """The send ledger, a separate DuckDB file that survives rebuilding the warehouse."""
     return Path(os.environ.get(LEDGER_ENV) or DEFAULT_LEDGER)
 
+
 MEMORY_LIMIT_ENV = "BACKFILL_MEMORY_LIMIT"
 TEMP_DIRECTORY_ENV = "BACKFILL_TEMP_DIRECTORY"
 # Fits an 8 GB machine with room for the OS and the loader's Python side.

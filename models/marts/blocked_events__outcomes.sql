@@ -1,15 +1,7 @@
 -- Every blocked event (whole, or attributes only) and what happens to it: replayed, or
 -- skipped with a reason. A singular test fails if a blocked event is missing here.
 
-with blocked_ids as (
-    select * from {{ ref('stg_quarantine__blocked_event_ids') }}
-),
-
-events as (
-    select * from {{ ref('stg_quarantine__events') }}
-),
-
-classified as (
+with classified as (
     select * from {{ ref('int_events__classified') }}
 ),
 
@@ -42,18 +34,16 @@ known_events as (
 
 ids_without_event as (
     select
-        blocked_ids.batch_key || ':' || blocked_ids.event_id as replay_key,
-        blocked_ids.batch_key as batch_id,
-        blocked_ids.event_id,
+        batch_key || ':' || event_id as replay_key,
+        batch_key as batch_id,
+        event_id,
         'blocked_event' as blocked_kind,
         cast(null as varchar) as event_type,
         cast(null as varchar) as event_name,
         cast(null as bigint) as timestamp_unixtime_ms,
         'skipped' as outcome,
         'event_not_found_in_batch' as skip_reason,
-    from blocked_ids
-    anti join events
-        on blocked_ids.batch_key = events.batch_key and blocked_ids.event_id = events.event_id
+    from {{ ref('int_events__blocked_without_event') }}
 )
 
 select * from known_events
