@@ -1,7 +1,10 @@
-"""Paths and credentials, from the environment."""
+"""Paths, credentials and resource limits, from the environment."""
 
 import os
+import re
 from pathlib import Path
+
+from loader.errors import LoaderError
 
 WAREHOUSE_ENV = "BACKFILL_DUCKDB"
 LEDGER_ENV = "BACKFILL_LEDGER"
@@ -45,3 +48,37 @@ def read_secret_file(path: str) -> str:
             "alone on its first line"
         )
     return secret
+
+
+MEMORY_LIMIT_ENV = "BACKFILL_MEMORY_LIMIT"
+TEMP_DIRECTORY_ENV = "BACKFILL_TEMP_DIRECTORY"
+# Fits an 8 GB machine with room for the OS and the loader's Python side.
+DEFAULT_MEMORY_LIMIT = "4GB"
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*", re.IGNORECASE)
+
+
+class InvalidSetting(LoaderError):
+    """An environment setting that cannot be used; the message says which and what to set."""
+
+
+def memory_limit() -> str:
+    """The memory limit of every DuckDB session (loader and dbt): `BACKFILL_MEMORY_LIMIT`,
+    a size such as 4GB, 512MB or 16GiB. Past it DuckDB spills to `temp_directory()`."""
+    raw = os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+    match = _SIZE.fullmatch(raw)
+    if not match or float(match.group(1)) <= 0:
+        raise InvalidSetting(
+            f"{MEMORY_LIMIT_ENV}={raw!r} is not a memory size: set it to a number and a "
+            f"unit, such as 4GB, 512MB or 16GiB (default {DEFAULT_MEMORY_LIMIT})."
+        )
+    return f"{match.group(1)}{match.group(2).upper().replace('I', 'i')}"
+
+
+def temp_directory() -> Path:
+    """Where DuckDB spills past the memory limit: `BACKFILL_TEMP_DIRECTORY`, by default a
+    folder beside the warehouse (`backfill.duckdb.tmp/`), so it shares the warehouse's disk."""
+    configured = os.environ.get(TEMP_DIRECTORY_ENV)
+    if configured:
+        return Path(configured)
+    warehouse = warehouse_path()
+    return warehouse.with_name(warehouse.name + ".tmp")

@@ -22,6 +22,7 @@
         'mark_replayed_events': 'backfill_id_or_null',
         'integrations': 'integration_names',
         'context_fixes': 'fix_names',
+        'dev_sample_users_pct': 'percent_or_null',
     } %}
     {{ return(project_var_kinds) }}
 {%- endmacro %}
@@ -32,6 +33,15 @@
         {%- set value = value | int -%}
     {%- endif -%}
     {{ return(value is integer and low <= value <= high) }}
+{%- endmacro %}
+
+{% macro var_is_percent(value) -%}
+    {#- A number (or a text of one) greater than 0 and at most 100; not true or false. -#}
+    {%- if value is string and modules.re.fullmatch('[0-9]+([.][0-9]+)?', value) -%}
+        {%- set value = value | float -%}
+    {%- endif -%}
+    {{ return(value is number and value is not sameas true and value is not sameas false
+        and 0 < value <= 100) }}
 {%- endmacro %}
 
 {% macro var_is_name_list(value) -%}
@@ -60,6 +70,9 @@
             and not var_is_whole_number(value, 0, 253402300799999) -%}
         {{ return('var ' ~ name ~ ' must be null (now) or a Unix time in milliseconds '
             ~ 'from 0 to 253402300799999, not ' ~ shown) }}
+    {%- elif kind == 'percent_or_null' and value is not none and not var_is_percent(value) -%}
+        {{ return('var ' ~ name ~ ' must be null (every user) or a percentage of users '
+            ~ 'greater than 0 and at most 100, such as 1 or 0.5, not ' ~ shown) }}
     {%- elif kind == 'identity_types' and not var_is_name_list(value) -%}
         {{ return('var ' ~ name ~ ' must be a list of user identity type names, not ' ~ shown) }}
     {%- elif kind == 'fix_names' and value is not none and not var_is_name_list(value) -%}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from loader.build_settings import sample_note
 from loader.cli.common import err, esc, out, print_error
 from loader.events_api.limits import MAX_EVENT_AGE_DAYS
 
@@ -31,6 +32,8 @@ def print_plan(report: PushReport) -> None:
     _print_integration_limits(plan)
     if plan.stale_build is not None:
         err.print(f"[red]warning:[/] {esc(plan.stale_build)}")
+    if plan.sample_users_pct is not None:
+        err.print(f"[red]warning:[/] {esc(sample_note(plan.sample_users_pct))}")
     if plan.events_by_type:
         types = ", ".join(f"{name} {count}" for name, count in plan.events_by_type.items())
         out.print(f"  by type: {types}", markup=False)

@@ -27,7 +27,7 @@ from loader.errors import LoaderError
 from loader.events_api.reasons import classify
 from loader.push.attempts import Attempt
 from loader.push.packing import PackedBatch
-from loader.warehouse import attach, insert_columns, lock_holder
+from loader.warehouse import attach, insert_columns, lock_holder, open_duckdb
 
 # Batch statuses: planned and in_flight and failed are "open" (sent again, with the same
 # id, by the next run); acknowledged, rejected and superseded are settled.
@@ -405,11 +405,11 @@ class Ledger:
             return cls.in_memory()
         try:
             if read_only:
-                con = duckdb.connect(":memory:")
+                con = open_duckdb(":memory:")
                 attach_ledger(con, path, "ledger")
                 con.execute("use ledger")
             else:
-                con = duckdb.connect(str(path))
+                con = open_duckdb(path)
         except duckdb.IOException as exc:
             holder = lock_holder(exc)
             if holder is None:
@@ -437,7 +437,7 @@ class Ledger:
     @classmethod
     def in_memory(cls) -> Ledger:
         """An empty ledger that writes nowhere (a dry run with no ledger file yet)."""
-        con = duckdb.connect(":memory:")
+        con = open_duckdb(":memory:")
         con.execute(SCHEMA)
         con.execute(VIEWS)
         return cls(con, None, read_only=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import orjson
 
+from loader.build_settings import SampleReplaySet, sample_note
 from loader.events_api.reasons import classify
 from loader.push import ledger as ledger_mod
 from loader.push.build_freshness import StaleReplaySet
@@ -342,6 +343,8 @@ def push(
             ) as planner:
                 if planner.stale_build is not None:
                     raise StaleReplaySet(f"not pushing: {planner.stale_build}")
+                if planner.sample_users_pct is not None:
+                    raise SampleReplaySet(f"not pushing: {sample_note(planner.sample_users_pct)}")
                 report.run_id = run_id = ledger.start_run(
                     options.endpoint, fingerprint, options.as_dict()
                 )

@@ -24,8 +24,6 @@ the ledger only through the views the ledger defines (`key_history`, `open_batch
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +31,7 @@ from pathlib import Path
 
 import duckdb
 
-from loader.build_settings import AgeLimits, read_age_limits
+from loader.build_settings import AgeLimits, read_age_limits, read_sample_pct
 from loader.events_api.limits import MAX_EVENT_AGE_DAYS
 from loader.push.build_freshness import stale_reason
 from loader.push.ledger import Ledger
@@ -49,7 +47,6 @@ def content_hash_sql(alias: str = "") -> str:
 
 SCRATCH = "plan_scratch"
 DAY_MS = 86_400_000
-MEMORY_LIMIT = "400MB"
 SKIPPED_ALWAYS = ("resume", "acknowledged", "rejected_before")
 RESENDABLE = ("changed", "in_doubt")
 
@@ -100,6 +97,8 @@ class PlanSummary:
     held_back: int = 0
     # per integration of var integrations: its age limit and the events older than it
     integration_limits: list[dict] = field(default_factory=list)
+    # a sample build's percentage of users (var dev_sample_users_pct): not sent
+    sample_users_pct: float | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -126,6 +125,7 @@ class Planner:
         self.now_ms = now_ms
         self.age_limits = age_limits
         self.stale_build: str | None = None
+        self.sample_users_pct: float | None = None
         self.s = SCRATCH
 
     @contextlib.contextmanager
@@ -218,7 +218,11 @@ class Planner:
 
     def _summary(self) -> PlanSummary:
         s, con = self.s, self.con
-        summary = PlanSummary(resend_changed=self.resend_changed, stale_build=self.stale_build)
+        summary = PlanSummary(
+            resend_changed=self.resend_changed,
+            stale_build=self.stale_build,
+            sample_users_pct=self.sample_users_pct,
+        )
         [(summary.replay_events,)] = con.execute(f"select count(*) from {self.replay}").fetchall()
         counts = dict(
             con.execute(f"select disposition, count(*) from {s}.disposition group by 1").fetchall()
@@ -400,10 +404,10 @@ def planning_session(
     """A planner on the ledger's connection, with the warehouse's replay set attached.
 
     Planning sorts the whole replay set in this session: DuckDB's memory is capped (it
-    spills to disk beyond) so a push stays flat however many events there are. The age
+    spills to disk beyond, see loader.warehouse.open_duckdb) so a push stays flat however
+    many events there are. The age
     limits are the build's (`replay_build_settings`). Raises what `attached_replay_set` does.
     """
-    _cap_memory(ledger)
     with attached_replay_set(ledger.con, warehouse_path) as replay:
         planner = Planner(
             ledger,
@@ -414,16 +418,6 @@ def planning_session(
             sample=sample,
         )
         planner.stale_build = stale_reason(ledger.con, ALIAS)
+        planner.sample_users_pct = read_sample_pct(ledger.con, ALIAS)
         with planner.scratch():
             yield planner
-
-
-def _cap_memory(ledger: Ledger) -> None:
-    if ledger.path is None:
-        spill = Path(tempfile.gettempdir()) / f"loader-spill-{os.getpid()}"
-    elif ledger.read_only:
-        spill = Path(f"{ledger.path}.tmp-{os.getpid()}")
-    else:
-        spill = Path(f"{ledger.path}.tmp")
-    ledger.con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
-    ledger.con.execute("set temp_directory = ?", [str(spill)])

@@ -59,6 +59,16 @@ def built_models(warehouse) -> list[str]:
             "var fixes must be a list of fix model names, not 'fix_rename_checkout_event'",
         ),
         (
+            {"dev_sample_users_pct": 0},
+            "var dev_sample_users_pct must be null (every user) or a percentage of users "
+            "greater than 0 and at most 100, such as 1 or 0.5, not '0'",
+        ),
+        (
+            {"dev_sample_users_pct": "ten"},
+            "var dev_sample_users_pct must be null (every user) or a percentage of users "
+            "greater than 0 and at most 100, such as 1 or 0.5, not 'ten'",
+        ),
+        (
             {"data_plan_policy": "dorp"},
             "var data_plan_policy must be keep, drop or set, not 'dorp'",
         ),
