@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 
-.PHONY: setup demo test lint typecheck bench lock clean
+.PHONY: setup demo test lint typecheck bench bench-scale lock clean azurite
 
 setup: $(STAMP)
 
@@ -20,6 +20,16 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/uv pip check --quiet --python $(BIN)/python \
 		|| { echo "$(LOCK) does not satisfy pyproject.toml: make lock"; exit 1; }
 	touch $(STAMP)
+
+# Azurite, the local Azure Blob server the ingest tests use, from npm into .tools/ (once).
+AZURITE_VERSION := 3.37.0
+AZURITE := .tools/node_modules/.bin/azurite-blob
+
+azurite: $(AZURITE)
+
+$(AZURITE):
+	npm install --prefix .tools --no-save --no-audit --no-fund --loglevel=error \
+		azurite@$(AZURITE_VERSION)
 
 demo: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
@@ -42,6 +52,12 @@ bench: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench_ingest_build.py
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench_push.py
 
+# A backfill of N events end to end (ingest, dbt build, fix loop, dry run, push to the
+# emulator): time and peak memory of each step into benchmarks/results/ and docs/performance.md.
+N ?= 200000
+bench-scale: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench_scale.py --events $(N)
+
 # Re-resolve pyproject.toml's dependencies (with the dev extra and the build backend) to
 # the newest allowed versions, for Python 3.11 on Linux x86_64; then `make setup`.
 lock:
@@ -51,4 +67,4 @@ lock:
 		--upgrade --quiet --output-file $(LOCK)
 
 clean:
-	rm -rf target logs demo-output *.duckdb *.duckdb.wal
+	rm -rf target logs demo-output *.duckdb *.duckdb.wal *.duckdb.tmp

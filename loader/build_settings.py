@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import duckdb
 
+from loader.errors import LoaderError
+
 TABLE = "replay_build_settings"
 REBUILD_FOR_AGE_CHECKS = (
     "the warehouse has no replay_build_settings table (built by an older version): "
@@ -27,8 +29,8 @@ class AgeLimits:
     max_days: int
 
 
-def read_age_limits(con: duckdb.DuckDBPyConnection, catalog: str | None = None) -> AgeLimits | None:
-    """The build's age limits, or None when `catalog` (default: the current one) lacks the table."""
+def _settings_relation(con: duckdb.DuckDBPyConnection, catalog: str | None) -> str | None:
+    """The build's settings table (in `catalog`, default: the current one), or None."""
     database = "current_database()" if catalog is None else "?"
     params = [] if catalog is None else [catalog]
     [(found,)] = con.execute(
@@ -38,7 +40,42 @@ def read_age_limits(con: duckdb.DuckDBPyConnection, catalog: str | None = None) 
     ).fetchall()
     if not found:
         return None
-    relation = TABLE if catalog is None else f'"{catalog}".main.{TABLE}'
+    return TABLE if catalog is None else f'"{catalog}".main.{TABLE}'
+
+
+def read_sample_pct(con: duckdb.DuckDBPyConnection, catalog: str | None = None) -> float | None:
+    """The percentage of users a sample build kept (var dev_sample_users_pct), or None for a
+    full build (or one built before sample mode existed)."""
+    relation = _settings_relation(con, catalog)
+    if relation is None:
+        return None
+    [(has_column,)] = con.execute(
+        f"select count(*) from (describe {relation}) where column_name = 'dev_sample_users_pct'"
+    ).fetchall()
+    if not has_column:
+        return None
+    row = con.execute(f"select dev_sample_users_pct from {relation} limit 1").fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+class SampleReplaySet(LoaderError):
+    """The replay set was built in sample mode (var dev_sample_users_pct): not to be sent."""
+
+
+def sample_note(pct: float) -> str:
+    """What a sample replay set is, for the push's refusal and the dry run's plan."""
+    return (
+        f"the replay set is a sample: built with var dev_sample_users_pct = {pct:g} "
+        f"({pct:g}% of users). `loader push` does not send a sample; rebuild without the "
+        "var (`dbt build`) to send every user."
+    )
+
+
+def read_age_limits(con: duckdb.DuckDBPyConnection, catalog: str | None = None) -> AgeLimits | None:
+    """The build's age limits, or None when `catalog` (default: the current one) lacks the table."""
+    relation = _settings_relation(con, catalog)
+    if relation is None:
+        return None
     row = con.execute(
         f"select warn_event_age_days, max_event_age_days from {relation} limit 1"
     ).fetchone()

@@ -1,7 +1,10 @@
-"""Paths and credentials, from the environment."""
+"""Paths, credentials and resource limits, from the environment."""
 
 import os
+import re
 from pathlib import Path
+
+from loader.errors import LoaderError
 
 WAREHOUSE_ENV = "BACKFILL_DUCKDB"
 LEDGER_ENV = "BACKFILL_LEDGER"
@@ -17,3 +20,65 @@ def warehouse_path() -> Path:
 def ledger_path() -> Path:
     """The send ledger, a separate DuckDB file that survives rebuilding the warehouse."""
     return Path(os.environ.get(LEDGER_ENV) or DEFAULT_LEDGER)
+
+
+def read_secret_file(path: str, option: str = "--api-secret-file") -> str:
+    """The API secret held in file `path` (`-`: the first line of standard input), without
+    one trailing newline.
+
+    Raises `LoaderError` naming the file (never its content) when it cannot be read, is
+    empty, or holds more than one line.
+    """
+    import sys
+
+    from loader.errors import LoaderError
+
+    try:
+        text = sys.stdin.readline() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LoaderError(f"{option} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise LoaderError(f"{option} {path}: not UTF-8 text") from None
+    secret = text.removesuffix("\n").removesuffix("\r")
+    if not secret.strip():
+        raise LoaderError(f"{option} {path}: the file is empty")
+    if "\n" in secret or "\r" in secret:
+        raise LoaderError(
+            f"{option} {path}: the file holds more than one line; put the secret "
+            "alone on its first line"
+        )
+    return secret
+
+
+MEMORY_LIMIT_ENV = "BACKFILL_MEMORY_LIMIT"
+TEMP_DIRECTORY_ENV = "BACKFILL_TEMP_DIRECTORY"
+# Fits an 8 GB machine with room for the OS and the loader's Python side.
+DEFAULT_MEMORY_LIMIT = "4GB"
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*", re.IGNORECASE)
+
+
+class InvalidSetting(LoaderError):
+    """An environment setting that cannot be used; the message says which and what to set."""
+
+
+def memory_limit() -> str:
+    """The memory limit of every DuckDB session (loader and dbt): `BACKFILL_MEMORY_LIMIT`,
+    a size such as 4GB, 512MB or 16GiB. Past it DuckDB spills to `temp_directory()`."""
+    raw = os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+    match = _SIZE.fullmatch(raw)
+    if not match or float(match.group(1)) <= 0:
+        raise InvalidSetting(
+            f"{MEMORY_LIMIT_ENV}={raw!r} is not a memory size: set it to a number and a "
+            f"unit, such as 4GB, 512MB or 16GiB (default {DEFAULT_MEMORY_LIMIT})."
+        )
+    return f"{match.group(1)}{match.group(2).upper().replace('I', 'i')}"
+
+
+def temp_directory() -> Path:
+    """Where DuckDB spills past the memory limit: `BACKFILL_TEMP_DIRECTORY`, by default a
+    folder beside the warehouse (`backfill.duckdb.tmp/`), so it shares the warehouse's disk."""
+    configured = os.environ.get(TEMP_DIRECTORY_ENV)
+    if configured:
+        return Path(configured)
+    warehouse = warehouse_path()
+    return warehouse.with_name(warehouse.name + ".tmp")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from loader import settings
 from loader.errors import MissingReplaySet, WarehouseLocked
 
 if TYPE_CHECKING:
@@ -42,6 +43,24 @@ create table if not exists raw.ingested_files (
 """
 
 
+def open_duckdb(database: Path | str) -> duckdb.DuckDBPyConnection:
+    """A DuckDB session on `database` (a file, or ':memory:') under the project's resource
+    limits: `settings.memory_limit()`, spilling to `settings.temp_directory()`. Every
+    connection the loader opens comes from here.
+
+    The folder is created here and left in place: DuckDB removes a temp folder it created
+    itself when it closes, which would pull it from under another process spilling there
+    (DuckDB's temp files carry their process id, so processes can share the folder).
+    """
+    spill = settings.temp_directory()
+    spill.mkdir(parents=True, exist_ok=True)
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": settings.memory_limit(),
+        "temp_directory": str(spill),
+    }
+    return duckdb.connect(str(database), config=config)
+
+
 def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open `path`; a lock held by another process becomes a `WarehouseLocked`.
 
@@ -54,8 +73,8 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
         )
     try:
         if not read_only:
-            return duckdb.connect(str(path))
-        con = duckdb.connect(":memory:")
+            return open_duckdb(path)
+        con = open_duckdb(":memory:")
         try:
             attach(con, path, "warehouse")
         except BaseException:

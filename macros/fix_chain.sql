@@ -63,3 +63,13 @@
         {%- endfor %}
     ], lambda name: name is not null)
 {%- endmacro %}
+
+{% macro fix_row_hash(columns) -%}
+    {#- A 64-bit hash of a row's `columns` (replay_key aside), null-safe: a changed row's
+        hash differs but for a collision (odds about 2^-64). -#}
+    hash(
+        {%- for column in columns if column != 'replay_key' %}
+        {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    )
+{%- endmacro %}

@@ -21,6 +21,10 @@
         'fixes': 'fix_names',
         'amplitude_user_id_identity': 'amplitude_identity',
         'amplitude_min_id_length': 'id_length',
+        'mark_replayed_events': 'backfill_id_or_null',
+        'integrations': 'integration_names',
+        'context_fixes': 'fix_names',
+        'dev_sample_users_pct': 'percent_or_null',
     } %}
     {{ return(project_var_kinds) }}
 {%- endmacro %}
@@ -33,10 +37,28 @@
     {{ return(value is integer and low <= value <= high) }}
 {%- endmacro %}
 
+{% macro var_is_percent(value) -%}
+    {#- A number (or a text of one) greater than 0 and at most 100; not true or false. -#}
+    {%- if value is string and modules.re.fullmatch('[0-9]+([.][0-9]+)?', value) -%}
+        {%- set value = value | float -%}
+    {%- endif -%}
+    {{ return(value is number and value is not sameas true and value is not sameas false
+        and 0 < value <= 100) }}
+{%- endmacro %}
+
 {% macro var_is_name_list(value) -%}
     {{ return(value is iterable and value is not string and value is not mapping
         and (value | reject('string') | list | length) == 0
         and (value | select('equalto', '') | list | length) == 0) }}
+{%- endmacro %}
+
+{% macro var_is_lowercase_name_list(value) -%}
+    {#- A list of names of lowercase letters, digits and _ (1 to 64 characters). -#}
+    {%- if not var_is_name_list(value) -%} {{ return(false) }} {%- endif -%}
+    {%- for item in value if not modules.re.fullmatch('[a-z0-9_]{1,64}', item) -%}
+        {{ return(false) }}
+    {%- endfor -%}
+    {{ return(true) }}
 {%- endmacro %}
 
 {% macro var_problem(name, value, kind) -%}
@@ -50,6 +72,9 @@
             and not var_is_whole_number(value, 0, 253402300799999) -%}
         {{ return('var ' ~ name ~ ' must be null (now) or a Unix time in milliseconds '
             ~ 'from 0 to 253402300799999, not ' ~ shown) }}
+    {%- elif kind == 'percent_or_null' and value is not none and not var_is_percent(value) -%}
+        {{ return('var ' ~ name ~ ' must be null (every user) or a percentage of users '
+            ~ 'greater than 0 and at most 100, such as 1 or 0.5, not ' ~ shown) }}
     {%- elif kind == 'identity_types' and not var_is_name_list(value) -%}
         {{ return('var ' ~ name ~ ' must be a list of user identity type names, not ' ~ shown) }}
     {%- elif kind == 'fix_names' and value is not none and not var_is_name_list(value) -%}
@@ -60,6 +85,15 @@
             ~ 'or mpid, not ' ~ shown) }}
     {%- elif kind == 'id_length' and not var_is_whole_number(value, 1, 1000) -%}
         {{ return('var ' ~ name ~ ' must be a whole number from 1 to 1000, not ' ~ shown) }}
+    {%- elif kind == 'backfill_id_or_null' and value is not none
+            and not (value is string and 1 <= value | length <= 64
+                and modules.re.fullmatch('[A-Za-z0-9_.:-]+', value)) -%}
+        {{ return('var ' ~ name ~ ' must be null (off) or a backfill identifier of 1 to 64 '
+            ~ 'letters, digits and _ . : -, not ' ~ shown) }}
+    {%- elif kind == 'integration_names' and value is not none
+            and not var_is_lowercase_name_list(value) -%}
+        {{ return('var ' ~ name ~ ' must be a list of integration names (lowercase letters, '
+            ~ 'digits and _, as in seeds/integration_limits.csv), not ' ~ shown) }}
     {%- elif kind == 'data_plan_policy' and value not in ('keep', 'drop', 'set') -%}
         {{ return('var ' ~ name ~ ' must be keep, drop or set, not ' ~ shown) }}
     {%- elif kind == 'data_plan_override' -%}

@@ -6,8 +6,11 @@ event the way mParticle's data planning does:
 
 - an event of a plannable type (custom, screen view, commerce) that matches no data point
   is *unplanned*: blocked again, whole;
-- attributes a data point does not list where its schema says `additionalProperties:
-  false` are *unplanned attributes*: removed again;
+- custom attributes (the event's `data.custom_attributes`, the batch's `user_attributes`)
+  a data point does not list where its schema says `additionalProperties: false` are
+  *unplanned attributes*: removed again. Other fields such a schema does not list (a
+  `transaction_id`, a product's `brand`, a `screen_name`) are not removed: they are
+  validation violations (*invalid*);
 - other JSON-schema failures (type, enum, pattern, range, required) are *invalid*: the
   event is delivered, and the plan reports a violation.
 
@@ -342,15 +345,38 @@ def _where(error: jsonschema.ValidationError) -> str:
     return ".".join(str(part) for part in error.absolute_path) or "(event)"
 
 
-def classify(instance: Any, validator: jsonschema.protocols.Validator) -> tuple[str, list[str]]:
-    """`ok`, `unplanned_attributes` or `invalid`, with one message per problem."""
+EVENT_CUSTOM_ATTRIBUTES = (("data", "custom_attributes"),)
+USER_ATTRIBUTES = ((),)  # a user attributes document is itself the custom attributes
+NOT_IN_SCHEMA = (
+    "not in the plan's schema (a violation: delivered, not removed; only custom "
+    "attributes are removed)"
+)
+
+
+def classify(
+    instance: Any,
+    validator: jsonschema.protocols.Validator,
+    *,
+    custom_attribute_paths: tuple[tuple, ...] = EVENT_CUSTOM_ATTRIBUTES,
+) -> tuple[str, list[str]]:
+    """`ok`, `unplanned_attributes` or `invalid`, with one message per problem.
+
+    Blocking removes unplanned *custom* attributes only: properties a closed schema
+    (`additionalProperties: false`) does not list count as unplanned attributes at
+    `custom_attribute_paths` (the event's `data.custom_attributes`; for user attributes,
+    the document itself), and as validation violations (invalid) anywhere else.
+    """
     unplanned, invalid = [], []
     for error in validator.iter_errors(instance):
         if error.validator == "additionalProperties" and error.validator_value is False:
+            parent = _where(error)
+            custom = tuple(error.absolute_path) in custom_attribute_paths
             for name in _extra_properties(error):
-                parent = _where(error)
                 where = name if parent == "(event)" else f"{parent}.{name}"
-                unplanned.append(f"unplanned attribute {where}")
+                if custom:
+                    unplanned.append(f"unplanned attribute {where}")
+                else:
+                    invalid.append(f"{where}: {NOT_IN_SCHEMA}")
         else:
             invalid.append(f"{_where(error)}: {error.message}")
     if unplanned:
@@ -447,7 +473,11 @@ def check_replay_set(con: duckdb.DuckDBPyConnection, plan: PlanVersion) -> PlanC
     if plan.user_attributes_schema is not None:
         user_validator = _validator(plan.user_attributes_schema)
         for attributes_text, count in con.execute(USER_ATTRIBUTES_SQL).fetchall():
-            status, problems = classify(orjson.loads(attributes_text), user_validator)
+            status, problems = classify(
+                orjson.loads(attributes_text),
+                user_validator,
+                custom_attribute_paths=USER_ATTRIBUTES,
+            )
             add(("user_attributes",), status, count, problems)
 
     notes = _plan_notes(con, plan)

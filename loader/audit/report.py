@@ -21,8 +21,9 @@ from loader.audit import charts
 from loader.audit.sql_session import LedgerUnavailable, open_session
 from loader.build_settings import REBUILD_FOR_AGE_CHECKS, AgeLimits, read_age_limits
 from loader.errors import LoaderError, MissingReplaySet
+from loader.push.age_warnings import MAX_EVENT_AGE_DAYS, age_thresholds, age_warnings
 from loader.push.build_freshness import stale_reason
-from loader.push.ledger import DESTINATION_OF_KEY_SQL
+from loader.push.ledger import DESTINATION_OF_KEY_SQL, outcome_label
 from loader.push.send_plan import content_hash_sql
 
 AGE_BINS = 45
@@ -134,8 +135,9 @@ def _details(summary: str, inner: str) -> str:
 
 
 def _replay_set(con: duckdb.DuckDBPyConnection, limits: AgeLimits | None) -> tuple[Section, dict]:
-    advised = "null" if limits is None else str(limits.warn_days)
-    [(events, users, first, last, oldest, over_advised, duplicates)] = _rows(
+    thresholds = [] if limits is None else age_thresholds(limits)
+    older = "".join(f"count(*) filter (where event_age_days > {days}), " for days in thresholds)
+    [(events, users, first, last, oldest, duplicates, *older_counts)] = _rows(
         con,
         f"""
         select
@@ -144,8 +146,8 @@ def _replay_set(con: duckdb.DuckDBPyConnection, limits: AgeLimits | None) -> tup
             min(event_time)::date,
             max(event_time)::date,
             max(event_age_days),
-            count(*) filter (where event_age_days > {advised}),
             count(*) filter (where replay_reason = 'blocked_attributes'),
+            {older}
         from replay_events
         """,
     )
@@ -185,7 +187,7 @@ def _replay_set(con: duckdb.DuckDBPyConnection, limits: AgeLimits | None) -> tup
         "events": events,
         "users": users,
         "oldest_days": oldest,
-        "over_advised": over_advised,
+        "older_than": dict(zip(thresholds, older_counts, strict=True)),
         "duplicates": duplicates,
     }
     html = (
@@ -251,7 +253,7 @@ def _ages(con: duckdb.DuckDBPyConnection, limits: AgeLimits | None) -> Section:
         f"{intro}Limits of this build (dbt vars <code>warn_event_age_days</code> and "
         f"<code>max_event_age_days</code>): replay advised within {limits.warn_days} days "
         f"(many downstream tools drop older data); skipped past {limits.max_days} days "
-        f"(<code>/bulkevents</code> takes data up to 30 days old). Replayed: "
+        f"(<code>/bulkevents</code> takes data up to {MAX_EVENT_AGE_DAYS} days old). Replayed: "
         f"{_n(over_advised)} older than {limits.warn_days} days, "
         f"{_n(over_max)} older than {limits.max_days}.</p>{chart}"
     )
@@ -380,6 +382,49 @@ def _user_attributes(con: duckdb.DuckDBPyConnection) -> tuple[Section | None, in
             "them with each user's replay batches.</p>"
         )
     return Section("User attributes", html, "user-attributes"), sent
+
+
+def _integration_limits(con: duckdb.DuckDBPyConnection) -> Section | None:
+    """Per integration of var integrations: its age limit and the events past it, by day."""
+    if not _exists(con, "integration_age_limit_events"):
+        return None
+    totals = _rows(
+        con,
+        """select i.integration, coalesce(i.max_event_age_days::varchar, 'unknown'),
+            coalesce(sum(e.events), 0), sum(e.events_over_limit), i.source_url
+        from replay_integrations i
+        left join integration_age_limit_events e using (integration)
+        group by all order by min(i.position)""",
+    )
+    if not totals:
+        return None
+    by_day = _rows(
+        con,
+        "select integration, event_date::varchar, events, events_over_limit "
+        "from integration_age_limit_events where events_over_limit > 0 "
+        "order by integration, event_date",
+    )
+    html = (
+        "<p>Each integration this backfill feeds (dbt var <code>integrations</code>) and "
+        "the replay events older than it accepts at the build's reference time (an unknown "
+        "limit shows as unknown, never guessed: seed <code>integration_limits</code>).</p>"
+        + _table(
+            ["integration", "max age (days)", "events", "older than accepted", "source"],
+            totals,
+            numeric={2, 3},
+        )
+        + (
+            _details(
+                "Events older than accepted, by day",
+                _table(
+                    ["integration", "day", "events", "older than accepted"], by_day, numeric={2, 3}
+                ),
+            )
+            if by_day
+            else ""
+        )
+    )
+    return Section("Integration limits", html, "integration-limits")
 
 
 def _data_plan(con: duckdb.DuckDBPyConnection) -> Section:
@@ -530,7 +575,7 @@ def _timeline(con: duckdb.DuckDBPyConnection, total: int) -> str:
         offsets,
         [
             ("acknowledged", STATE_COLORS["acknowledged"], sent),
-            ("failed or rejected", STATE_COLORS["failed"], failed),
+            ("failed or refused", STATE_COLORS["failed"], failed),
             ("not sent yet", GRAY, pending),
         ],
         "Replay events acknowledged, failed and not sent yet, over time (UTC)",
@@ -600,15 +645,18 @@ def _send_states(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, int], str]:
 
 def _failures_html(con: duckdb.DuckDBPyConnection) -> str:
     """Failures that still matter, by reason (the ledger's `failures`), and other answers."""
-    failures = _rows(
-        con,
-        """
-        select status, coalesce(error, '(no message)'), batches, events,
-            example_source_request_id
-        from ledger.failures
-        order by events desc, error
-        """,
-    )
+    failures = [
+        (outcome_label(status, refused_by, example), code, reason, batches, events, example, sid)
+        for status, refused_by, code, reason, batches, events, example, sid in _rows(
+            con,
+            """
+            select status, refused_by, code, coalesce(reason, '(no message)'), batches,
+                events, example_error, example_source_request_id
+            from ledger.failures
+            order by events desc, code, reason
+            """,
+        )
+    ]
     responses = _rows(
         con,
         """
@@ -622,15 +670,17 @@ def _failures_html(con: duckdb.DuckDBPyConnection) -> str:
     )
     failure_html = (
         _table(
-            ["status", "reason (mParticle's message)", "batches", "events", "example batch"],
+            ["outcome", "code", "reason", "batches", "events", "example message", "example batch"],
             failures,
-            numeric={2, 3},
+            numeric={3, 4},
         )
         + "<p>Failed batches are sent again by the next <code>loader push</code> (same "
-        "<code>source_request_id</code>); rejected ones (400) only once their content "
-        "changes. <code>loader sql analyses/failures.sql</code> lists every event.</p>"
+        "<code>source_request_id</code>); refused ones (refused locally before sending, or "
+        "by mParticle with HTTP 400) only once their content changes. Reasons are grouped by "
+        "code; each example message gives the details (batch, event, field, size). "
+        "<code>loader sql analyses/failures.sql</code> lists every event.</p>"
         if failures
-        else "<p>No failed or rejected batch.</p>"
+        else "<p>No failed or refused batch.</p>"
     )
     retried = (
         _details(
@@ -650,9 +700,11 @@ def _runs_html(con: duckdb.DuckDBPyConnection) -> str:
     throughput_chart, per_run = _throughput(con)
     runs = _rows(
         con,
-        """
-        select run_id, strftime(started_at, '%Y-%m-%d %H:%M:%S'), status, events_planned,
-            events_acknowledged, events_failed, events_rejected, http_requests, message
+        f"""
+        select run_id, strftime(started_at, '%Y-%m-%d %H:%M:%S'), status,
+            {_run_kind_sql(con)} as kind, events_planned,
+            events_acknowledged, events_failed, events_rejected, events_not_sent,
+            http_requests, message
         from ledger.runs order by run_id
         """,
     )
@@ -670,10 +722,12 @@ def _runs_html(con: duckdb.DuckDBPyConnection) -> str:
         "run",
         "started (UTC)",
         "status",
+        "kind",
         "planned",
         "acknowledged",
         "failed",
-        "rejected",
+        "refused",
+        "not sent (the run stopped first)",
         "HTTP requests",
         "message",
     ]
@@ -683,7 +737,11 @@ def _runs_html(con: duckdb.DuckDBPyConnection) -> str:
         "to the last answer.</p>"
         + _table(per_run_headers, per_run, numeric={1, 2, 3, 4, 5, 6, 7})
         + "<h3>Runs</h3>"
-        + _table(run_headers, runs, numeric={3, 4, 5, 6, 7})
+        + _table(run_headers, runs, numeric={4, 5, 6, 7, 8, 9})
+        + "<p>Events per run. Failed: sent, not acknowledged (sent again by the next push); "
+        "refused: locally before sending or by mParticle (HTTP 400); not sent: handed over "
+        "for sending when the run stopped (Ctrl-C, refused credentials, too many failures), "
+        "so never sent by it.</p>"
     )
 
 
@@ -704,10 +762,22 @@ def _direct_destinations_html(con: duckdb.DuckDBPyConnection) -> str:
     return "".join(
         f"<p>{escape(name)} (a direct destination): {_n(states.get('acknowledged', 0))} events "
         f"acknowledged, {_n(states.get('failed', 0) + states.get('rejected', 0))} failed or "
-        f"rejected, {_n(states.get('pending', 0))} not sent yet (failures and runs below "
+        f"refused, {_n(states.get('pending', 0))} not sent yet (failures and runs below "
         "include them).</p>"
         for name, states in by_destination.items()
     )
+
+
+def _run_kind_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """SQL for a run's kind: "full", or "sample (N users)" for a test send (ledgers written
+    before sample runs existed hold full runs only)."""
+    [(has_column,)] = con.execute(
+        "select count(*) > 0 from duckdb_columns() where database_name = 'ledger' "
+        "and table_name = 'runs' and column_name = 'sample_users'"
+    ).fetchall()
+    if not has_column:
+        return "'full'"
+    return "coalesce('sample (' || sample_users || ' users)', 'full')"
 
 
 def _push(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
@@ -724,19 +794,38 @@ def _push(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
     )
     html = (
         f"<p>{_n(states.get('acknowledged', 0))} of {_n(total)} replay events acknowledged "
-        f"(HTTP 2xx), {_n(states.get('failed', 0) + states.get('rejected', 0))} failed or "
-        f"rejected, {_n(states.get('pending', 0))} not sent yet.</p>"
+        f"(HTTP 2xx), {_n(states.get('failed', 0))} failed, {_n(states.get('rejected', 0))} "
+        f"refused, {_n(states.get('pending', 0))} not sent yet.</p>"
         f"{state_chart}{gone_note}{_direct_destinations_html(con)}"
         f"<h3>Over time</h3>{_timeline(con, total)}"
         f"<h3>Failures by reason</h3>{_failures_html(con)}" + _runs_html(con)
     )
     facts = {
         "acknowledged": states.get("acknowledged", 0),
-        "failed": states.get("failed", 0) + states.get("rejected", 0),
+        "failed": states.get("failed", 0),
+        "refused": states.get("rejected", 0),
         "pending": states.get("pending", 0),
         "changed": states.get("acknowledged, changed since", 0),
+        "refusals": _refusals(con),
     }
     return Section("After the push", html, "push"), facts
+
+
+def _refusals(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str, int]]]:
+    """Refused events by side (outcome label), then (code, reason, events), most first."""
+    by_side: dict[str, list[tuple[str, str, int]]] = {}
+    for refused_by, code, reason, events, example in _rows(
+        con,
+        """
+        select refused_by, code, coalesce(reason, '(no message)'), events, example_error
+        from ledger.failures
+        where status = 'rejected'
+        order by events desc, code, reason
+        """,
+    ):
+        side = outcome_label("rejected", refused_by, example)
+        by_side.setdefault(side, []).append((code, reason, events))
+    return by_side
 
 
 # --- the page --------------------------------------------------------------------------
@@ -817,13 +906,14 @@ def _warnings(
             "<code>loader push</code> skips them unless told to resend (downstream would see "
             "them twice)."
         )
+    warnings += _refusal_warnings(push)
     if limits is None:
         warnings.append(f"No age checks: {escape(REBUILD_FOR_AGE_CHECKS)}.")
-    elif facts["over_advised"]:
-        warnings.append(
-            f"{_n(facts['over_advised'])} events are older than {limits.warn_days} days: "
-            "many downstream tools drop data that old."
-        )
+    else:
+        warnings += [
+            escape(warning) + " (age at build time)."
+            for warning in age_warnings(limits, facts["older_than"])
+        ]
     if high_events:
         warnings.append(
             f"{_n(high_events)} events belong to users without MPID or login identity: they "
@@ -848,6 +938,23 @@ def _warnings(
     return warnings
 
 
+def _refusal_warnings(push: dict | None) -> list[str]:
+    """One warning per side that refused events, with its main reasons."""
+    warnings = []
+    for side, groups in (push or {}).get("refusals", {}).items():
+        reasons = "; ".join(
+            f"{_n(events)}: {escape(reason)} (<code>{escape(code)}</code>)"
+            for code, reason, events in groups[:3]
+        )
+        more = f"; and {len(groups) - 3} more reasons" if len(groups) > 3 else ""
+        warnings.append(
+            f"{_n(sum(g[2] for g in groups))} events were {escape(side)}: {reasons}{more}. "
+            "They are not sent again until a fix changes them; see "
+            "<a href='#push'>Failures by reason</a>."
+        )
+    return warnings
+
+
 def _headline(
     facts: dict,
     limits: AgeLimits | None,
@@ -860,7 +967,8 @@ def _headline(
     if push:
         tiles = [
             (_n(push["acknowledged"]), "events acknowledged", ""),
-            (_n(push["failed"]), "failed or rejected", "bad" if push["failed"] else ""),
+            (_n(push["failed"]), "failed (sent again)", "bad" if push["failed"] else ""),
+            (_n(push["refused"]), "refused", "bad" if push["refused"] else ""),
             (_n(push["pending"]), "not sent yet", "warn" if push["pending"] else ""),
         ]
     oldest = facts["oldest_days"] or 0
@@ -912,6 +1020,8 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
         sections = [replay, _ages(con, limits), skipped, _fixes(con), risk]
         sections += [attributes] if attributes else []
         sections.append(_data_plan(con))
+        integrations = _integration_limits(con)
+        sections += [integrations] if integrations else []
         push = None
         if has_ledger and _exists(con, "runs", "ledger"):
             push_section, push = _push(con)

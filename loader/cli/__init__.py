@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from loader.cli.audit import plan_check_command, report_command, sql_command
+from loader.cli.audit import export_command, plan_check_command, report_command, sql_command
 from loader.cli.emulate import emulate_command
 from loader.cli.fixes import lint_command, new_fix_command, remove_fix_command
 from loader.cli.ingest import ingest_command, sample_command
@@ -33,5 +33,6 @@ app.command("remove-fix")(remove_fix_command)
 app.command("lint")(lint_command)
 app.command("sql")(sql_command)
 app.command("report")(report_command)
+app.command("export")(export_command)
 app.command("push")(push_command)
 app.command("status")(status_command)

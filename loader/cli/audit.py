@@ -297,3 +297,27 @@ def report_command(
     )
     for warning in summary.warnings:
         err.print(f"[yellow]warning:[/] {esc(warning)}")
+
+
+@handles_loader_errors
+def export_command(
+    model: Annotated[
+        str, typer.Argument(help="A table of the warehouse, e.g. resent_event_duplicates.")
+    ],
+    output_format: Annotated[
+        str, typer.Option("--format", help="csv or parquet.", case_sensitive=False)
+    ] = "csv",
+    out_path: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="File to write (replaced if it exists; a symbolic link is refused).",
+            dir_okay=False,
+        ),
+    ] = Path("export.csv"),
+) -> None:
+    """Write one model of the warehouse to a CSV or Parquet file (streamed: memory stays flat). CSV has a header line; JSON columns are written as their text."""  # noqa: E501
+    from loader.audit.export import export_model
+
+    rows = export_model(settings.warehouse_path(), model, output_format.lower(), out_path)
+    out.print(f"wrote {rows} rows of {model} to {out_path}", markup=False)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from loader import settings
 from loader.cli.common import handles_loader_errors, out
 from loader.errors import LoaderError
 
@@ -179,17 +179,10 @@ def _emulate_amplitude(
 
 
 def _secret(path: str | None) -> str | None:
-    """The secret from `path` (- for stdin; its first line), else MPARTICLE_API_SECRET."""
+    """The secret from `path` (- for stdin), else MPARTICLE_API_SECRET."""
     if path is None:
         return os.environ.get("MPARTICLE_API_SECRET") or None
-    try:
-        text = sys.stdin.readline() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise LoaderError(f"--api-secret-file {path}: {exc.strerror}") from None
-    secret = text.strip()
-    if not secret:
-        raise LoaderError(f"--api-secret-file {path}: the file is empty")
-    return secret
+    return settings.read_secret_file(path)
 
 
 def _stop_on_signals() -> threading.Event:

@@ -17,11 +17,19 @@ if TYPE_CHECKING:
 def new_fix_command(
     name: Annotated[str, typer.Argument(help="What the fix does, e.g. rename_checkout_event.")],
     project_dir: ProjectDirOption = Path("."),
+    context: Annotated[
+        bool,
+        typer.Option(
+            "--context",
+            help="A context fix (batch-level: environment, identities, MPID, device ids, "
+            "data plan) in models/context_fixes/, appended to var context_fixes.",
+        ),
+    ] = False,
 ) -> None:
-    """Scaffold a fix model, its description and a unit test, appended to var `fixes`."""
+    """Scaffold a fix model, its description and a unit test, appended to var `fixes` (with --context: a context fix, appended to var `context_fixes`)."""  # noqa: E501
     from loader.fixes.scaffold import new_fix
 
-    print_created(new_fix(project_dir, name))
+    print_created(new_fix(project_dir, name, context=context))
 
 
 def print_created(created: NewFix) -> None:
@@ -29,16 +37,23 @@ def print_created(created: NewFix) -> None:
     where = f"after {created.after}" if created.after else "first"
     out.print(f"created {created.sql_path}", markup=False)
     out.print(f"added its description and a unit-test skeleton to {created.yml_path}", markup=False)
+    context = created.var == "context_fixes"
+    symptom = (
+        "select environment, user_identities, count(*) from stg_quarantine__batches group by all"
+        if context
+        else "select event_name, custom_event_type, count(*) from int_events__classified "
+        "group by all"
+    )
+    no_op = "environment as environment" if context else "event_name as event_name"
+    lineage = "int_batches__context_fix_changes" if context else "fix_summary"
     out.print(
-        f"added {created.model} to var fixes in dbt_project.yml (position {created.position}, "
-        f"{where})\n\nNext:\n"
-        "  1. Find the symptom with SQL, e.g. `select event_name, custom_event_type, count(*) "
-        "from int_events__classified group by all` (docs/fixes.md).\n"
-        f"  2. Edit {created.sql_path}: replace the no-op `event_name as event_name` with fix "
-        "macros or SQL.\n"
+        f"added {created.model} to var {created.var} in dbt_project.yml (position "
+        f"{created.position}, {where})\n\nNext:\n"
+        f"  1. Find the symptom with SQL, e.g. `{symptom}` (docs/fixes.md).\n"
+        f"  2. Edit {created.sql_path}: replace the no-op `{no_op}` with fix macros or SQL.\n"
         f"  3. Edit {created.yml_path}: the description, then the unit test's given and "
         "expected rows.\n"
-        "  4. Check: `loader lint`, then `dbt build`, then `select * from fix_summary`.",
+        f"  4. Check: `loader lint`, then `dbt build`, then `select * from {lineage}`.",
         markup=False,
     )
 
@@ -67,14 +82,17 @@ def lint_command(project_dir: ProjectDirOption = Path(".")) -> None:
 def remove_fix_command(
     name: Annotated[str, typer.Argument(help="The fix to remove, e.g. rename_checkout_event.")],
     project_dir: ProjectDirOption = Path("."),
+    context: Annotated[
+        bool, typer.Option("--context", help="A context fix (var context_fixes).")
+    ] = False,
 ) -> None:
-    """Remove a fix: its model file, its description and unit tests, its entry in var `fixes`.
+    """Remove a fix: its model file, its description and unit tests, its entry in var `fixes` (with --context: a context fix, in var `context_fixes`).
 
     The undo of `loader new-fix`; comments and the other fixes are left as they are.
-    """
+    """  # noqa: E501
     from loader.fixes.scaffold import remove_fix
 
-    removed = remove_fix(project_dir, name)
+    removed = remove_fix(project_dir, name, context=context)
     if removed.sql_path is not None:
         out.print(f"removed {removed.sql_path}", markup=False)
     parts = [removed.model] if removed.described else []
@@ -86,7 +104,7 @@ def remove_fix_command(
         out.print(f"removed {' and '.join(parts)} from {removed.yml_path}", markup=False)
     if removed.position is not None:
         out.print(
-            f"removed {removed.model} from var fixes in dbt_project.yml (it was position "
+            f"removed {removed.model} from var {removed.var} in dbt_project.yml (it was position "
             f"{removed.position} of {removed.chain_length})",
             markup=False,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -10,16 +11,31 @@ import typer
 
 from loader import settings
 from loader.cli.common import JsonOption, err, esc, handles_loader_errors, out
-from loader.ingest.importer import FileResult, IngestSummary, forget, ingest
+from loader.cli.ingest_progress import IngestProgress
+from loader.ingest.importer import IngestSummary, forget, ingest_source
 from loader.ingest.samples import generate
+from loader.ingest.sources import source_for
 from loader.warehouse import connect
 
 
 @handles_loader_errors
 def ingest_command(
     paths: Annotated[
-        list[str], typer.Argument(help="Quarantine files, folders (searched recursively) or globs.")
+        list[str],
+        typer.Argument(
+            help="Quarantine files, folders (searched recursively) or globs; "
+            "s3://, gs:// and az:// URIs of prefixes (searched recursively), objects or globs."
+        ),
     ],
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            "--since",
+            formats=["%Y-%m-%d"],
+            help="Only files in YYYY-MM-DD date folders on or after this date "
+            "(files outside date folders are read too).",
+        ),
+    ] = None,
     forget_files: Annotated[
         bool,
         typer.Option(
@@ -35,16 +51,19 @@ def ingest_command(
     """  # noqa: E501
     if forget_files:
         return forget_command(paths)
+    source = source_for(paths, since.date() if since else None)
     con = connect(settings.warehouse_path())
-    with con:
-        summary = ingest(con, paths, on_file=None if as_json else print_file)
+    with con, IngestProgress(source, enabled=out.is_terminal and not as_json) as progress:
+        summary = ingest_source(con, source, on_file=None if as_json else progress.on_file)
     if as_json:
         totals = summary.as_dict()
         totals["rejections"] = [r.__dict__ for r in summary.rejections]
         totals["not_read"] = [{"path": f.path, "reason": f.note} for f in summary.not_read]
+        totals.update(progress.downloads())
         out.print_json(json.dumps(totals))
     else:
         print_summary(summary)
+        progress.print_downloads()
     if summary.rejections or summary.not_read:
         raise typer.Exit(1)
 
@@ -71,18 +90,6 @@ def forget_command(paths: list[str]) -> None:
         out.print("Run `dbt build` so the replay set no longer holds them.", markup=False)
     if missing:
         raise typer.Exit(2)
-
-
-def print_file(result: FileResult) -> None:
-    """One line per file as it is read."""
-    if result.status in ("refused", "not read"):
-        out.print(f"{result.status:>9}  {result.path}  ({result.note})", markup=False)
-        return
-    counts = f"{result.lines_loaded} lines" if result.status in ("loaded", "replaced") else ""
-    if result.lines_rejected:
-        counts += f", [red]{result.lines_rejected} rejected[/]"
-    note = f" ({esc(result.note)})" if result.note else ""
-    out.print(f"{result.status:>9}  {esc(result.path)}  {counts}{note}")
 
 
 def print_summary(summary: IngestSummary) -> None:

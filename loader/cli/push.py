@@ -15,6 +15,7 @@ from loader.errors import LoaderError
 
 if TYPE_CHECKING:
     from loader.push.runner import PushOptions, PushReport
+    from loader.push.send_plan import SampleRequest
 
 AMPLITUDE = "amplitude"
 PodOption = Annotated[
@@ -134,11 +135,42 @@ def push_command(
             "set it like dbt var amplitude_min_id_length.",
         ),
     ] = 5,
+    sample_users: Annotated[
+        int | None,
+        typer.Option(
+            "--sample-users",
+            min=1,
+            metavar="N",
+            help="A test send: only the events of N users, picked to cover the most (event "
+            "type, event name) pairs still to send. A later plain push sends the rest.",
+            show_default=False,
+        ),
+    ] = None,
+    user_keys: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--user-key",
+            metavar="KEY",
+            help="A test send of this user's events (replay_events.user_key; repeatable). "
+            "With --sample-users N, these come first among the N.",
+            show_default=False,
+        ),
+    ] = None,
+    api_secret_file: Annotated[
+        str | None,
+        typer.Option(
+            "--api-secret-file",
+            metavar="PATH",
+            help="File holding the API secret (- for stdin; one trailing newline is dropped). "
+            "Default: MPARTICLE_API_SECRET. Never on the command line, where `ps` shows it.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Send the replay set (replay_events) to the Events API, recording every send in the ledger.
 
-    Runs again safely: acknowledged events are skipped, interrupted batches are resent with the same source_request_id. Credentials come from MPARTICLE_API_KEY and MPARTICLE_API_SECRET. Exits 1 when a batch failed or was refused.
+    Runs again safely: acknowledged events are skipped, interrupted batches are resent with the same source_request_id. Credentials come from MPARTICLE_API_KEY and MPARTICLE_API_SECRET (or --api-secret-file). Exits 1 when a batch failed or was refused.
     """  # noqa: E501
     from loader.push.destinations import route
     from loader.push.runner import PushOptions
@@ -148,6 +180,11 @@ def push_command(
     if force and out_dir is None:
         raise LoaderError("--force goes with --dry-run --out DIR")
     destination = destination.lower()
+    sample = _sample(sample_users, user_keys)
+    if sample is not None and resend_changed:
+        raise LoaderError(
+            "--resend-changed goes with a full push, not with --sample-users / --user-key"
+        )
     options = PushOptions(
         endpoint=_endpoint(destination, pod, region, endpoint),
         workers=workers,
@@ -156,6 +193,7 @@ def push_command(
         timeout_s=timeout,
         resend_changed=resend_changed,
         destination=destination,
+        sample=sample,
     )
     if destination == AMPLITUDE:
         options.batches_per_request = events_per_request
@@ -165,11 +203,13 @@ def push_command(
         }
     elif region is not None or api_key_file is not None:
         raise LoaderError("--region and --api-key-file go with --destination amplitude")
+    if destination == AMPLITUDE and api_secret_file is not None:
+        raise LoaderError("--api-secret-file goes with the Events API; use --api-key-file")
     try:
         report = (
             _plan(options, out_dir, force)
             if dry_run
-            else _send(options, as_json=as_json, api_key_file=api_key_file)
+            else _send(options, api_secret_file, as_json=as_json, api_key_file=api_key_file)
         )
     except KeyboardInterrupt:
         err.print("interrupted: run `loader push` again to resume (nothing is sent twice)")
@@ -184,6 +224,15 @@ def push_command(
         raise typer.Exit(2)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _sample(users: int | None, user_keys: list[str] | None) -> SampleRequest | None:
+    if users is None and not user_keys:
+        return None
+    from loader.push.send_plan import SampleRequest
+
+    keys = tuple(dict.fromkeys(user_keys or ()))
+    return SampleRequest(users=max(users or 0, len(keys)), user_keys=keys)
 
 
 def _plan(options: PushOptions, out_dir: Path | None, force: bool) -> PushReport:
@@ -201,7 +250,13 @@ def _endpoint(destination: str, pod: str, region: str | None, endpoint: str | No
     return events_api.endpoint_url(pod, endpoint)
 
 
-def _send(options: PushOptions, *, as_json: bool, api_key_file: str | None = None) -> PushReport:
+def _send(
+    options: PushOptions,
+    api_secret_file: str | None,
+    *,
+    as_json: bool,
+    api_key_file: str | None = None,
+) -> PushReport:
     from loader.push.destinations.amplitude import AmplitudeCredentials
     from loader.push.destinations.events_api import Credentials
     from loader.push.runner import push
@@ -210,7 +265,8 @@ def _send(options: PushOptions, *, as_json: bool, api_key_file: str | None = Non
     if options.destination == AMPLITUDE:
         credentials = AmplitudeCredentials.load(api_key_file)
     else:
-        credentials = Credentials.from_env()
+        secret = None if api_secret_file is None else settings.read_secret_file(api_secret_file)
+        credentials = Credentials.from_env(secret)
     with PushDisplay(enabled=not as_json and out.is_terminal) as display:
         return push(
             settings.warehouse_path(),

@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from loader.build_settings import sample_note
 from loader.cli.common import err, esc, out, print_error
+from loader.events_api.limits import MAX_EVENT_AGE_DAYS
 
 if TYPE_CHECKING:
     from rich.progress import Progress as ProgressBar
     from rich.progress import TaskID
 
+    from loader.push.ledger import FailureRow
     from loader.push.runner import Progress, PushReport
     from loader.push.send_plan import PlanSummary
 
@@ -25,8 +28,12 @@ def print_plan(report: PushReport) -> None:
         f"({report.body_bytes / 1e6:.2f} MB) {where} to {esc(report.url)}"
     )
     out.print(f"  replay set {plan.replay_events} events: {plan_parts(plan)}", markup=False)
+    _print_sample(plan)
+    _print_integration_limits(plan)
     if plan.stale_build is not None:
         err.print(f"[red]warning:[/] {esc(plan.stale_build)}")
+    if plan.sample_users_pct is not None:
+        err.print(f"[red]warning:[/] {esc(sample_note(plan.sample_users_pct))}")
     if plan.events_by_type:
         types = ", ".join(f"{name} {count}" for name, count in plan.events_by_type.items())
         out.print(f"  by type: {types}", markup=False)
@@ -40,10 +47,14 @@ def print_plan(report: PushReport) -> None:
     if report.events_rejected_locally:
         err.print(
             f"[red]{report.events_rejected_locally} events fail the local batch checks[/] "
-            "and are not sent:"
+            "and are not sent (refused locally before sending):"
         )
-        for reason, count in sorted(report.local_rejections.items(), key=lambda r: -r[1])[:10]:
-            err.print(f"  {count} events: {reason}", markup=False)
+        groups = sorted(report.local_rejections.values(), key=lambda g: (-g.events, g.code))
+        for group in groups[:10]:
+            err.print(
+                f"  {group.events} events [{group.code}] {group.reason} (e.g. {group.example})",
+                markup=False,
+            )
     if report.out_dir:
         out.print(
             f"  request bodies, plan.json and rejected.ndjson written to {report.out_dir}",
@@ -61,25 +72,74 @@ def plan_parts(plan: PlanSummary) -> str:
         f"{plan.acknowledged_before} already acknowledged, {plan.changed} changed after "
         f"acknowledgement and {plan.in_doubt} in doubt ({changed}), "
         f"{plan.rejected_before} refused before"
+        + (
+            f", {plan.held_back} held back for the full send"
+            if plan.sample_users is not None
+            else ""
+        )
+    )
+
+
+def _print_integration_limits(plan: PlanSummary) -> None:
+    """Per integration of var integrations: events older than it accepts, at send time."""
+    for item in plan.integration_limits:
+        name, days, over = (
+            item["integration"],
+            item["max_event_age_days"],
+            item["events_over_limit"],
+        )
+        if days is None:
+            out.print(
+                f"  integration {name}: limit on event age unknown (seed integration_limits); "
+                "check its documentation before the full send",
+                markup=False,
+            )
+        elif over:
+            err.print(
+                f"[yellow]warning:[/] {over} events are older than {esc(name)} accepts "
+                f"({days} days): it may drop or refuse them (model integration_age_limit_events)"
+            )
+        else:
+            out.print(f"  integration {name}: no event older than {days} days", markup=False)
+
+
+def _print_sample(plan: PlanSummary) -> None:
+    """A test send: its users, what they cover, and what to check before the full send."""
+    if plan.sample_users is None:
+        return
+    users = plan.sample_users
+    shown = ", ".join(users[:10]) + (f" and {len(users) - 10} more" if len(users) > 10 else "")
+    out.print(
+        f"  test send: {len(users)} users cover {plan.sample_pairs_covered} of "
+        f"{plan.sample_pairs_total} event names (event type and name pairs still to send): "
+        f"{shown}",
+        markup=False,
+    )
+    out.print(
+        "  before the full send, check: mParticle's Live Stream shows these users' events "
+        "as intended (names, attributes, original timestamps); each connected integration's "
+        "UI shows them (historical events accepted, not dropped, not counted as new "
+        "sessions); no data plan violations. Then `loader push` without --sample-users / "
+        "--user-key sends the rest, nothing twice.",
+        markup=False,
     )
 
 
 def _print_age_warnings(plan: PlanSummary) -> None:
-    if plan.warn_age_days is None:
-        from loader.build_settings import REBUILD_FOR_AGE_CHECKS
+    from loader.build_settings import REBUILD_FOR_AGE_CHECKS, AgeLimits
+    from loader.push.age_warnings import age_warnings
 
+    if plan.warn_age_days is None or plan.max_age_days is None:
         err.print(f"[yellow]note:[/] {esc(REBUILD_FOR_AGE_CHECKS)}")
-    if plan.older_than_warn_days:
-        err.print(
-            f"[yellow]warning:[/] {plan.older_than_warn_days} events are older than "
-            f"{plan.warn_age_days} days: mParticle advises replaying within 2 weeks; many "
-            "downstream tools drop older data"
-        )
-    if plan.older_than_max_days:
-        err.print(
-            f"[yellow]warning:[/] {plan.older_than_max_days} events are older than "
-            f"{plan.max_age_days} days: the Events API is for data up to 30 days old"
-        )
+        return
+    limits = AgeLimits(warn_days=plan.warn_age_days, max_days=plan.max_age_days)
+    older_than = {
+        plan.warn_age_days: plan.older_than_warn_days,
+        plan.max_age_days: plan.older_than_max_days,
+        MAX_EVENT_AGE_DAYS: plan.older_than_api_days,
+    }
+    for warning in age_warnings(limits, older_than):
+        err.print(f"[yellow]warning:[/] {esc(warning)}")
 
 
 def _print_identity_risk(plan: PlanSummary) -> None:
@@ -146,11 +206,7 @@ def print_outcome(report: PushReport) -> None:
             "(first request to last answer)"
         )
     for failure in report.failures[:10]:
-        err.print(
-            f"  {failure.status}: {failure.batches} batches, {failure.events} events: "
-            f"{failure.error}",
-            markup=False,
-        )
+        err.print(f"  {failure_line(failure)}", markup=False)
     if report.message:
         if report.status == "stopped":
             print_error(report.message)
@@ -158,6 +214,14 @@ def print_outcome(report: PushReport) -> None:
             err.print(report.message, markup=False)
     if p.batches_failed:
         err.print("Failed batches are sent again, with the same ids, by the next `loader push`.")
+
+
+def failure_line(failure: FailureRow) -> str:
+    """One reason events failed or were refused: who, how many, code, reason, an example."""
+    return (
+        f"{failure.side}: {failure.events} events in {failure.batches} batches "
+        f"[{failure.code}] {failure.reason} (e.g. {failure.example_error})"
+    )
 
 
 class PushDisplay:

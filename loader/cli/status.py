@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from loader import settings
 from loader.cli.common import JsonOption, cell, err, handles_loader_errors, out
+from loader.cli.push_render import failure_line
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -36,24 +37,23 @@ def print_status(result: LedgerStatus) -> None:
     else:
         out.print(runs_table(result))
         out.print("(events per run; HTTP: requests made, retries included)", style="dim")
+        for run in result.runs:
+            if run.sample_users is not None:
+                out.print(f"run {run.run_id}: {run.kind}, a test send", markup=False)
     events = result.events
     out.print(
         f"events: {events.acknowledged} acknowledged, {events.pending} not sent yet, "
-        f"{events.failed} failed (sent again by the next push), {events.rejected} rejected",
+        f"{events.failed} failed (sent again by the next push), {events.rejected} refused",
         markup=False,
     )
     for failure in result.failures:
-        err.print(
-            f"  {failure.status}: {failure.events} events in {failure.batches} batches: "
-            f"{failure.error}",
-            markup=False,
-        )
+        err.print(f"  {failure_line(failure)}", markup=False)
     _print_outlook("replay set", result.replay_set, result.replay_set_unavailable)
     for name, direct in result.destinations.items():  # direct destinations (amplitude)
         counts = direct.events
         out.print(
             f"{name}: {counts.acknowledged} events acknowledged, {counts.pending} not sent yet, "
-            f"{counts.failed} failed, {counts.rejected} rejected",
+            f"{counts.failed} failed, {counts.rejected} refused",
             markup=False,
         )
         _print_outlook(f"{name} replay set", direct.replay_set, direct.replay_set_unavailable)

@@ -56,6 +56,7 @@ from loader.errors import LoaderError
 from loader.events_api.batch_rules import check_request, check_request_size, mpid_text
 from loader.events_api.errors import error_body
 from loader.events_api.limits import ACCOUNT_RATE_LIMIT, MAX_REQUEST_BYTES
+from loader.warehouse import open_duckdb
 
 HOST = "127.0.0.1"
 ENDPOINTS = {
@@ -413,7 +414,7 @@ class Recorder:
 def _open_record(path: Path) -> duckdb.DuckDBPyConnection:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        con = duckdb.connect(str(path))
+        con = open_duckdb(path)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise EmulatorError(

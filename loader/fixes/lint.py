@@ -36,6 +36,38 @@ from loader.fixes.chain import read_chain
 CHAIN_START = "int_events__classified"
 KEPT_AS_IS = ("replay_key", "user_key", "timestamp_unixtime_ms")
 FIXES_DIR = "models/fixes"
+# the user key's inputs (int_batches__replay_context): a context fix keeps them unless its
+# model says meta changes_identity: true
+IDENTITY_INPUTS = ("mpid", "invalid_mpid", "user_identities", "device_info", "mp_deviceid")
+
+
+@dataclass(frozen=True)
+class ChainSpec:
+    """One fix chain: the var listing it, where it starts, its folder, what passes through."""
+
+    var: str
+    start: str
+    fixes_dir: str
+    kept: tuple[str, ...]
+    kept_why: str
+
+
+EVENT_CHAIN = ChainSpec(
+    "fixes",
+    CHAIN_START,
+    FIXES_DIR,
+    KEPT_AS_IS,
+    "a fix never changes the replay key, the user key or the original timestamp",
+)
+CONTEXT_CHAIN = ChainSpec(
+    "context_fixes",
+    "stg_quarantine__batches",
+    "models/context_fixes",
+    ("batch_key", *IDENTITY_INPUTS),
+    "a context fix never changes the batch key, nor the user key's inputs unless its model "
+    "says meta changes_identity: true",
+)
+CHAINS = (EVENT_CHAIN, CONTEXT_CHAIN)
 JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 # Statements that change or define something, or reach outside the query.
 NOT_A_QUERY = tuple(
@@ -75,6 +107,9 @@ class CompiledFix:
     input_relation: str
     refs: dict[str, str] = field(default_factory=dict)  # relation name -> model name
     sources: set[str] = field(default_factory=set)  # relation names of dbt sources
+    kept: tuple[str, ...] = KEPT_AS_IS  # columns that must pass through unchanged
+    kept_why: str = EVENT_CHAIN.kept_why
+    chain_start: str = CHAIN_START
 
 
 @dataclass
@@ -338,7 +373,7 @@ class FixLinter:
             self.report(
                 at,
                 f"adds {', '.join(extra)}, not a chain column "
-                "(the chain's columns are those of int_events__classified)",
+                f"(the chain's columns are those of {self.fix.chain_start})",
             )
         if doubled:
             self.report(at, f"returns {', '.join(doubled)} twice")
@@ -347,15 +382,14 @@ class FixLinter:
         root = build_scope(qualified)
         if root is None:
             return
-        for name in KEPT_AS_IS:
+        for name in self.fix.kept:
             if name not in qualified.named_selects:
                 continue  # reported as dropped
             bad = self.changed_projection(root, name)
             if bad is not None:
                 self.report_at(
                     bad,
-                    f"{name} must pass through unchanged: a fix never changes the replay "
-                    "key, the user key or the original timestamp",
+                    f"{name} must pass through unchanged: {self.fix.kept_why}",
                     self.final_select_offset(),
                 )
 
@@ -463,11 +497,22 @@ def relation_key(relation_name: str) -> str:
     return ".".join(p.lower() for p in (table.catalog, table.db, table.name) if p)
 
 
-def chain_inputs(fixes: list[str]) -> dict[str, str]:
-    return {fix: (CHAIN_START if i == 0 else fixes[i - 1]) for i, fix in enumerate(fixes)}
+def chain_inputs(fixes: list[str], start: str = CHAIN_START) -> dict[str, str]:
+    return {fix: (start if i == 0 else fixes[i - 1]) for i, fix in enumerate(fixes)}
 
 
-def compiled_fixes(project_dir: Path, manifest: dict, fixes: list[str]):
+def kept_columns(node: dict, spec: ChainSpec) -> tuple[str, ...]:
+    """What a fix must pass through: a context fix that declares changes_identity may
+    change the user key's inputs."""
+    meta = (node.get("config") or {}).get("meta") or node.get("meta") or {}
+    if spec is CONTEXT_CHAIN and meta.get("changes_identity") is True:
+        return tuple(c for c in spec.kept if c not in IDENTITY_INPUTS)
+    return spec.kept
+
+
+def compiled_fixes(
+    project_dir: Path, manifest: dict, fixes: list[str], spec: ChainSpec = EVENT_CHAIN
+):
     """The compiled fixes, the columns of every relation they may read, the chain columns."""
     readable = [
         n for n in manifest["nodes"].values() if n["resource_type"] in ("model", "seed", "snapshot")
@@ -475,14 +520,14 @@ def compiled_fixes(project_dir: Path, manifest: dict, fixes: list[str]):
     nodes = {n["name"]: n for n in readable if n["resource_type"] == "model"}
     relations = {relation_key(n["relation_name"]): n for n in readable if n.get("relation_name")}
     sources = {relation_key(s["relation_name"]) for s in manifest["sources"].values()}
-    chain_columns = list(nodes[CHAIN_START]["columns"])
-    chain_names = {CHAIN_START, *fixes}
+    chain_columns = list(nodes[spec.start]["columns"])
+    chain_names = {spec.start, *fixes}
     schemas = {
         key: chain_columns if node["name"] in chain_names else list(node["columns"])
         for key, node in relations.items()
     }
     result = []
-    for fix, input_name in chain_inputs(fixes).items():
+    for fix, input_name in chain_inputs(fixes, spec.start).items():
         node = nodes[fix]
         depends_on = [manifest["nodes"].get(dep) or {} for dep in node["depends_on"]["nodes"]]
         refs = {
@@ -499,23 +544,31 @@ def compiled_fixes(project_dir: Path, manifest: dict, fixes: list[str]):
                 input_relation=relation_key(nodes[input_name]["relation_name"]),
                 refs=refs,
                 sources=sources,
+                kept=kept_columns(node, spec),
+                kept_why=spec.kept_why,
+                chain_start=spec.start,
             )
         )
     return result, schemas, chain_columns
 
 
-def stray_fix_files(project_dir: Path, fixes: Iterable[str]) -> list[Problem]:
-    """SQL files directly in models/fixes that are not in the chain (they do not apply)."""
+def stray_fix_files(
+    project_dir: Path, fixes: Iterable[str], spec: ChainSpec = EVENT_CHAIN
+) -> list[Problem]:
+    """SQL files directly in the chain's folder that are not in the chain (they do not apply)."""
     return [
-        Problem(f"{FIXES_DIR}/{path.name}", 1, 1, "not in var 'fixes' in dbt_project.yml: "
-                "it is not applied; add it to the chain or move it out of models/fixes")
-        for path in sorted((project_dir / FIXES_DIR).glob("*.sql"))
+        Problem(f"{spec.fixes_dir}/{path.name}", 1, 1, f"not in var '{spec.var}' in "
+                "dbt_project.yml: it is not applied; add it to the chain or move it out of "
+                f"{spec.fixes_dir}")
+        for path in sorted((project_dir / spec.fixes_dir).glob("*.sql"))
         if path.stem not in set(fixes)
     ]  # fmt: skip
 
 
-def missing_fix_models(project_dir: Path, fixes: list[str]) -> list[Problem]:
-    """Names in var `fixes` without a model file, on their line of dbt_project.yml."""
+def missing_fix_models(
+    project_dir: Path, fixes: list[str], spec: ChainSpec = EVENT_CHAIN
+) -> list[Problem]:
+    """Names in the chain's var without a model file, on their line of dbt_project.yml."""
     models = {path.stem for path in (project_dir / "models").rglob("*.sql")}
     lines = (project_dir / "dbt_project.yml").read_text().splitlines()
     problems = []
@@ -525,20 +578,23 @@ def missing_fix_models(project_dir: Path, fixes: list[str]) -> list[Problem]:
         line = next((i for i, text in enumerate(lines, 1) if re.search(rf"\b{name}\b", text)), 1)
         col = lines[line - 1].find(name) + 1 if lines else 1
         problems.append(
-            Problem("dbt_project.yml", line, max(col, 1), f"var 'fixes' lists {name}, "
-                    f"but there is no model {name} (expected models/fixes/{name}.sql)")
+            Problem("dbt_project.yml", line, max(col, 1), f"var '{spec.var}' lists {name}, "
+                    f"but there is no model {name} (expected {spec.fixes_dir}/{name}.sql)")
         )  # fmt: skip
     return problems
 
 
 NO_OP = "event_name as event_name"  # what `loader new-fix` puts in `* replace (...)`
+CONTEXT_NO_OP = "environment as environment"  # and `loader new-fix --context`
 
 
-def todo_in_fix_sql(project_dir: Path, fixes: list[str]) -> list[Problem]:
+def todo_in_fix_sql(
+    project_dir: Path, fixes: list[str], spec: ChainSpec = EVENT_CHAIN
+) -> list[Problem]:
     """The first TODO left in each fix's SQL (the skeleton's comment says what to write)."""
     problems = []
     for fix in fixes:
-        path = project_dir / FIXES_DIR / f"{fix}.sql"
+        path = project_dir / spec.fixes_dir / f"{fix}.sql"
         if not path.exists():
             continue
         source = path.read_text()
@@ -548,20 +604,21 @@ def todo_in_fix_sql(project_dir: Path, fixes: list[str]) -> list[Problem]:
             col = line.index("TODO") + 1
             hint = line[col + 3 :].strip(" :-#*}{").rstrip(".")
             message = f"TODO left in the fix: {hint}" if hint else "TODO left in the fix"
-            if NO_OP in source:
+            no_op = next((text for text in (NO_OP, CONTEXT_NO_OP) if text in source), None)
+            if no_op is not None:
                 message += (
-                    f". Its `* replace (...)` is still the no-op `{NO_OP}`: put fix macros or "
+                    f". Its `* replace (...)` is still the no-op `{no_op}`: put fix macros or "
                     "SQL there (docs/fixes.md)"
                 )
-            problems.append(Problem(f"{FIXES_DIR}/{path.name}", number, col, message))
+            problems.append(Problem(f"{spec.fixes_dir}/{path.name}", number, col, message))
             break
     return problems
 
 
-def todo_in_fix_yaml(project_dir: Path) -> list[Problem]:
+def todo_in_fix_yaml(project_dir: Path, spec: ChainSpec = EVENT_CHAIN) -> list[Problem]:
     """TODOs left in the fixes' YAML, one problem per model entry or unit test."""
     problems = []
-    for path in sorted((project_dir / FIXES_DIR).glob("*.yml")):
+    for path in sorted((project_dir / spec.fixes_dir).glob("*.yml")):
         section, entry = None, None
         found: dict[tuple[str | None, str | None], list[tuple[int, int]]] = {}
         for number, line in enumerate(path.read_text().splitlines(), 1):
@@ -571,7 +628,7 @@ def todo_in_fix_yaml(project_dir: Path) -> list[Problem]:
                 entry = match.group(1)
             if "TODO" in line:
                 found.setdefault((section, entry), []).append((number, line.index("TODO") + 1))
-        relative = f"{FIXES_DIR}/{path.name}"
+        relative = f"{spec.fixes_dir}/{path.name}"
         for (section, entry), places in found.items():
             (first_line, col), numbers = places[0], ", ".join(str(n) for n, _ in places)
             if section == "models" and entry:
@@ -593,23 +650,30 @@ def todo_in_fix_yaml(project_dir: Path) -> list[Problem]:
 
 
 def lint_project(project_dir: Path) -> LintResult:
-    """Compile the project's fix chain with dbt and lint every fix."""
+    """Compile the project's fix chains (event and context fixes) with dbt; lint every fix."""
     project_dir = project_dir.resolve()
-    fixes = read_chain(project_dir)
-    problems = stray_fix_files(project_dir, fixes)
-    problems += todo_in_fix_yaml(project_dir) + todo_in_fix_sql(project_dir, fixes)
-    missing = missing_fix_models(project_dir, fixes)
-    if missing or not fixes:
-        return LintResult(fixes, unique(problems + missing))
+    chains = [(spec, read_chain(project_dir, spec.var)) for spec in CHAINS]
+    every = [fix for _, fixes in chains for fix in fixes]
+    problems: list[Problem] = []
+    missing: list[Problem] = []
+    for spec, fixes in chains:
+        problems += stray_fix_files(project_dir, fixes, spec)
+        problems += todo_in_fix_yaml(project_dir, spec) + todo_in_fix_sql(project_dir, fixes, spec)
+        missing += missing_fix_models(project_dir, fixes, spec)
+    if missing or not every:
+        return LintResult(every, unique(problems + missing))
     with tempfile.TemporaryDirectory(prefix="loader-lint-") as work:
         try:
-            manifest = compile_fixes(project_dir, fixes, Path(work))
+            manifest = compile_fixes(project_dir, every, Path(work))
         except CompileFailed as failed:
-            return LintResult(fixes, sorted(set(problems + failed.problems)))
-    compiled, schemas, chain_columns = compiled_fixes(project_dir, manifest, fixes)
-    for fix in compiled:
-        problems += lint_fix(fix, schemas, chain_columns)
-    return LintResult(fixes, unique(problems))
+            return LintResult(every, sorted(set(problems + failed.problems)))
+    for spec, fixes in chains:
+        if not fixes:
+            continue
+        compiled, schemas, chain_columns = compiled_fixes(project_dir, manifest, fixes, spec)
+        for fix in compiled:
+            problems += lint_fix(fix, schemas, chain_columns)
+    return LintResult(every, unique(problems))
 
 
 def unique(problems: list[Problem]) -> list[Problem]:

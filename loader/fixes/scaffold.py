@@ -82,6 +82,65 @@ TEST_ENTRY = """\
 """
 
 
+CONTEXT_FIXES_DIR = Path("models/context_fixes")
+CONTEXT_MODELS_YML = CONTEXT_FIXES_DIR / "_context_fixes__models.yml"
+
+CONTEXT_SQL_TEMPLATE = """\
+-- {model}: TODO say what was wrong with the batch context and why this fix is right.
+{{#
+    One row per source batch (the columns of stg_quarantine__batches). Replace the no-op
+    `environment as environment` with context fix macros (docs/fixes.md), for example:
+        set_environment('development', where="environment = 'Development'")
+        rename_identity('customerId', 'customer_id') / drop_identity('other')
+        set_identity('customer_id', identity_from_user_attribute('account_id'))
+        set_mpid('8934702931040193024', where="batch_key = '...'")
+        drop_device_id('ios_advertising_id') / set_data_plan('my_plan', 3)
+    Changing identities, the MPID or device ids changes who the batch belongs to: say so
+    with {{{{ config(meta={{'changes_identity': true}}) }}}} at the top.
+#}}
+
+with batches as (
+    select * from {{{{ context_fix_input() }}}}
+),
+
+fixed as (
+    select
+        * replace (
+            environment as environment
+        ),
+    from batches
+)
+
+select * from fixed
+"""
+
+CONTEXT_MODEL_ENTRY = """\
+  - name: {model}
+    description: >
+      TODO: the symptom in the batch context (the query that shows it), and what this fix
+      changes.
+"""
+
+CONTEXT_TEST_ENTRY = """\
+  - name: test_{model}
+    model: {model}
+    description: TODO what the fix must do to this batch.
+    given:
+      - input: ref('stg_quarantine__batches')
+        rows:
+          # TODO: a batch as the fix receives it. Only the columns the fix reads matter.
+          - batch_key: "b1"
+            environment: "TODO"
+            user_identities: '{{"customer_id": "TODO"}}'
+    expect:
+      rows:
+        # TODO: the same batch as the fix must return it (changed JSON is written compactly).
+        - batch_key: "b1"
+          environment: "TODO"
+          user_identities: '{{"customer_id": "TODO"}}'
+"""
+
+
 class ScaffoldError(LoaderError):
     """The fix cannot be created as asked (bad name, already exists, unreadable project)."""
 
@@ -93,12 +152,14 @@ class NewFix:
     yml_path: Path
     position: int
     after: str | None
+    var: str = "fixes"
 
 
-def model_name(name: str) -> str:
-    """`search_type` or `fix_search_type` -> `fix_search_type`; rejects anything else."""
-    model = name if name.startswith("fix_") else f"fix_{name}"
-    if not NAME_PATTERN.fullmatch(model) or model == "fix_":
+def model_name(name: str, prefix: str = "fix_") -> str:
+    """`search_type` or `fix_search_type` -> `fix_search_type` (context fixes:
+    `context_fix_...`); rejects anything else."""
+    model = name if name.startswith(prefix) else f"{prefix}{name}"
+    if not NAME_PATTERN.fullmatch(model) or model == prefix:
         raise ScaffoldError(
             f"'{name}' is not a fix name: use lower-case letters, digits and underscores, "
             "starting with a letter (e.g. rename_checkout_event)."
@@ -106,8 +167,8 @@ def model_name(name: str) -> str:
     return model
 
 
-def append_to_chain(text: str, model: str) -> str:
-    """dbt_project.yml's text with `model` appended to var `fixes`, the rest untouched."""
+def append_to_chain(text: str, model: str, var: str = "fixes") -> str:
+    """dbt_project.yml's text with `model` appended to var `var`, the rest untouched."""
     lines = text.splitlines(keepends=True)
     in_vars, fixes_at = False, None
     for index, line in enumerate(lines):
@@ -115,11 +176,11 @@ def append_to_chain(text: str, model: str) -> str:
             in_vars = True
         elif in_vars and re.match(r"[^\s#]", line):
             in_vars = False
-        elif in_vars and (match := re.match(r"(\s+)fixes:(.*)$", line.rstrip("\r\n"))):
+        elif in_vars and (match := re.match(rf"(\s+){var}:(.*)$", line.rstrip("\r\n"))):
             fixes_at, key_indent, rest = index, match.group(1), match.group(2)
             break
     if fixes_at is None:
-        raise ScaffoldError("dbt_project.yml has no var 'fixes': add `fixes: []` under vars.")
+        raise ScaffoldError(f"dbt_project.yml has no var '{var}': add `{var}: []` under vars.")
     newline = "\r\n" if lines[fixes_at].endswith("\r\n") else "\n"
     shape = re.fullmatch(r"\s*([^#]*?)\s*(#.*)?", rest)
     assert shape is not None  # the pattern matches any text
@@ -128,10 +189,10 @@ def append_to_chain(text: str, model: str) -> str:
         inner = value.strip("[] ")
         items = f"{inner}, {model}" if inner else model
         padding = f"  {comment}" if comment else ""
-        lines[fixes_at] = f"{key_indent}fixes: [{items}]{padding}{newline}"
+        lines[fixes_at] = f"{key_indent}{var}: [{items}]{padding}{newline}"
         return "".join(lines)
     if value not in ("", "null", "~"):
-        raise ScaffoldError(f"var 'fixes' in dbt_project.yml is not a list: {value}")
+        raise ScaffoldError(f"var '{var}' in dbt_project.yml is not a list: {value}")
     last_item, item_indent = None, key_indent + "  "
     for index in range(fixes_at + 1, len(lines)):
         line = lines[index]
@@ -143,7 +204,7 @@ def append_to_chain(text: str, model: str) -> str:
             continue
         break
     if value in ("null", "~"):
-        lines[fixes_at] = f"{key_indent}fixes:{'  ' + comment if comment else ''}{newline}"
+        lines[fixes_at] = f"{key_indent}{var}:{'  ' + comment if comment else ''}{newline}"
     insert_at = (last_item if last_item is not None else fixes_at) + 1
     if not lines[insert_at - 1].endswith(("\n", "\r")):
         lines[insert_at - 1] += newline
@@ -169,11 +230,15 @@ def append_to_section(text: str, key: str, entry: str) -> str:
     return "".join(lines)
 
 
-def add_to_models_yml(text: str, model: str) -> str:
+def add_to_models_yml(text: str, model: str, *, context: bool = False) -> str:
     """The fixes' YAML with `model`'s description and unit-test skeleton appended."""
     text = text or "version: 2\n"
-    text = append_to_section(text, "models", MODEL_ENTRY.format(model=model))
-    return append_to_section(text, "unit_tests", TEST_ENTRY.format(model=model))
+    entry, test = (
+        (CONTEXT_MODEL_ENTRY, CONTEXT_TEST_ENTRY) if context else (MODEL_ENTRY, TEST_ENTRY)
+    )
+    text = re.sub(r"(?m)^(models|unit_tests): \[\]\s*$", r"\1:", text)  # an empty flow list
+    text = append_to_section(text, "models", entry.format(model=model))
+    return append_to_section(text, "unit_tests", test.format(model=model))
 
 
 def described(yml_text: str) -> tuple[list[str], list[str]]:
@@ -183,39 +248,44 @@ def described(yml_text: str) -> tuple[list[str], list[str]]:
     return models, [t.get("name") for t in document.get("unit_tests") or []]
 
 
-def new_fix(project_dir: Path, name: str) -> NewFix:
-    """Create models/fixes/<model>.sql, describe and unit-test it in the fixes' YAML, and
-    append it to var `fixes`. Nothing is written unless every edit checks out."""
-    model = model_name(name)
-    fixes = read_chain(project_dir)
+def new_fix(project_dir: Path, name: str, *, context: bool = False) -> NewFix:
+    """Create models/fixes/<model>.sql (context fixes: models/context_fixes/), describe and
+    unit-test it in the chain's YAML, and append it to var `fixes` (`context_fixes`).
+    Nothing is written unless every edit checks out."""
+    var = "context_fixes" if context else "fixes"
+    model = model_name(name, "context_fix_" if context else "fix_")
+    fixes = read_chain(project_dir, var)
     if model in fixes:
-        raise ScaffoldError(f"{model} is already in var 'fixes' in dbt_project.yml.")
-    sql_path, yml_path = project_dir / FIXES_DIR / f"{model}.sql", project_dir / MODELS_YML
+        raise ScaffoldError(f"{model} is already in var '{var}' in dbt_project.yml.")
+    folder, models_yml = (
+        (CONTEXT_FIXES_DIR, CONTEXT_MODELS_YML) if context else (FIXES_DIR, MODELS_YML)
+    )
+    sql_path, yml_path = project_dir / folder / f"{model}.sql", project_dir / models_yml
     if sql_path.exists():
         raise ScaffoldError(f"{sql_path.relative_to(project_dir)} already exists.")
 
     project_file = project_dir / "dbt_project.yml"
-    updated_project = append_to_chain(project_file.read_text(), model)
-    if chain_from_text(updated_project) != [*fixes, model]:
+    updated_project = append_to_chain(project_file.read_text(), model, var)
+    if chain_from_text(updated_project, var) != [*fixes, model]:
         raise ScaffoldError(
-            f"could not append {model} to var 'fixes' in dbt_project.yml automatically; "
+            f"could not append {model} to var '{var}' in dbt_project.yml automatically; "
             "add it to the list by hand."
         )
     yml_text = yml_path.read_text() if yml_path.exists() else ""
     try:
         models, tests = described(yml_text)
-        updated_yml = add_to_models_yml(yml_text, model)
+        updated_yml = add_to_models_yml(yml_text, model, context=context)
         expected = ([*models, model], [*tests, f"test_{model}"])
         ok = model not in models and described(updated_yml) == expected
     except (yaml.YAMLError, AttributeError, TypeError):
         ok = False
     if not ok:
         raise ScaffoldError(
-            f"could not add {model} to {MODELS_YML} automatically (is it valid YAML with "
+            f"could not add {model} to {models_yml} automatically (is it valid YAML with "
             "block lists `models:` and `unit_tests:`, and without this fix?)."
         )
     sql_path.parent.mkdir(parents=True, exist_ok=True)
-    sql_path.write_text(SQL_TEMPLATE.format(model=model))
+    sql_path.write_text((CONTEXT_SQL_TEMPLATE if context else SQL_TEMPLATE).format(model=model))
     yml_path.write_text(updated_yml)
     project_file.write_text(updated_project)
     return NewFix(
@@ -224,6 +294,7 @@ def new_fix(project_dir: Path, name: str) -> NewFix:
         yml_path=yml_path.relative_to(project_dir),
         position=len(fixes) + 1,
         after=fixes[-1] if fixes else None,
+        var=var,
     )
 
 
@@ -239,10 +310,11 @@ class RemovedFix:
     unit_tests: list[str]
     position: int | None  # its place in var `fixes` (1-based), if it was there
     chain_length: int
+    var: str = "fixes"
 
 
-def remove_from_chain(text: str, model: str) -> str:
-    """dbt_project.yml's text without `model` in var `fixes`, the rest (comments) untouched."""
+def remove_from_chain(text: str, model: str, var: str = "fixes") -> str:
+    """dbt_project.yml's text without `model` in var `var`, the rest (comments) untouched."""
     lines = text.splitlines(keepends=True)
     in_vars, in_fixes, key_indent = False, False, ""
     for index, line in enumerate(lines):
@@ -254,7 +326,7 @@ def remove_from_chain(text: str, model: str) -> str:
             break
         if not in_vars:
             continue
-        if match := re.match(r"(\s+)fixes:(.*)$", stripped):
+        if match := re.match(rf"(\s+){var}:(.*)$", stripped):
             key_indent, rest = match.group(1), match.group(2)
             shape = re.fullmatch(r"\s*([^#]*?)\s*(#.*)?", rest)
             assert shape is not None  # the pattern matches any text
@@ -264,7 +336,7 @@ def remove_from_chain(text: str, model: str) -> str:
                 kept = ", ".join(item for item in items if item != model)
                 padding = f"  {comment}" if comment else ""
                 newline = line[len(stripped) :]
-                lines[index] = f"{key_indent}fixes: [{kept}]{padding}{newline}"
+                lines[index] = f"{key_indent}{var}: [{kept}]{padding}{newline}"
                 return "".join(lines)
             in_fixes = True
             continue
@@ -323,12 +395,26 @@ def remove_entries(text: str, section: str, names: list[str]) -> str:
     return text
 
 
-def remove_fix(project_dir: Path, name: str) -> RemovedFix:
-    """Delete models/fixes/<model>.sql, its model entry and unit tests in the fixes' YAML,
-    and its name in var `fixes`. Nothing is written unless every edit checks out."""
-    model = model_name(name)
-    fixes = read_chain(project_dir)
-    sql_path, yml_path = project_dir / FIXES_DIR / f"{model}.sql", project_dir / MODELS_YML
+def empty_sections_as_flow(text: str) -> str:
+    """`models:` / `unit_tests:` left without items written back as `[]` (as shipped)."""
+    for section in ("models", "unit_tests"):
+        found = re.search(rf"(?m)^{section}:[ \t]*$", text)
+        if found is not None and not entry_spans(text, section):
+            text = text[: found.end()] + " []" + text[found.end() :]
+    return text
+
+
+def remove_fix(project_dir: Path, name: str, *, context: bool = False) -> RemovedFix:
+    """Delete models/fixes/<model>.sql (context fixes: models/context_fixes/), its model
+    entry and unit tests in the chain's YAML, and its name in var `fixes` (`context_fixes`).
+    Nothing is written unless every edit checks out."""
+    var = "context_fixes" if context else "fixes"
+    model = model_name(name, "context_fix_" if context else "fix_")
+    fixes = read_chain(project_dir, var)
+    folder, models_yml = (
+        (CONTEXT_FIXES_DIR, CONTEXT_MODELS_YML) if context else (FIXES_DIR, MODELS_YML)
+    )
+    sql_path, yml_path = project_dir / folder / f"{model}.sql", project_dir / models_yml
     yml_text = yml_path.read_text() if yml_path.exists() else ""
     try:
         document = yaml.safe_load(yml_text) or {}
@@ -339,23 +425,23 @@ def remove_fix(project_dir: Path, name: str) -> RemovedFix:
         ]
     except (yaml.YAMLError, AttributeError, TypeError):
         raise ScaffoldError(
-            f"{MODELS_YML} is not valid YAML with block lists `models:` and `unit_tests:`; "
+            f"{models_yml} is not valid YAML with block lists `models:` and `unit_tests:`; "
             "remove the fix's entries by hand."
         ) from None
     if model not in fixes and not sql_path.exists() and model not in models and not own_tests:
         known = ", ".join(fixes) if fixes else "none"
         raise ScaffoldError(
-            f"there is no fix {model}: not in var 'fixes' in dbt_project.yml, no "
-            f"{sql_path.relative_to(project_dir)}, no entry in {MODELS_YML}. "
+            f"there is no fix {model}: not in var '{var}' in dbt_project.yml, no "
+            f"{sql_path.relative_to(project_dir)}, no entry in {models_yml}. "
             f"The fixes are {known}."
         )
 
     project_file = project_dir / "dbt_project.yml"
     project_text = project_file.read_text()
-    updated_project = remove_from_chain(project_text, model)
-    if chain_from_text(updated_project) != [f for f in fixes if f != model]:
+    updated_project = remove_from_chain(project_text, model, var)
+    if chain_from_text(updated_project, var) != [f for f in fixes if f != model]:
         raise ScaffoldError(
-            f"could not remove {model} from var 'fixes' in dbt_project.yml automatically; "
+            f"could not remove {model} from var '{var}' in dbt_project.yml automatically; "
             "remove it from the list by hand."
         )
     try:
@@ -364,6 +450,7 @@ def remove_fix(project_dir: Path, name: str) -> RemovedFix:
             updated_yml = remove_entries(updated_yml, "models", [model])
         if own_tests:
             updated_yml = remove_entries(updated_yml, "unit_tests", own_tests)
+        updated_yml = empty_sections_as_flow(updated_yml)
         expected = {
             **document,
             "models": [m for m in document.get("models") or [] if m.get("name") != model],
@@ -382,7 +469,7 @@ def remove_fix(project_dir: Path, name: str) -> RemovedFix:
         ok = False
     if not ok:
         raise ScaffoldError(
-            f"could not remove {model}'s entries from {MODELS_YML} automatically (are they "
+            f"could not remove {model}'s entries from {models_yml} automatically (are they "
             "block-style `- name:` items?); remove its model entry and unit tests by hand."
         )
     had_sql = sql_path.exists()
@@ -400,4 +487,5 @@ def remove_fix(project_dir: Path, name: str) -> RemovedFix:
         unit_tests=own_tests,
         position=fixes.index(model) + 1 if model in fixes else None,
         chain_length=len(fixes),
+        var=var,
     )

@@ -23,7 +23,8 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from loader.ingest.sources import Source, SourceObject, source_for
+from loader.ingest.fast_path import load_fast
+from loader.ingest.sources import ObjectReadError, ReadsAhead, Source, SourceObject, source_for
 from loader.warehouse import ensure_raw_schema, insert_columns
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -36,6 +37,9 @@ EXCERPT_BYTES = 200
 # times its size). A longer line goes to raw.rejected_lines as `line too long` and is
 # skipped without being held in memory.
 MAX_LINE_BYTES = 16 * 1024 * 1024
+# Files are committed together up to this much input: one commit per file would write
+# every line twice (log, then table). An interrupted run loses at most this much work.
+COMMIT_BYTES = 256 * 1024 * 1024
 SKIP_BYTES = 1024 * 1024  # read size while skipping the rest of a line too long
 SNIFF_BYTES = 1024  # the head of a file (after gunzip) checked for binary content
 NOT_QUARANTINE = (
@@ -60,6 +64,7 @@ class FileResult:
     lines_rejected: int = 0
     note: str = ""
     rejections: list[Rejection] = field(default_factory=list)
+    fast: bool = False  # read by the fast path (every line a good batch)
 
 
 @dataclass
@@ -244,10 +249,16 @@ def _read_lines(fh: BinaryIO, loader: _FileLoader, is_gzip: bool) -> None:
 
 
 def ingest_file(
-    con: duckdb.DuckDBPyConnection, source: Source, obj: SourceObject, now: datetime
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    obj: SourceObject,
+    now: datetime,
+    *,
+    fast: bool = True,
 ) -> FileResult:
-    """Load one file. Chunks commit as they go (memory stays flat whatever the file size);
-    the file counts as loaded only once its `raw.ingested_files` row is written."""
+    """Load one file, in the caller's transaction. The file counts as loaded once its
+    `raw.ingested_files` row is committed with its lines (DuckDB writes big appends to the
+    file as they come, so memory stays flat whatever the file size)."""
     source_file = obj.uri
     if is_verification_file(obj.name):
         return FileResult(source_file, "skipped", note="bucket verification file")
@@ -270,25 +281,15 @@ def ingest_file(
         "select count(*) from raw.ingested_files where source_file = ?", [source_file]
     ).fetchall()
     if previous:
-        con.begin()
         for table in ("quarantine_lines", "rejected_lines", "ingested_files"):
             con.execute(f"delete from raw.{table} where source_file = ?", [source_file])
-        con.commit()
-    loader = _FileLoader(con, source_file, checksum, now)
     try:
-        stream = source.open(obj)
+        loader, is_gzip, binary, read_fast = _read(con, source, obj, checksum, now, fast=fast)
     except OSError as exc:
         return _not_read(obj, exc)
-    with stream:
-        fh, is_gzip = open_maybe_gzip(stream)
-        with fh:
-            binary = looks_binary(cast(io.BufferedReader, fh).peek(SNIFF_BYTES))
-            _read_lines(fh, loader, is_gzip)
-    loader.flush()
     refused = binary and loader.loaded == 0 and bool(loader.rejections)
     if refused:  # one row for the whole file, not one per "line" of a picture
         loader.rejections = [Rejection(source_file, 0, NOT_QUARANTINE, None)]
-    con.begin()
     loader.write_rejections()
     con.execute(
         "insert into raw.ingested_files values (?, ?, ?, ?, ?, ?, ?)",
@@ -302,7 +303,6 @@ def ingest_file(
             now,
         ],
     )
-    con.commit()
     if refused:
         return FileResult(
             source_file,
@@ -318,7 +318,39 @@ def ingest_file(
         lines_rejected=len(loader.rejections),
         note="content changed since last ingest; earlier rows replaced" if previous else "",
         rejections=loader.rejections,
+        fast=read_fast,
     )
+
+
+def _read(
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    obj: SourceObject,
+    checksum: str,
+    now: datetime,
+    *,
+    fast: bool,
+) -> tuple[_FileLoader, bool, bool, bool]:
+    """Load the lines of `obj`: by the fast path (when `fast`) if every line is a good
+    batch, else line by line. Returns the loader (counts, rejections), whether the file is
+    gzipped, whether its head looks binary, and whether the fast path read it. Raises
+    OSError when it cannot be opened."""
+    loader = _FileLoader(con, obj.uri, checksum, now)
+    if fast:
+        with source.open(obj) as stream:
+            fh, is_gzip = open_maybe_gzip(stream)
+            with fh:
+                loaded = load_fast(con, fh, obj.uri, checksum, now, MAX_LINE_BYTES)
+        if loaded is not None:
+            loader.loaded = loaded
+            return loader, is_gzip, False, True
+    with source.open(obj) as stream:
+        fh, is_gzip = open_maybe_gzip(stream)
+        with fh:
+            binary = looks_binary(cast(io.BufferedReader, fh).peek(SNIFF_BYTES))
+            _read_lines(fh, loader, is_gzip)
+    loader.flush()
+    return loader, is_gzip, binary, False
 
 
 def _not_read(obj: SourceObject, exc: OSError) -> FileResult:
@@ -371,29 +403,83 @@ def ingest(
     con: duckdb.DuckDBPyConnection,
     arguments: Iterable[str],
     on_file: Callable[[FileResult], None] | None = None,
+    *,
+    fast: bool = True,
 ) -> IngestSummary:
-    """Load every file that `arguments` name into the raw tables."""
-    return ingest_source(con, source_for(arguments), on_file)
+    """Load every file that `arguments` name into the raw tables (`fast`: try the fast
+    path first; without it every line is read by the careful path)."""
+    return ingest_source(con, source_for(arguments), on_file, fast=fast)
 
 
 def ingest_source(
     con: duckdb.DuckDBPyConnection,
     source: Source,
     on_file: Callable[[FileResult], None] | None = None,
+    *,
+    fast: bool = True,
 ) -> IngestSummary:
     """Load every file of `source` into the raw tables."""
     ensure_raw_schema(con)
     # Checkpoint (compress and rewrite) less often: a checkpoint per file dominates the
-    # run. Cap DuckDB's cache so memory stays flat however large the files are.
+    # run. (Memory is capped where the connection is opened: loader.warehouse.open_duckdb.)
     con.execute("set checkpoint_threshold = '128MB'")
-    con.execute("set memory_limit = '500MB'")
+    con.execute("set preserve_insertion_order = false")  # lines carry their numbers
     remove_incomplete_loads(con)
     now = datetime.now(UTC)
     summary = IngestSummary()
-    for obj in source.objects():
-        result = ingest_file(con, source, obj, now)
+    if isinstance(source, ReadsAhead):
+        loaded = con.execute("select file_checksum from raw.ingested_files").fetchall()
+        source.read_ahead({checksum for (checksum,) in loaded})
+    pending: list[FileResult] = []  # loaded in the open transaction, reported once committed
+    pending_bytes = 0
+    con.begin()
+    try:
+        for obj in source.objects():
+            result = _ingest_one(con, source, obj, now, fast=fast)
+            pending.append(result)
+            pending_bytes += obj.size if result.status in ("loaded", "replaced") else 0
+            if pending_bytes >= COMMIT_BYTES:
+                _commit(con, pending, summary, on_file)
+                pending_bytes = 0
+                con.begin()
+        _commit(con, pending, summary, on_file)
+    except BaseException:
+        con.rollback()  # the files of the open transaction are read again next time
+        raise
+    finally:
+        if isinstance(source, ReadsAhead):
+            source.close()
+    return summary
+
+
+def _ingest_one(
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    obj: SourceObject,
+    now: datetime,
+    *,
+    fast: bool,
+) -> FileResult:
+    """`ingest_file`, with an object that could not be read whole reported, none of it kept."""
+    try:
+        return ingest_file(con, source, obj, now, fast=fast)
+    except ObjectReadError as exc:
+        for table in ("quarantine_lines", "rejected_lines"):
+            con.execute(f"delete from raw.{table} where source_file = ?", [obj.uri])
+        return FileResult(obj.uri, "not read", note=exc.reason)
+
+
+def _commit(
+    con: duckdb.DuckDBPyConnection,
+    pending: list[FileResult],
+    summary: IngestSummary,
+    on_file: Callable[[FileResult], None] | None,
+) -> None:
+    """Commit the files loaded since the last commit, then report them."""
+    con.commit()
+    for result in pending:
         summary.files.append(result)
         summary.rejections.extend(result.rejections)
         if on_file:
             on_file(result)
-    return summary
+    pending.clear()

@@ -1,9 +1,9 @@
 """Where quarantine files come from: a `Source` lists objects and opens byte streams.
 
 The importer does the rest (gzip detection, line checks, loading), whatever the source.
-`LocalFiles` (paths, folders searched recursively, globs) is the one source today;
-object stores (S3, GCS, Azure) would be others, listing objects with their ETag or
-generation as fingerprint. `source_for` is the one place that picks a source for the
+`LocalFiles` reads paths, folders (searched recursively) and globs;
+`object_stores.ObjectStore` reads S3, GCS and Azure Blob URIs, with the ETag, MD5 or
+generation as fingerprint. `source_for` is the one place that picks the sources for the
 arguments of `loader ingest`.
 """
 
@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from loader.errors import LoaderError
 
@@ -41,6 +43,29 @@ class Source(Protocol):
 
     def open(self, obj: SourceObject) -> BinaryIO:
         """The object's bytes as stored (gzip or not), as a stream the caller closes."""
+        ...
+
+
+class ObjectReadError(Exception):
+    """An object that could not be read whole (after retries), or changed while read.
+
+    Raised by a source's stream; the importer records nothing of that object."""
+
+    def __init__(self, uri: str, reason: str) -> None:
+        super().__init__(f"{uri}: {reason}")
+        self.uri, self.reason = uri, reason
+
+
+@runtime_checkable
+class ReadsAhead(Protocol):
+    """A source that downloads objects before `open` asks for them."""
+
+    def read_ahead(self, loaded: set[str]) -> None:
+        """Start fetching, in order, the objects whose fingerprint is not in `loaded`."""
+        ...
+
+    def close(self) -> None:
+        """Stop fetching."""
         ...
 
 
@@ -109,6 +134,82 @@ def _glob(pattern: str) -> Iterator[Path]:
             yield match
 
 
-def source_for(arguments: Iterable[str]) -> Source:
-    """The source that `loader ingest ARGUMENTS` reads (local files today)."""
-    return LocalFiles(arguments)
+DATE_FOLDER = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def date_folder(uri: str) -> date | None:
+    """The date of the innermost `YYYY-MM-DD` folder holding `uri`, or None."""
+    for part in reversed(uri.split("/")[:-1]):
+        if DATE_FOLDER.fullmatch(part):
+            try:
+                return date.fromisoformat(part)
+            except ValueError:
+                return None
+    return None
+
+
+class Sources:
+    """Several sources read as one (local folders and buckets in one call).
+
+    Every source is listed before the first object is returned, so a bad argument fails
+    before anything loads. With `since`, objects in a date folder before it are left out
+    (objects outside date folders stay)."""
+
+    def __init__(self, sources: list[Source], since: date | None = None) -> None:
+        self.sources, self.since = sources, since
+        self._owner: dict[str, Source] = {}
+        self._listed: list[SourceObject] | None = None
+
+    def objects(self) -> Iterator[SourceObject]:
+        if self._listed is None:
+            self._listed = []
+            for source in self.sources:
+                for obj in source.objects():
+                    day = date_folder(obj.uri) if self.since else None
+                    if obj.uri in self._owner or (day and self.since and day < self.since):
+                        continue
+                    self._owner[obj.uri] = source
+                    self._listed.append(obj)
+        yield from self._listed
+
+    def fingerprint(self, obj: SourceObject) -> str:
+        return self._owner[obj.uri].fingerprint(obj)
+
+    def open(self, obj: SourceObject) -> BinaryIO:
+        return self._owner[obj.uri].open(obj)
+
+    def read_ahead(self, loaded: set[str]) -> None:
+        for source in self.sources:
+            if isinstance(source, ReadsAhead):
+                source.read_ahead(loaded)
+
+    def close(self) -> None:
+        for source in self.sources:
+            if isinstance(source, ReadsAhead):
+                source.close()
+
+
+def source_for(arguments: Iterable[str], since: date | None = None) -> Source:
+    """The source that `loader ingest ARGUMENTS` reads: local paths, and `s3://`, `gs://`
+    and `az://` URIs (see `object_stores`), in the order given."""
+    from loader.ingest.object_stores import ObjectStore, store_for
+
+    arguments = list(arguments)
+    if since is None and not any("://" in argument for argument in arguments):
+        return LocalFiles(arguments)
+    sources: list[Source] = []
+    for argument in arguments:
+        scheme = argument.split("://", 1)[0].lower() if "://" in argument else ""
+        store = store_for(scheme) if scheme else None
+        if scheme and store is None:
+            raise LoaderError(
+                f"{argument}: unknown scheme {scheme}://. loader ingest reads local paths, "
+                "s3://, gs:// (gcs://) and az:// (abfs://) URIs."
+            )
+        if store is None:
+            sources.append(LocalFiles([argument]))
+        elif sources and isinstance(sources[-1], ObjectStore) and sources[-1].store == store:
+            sources[-1].arguments.append(argument)
+        else:
+            sources.append(ObjectStore(store, [argument], since))
+    return Sources(sources, since)

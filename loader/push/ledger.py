@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -23,9 +24,10 @@ import duckdb
 import orjson
 
 from loader.errors import LoaderError
+from loader.events_api.reasons import classify
 from loader.push.attempts import Attempt
 from loader.push.packing import PackedBatch
-from loader.warehouse import attach, insert_columns, lock_holder
+from loader.warehouse import attach, insert_columns, lock_holder, open_duckdb
 
 # Batch statuses: planned and in_flight and failed are "open" (sent again, with the same
 # id, by the next run); acknowledged, rejected and superseded are settled.
@@ -73,6 +75,7 @@ create table if not exists runs (
 );
 alter table runs add column if not exists events_not_sent bigint default 0;
 alter table runs add column if not exists batches_not_sent bigint default 0;
+alter table runs add column if not exists sample_users integer;
 alter table runs add column if not exists destination varchar default 'events_api';
 create table if not exists batches (
     source_request_id varchar primary key,
@@ -90,6 +93,8 @@ create table if not exists batches (
     last_sent_at timestamptz,
     settled_at timestamptz
 );
+alter table batches add column if not exists error_code varchar;
+alter table batches add column if not exists error_reason varchar;
 create table if not exists batch_events (
     source_request_id varchar not null,
     position integer not null,
@@ -203,6 +208,12 @@ select
     b.source_request_id,
     b.last_run_id as run_id,
     b.status,
+    case
+        when b.status = 'rejected' and b.first_sent_at is null then 'loader'
+        when b.status = 'rejected' then 'mparticle'
+    end as refused_by,
+    coalesce(b.error_code, 'other') as code,
+    coalesce(b.error_reason, b.error) as reason,
     b.error,
     b.attempts,
     b.last_sent_at,
@@ -231,12 +242,15 @@ group by run_id;
 create or replace view failures as
 select
     status,
-    error,
+    refused_by,
+    code,
+    reason,
     count(*) as batches,
     sum(events) as events,
+    min(error) as example_error,
     min(source_request_id) as example_source_request_id,
 from failed_batches
-group by all;
+group by status, refused_by, code, reason;
 """
 
 RUN_COUNTS = (
@@ -257,10 +271,18 @@ RUN_COUNTS = (
     "events_not_sent",
     "batches_not_sent",
 )
-# columns of `runs` added since the first ledgers: read as 0 from a file that lacks them
-ADDED_RUN_COUNTS = ("events_not_sent", "batches_not_sent")
-# ... and those read as a text: the destination of runs before there was a choice
-ADDED_RUN_TEXTS = {"destination": "events_api"}
+# columns added since the first ledgers (SCHEMA adds them; `attach_ledger` and `runs()` make
+# them up, with these values, for a file opened read-only without them)
+ADDED_RUN_COLUMNS = {
+    "events_not_sent": "0::bigint",
+    "batches_not_sent": "0::bigint",
+    "sample_users": "null::integer",
+    "destination": "'events_api'",  # runs from before there was a choice
+}
+ADDED_COLUMNS = {
+    "runs": tuple(ADDED_RUN_COLUMNS),
+    "batches": ("error_code", "error_reason"),
+}
 # a direct destination's events are recorded as <name>:<replay_key> (see
 # loader.push.destinations); the Events API's as the replay_key itself
 DESTINATION_OF_KEY_SQL = (
@@ -302,7 +324,13 @@ class RunRow:
     http_requests: int
     events_not_sent: int = 0  # handed over for sending, never sent (the run stopped first)
     batches_not_sent: int = 0
+    sample_users: int | None = None  # a sample run (a test send): how many users; else None
     destination: str = "events_api"  # events_api, or a direct destination (amplitude)
+
+    @property
+    def kind(self) -> str:
+        """ "full", or "sample (N users)" for a test send."""
+        return "full" if self.sample_users is None else f"sample ({self.sample_users} users)"
 
 
 @dataclass
@@ -323,13 +351,32 @@ class BatchCount:
 
 @dataclass
 class FailureRow:
-    """One reason batches failed or were rejected (a row of the `failures` view)."""
+    """One reason batches failed or were rejected (a row of the `failures` view): its
+    stable `code` and `reason` (loader.events_api.reasons), and one full message."""
 
     status: str
-    error: str | None
+    refused_by: str | None  # 'loader' (before sending), 'mparticle', None when failed
+    code: str
+    reason: str | None
     batches: int
     events: int
+    example_error: str | None
     example_source_request_id: str
+
+    @property
+    def side(self) -> str:
+        """Who refused, or that the batch failed, in words."""
+        return outcome_label(self.status, self.refused_by, self.example_error)
+
+
+def outcome_label(status: str, refused_by: str | None, error: str | None) -> str:
+    """'refused locally before sending', 'refused by mParticle (HTTP 400)' or 'failed'."""
+    if refused_by == "loader":
+        return "refused locally before sending"
+    if refused_by == "mparticle":
+        status_code = re.match(r"HTTP (\d{3})", error or "")
+        return f"refused by mParticle (HTTP {status_code[1] if status_code else 400})"
+    return "failed (sent again by the next push)" if status == FAILED else status
 
 
 def api_key_fingerprint(api_key: str | None) -> str:
@@ -366,11 +413,11 @@ class Ledger:
             return cls.in_memory()
         try:
             if read_only:
-                con = duckdb.connect(":memory:")
+                con = open_duckdb(":memory:")
                 attach_ledger(con, path, "ledger")
                 con.execute("use ledger")
             else:
-                con = duckdb.connect(str(path))
+                con = open_duckdb(path)
         except duckdb.IOException as exc:
             holder = lock_holder(exc)
             if holder is None:
@@ -389,6 +436,7 @@ class Ledger:
         if not read_only:
             con.execute(SCHEMA)
             con.execute(VIEWS)
+            ledger._classify_old_errors()
         elif not ledger._has_schema():
             con.close()
             return cls.in_memory()
@@ -397,10 +445,25 @@ class Ledger:
     @classmethod
     def in_memory(cls) -> Ledger:
         """An empty ledger that writes nowhere (a dry run with no ledger file yet)."""
-        con = duckdb.connect(":memory:")
+        con = open_duckdb(":memory:")
         con.execute(SCHEMA)
         con.execute(VIEWS)
         return cls(con, None, read_only=True)
+
+    def _classify_old_errors(self) -> None:
+        """Give a code and reason to messages recorded before the ledger kept them."""
+        errors = [
+            row[0]
+            for row in self.query(
+                "select distinct error from batches where error is not null and error_code is null"
+            )
+        ]
+        if errors:
+            self.con.execute(
+                "update batches set error_code = c.code, error_reason = c.reason "
+                f"from ({_CODES_SQL}) c where batches.error = c.error",
+                _codes_params(errors),
+            )
 
     def _has_schema(self) -> bool:
         return _has_relations(self.con, "current_database()", LEDGER_TABLES)
@@ -513,6 +576,10 @@ class Ledger:
         ).fetchall()
         return run_id
 
+    def mark_sample(self, run_id: int, users: int) -> None:
+        """Record that run `run_id` is a sample run (a test send) of `users` users."""
+        self.con.execute("update runs set sample_users = ? where run_id = ?", [users, run_id])
+
     def finish_run(
         self, run_id: int, status: str, counts: dict[str, int], message: str | None = None
     ) -> None:
@@ -550,6 +617,8 @@ class Ledger:
             "body_bytes": [len(b.body) for b in batches],
             "status": [PLANNED if b.error is None else REJECTED for b in batches],
             "error": [b.error for b in batches],
+            "error_code": [_code(b.error) for b in batches],
+            "error_reason": [_reason(b.error) for b in batches],
             "planned_at": [at] * len(batches),
             "settled_at": [None if b.error is None else at for b in batches],
         }
@@ -581,11 +650,13 @@ class Ledger:
         at = now()
         for b in batches:
             self.con.execute(
-                "update batches set status = ?, error = ?, last_run_id = ?, planned_at = ?, "
-                "settled_at = ? where source_request_id = ?",
+                "update batches set status = ?, error = ?, error_code = ?, error_reason = ?, "
+                "last_run_id = ?, planned_at = ?, settled_at = ? where source_request_id = ?",
                 [
                     PLANNED if b.error is None else REJECTED,
                     b.error,
+                    _code(b.error),
+                    _reason(b.error),
                     run_id,
                     at,
                     None if b.error is None else at,
@@ -618,9 +689,10 @@ class Ledger:
             return
         ids = list(errors)
         self.con.execute(
-            "update batches set status = ?, error = o.error, settled_at = ?, "
-            "attempts = batches.attempts + o.attempts "
+            "update batches set status = ?, error = o.error, error_code = o.code, "
+            "error_reason = o.reason, settled_at = ?, attempts = batches.attempts + o.attempts "
             "from (select unnest(?::varchar[]) as sid, unnest(?::varchar[]) as error, "
+            "unnest(?::varchar[]) as code, unnest(?::varchar[]) as reason, "
             "unnest(?::integer[]) as attempts) o "
             "where batches.source_request_id = o.sid",
             [
@@ -628,6 +700,8 @@ class Ledger:
                 None if status == FAILED else now(),
                 ids,
                 [errors[sid] for sid in ids],
+                [_code(errors[sid]) for sid in ids],
+                [_reason(errors[sid]) for sid in ids],
                 [attempts.get(sid, 0) for sid in ids],
             ],
         )
@@ -637,7 +711,7 @@ class Ledger:
         and unsent again, as if never handed over (unless an earlier run sent them)."""
         self._set(
             source_request_ids,
-            "status = 'planned', error = null, "
+            "status = 'planned', error = null, error_code = null, error_reason = null, "
             "first_sent_at = case when attempts = 0 then null else first_sent_at end, "
             "last_sent_at = case when attempts = 0 then null else last_sent_at end",
             [],
@@ -648,8 +722,8 @@ class Ledger:
         """Open batches whose content changed: never sent again (their events are planned anew)."""
         self._set(
             source_request_ids,
-            "status = 'superseded', error = ?, settled_at = ?",
-            [reason, now()],
+            "status = 'superseded', error = ?, error_code = ?, error_reason = ?, settled_at = ?",
+            [reason, _code(reason), _reason(reason), now()],
         )
 
     def _set(
@@ -710,15 +784,12 @@ class Ledger:
                 "current_database() and table_name = 'runs'"
             )
         }
-
-        def column(name: str) -> str:
-            if name in present:
-                return name
-            if name in ADDED_RUN_TEXTS:
-                return f"'{ADDED_RUN_TEXTS[name]}' as {name}"
-            return f"0 as {name}" if name in ADDED_RUN_COUNTS else name
-
-        names = ", ".join(column(f.name) for f in fields(RunRow))
+        names = ", ".join(
+            f.name
+            if f.name in present or f.name not in ADDED_RUN_COLUMNS
+            else f"{ADDED_RUN_COLUMNS[f.name]} as {f.name}"
+            for f in fields(RunRow)
+        )
         return [RunRow(*row) for row in self.query(f"select {names} from runs order by run_id")]
 
     def event_counts(self, destination: str | None = None) -> EventCounts:
@@ -754,14 +825,16 @@ class Ledger:
         params: list = []
         if run_id is not None:
             source = (
-                "(select status, error, count(*) as batches, sum(events) as events, "
+                "(select status, refused_by, code, reason, count(*) as batches, "
+                "sum(events) as events, min(error) as example_error, "
                 "min(source_request_id) as example_source_request_id "
-                "from failed_batches where run_id = ? group by all)"
+                "from failed_batches where run_id = ? group by status, refused_by, code, reason)"
             )
             params.append(run_id)
         names = ", ".join(f.name for f in fields(FailureRow))
         rows = self.query(
-            f"select {names} from {source} order by events desc, error limit ?", [*params, limit]
+            f"select {names} from {source} order by events desc, code, reason limit ?",
+            [*params, limit],
         )
         return [FailureRow(*row) for row in rows]
 
@@ -800,16 +873,56 @@ def _has_relations(con: duckdb.DuckDBPyConnection, database: str, names: Sequenc
     return found == len(names)
 
 
+def _code(error: str | None) -> str | None:
+    refusal = classify(error)
+    return None if refusal is None else refusal.code
+
+
+def _reason(error: str | None) -> str | None:
+    refusal = classify(error)
+    return None if refusal is None else refusal.reason
+
+
+# messages with their code and reason, as a relation (parameters: `_codes_params`)
+_CODES_SQL = (
+    "select unnest(?::varchar[]) as error, unnest(?::varchar[]) as code, "
+    "unnest(?::varchar[]) as reason"
+)
+
+
+def _codes_params(errors: list[str]) -> list[list]:
+    return [errors, [_code(e) for e in errors], [_reason(e) for e in errors]]
+
+
+def _missing_columns(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, list[str]]:
+    """Columns of `ADDED_COLUMNS` that the tables of `database` (an SQL expression) lack."""
+    present = set(
+        con.execute(
+            "select table_name, column_name from duckdb_columns() "
+            f"where database_name = {database} and schema_name = 'main'"
+        ).fetchall()
+    )
+    return {
+        table: missing
+        for table, names in ADDED_COLUMNS.items()
+        if (missing := [name for name in names if (table, name) not in present])
+    }
+
+
 def attach_ledger(con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> None:
     """Attach the ledger file at `path` read-only as `alias`, with every view of `VIEWS`.
 
-    A file written before some view existed cannot get it while read-only: then the file
-    is attached as `<alias>_file` and `alias` is an in-memory catalog of views over its
-    tables, so that queries read `<alias>.failures` (or any table) either way.
+    A file written before some view or column existed cannot get it while read-only: then
+    the file is attached as `<alias>_file` and `alias` is an in-memory catalog of views
+    over its tables (missing counts read as 0, the codes of old messages are worked out),
+    so that queries read `<alias>.failures` (or any table) either way.
     """
     attach(con, path, alias)
     quoted = "'" + alias.replace("'", "''") + "'"
-    if not _has_relations(con, quoted, LEDGER_TABLES) or _has_relations(con, quoted, LEDGER_VIEWS):
+    if not _has_relations(con, quoted, LEDGER_TABLES):
+        return
+    missing = _missing_columns(con, quoted)
+    if not missing and _has_relations(con, quoted, LEDGER_VIEWS):
         return
     con.execute(f'detach "{alias}"')
     attach(con, path, f"{alias}_file")
@@ -817,10 +930,34 @@ def attach_ledger(con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> Non
     con.execute(f"attach ':memory:' as \"{alias}\"")
     for table in LEDGER_TABLES:
         con.execute(
-            f'create view "{alias}".main.{table} as select * from "{alias}_file".main.{table}'
+            f'create view "{alias}".main.{table} as '
+            + _table_with_added_columns(con, alias, table, missing.get(table, []))
         )
     con.execute(f'use "{alias}"')
     try:
         con.execute(VIEWS)
     finally:
         con.execute('use "' + current.replace('"', '""') + '"')
+
+
+def _table_with_added_columns(
+    con: duckdb.DuckDBPyConnection, alias: str, table: str, missing: list[str]
+) -> str:
+    """A select of the file's `table`, with the columns it lacks made up."""
+    source = f'"{alias}_file".main.{table}'
+    if table == "batches" and "error_code" in missing:
+        errors = [
+            row[0]
+            for row in con.execute(
+                f"select distinct error from {source} where error is not null"
+            ).fetchall()
+        ]
+        con.execute(
+            f'create table "{alias}".main.error_codes as {_CODES_SQL}', _codes_params(errors)
+        )
+        return (
+            f"select b.*, c.code as error_code, c.reason as error_reason from {source} b "
+            f'left join "{alias}".main.error_codes c on c.error = b.error'
+        )
+    made_up = "".join(f", {ADDED_RUN_COLUMNS[name]} as {name}" for name in missing)
+    return f"select *{made_up} from {source}"

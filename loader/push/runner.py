@@ -26,6 +26,8 @@ from pathlib import Path
 
 import orjson
 
+from loader.build_settings import SampleReplaySet, sample_note
+from loader.events_api.reasons import classify
 from loader.push import ledger as ledger_mod
 from loader.push.build_freshness import StaleReplaySet
 from loader.push.destinations import (
@@ -47,7 +49,7 @@ from loader.push.packing import (
     group_requests,
     pack_and_validate,
 )
-from loader.push.send_plan import Planner, PlanSummary, planning_session
+from loader.push.send_plan import Planner, PlanSummary, SampleRequest, planning_session
 from loader.push.transport import Outgoing, RateLimiter, SendResult, Transport
 
 LEDGER_CHUNK = 5_000  # batches recorded per transaction while planning
@@ -70,6 +72,7 @@ class PushOptions:
     # the destination's own settings (Amplitude: per_id_rate, throttle_wait_s, min_id_length)
     destination_settings: dict = field(default_factory=dict)
     batches_per_request: int | None = None  # fewer than the destination allows
+    sample: SampleRequest | None = None  # a test send of a few users' events
 
     @property
     def limits(self) -> PackingLimits:
@@ -108,6 +111,17 @@ class Progress:
 
 
 @dataclass
+class LocalRejections:
+    """Events refused locally for one reason (loader.events_api.reasons), one example."""
+
+    code: str
+    reason: str
+    events: int = 0
+    batches: int = 0
+    example: str = ""
+
+
+@dataclass
 class PushReport:
     """What a run planned and did; `as_dict` is the `--json` output."""
 
@@ -124,7 +138,7 @@ class PushReport:
     body_bytes: int = 0
     largest_batch_bytes: int = 0
     largest_request_bytes: int = 0
-    local_rejections: dict[str, int] = field(default_factory=dict)  # reason -> events
+    local_rejections: dict[str, LocalRejections] = field(default_factory=dict)  # by code
     events_rejected_locally: int = 0
     batches_rejected_locally: int = 0
     progress: Progress = field(default_factory=Progress)
@@ -168,7 +182,7 @@ class PushReport:
                 "largest_batch_bytes": self.largest_batch_bytes,
                 "largest_request_bytes": self.largest_request_bytes,
                 "events_rejected_locally": self.events_rejected_locally,
-                "local_rejections": self.local_rejections,
+                "local_rejections": [asdict(group) for group in self.local_rejections.values()],
             },
             "sent": {
                 "events_acknowledged": p.events_acknowledged,
@@ -221,10 +235,13 @@ class _Plan:
         report = self.report
         report.events_rejected_locally += batch.event_count
         report.batches_rejected_locally += 1
-        reason = (batch.error or "").split(";")[0]
-        report.local_rejections[reason] = report.local_rejections.get(reason, 0) + (
-            batch.event_count
+        refusal = classify(batch.error or "")
+        assert refusal is not None
+        group = report.local_rejections.setdefault(
+            refusal.code, LocalRejections(refusal.code, refusal.reason, example=refusal.detail)
         )
+        group.events += batch.event_count
+        group.batches += 1
         if self.on_rejected is not None:
             self.on_rejected(batch)
 
@@ -312,18 +329,22 @@ def _planning(ledger: Ledger, warehouse_path: Path, options: PushOptions):
         ledger,
         warehouse_path,
         resend_changed=options.resend_changed,
+        sample=options.sample,
         replay_table=route.replay_table,
         key_prefix=route.key_prefix,
     )
 
 
 def _write_rejection(file, batch: PackedBatch) -> None:
+    refusal = classify(batch.error)
     for key in batch.replay_keys:
         file.write(
             orjson.dumps(
                 {
                     "replay_key": key,
                     "source_request_id": batch.source_request_id,
+                    "code": refusal.code if refusal else None,
+                    "reason": refusal.reason if refusal else None,
                     "error": batch.error,
                 }
             )
@@ -369,6 +390,8 @@ def push(
             with _planning(ledger, warehouse_path, options) as planner:
                 if planner.stale_build is not None:
                     raise StaleReplaySet(f"not pushing: {planner.stale_build}")
+                if planner.sample_users_pct is not None:
+                    raise SampleReplaySet(f"not pushing: {sample_note(planner.sample_users_pct)}")
                 report.run_id = run_id = ledger.start_run(
                     options.endpoint, fingerprint, options.as_dict(), options.destination
                 )
@@ -434,6 +457,8 @@ def _plan_into_ledger(
         report, validator if options.validate else None, route=options.route, limits=options.limits
     )
     report.plan = planner.classify()
+    if report.plan.sample_users is not None:
+        ledger.mark_sample(run_id, len(report.plan.sample_users))
     with ledger.transaction():
         ledger.supersede(planner.superseded_batches(), "content changed before it was acknowledged")
     resumed_ids = set(planner.resumed_batch_ids())

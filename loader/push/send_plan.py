@@ -11,6 +11,10 @@ Every replay event falls in one class:
   changed since, so that batch cannot be resent as it was; like changed;
 - rejected_before: refused earlier (locally, or by a 400) with the same content.
 
+A sample run (`SampleRequest`: a test send before the full one) sends only the events of a
+few users: those named, then users picked greedily to cover the most (event type, event
+name) pairs still to send (`sample_users`); every other event is held back for a later run.
+
 The content hash of an event is the MD5 of its batch_context and event_json texts.
 Runs on the ledger's connection (`planning_session`), with the warehouse attached (see
 `replay_reader`) and a scratch in-memory database for the intermediate tables. It reads
@@ -20,8 +24,6 @@ the ledger only through the views the ledger defines (`key_history`, `open_batch
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +31,8 @@ from pathlib import Path
 
 import duckdb
 
-from loader.build_settings import AgeLimits, read_age_limits
+from loader.build_settings import AgeLimits, read_age_limits, read_sample_pct
+from loader.events_api.limits import MAX_EVENT_AGE_DAYS
 from loader.push.build_freshness import stale_reason
 from loader.push.ledger import Ledger
 from loader.push.packing import Group
@@ -44,9 +47,16 @@ def content_hash_sql(alias: str = "") -> str:
 
 SCRATCH = "plan_scratch"
 DAY_MS = 86_400_000
-MEMORY_LIMIT = "400MB"
 SKIPPED_ALWAYS = ("resume", "acknowledged", "rejected_before")
 RESENDABLE = ("changed", "in_doubt")
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """A test send: `users` users in all, starting with `user_keys` (picked by hand)."""
+
+    users: int = 0
+    user_keys: tuple[str, ...] = ()
 
 
 @dataclass
@@ -67,6 +77,7 @@ class PlanSummary:
     events_by_type: dict[str, int] = field(default_factory=dict)
     older_than_warn_days: int = 0
     older_than_max_days: int = 0
+    older_than_api_days: int = 0  # older than the Events API takes (MAX_EVENT_AGE_DAYS)
     oldest_event_days: float | None = None
     data_plan_notes: dict[str, int] = field(default_factory=dict)
     events_by_identity_risk: dict[str, int] = field(default_factory=dict)
@@ -78,6 +89,16 @@ class PlanSummary:
     max_age_days: int | None = None
     # why the replay set predates a failed build or a changed project (build_freshness)
     stale_build: str | None = None
+    # a sample run: its users in the order picked, the (event type, event name) pairs they
+    # cover of those still to send, and the events held back for the full send
+    sample_users: list[str] | None = None
+    sample_pairs_covered: int = 0
+    sample_pairs_total: int = 0
+    held_back: int = 0
+    # per integration of var integrations: its age limit and the events older than it
+    integration_limits: list[dict] = field(default_factory=list)
+    # a sample build's percentage of users (var dev_sample_users_pct): not sent
+    sample_users_pct: float | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -94,14 +115,17 @@ class Planner:
         resend_changed: bool,
         now_ms: int,
         age_limits: AgeLimits | None,
+        sample: SampleRequest | None = None,
     ):
         self.con = ledger.con
+        self.sample = sample
         self.db = ledger.catalog
         self.replay = replay
         self.resend_changed = resend_changed
         self.now_ms = now_ms
         self.age_limits = age_limits
         self.stale_build: str | None = None
+        self.sample_users_pct: float | None = None
         self.s = SCRATCH
 
     @contextlib.contextmanager
@@ -124,6 +148,7 @@ class Planner:
             f"""create table {s}.open_batches as
             select
                 e.source_request_id,
+                any_value(e.user_key) as user_key,
                 any_value(e.was_sent) as was_sent,
                 bool_and(coalesce(k.content_hash = e.content_hash, false)) as intact,
                 count(*) as events,
@@ -171,27 +196,50 @@ class Planner:
             f"create table {s}.skip_keys as select replay_key from {s}.disposition "
             f"where disposition in ({', '.join(repr(d) for d in skipped)})"
         )
+        if self.sample is not None:
+            from loader.push.sample_users import pick_sample
+
+            pick_sample(self.con, self.replay, s, self.sample)
         return self._summary()
 
     def _to_send(self) -> str:
         """Replay rows this run sends in new batches (resumed batches come separately)."""
-        return f"(select * from {self.replay} anti join {self.s}.skip_keys using (replay_key))"
+        return (
+            f"(select * from {self.replay} anti join {self.s}.skip_keys using (replay_key)"
+            f"{self._in_sample('')})"
+        )
+
+    def _in_sample(self, alias: str, keyword: str = "where") -> str:
+        """A condition keeping the rows of a sample run's users (none without a sample)."""
+        if self.sample is None:
+            return ""
+        column = f"{alias}.user_key" if alias else "user_key"
+        return f" {keyword} {column} in (select user_key from {self.s}.sample_users)"
 
     def _summary(self) -> PlanSummary:
         s, con = self.s, self.con
-        summary = PlanSummary(resend_changed=self.resend_changed, stale_build=self.stale_build)
+        summary = PlanSummary(
+            resend_changed=self.resend_changed,
+            stale_build=self.stale_build,
+            sample_users_pct=self.sample_users_pct,
+        )
         [(summary.replay_events,)] = con.execute(f"select count(*) from {self.replay}").fetchall()
         counts = dict(
             con.execute(f"select disposition, count(*) from {s}.disposition group by 1").fetchall()
         )
         summary.resumed = counts.get("resume", 0)
+        if self.sample is not None:
+            [(summary.resumed,)] = con.execute(
+                f"select count(*) from {s}.disposition d join {self.replay} r using (replay_key) "
+                f"where d.disposition = 'resume'{self._in_sample('r', 'and')}"
+            ).fetchall()
         summary.acknowledged_before = counts.get("acknowledged", 0)
         summary.changed = counts.get("changed", 0)
         summary.in_doubt = counts.get("in_doubt", 0)
         summary.rejected_before = counts.get("rejected_before", 0)
         [(summary.resumed_batches, summary.superseded_batches)] = con.execute(
-            f"select count(*) filter (where intact), count(*) filter (where not intact) "
-            f"from {s}.open_batches"
+            f"select count(*) filter (where intact{self._in_sample('', 'and')}), "
+            f"count(*) filter (where not intact) from {s}.open_batches"
         ).fetchall()
         summary.changed_examples = [
             row[0]
@@ -206,10 +254,11 @@ class Planner:
         # with no limits to read, no event is counted as too old (the CLI says why)
         older_than_warn = "false" if limits is None else self._older_than(limits.warn_days)
         older_than_max = "false" if limits is None else self._older_than(limits.max_days)
+        older_than_api = "false" if limits is None else self._older_than(MAX_EVENT_AGE_DAYS)
         sending = (
             f"(select * from {self._to_send()} union all by name select r.* from {self.replay} r "
             f"semi join {s}.disposition d on d.replay_key = r.replay_key "
-            "and d.disposition = 'resume')"
+            f"and d.disposition = 'resume'{self._in_sample('r')})"
         )
         rows = con.execute(
             f"""select
@@ -221,6 +270,7 @@ class Planner:
                 count(distinct user_key),
                 count(*) filter (where {older_than_warn}),
                 count(*) filter (where {older_than_max}),
+                count(*) filter (where {older_than_api}),
                 min(timestamp_unixtime_ms),
                 count(*) filter (where with_user_attributes),
             from (
@@ -232,7 +282,7 @@ class Planner:
             group by grouping sets ((), (event_type), (note), (risk))
             order by 5 desc, 4"""
         ).fetchall()
-        for by_type, by_note, by_risk, name, count, users, warn, too_old, oldest, ua in rows:
+        for by_type, by_note, by_risk, name, count, users, warn, too_old, api, oldest, ua in rows:
             if by_type:
                 summary.events_by_type[name] = count
             elif by_note:
@@ -242,11 +292,26 @@ class Planner:
             else:
                 summary.to_send, summary.users = count, users
                 summary.older_than_warn_days, summary.older_than_max_days = warn, too_old
+                summary.older_than_api_days = api
                 summary.with_user_attributes = ua
                 if oldest is not None:
                     summary.oldest_event_days = round((self.now_ms - oldest) / DAY_MS, 1)
         summary.new = summary.to_send - summary.resumed
+        from loader.push.integration_limits import integration_limits
+
+        summary.integration_limits = integration_limits(con, sending, self.now_ms)
+        if self.sample is not None:
+            self._sample_summary(summary)
         return summary
+
+    def _sample_summary(self, summary: PlanSummary) -> None:
+        from loader.push.sample_users import sample_coverage
+
+        coverage = sample_coverage(self.con, self.s)
+        summary.sample_users = coverage.users
+        summary.sample_pairs_covered = coverage.pairs_covered
+        summary.sample_pairs_total = coverage.pairs_total
+        summary.held_back = coverage.pending_events - summary.to_send
 
     def _older_than(self, days: int) -> str:
         return f"timestamp_unixtime_ms < {self.now_ms - days * DAY_MS}"
@@ -265,6 +330,7 @@ class Planner:
             row[0]
             for row in self.con.execute(
                 f"select source_request_id from {self.s}.open_batches where intact"
+                f"{self._in_sample('', 'and')}"
             ).fetchall()
         ]
 
@@ -279,7 +345,7 @@ class Planner:
             from {self.s}.open_batches o
             join {self.db}.open_batch_events e using (source_request_id)
             join {self.replay} r using (replay_key)
-            where o.intact
+            where o.intact{self._in_sample("o", "and")}
             group by e.source_request_id, e.user_key, e.context_key, r.batch_context::varchar
             order by e.source_request_id"""
         )
@@ -333,17 +399,18 @@ def planning_session(
     *,
     resend_changed: bool,
     at_ms: int | None = None,
+    sample: SampleRequest | None = None,
     replay_table: str = "replay_events",
     key_prefix: str = "",
 ) -> Iterator[Planner]:
     """A planner on the ledger's connection, with the warehouse's replay set attached.
 
     Planning sorts the whole replay set in this session: DuckDB's memory is capped (it
-    spills to disk beyond) so a push stays flat however many events there are. The age
-    limits are the build's (`replay_build_settings`). A direct destination reads its own
-    `replay_table`, its keys prefixed (`key_prefix`). Raises what `attached_replay_set` does.
+    spills to disk beyond, see loader.warehouse.open_duckdb) so a push stays flat however
+    many events there are. The age limits are the build's (`replay_build_settings`). A
+    direct destination reads its own `replay_table`, its keys prefixed (`key_prefix`).
+    Raises what `attached_replay_set` does.
     """
-    _cap_memory(ledger)
     with attached_replay_set(ledger.con, warehouse_path, replay_table, key_prefix) as replay:
         planner = Planner(
             ledger,
@@ -351,18 +418,9 @@ def planning_session(
             resend_changed=resend_changed,
             now_ms=at_ms if at_ms is not None else now_ms(),
             age_limits=read_age_limits(ledger.con, ALIAS),
+            sample=sample,
         )
         planner.stale_build = stale_reason(ledger.con, ALIAS)
+        planner.sample_users_pct = read_sample_pct(ledger.con, ALIAS)
         with planner.scratch():
             yield planner
-
-
-def _cap_memory(ledger: Ledger) -> None:
-    if ledger.path is None:
-        spill = Path(tempfile.gettempdir()) / f"loader-spill-{os.getpid()}"
-    elif ledger.read_only:
-        spill = Path(f"{ledger.path}.tmp-{os.getpid()}")
-    else:
-        spill = Path(f"{ledger.path}.tmp")
-    ledger.con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
-    ledger.con.execute("set temp_directory = ?", [str(spill)])

@@ -1,23 +1,16 @@
 -- One row per source batch: who it belongs to and the batch-level JSON a replay sends.
 
-{% set device_id_keys = [
-    'ios_advertising_id', 'ios_idfv', 'android_advertising_id', 'android_uuid',
-    'roku_advertising_id', 'roku_publisher_id', 'fire_advertising_id',
-    'microsoft_advertising_id', 'microsoft_publisher_id', 'device_application_stamp',
-] %}
 {% set login_identity_types = var('login_identity_types', []) or [] %}
 
 with batches as (
-    select * from {{ ref('stg_quarantine__batches') }}
+    -- the source batches with every context fix applied (var context_fixes)
+    select * from {{ context_fix_chain_output() }}
 ),
 
 identities as (
     select
         *,
-        list_sort(list_transform(
-            map_entries(json_transform(user_identities, '"MAP(VARCHAR, VARCHAR)"')),
-            lambda entry: entry.key || '=' || coalesce(entry.value, '')
-        )) as identity_pairs,
+        {{ user_identity_pairs('user_identities') }} as identity_pairs,
         list_sort(list_transform(
             list_filter(
                 map_entries(json_transform(user_identities, '"MAP(VARCHAR, VARCHAR)"')),
@@ -28,24 +21,14 @@ identities as (
             ),
             lambda entry: entry.key
         )) as login_identity_types,
-        list_filter([
-            {% for key in device_id_keys -%}
-            '{{ key }}=' || {{ json_text('device_info', '$.' ~ key) }},
-            {% endfor -%}
-            'mp_deviceid=' || mp_deviceid
-        ], lambda pair: pair is not null) as device_id_pairs,
+        {{ device_id_pairs('device_info', 'mp_deviceid') }} as device_id_pairs,
     from batches
 ),
 
 keyed as (
     select
         *,
-        case
-            when mpid is not null then 'mpid:' || mpid
-            when len(identity_pairs) + len(device_id_pairs) > 0
-                then 'ids:' || md5(array_to_string(identity_pairs || device_id_pairs, '&'))
-            else 'batch:' || batch_key
-        end as user_key,
+        {{ user_key('mpid', 'identity_pairs', 'device_id_pairs', 'batch_key') }} as user_key,
         case
             when mpid is not null then 'mpid'
             when len(identity_pairs) > 0 then 'user_identities'

@@ -1,24 +1,12 @@
 -- Every blocked event (whole, or attributes only) and what happens to it: replayed, or
 -- skipped with a reason. A singular test fails if a blocked event is missing here.
 
-with blocked_ids as (
-    select * from {{ ref('stg_quarantine__blocked_event_ids') }}
-),
-
-events as (
-    select * from {{ ref('stg_quarantine__events') }}
-),
-
-classified as (
+with classified as (
     select * from {{ ref('int_events__classified') }}
 ),
 
 fixed as (
     select * from {{ ref('int_events__fixed') }}
-),
-
-replay as (
-    select * from {{ ref('replay_events') }}
 ),
 
 known_events as (
@@ -30,35 +18,32 @@ known_events as (
         classified.event_type,
         coalesce(fixed.event_name, classified.event_name) as event_name,
         classified.timestamp_unixtime_ms,
+        -- replay_events is the fixed events without a skip_reason (a data test checks it)
         case
-            when replay.replay_key is not null then 'replay'
             when fixed.replay_key is null then 'missing'
+            when fixed.skip_reason is null then 'replay'
             else 'skipped'
         end as outcome,
         case
-            when replay.replay_key is not null then null
             when fixed.replay_key is null then 'removed_by_a_fix_without_reason'
             else fixed.skip_reason
         end as skip_reason,
     from classified
     left join fixed on classified.replay_key = fixed.replay_key
-    left join replay on classified.replay_key = replay.replay_key
 ),
 
 ids_without_event as (
     select
-        blocked_ids.batch_key || ':' || blocked_ids.event_id as replay_key,
-        blocked_ids.batch_key as batch_id,
-        blocked_ids.event_id,
+        batch_key || ':' || event_id as replay_key,
+        batch_key as batch_id,
+        event_id,
         'blocked_event' as blocked_kind,
         cast(null as varchar) as event_type,
         cast(null as varchar) as event_name,
         cast(null as bigint) as timestamp_unixtime_ms,
         'skipped' as outcome,
         'event_not_found_in_batch' as skip_reason,
-    from blocked_ids
-    anti join events
-        on blocked_ids.batch_key = events.batch_key and blocked_ids.event_id = events.event_id
+    from {{ ref('int_events__blocked_without_event') }}
 )
 
 select * from known_events

@@ -16,6 +16,10 @@ with settings as (
         {{ var('replay_blocked_user_attributes') }}::boolean as replay_blocked_user_attributes,
         {{ var('exclude_high_risk_users') }}::boolean as exclude_high_risk_users,
         {{ sql_string_list(fix_chain()) }} as fixes,
+        {{ 'null' if sample_users_pct() is none else sample_users_pct() }}::double
+            as dev_sample_users_pct,
+        current_setting('memory_limit') as memory_limit,
+        current_setting('temp_directory') as temp_directory,
         '{{ run_started_at.isoformat() }}'::timestamptz as built_at,
 )
 

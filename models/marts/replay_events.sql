@@ -17,37 +17,41 @@ fix_changes as (
     group by all
 ),
 
+assembled_before_fixes as (
+    select * from {{ ref('int_events__assembled') }}
+),
+
 to_send as (
     select * from fixed where skip_reason is null
 ),
 
-assembled as (
+-- the events no fix changed: as assembled before the fix chain (unchanged, so still to send)
+unchanged as (
+    select
+        assembled_before_fixes.*,
+        []::varchar[] as fixes_applied,
+    from assembled_before_fixes
+    anti join fix_changes on assembled_before_fixes.replay_key = fix_changes.replay_key
+),
+
+-- the events a fix changed: their JSON built again from the fixed columns
+changed as (
     select
         to_send.*,
-        json_object(
-            'event_type', to_send.event_type,
-            'data', json_merge_patch(
-                json_merge_patch(to_send.event_data, '{"event_id": null, "custom_attributes": null}'),
-                json_object(
-                    'event_name', to_send.event_name,
-                    'custom_event_type', to_send.custom_event_type,
-                    'timestamp_unixtime_ms', to_send.timestamp_unixtime_ms,
-                    'custom_attributes', to_send.custom_attributes
-                )
-            )
-        ) as event_json,
-        case
-            when to_send.user_attributes is null then contexts.batch_context
-            else json_merge_patch(
-                contexts.batch_context, json_object('user_attributes', to_send.user_attributes)
-            )
-        end as send_context,
+        {{ replay_event_json('to_send') }} as event_json,
+        {{ replay_send_context('to_send', 'contexts') }} as send_context,
         contexts.data_plan_note,
         contexts.identity_risk,
-        coalesce(fix_changes.fixes_applied, []) as fixes_applied,
+        fix_changes.fixes_applied,
     from to_send
+    inner join fix_changes on to_send.replay_key = fix_changes.replay_key
     inner join contexts on to_send.batch_key = contexts.batch_key
-    left join fix_changes on to_send.replay_key = fix_changes.replay_key
+),
+
+assembled as (
+    select * from unchanged
+    union all by name
+    select * from changed
 )
 
 select

@@ -10,10 +10,6 @@ fixed as (
     select * from {{ ref('int_events__fixed') }}
 ),
 
-replay as (
-    select * from {{ ref('replay_events') }}
-),
-
 users as (
     select
         user_key,
@@ -32,15 +28,9 @@ event_counts as (
         user_key,
         count(*) as events_affected,
         count(*) filter (where skip_reason = 'high_identity_risk') as events_excluded_for_risk,
+        -- the events of replay_events: the fixed ones without a skip_reason
+        count(*) filter (where skip_reason is null) as events_to_replay,
     from fixed
-    group by all
-),
-
-replay_counts as (
-    select
-        user_key,
-        count(*) as events_to_replay,
-    from replay
     group by all
 ),
 
@@ -54,11 +44,10 @@ joined as (
         users.device_id_types,
         users.quarantine_batches,
         event_counts.events_affected,
-        coalesce(replay_counts.events_to_replay, 0) as events_to_replay,
+        event_counts.events_to_replay,
         event_counts.events_excluded_for_risk,
     from users
     inner join event_counts on users.user_key = event_counts.user_key
-    left join replay_counts on users.user_key = replay_counts.user_key
 )
 
 select * from joined

@@ -68,9 +68,9 @@ def test_the_plan_and_the_report_use_the_build_s_age_limits(built, tmp_path):
 
     _, summary = render(built)
     assert (
-        f"{events:,} events are older than 3 days: many downstream tools drop data that old."
-        in (summary.warnings)
-    )
+        f"{events:,} events are older than 3 days: mParticle advises replaying within 2 weeks; "
+        "many downstream tools drop older data (age at build time)."
+    ) in summary.warnings
 
 
 def test_a_warehouse_built_without_the_settings_says_to_rebuild(built, tmp_path):
@@ -85,3 +85,40 @@ def test_a_warehouse_built_without_the_settings_says_to_rebuild(built, tmp_path)
 
     _, summary = render(warehouse)
     assert f"No age checks: {REBUILD_FOR_AGE_CHECKS}." in summary.warnings
+
+
+@pytest.fixture(scope="module")
+def past_30_days(tmp_path_factory) -> Path:
+    """Events 32 to 33 days old, kept by a build with max_event_age_days 45."""
+    tmp = tmp_path_factory.mktemp("ages45")
+    warehouse = tmp / "backfill.duckdb"
+    now_ms = int(time.time() * 1000)
+    generate(tmp / "q", 300, seed=13, days=1, now_ms=now_ms - 32 * DAY_MS)
+    result = runner.invoke(app, ["ingest", str(tmp / "q")], env={"BACKFILL_DUCKDB": str(warehouse)})
+    assert result.exit_code == 0, result.output
+    run_dbt(
+        warehouse,
+        "build",
+        dbt_vars={"max_event_age_days": 45, "replay_reference_time_ms": now_ms},
+    )
+    return warehouse
+
+
+def test_events_past_the_events_api_age_are_warned_of_by_push_and_report(past_30_days, tmp_path):
+    [(events, over_30_days)] = query(
+        past_30_days,
+        "select count(*), count(*) filter (where event_age_days > 30) from replay_events",
+    )
+    assert events == over_30_days > 0
+    plan, stderr = dry_run(past_30_days, tmp_path)
+    assert plan["older_than_api_days"] == events
+    warning = (
+        f"{events:,} events are older than 30 days: the Events API is for data up to 30 days "
+        "old (this build keeps events up to 45 days old: dbt var max_event_age_days)"
+    )
+    assert f"warning: {warning}" in stderr
+    assert f"{events:,} events are older than 14 days: mParticle advises" in stderr
+
+    _, summary = render(past_30_days)
+    assert f"{warning} (age at build time)." in summary.warnings
+    assert any(w.startswith(f"{events:,} events are older than 14 days") for w in summary.warnings)

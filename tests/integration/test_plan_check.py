@@ -10,7 +10,14 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from loader.audit.data_plan_check import PlanFileError, classify, event_key, load_plan, match_key
+from loader.audit.data_plan_check import (
+    NOT_IN_SCHEMA,
+    PlanFileError,
+    classify,
+    event_key,
+    load_plan,
+    match_key,
+)
 from loader.audit.data_plan_check import _validator as plan_validator
 from loader.cli import app
 from tests.conftest import ROOT, query, run_dbt
@@ -98,6 +105,110 @@ def test_unplanned_attributes_are_named_and_required_ones_are_invalid():
     assert "'sku' is a required property" in problems[2]
     allowing = custom_attributes_schema({"sku": {"type": "string"}}, additional=True)
     assert classify(event({"sku": "a", "other": 1}), plan_validator(allowing)) == ("ok", [])
+
+
+def closed(properties: dict, **extra) -> dict:
+    """An object schema as mParticle's plan editor writes it: no other properties allowed."""
+    return {"type": "object", "additionalProperties": False, "properties": properties, **extra}
+
+
+PRODUCT = closed({"id": {"type": "string"}, "name": {"type": "string"}, "price": {}})
+
+
+def commerce_schema(product_action: dict | None = None, impressions: dict | None = None) -> dict:
+    data = {"custom_attributes": closed({"list_name": {"type": "string"}})}
+    if product_action is not None:
+        data["product_action"] = product_action
+    if impressions is not None:
+        data["product_impressions"] = impressions
+    return {"type": "object", "properties": {"data": closed(data)}}
+
+
+def commerce(**data) -> dict:
+    return {"event_type": "commerce_event", "data": {"timestamp_unixtime_ms": NOW_MS, **data}}
+
+
+def test_fields_other_than_custom_attributes_are_invalid_not_removed():
+    view_detail = commerce_schema(
+        closed(
+            {
+                "action": {"type": "string"},
+                "products": {"type": "array", "items": PRODUCT},
+            }
+        )
+    )
+    viewed = commerce(
+        custom_attributes={"list_name": "home"},
+        product_action={
+            "action": "view_detail",
+            "transaction_id": "t-1",
+            "products": [{"id": "p1", "name": "Mug", "brand": "Acme", "price": 4}],
+        },
+    )
+    status, problems = classify(viewed, plan_validator(view_detail))
+    assert status == "invalid"
+    assert {
+        f"data.product_action.products.0.brand: {NOT_IN_SCHEMA}",
+        f"data.product_action.transaction_id: {NOT_IN_SCHEMA}",
+    } <= set(problems)
+    assert not [p for p in problems if p.startswith("unplanned")]
+
+    remove = commerce_schema(closed({"products": {"type": "array", "items": PRODUCT}}))
+    removed = commerce(product_action={"action": "remove_from_cart", "products": [{"id": "p1"}]})
+    status, problems = classify(removed, plan_validator(remove))
+    assert status == "invalid"
+    assert f"data.product_action.action: {NOT_IN_SCHEMA}" in problems
+
+    impression_products = closed({"id": {"type": "string"}, "custom_attributes": closed({})})
+    impressions = commerce_schema(
+        impressions={
+            "type": "array",
+            "items": closed(
+                {
+                    "product_impression_list": {"type": "string"},
+                    "products": {"type": "array", "items": impression_products},
+                }
+            ),
+        }
+    )
+    shown = commerce(
+        product_impressions=[
+            {
+                "product_impression_list": "top",
+                "products": [{"id": "p1", "custom_attributes": {"color": "red"}}],
+            }
+        ]
+    )
+    status, problems = classify(shown, plan_validator(impressions))
+    assert status == "invalid"
+    assert (
+        f"data.product_impressions.0.products.0.custom_attributes.color: {NOT_IN_SCHEMA}"
+        in problems
+    )
+
+
+def test_a_screen_name_is_not_an_unplanned_attribute_but_an_extra_custom_one_is():
+    data = closed({"custom_attributes": closed({"section": {"type": "string"}})})
+    schema = {"type": "object", "properties": {"data": data}}
+    screen = {
+        "event_type": "screen_view",
+        "data": {"screen_name": "Home", "custom_attributes": {"section": "top"}},
+    }
+    status, problems = classify(screen, plan_validator(schema))
+    assert status == "invalid" and problems[0].startswith("data.screen_name: not in the plan")
+    screen["data"]["custom_attributes"]["debug"] = "1"
+    status, problems = classify(screen, plan_validator(schema))
+    assert status == "unplanned_attributes"
+    assert problems[0] == "unplanned attribute data.custom_attributes.debug"
+    assert problems[1].startswith("data.screen_name: not in the plan")
+
+
+def test_unplanned_user_attributes_are_removed():
+    schema = closed({"tier": {"type": "string"}})
+    status, problems = classify(
+        {"tier": "gold", "debug": 1}, plan_validator(schema), custom_attribute_paths=((),)
+    )
+    assert status == "unplanned_attributes" and problems == ["unplanned attribute debug"]
 
 
 def test_match_keys_follow_mparticles_rules():

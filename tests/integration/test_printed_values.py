@@ -102,11 +102,12 @@ def test_dry_run_prints_plan_ids_and_local_rejection_reasons(built, tmp_path):
     assert result.exit_code == 1, result.output
     lines = result.stdout.splitlines()
     assert f"  data plan: 6 events: {PLAN_NOTE}" in lines
-    assert result.stderr == (
-        "1 events fail the local batch checks and are not sent:\n"
-        "  1 events: event 0: data.custom_event_type must be one of attribution, location, "
-        "media, navigation, other, search, social, transaction, user_content, user_preference "
-        '(got string "custom[/]")\n'
+    assert " ".join(result.stderr.split()) == (
+        "1 events fail the local batch checks and are not sent (refused locally before "
+        "sending): 1 events [bad_event_type] an event type or custom event type the Events API "
+        "does not take (e.g. event 0: data.custom_event_type must be one of attribution, "
+        "location, media, navigation, other, search, social, transaction, user_content, "
+        'user_preference (got string "custom[/]"))'
     )
 
 
@@ -131,14 +132,16 @@ def test_push_prints_them_and_the_run_completes(built, tmp_path):
     assert status.stdout.startswith(f"Runs in {ledger} (to {emulator.base_url})\n")
     assert "│   1 │ " in status.stdout and " │ completed_… │ " in status.stdout
     assert (
-        "events: 5 acknowledged, 0 not sent yet, 0 failed (sent again by the next push), 1 rejected"
+        "events: 5 acknowledged, 0 not sent yet, 0 failed (sent again by the next push), 1 refused"
         in (status.stdout.splitlines())
     )
-    assert (
-        "  rejected: 1 events in 1 batches: event 0: data.custom_event_type must be one of "
-        "attribution, location, media, navigation, other, search, social, transaction, "
-        'user_content, user_preference (got string "custom[/]")'
-    ) in status.stderr.splitlines()
+    assert " ".join(status.stderr.split()) == (
+        "refused locally before sending: 1 events in 1 batches [bad_event_type] an event type "
+        "or custom event type the Events API does not take (e.g. event 0: "
+        "data.custom_event_type must be one of attribution, location, media, navigation, "
+        "other, search, social, transaction, user_content, user_preference "
+        '(got string "custom[/]"))'
+    )
 
 
 def test_plan_check_table_shows_the_names(built, tmp_path):

@@ -28,6 +28,7 @@ from loader.push.destinations.events_api import Credentials
 from loader.push.ledger import Ledger
 from loader.push.runner import PushOptions, push
 from tests.conftest import ROOT, query, run_dbt
+from tests.html_tables import Tables
 
 SECRET = "Sup3r-Secret-Value-9f8e7d"
 runner = CliRunner()
@@ -240,6 +241,16 @@ def test_the_secret_never_appears_in_output_ledger_or_files(env, emu, tmp_path):
     outputs.append(invoke("status", "--json"))
     outputs.append(invoke("push", "--dry-run", "--out", str(tmp_path / "dry"), "--json"))
     outputs.append(invoke("push", "--endpoint", "http://example.com/v2"))
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET + "\n")
+    emu.script(["403"])
+    outputs.append(
+        invoke("push", "--endpoint", emu.base_url, "--api-secret-file", str(secret_file))
+    )
+    secret_file.write_text(SECRET + "\n" + SECRET + "\n")
+    outputs.append(
+        invoke("push", "--endpoint", emu.base_url, "--api-secret-file", str(secret_file))
+    )
     for _code, stdout, stderr in outputs:
         assert SECRET not in stdout and SECRET not in stderr
     ledger = Path(env["BACKFILL_LEDGER"])
@@ -321,7 +332,7 @@ def test_events_failing_the_local_checks_are_recorded_and_not_sent(env, emu):
     assert bad not in sent_keys and huge not in sent_keys
 
     code, stdout, stderr = invoke("status")
-    assert "2 rejected" in stdout and "custom_event_type must be one of" in stderr
+    assert "2 refused" in stdout and "custom_event_type must be one of" in stderr
     code, report, _ = push_json("--endpoint", emu.base_url)
     assert code == 1  # still not delivered: the backfill is not complete
     assert report["plan"]["rejected_before"] == 2 and report["planned"]["events"] == 0
@@ -583,6 +594,12 @@ def test_the_run_stops_when_the_endpoint_keeps_failing(env, tmp_path, monkeypatc
         assert (failed, not_sent) == (300, 100)
         code, stdout, _ = invoke("status")
         assert "300 failed" in stdout and "150 not sent yet" in stdout
+        from loader.audit.report import render
+
+        # the report needs a built warehouse; its runs table is the ledger's
+        html, _ = render(Path(env["BACKFILL_DUCKDB"]), Path(env["BACKFILL_LEDGER"]))
+        [run] = Tables(html).table("run", "started (UTC)")
+        assert (run["failed"], run["not sent (the run stopped first)"]) == ("300", "100")
 
         emu.config.share_503 = 0.0  # the endpoint is back
         code, report, _ = push_json("--endpoint", emu.base_url)
@@ -630,8 +647,10 @@ def test_status_report_and_failures_agree_once_a_fix_gets_a_rejected_event_ackno
 
     html, summary = render(warehouse, ledger)
     assert summary.has_push
-    assert "<p>No failed or rejected batch.</p>" in html
-    assert f"{total:,} of {total:,} replay events acknowledged (HTTP 2xx), 0 failed or " in html
+    assert "<p>No failed or refused batch.</p>" in html
+    assert (
+        f"{total:,} of {total:,} replay events acknowledged (HTTP 2xx), 0 failed, 0 refused" in html
+    )
 
     reasons, events = sql_json("analyses/failures.sql")
     assert reasons == [] and events == []
@@ -647,3 +666,65 @@ def sql_json(query_or_file: str) -> list[list[dict]]:
         results.append(value)
         text = text[end:].strip()
     return results
+
+
+def test_the_secret_can_come_from_a_file_and_never_shows(env, emu, tmp_path, monkeypatch):
+    monkeypatch.delenv("MPARTICLE_API_SECRET")
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET + "\n")  # one trailing newline is not part of the secret
+    code, stdout, stderr = invoke(
+        "push", "--endpoint", emu.base_url, "--api-secret-file", str(secret_file)
+    )
+    assert code == 0, stderr
+    assert SECRET not in stdout + stderr
+    assert_delivered_exactly_once(env, emu)
+    for path in Path(env["BACKFILL_LEDGER"]).parent.glob("ledger.duckdb*"):
+        assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_the_secret_can_come_from_stdin(env, emu, monkeypatch):
+    monkeypatch.delenv("MPARTICLE_API_SECRET")
+    result = runner.invoke(
+        app, ["push", "--endpoint", emu.base_url, "--api-secret-file", "-"], input=SECRET + "\n"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    assert_delivered_exactly_once(env, emu)
+
+
+def test_a_wrong_secret_from_a_file_is_refused_without_showing_it(env, emu, tmp_path):
+    wrong = tmp_path / "secret"
+    wrong.write_text("Wrong-Secret-1a2b3c\n")
+    code, stdout, stderr = invoke(
+        "push", "--endpoint", emu.base_url, "--api-secret-file", str(wrong)
+    )
+    assert code == 2 and "403" in stderr
+    assert "Wrong-Secret-1a2b3c" not in stdout + stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "No such file or directory"),
+        ("", "the file is empty"),
+        ("\n", "the file is empty"),
+        (SECRET + "\nsecond line\n", "the file holds more than one line"),
+    ],
+)
+def test_a_bad_secret_file_is_a_clear_error(env, emu, tmp_path, content, message):
+    path = tmp_path / "secret"
+    if content is not None:
+        path.write_text(content)
+    code, stdout, stderr = invoke(
+        "push", "--endpoint", emu.base_url, "--api-secret-file", str(path)
+    )
+    assert code == 2
+    assert f"--api-secret-file {path}: {message}" in stderr
+    assert SECRET not in stdout + stderr
+    assert not emu.requests
+
+
+def test_push_has_no_option_taking_the_secret_itself(env):
+    code, _, stderr = invoke("push", "--api-secret", SECRET)
+    assert code == 2 and "No such option: --api-secret" in stderr
+    assert SECRET not in stderr

@@ -3,6 +3,7 @@ a failed build, a killed run, a locked file, an interrupted push."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -269,3 +270,74 @@ def test_status_while_a_push_runs_says_where_its_progress_is(env):
     assert code == 2
     assert f"a push is running (process {holder.pid} (python -c))" in message
     assert "--json" in message and "ledger.requests" in message
+
+
+# --- 6. refusals grouped by a stable reason --------------------------------------------------
+
+
+def sql_results(stdout: str) -> list[list[dict]]:
+    """The results of `loader sql --format json`, each a list of rows."""
+    parser, text, results = json.JSONDecoder(), stdout.strip(), []
+    while text:
+        value, end = parser.raw_decode(text)
+        results.append(value)
+        text = text[end:].strip()
+    return results
+
+
+def test_six_oversized_events_are_one_reason_everywhere(env, emu):
+    keys = [
+        row[0]
+        for row in query(
+            Path(env["BACKFILL_DUCKDB"]), "select replay_key from replay_events order by 1 limit 6"
+        )
+    ]
+    with duckdb.connect(env["BACKFILL_DUCKDB"]) as con:
+        for n, key in enumerate(keys):  # six sizes: six messages, one reason
+            con.execute(
+                "update replay_events set event_json = json_merge_patch(event_json, "
+                "json_object('data', json_object('custom_attributes', json_object('blob', "
+                "repeat('x', ?))))) where replay_key = ?",
+                [140_000 + 1000 * n, key],
+            )
+    reason = "an event is too big for a batch even alone"
+    code, _, stderr = invoke("push", "--endpoint", emu.base_url)
+    printed = " ".join(stderr.split())
+    assert code == 1
+    assert f"6 events [event_too_big] {reason} (e.g. event is " in printed
+    assert printed.count("[event_too_big]") == 2  # the plan's local checks, the run's failures
+    assert f"refused locally before sending: 6 events in 6 batches [event_too_big] {reason}" in (
+        printed
+    )
+
+    code, stdout, stderr = invoke("status", "--json")
+    [failure] = orjson.loads(stdout)["failures"]
+    assert (failure["code"], failure["reason"], failure["events"], failure["refused_by"]) == (
+        "event_too_big",
+        reason,
+        6,
+        "loader",
+    )
+    code, _, stderr = invoke("status")
+    assert f"refused locally before sending: 6 events in 6 batches [event_too_big] {reason}" in (
+        " ".join(stderr.split())
+    )
+
+    html, summary = render(Path(env["BACKFILL_DUCKDB"]), Path(env["BACKFILL_LEDGER"]))
+    assert (
+        f"6 events were refused locally before sending: 6: {reason} (event_too_big). They are "
+        "not sent again until a fix changes them; see Failures by reason."
+    ) in summary.warnings
+    assert html.count('<td class="">event_too_big</td>') == 1
+    assert "mParticle&#x27;s message" not in html and "(400)" not in html
+
+    code, stdout, stderr = invoke(
+        "sql", str(ROOT / "analyses" / "failures.sql"), "--format", "json"
+    )
+    assert code == 0, stderr
+    reasons, events = sql_results(stdout)
+    assert [(r["code"], r["reason"], r["events"], r["refused_by"]) for r in reasons] == [
+        ("event_too_big", reason, 6, "loader")
+    ]
+    assert sorted(row["replay_key"] for row in events) == keys
+    assert len({row["error"] for row in events}) == 6  # every byte count kept

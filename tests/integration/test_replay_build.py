@@ -252,10 +252,11 @@ def test_staging_keeps_mparticles_batch_id_apart_from_the_batch_key(tmp_path, wa
     assert started - timedelta(seconds=1) <= built_at <= datetime.now(UTC)
 
 
-def test_build_settings_hold_the_vars_the_build_used(tmp_path, warehouse):
+def test_build_settings_hold_the_vars_the_build_used(tmp_path, warehouse, monkeypatch):
     write_file(tmp_path / "q.txt", [example_batch(RECENT_MS)])
     assert CliRunner().invoke(app, ["ingest", str(tmp_path / "q.txt")]).exit_code == 0
 
+    monkeypatch.setenv("BACKFILL_MEMORY_LIMIT", "1GB")
     run_dbt(warehouse, "build", dbt_vars={"max_event_age_days": 7})
 
     project_vars = yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"]
@@ -274,6 +275,9 @@ def test_build_settings_hold_the_vars_the_build_used(tmp_path, warehouse):
         ("replay_blocked_user_attributes", "BOOLEAN"),
         ("exclude_high_risk_users", "BOOLEAN"),
         ("fixes", "VARCHAR[]"),
+        ("dev_sample_users_pct", "DOUBLE"),
+        ("memory_limit", "VARCHAR"),
+        ("temp_directory", "VARCHAR"),
         ("built_at", "TIMESTAMP WITH TIME ZONE"),
     ]
     assert query(warehouse, "select * exclude (built_at) from replay_build_settings") == [
@@ -292,6 +296,9 @@ def test_build_settings_hold_the_vars_the_build_used(tmp_path, warehouse):
                 "fix_search_custom_event_type",
                 "fix_skip_promo_banner_clicks",
             ],
+            None,
+            "953.6 MiB",  # 1GB as DuckDB shows it: dbt ran under BACKFILL_MEMORY_LIMIT
+            f"{warehouse}.tmp",  # spilling beside the warehouse
         )
     ]
 

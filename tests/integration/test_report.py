@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from loader.audit.report import write_report
 from loader.cli import app
 from tests.conftest import query, run_dbt
+from tests.html_tables import Tables
 from tests.pushed import API_KEY, API_SECRET, Pushed, pushed_backfill
 from tests.quarantine import example_batch, write_file
 
@@ -374,7 +375,7 @@ def test_timeline_ends_where_the_ledger_stands(after_push):
     lines = {m["data-series"]: float(m["data-value"]) for m in page.charts()[1]}
     progress = pushed.report.progress
     assert lines["acknowledged"] == progress.events_acknowledged
-    assert lines["failed or rejected"] == progress.events_failed + progress.events_rejected
+    assert lines["failed or refused"] == progress.events_failed + progress.events_rejected
     states = marks(page.charts()[0])
     assert lines["not sent yet"] == states["not sent yet"]
 
@@ -398,6 +399,36 @@ def test_failures_show_mparticles_messages_and_no_secret(after_push):
     last = sum(n for at, n in samples if span - window < at - start <= span) / window
     assert len(throughput) == 1 and float(throughput[0][0]["data-value"]) == last > 0
     assert "batches/s" in text
+
+
+def test_runs_tiles_and_warnings_keep_failed_refused_and_not_sent_apart(after_push):
+    pushed, _, summary, html = after_push
+    progress = pushed.report.progress
+    assert progress.events_failed > 0 and progress.events_rejected > 0
+    page = Tables(html)
+    [run] = page.table("run", "started (UTC)")
+    assert int(run["not sent (the run stopped first)"].replace(",", "")) == progress.events_not_sent
+    assert int(run["failed"].replace(",", "")) == progress.events_failed
+    assert int(run["refused"].replace(",", "")) == progress.events_rejected
+    assert int(page.tiles["failed (sent again)"].replace(",", "")) == progress.events_failed
+    assert int(page.tiles["refused"].replace(",", "")) == progress.events_rejected
+    failures = page.table("outcome", "code")
+    refused = [row for row in failures if row["outcome"] == "refused by mParticle (HTTP 400)"]
+    assert [(row["code"], row["reason"]) for row in refused] == [
+        ("missing_field", "a required field is missing or empty")
+    ]
+    assert refused[0]["example message"] == (
+        'HTTP 400: Required event field "event_type" is missing or empty.'
+    )
+    assert {row["code"] for row in failures if row["outcome"].startswith("failed")} == {
+        "gave_up",
+        "credentials_refused",
+    }
+    assert (
+        f"{progress.events_rejected:,} events were refused by mParticle (HTTP 400): "
+        f"{progress.events_rejected:,}: a required field is missing or empty (missing_field). "
+        "They are not sent again until a fix changes them; see Failures by reason."
+    ) in summary.warnings
 
 
 def test_a_ledger_held_by_a_running_push_leaves_out_the_push_section(after_push, tmp_path):

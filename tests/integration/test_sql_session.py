@@ -299,17 +299,21 @@ def test_sent_in_run_skips_a_later_run_that_sent_nothing(pushed, tmp_path):
     assert {line.split(",")[0] for line in rows.splitlines()[1:]} == {"1"}
 
 
-def test_failures_give_mparticles_messages_and_the_events(pushed):
+def test_failures_give_codes_reasons_mparticles_messages_and_the_events(pushed):
     summary, events = audit(pushed, "failures")
-    reasons = {(row["status"], row["error"]): row["events"] for row in summary}
-    assert (
-        reasons[("rejected", 'HTTP 400: Required event field "event_type" is missing or empty.')]
-        == 1
+    reasons = {(row["status"], row["refused_by"], row["code"]): row for row in summary}
+    refused = reasons[("rejected", "mparticle", "missing_field")]
+    assert (refused["events"], refused["reason"]) == (1, "a required field is missing or empty")
+    assert refused["example_error"] == (
+        'HTTP 400: Required event field "event_type" is missing or empty.'
     )
-    assert any("HTTP 503" in error and "service unavailable" in error for _, error in reasons)
-    assert any("401 Unauthorized" in error for _, error in reasons)
+    gave_up = reasons[("failed", None, "gave_up")]["example_error"]
+    assert "HTTP 503" in gave_up and "service unavailable" in gave_up
+    assert "401 Unauthorized" in reasons[("failed", None, "credentials_refused")]["example_error"]
     progress = pushed.report.progress
-    assert sum(reasons.values()) == len(events) == progress.events_failed + progress.events_rejected
+    total = sum(row["events"] for row in summary)
+    assert total == len(events) == progress.events_failed + progress.events_rejected
+    assert {row["code"] for row in events} == {code for _, _, code in reasons}
     assert all(row["event_type"] == "custom_event" for row in events)
     assert API_SECRET not in json.dumps(summary + events)
 

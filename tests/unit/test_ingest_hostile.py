@@ -33,15 +33,25 @@ def run_ingest(*arguments):
     return runner.invoke(app, ["ingest", *map(str, arguments)])
 
 
+# The command is started by a small launcher, not forked from pytest itself: a child's
+# peak RSS includes its parent's until it execs, and pytest may have grown large.
+LAUNCHER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_measured(arguments: list[str], tmp_path: Path, env: dict) -> tuple[int, str, str, int]:
     """Run a command in a child process: exit code, stdout, stderr, peak RSS in MB."""
-    out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
+    out_path, err_path, peak_path = tmp_path / "stdout", tmp_path / "stderr", tmp_path / "peak"
     with out_path.open("wb") as out, err_path.open("wb") as err:
-        child = subprocess.Popen(arguments, stdout=out, stderr=err, env=env)
-        _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    peak_mb = usage.ru_maxrss // 1024  # kilobytes on Linux
-    return child.returncode, out_path.read_text(), err_path.read_text(), peak_mb
+        launcher = [sys.executable, "-c", LAUNCHER, str(peak_path)]
+        code = subprocess.run(launcher + arguments, stdout=out, stderr=err, env=env).returncode
+    peak_mb = int(peak_path.read_text()) // 1024  # kilobytes on Linux
+    return code, out_path.read_text(), err_path.read_text(), peak_mb
 
 
 def test_a_line_over_the_limit_is_rejected_in_bounded_memory_and_the_rest_loads(

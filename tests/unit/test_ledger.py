@@ -12,6 +12,7 @@ import pytest
 from loader.push.ledger import (
     ACKNOWLEDGED,
     FAILED,
+    LEDGER_VIEWS,
     REJECTED,
     Attempt,
     BatchCount,
@@ -51,6 +52,7 @@ COLUMNS = {
         "http_requests",
         "events_not_sent",
         "batches_not_sent",
+        "sample_users",
         "destination",
     ],
     "batches": [
@@ -68,6 +70,8 @@ COLUMNS = {
         "first_sent_at",
         "last_sent_at",
         "settled_at",
+        "error_code",
+        "error_reason",
     ],
     "batch_events": ["source_request_id", "position", "replay_key", "content_hash"],
     "requests": [
@@ -113,12 +117,24 @@ COLUMNS = {
         "source_request_id",
         "run_id",
         "status",
+        "refused_by",
+        "code",
+        "reason",
         "error",
         "attempts",
         "last_sent_at",
         "events",
     ],
-    "failures": ["status", "error", "batches", "events", "example_source_request_id"],
+    "failures": [
+        "status",
+        "refused_by",
+        "code",
+        "reason",
+        "batches",
+        "events",
+        "example_error",
+        "example_source_request_id",
+    ],
     "open_batch_events": [
         "source_request_id",
         "user_key",
@@ -212,8 +228,8 @@ def test_a_batch_life_cycle(ledger):
     ledger.finish_run(run, "completed_with_failures", {"events_acknowledged": 2})
     assert ledger.event_counts() == EventCounts(acknowledged=2, pending=0, failed=1, rejected=1)
     assert ledger.failures() == [
-        FailureRow("rejected", "big", 1, 1, "c"),
-        FailureRow("failed", "gave up", 1, 1, "b"),
+        FailureRow("rejected", "loader", "other", "big", 1, 1, "big", "c"),
+        FailureRow("failed", None, "other", "gave up", 1, 1, "gave up", "b"),
     ]
     assert ledger.failures(run_id=run) == ledger.failures()
     assert ledger.failures(run_id=run + 1) == []
@@ -322,6 +338,7 @@ def old_ledger(path) -> None:
         run = ledger.start_run("e", "", {})
         with ledger.transaction():
             ledger.add_batches(run, [batch("a", ["k1", "k2"]), batch("b", ["k3"])])
+            ledger.mark_in_flight(["a", "b"])
             ledger.settle(ACKNOWLEDGED, {"a": None}, {"a": 1})
             ledger.settle(REJECTED, {"b": "HTTP 400: bad"}, {"b": 1})
         ledger.finish_run(run, "completed_with_failures", {})
@@ -335,7 +352,9 @@ def test_a_ledger_written_before_the_views_reads_the_same(tmp_path):
     before = path.read_bytes()
     with Ledger.open(path, read_only=True) as ledger:
         assert ledger.event_counts() == EventCounts(acknowledged=2, rejected=1)
-        assert ledger.failures() == [FailureRow("rejected", "HTTP 400: bad", 1, 1, "b")]
+        assert ledger.failures() == [
+            FailureRow("rejected", "mparticle", "other", "bad", 1, 1, "HTTP 400: bad", "b")
+        ]
         assert [run.status for run in ledger.runs()] == ["completed_with_failures"]
     con = duckdb.connect(":memory:")
     attach_ledger(con, path, "ledger")
@@ -352,3 +371,72 @@ def test_a_ledger_written_before_the_views_reads_the_same(tmp_path):
             [list(NEW_VIEWS)],
         )
         assert views == len(NEW_VIEWS)
+
+
+def oversized(n_bytes: int) -> str:
+    return (
+        f"event is {n_bytes} bytes; with its batch context the batch would be {n_bytes + 90} "
+        "bytes, over the 131072-byte (128 KB) batch limit"
+    )
+
+
+def test_reasons_group_by_code_and_keep_every_message(ledger):
+    run = ledger.start_run("e", "", {})
+    sizes = [140_001, 150_002, 160_003]
+    with ledger.transaction():
+        big = [batch(f"b{n}", [f"k{n}"], error=oversized(n)) for n in sizes]
+        ledger.add_batches(run, [*big, batch("s", ["k"])])
+        ledger.mark_in_flight(["s"])
+        ledger.settle(REJECTED, {"s": 'HTTP 400: batch 0, event 0: unknown event field "x"'}, {})
+    assert ledger.failures() == [
+        FailureRow(
+            "rejected",
+            "loader",
+            "event_too_big",
+            "an event is too big for a batch even alone",
+            3,
+            3,
+            oversized(140_001),
+            "b140001",
+        ),
+        FailureRow(
+            "rejected",
+            "mparticle",
+            "unknown_field",
+            "a field the Events API does not know",
+            1,
+            1,
+            'HTTP 400: batch 0, event 0: unknown event field "x"',
+            "s",
+        ),
+    ]
+    assert [f.side for f in ledger.failures()] == [
+        "refused locally before sending",
+        "refused by mParticle (HTTP 400)",
+    ]
+    details = ledger.query("select error from batches where error_code = 'event_too_big'")
+    assert sorted(row[0] for row in details) == [oversized(n) for n in sizes]
+
+
+def test_a_ledger_written_before_the_codes_gets_them(tmp_path):
+    path = tmp_path / "ledger.duckdb"
+    with Ledger.open(path) as ledger:
+        run = ledger.start_run("e", "", {})
+        with ledger.transaction():
+            ledger.add_batches(run, [batch(f"b{n}", [f"k{n}"], error=oversized(n)) for n in (1, 2)])
+        for view in reversed(LEDGER_VIEWS):
+            ledger.con.execute(f"drop view {view}")
+        ledger.con.execute("alter table batches drop column error_code")
+        ledger.con.execute("alter table batches drop column error_reason")
+        ledger.con.execute("alter table runs drop column events_not_sent")
+    before = path.read_bytes()
+    with Ledger.open(path, read_only=True) as ledger:
+        [failure] = ledger.failures()
+        assert (failure.code, failure.batches, failure.refused_by) == ("event_too_big", 2, "loader")
+        assert ledger.query("select events_not_sent from runs") == [(0,)]
+    assert path.read_bytes() == before, "reading does not write"
+    with Ledger.open(path) as ledger:  # the next push adds the columns and fills them
+        assert ledger.query("select distinct error_code, error_reason from batches") == [
+            ("event_too_big", "an event is too big for a batch even alone")
+        ]
+        assert [(f.code, f.batches) for f in ledger.failures()] == [("event_too_big", 2)]

@@ -27,12 +27,10 @@ API of the same replay set are independent in one ledger.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import orjson
@@ -58,6 +56,7 @@ from loader.push.destination import (
 )
 from loader.push.destinations.events_api import is_loopback
 from loader.push.packing import Group, PackedBatch, PackingLimits, batch_id
+from loader.settings import read_secret_file
 
 NAME = "amplitude"
 KEY_ENV = "AMPLITUDE_API_KEY"
@@ -94,16 +93,7 @@ class AmplitudeCredentials:
     def load(cls, key_file: str | None = None) -> AmplitudeCredentials:
         """From `key_file` (a path, or '-' for stdin), else from AMPLITUDE_API_KEY."""
         if key_file is not None:
-            try:
-                text = sys.stdin.read() if key_file == "-" else Path(key_file).read_text()
-            except OSError as exc:
-                raise ConfigurationError(
-                    f"cannot read the API key file {key_file}: {exc.strerror}"
-                ) from None
-            key = text.strip()
-            if not key:
-                raise ConfigurationError(f"the API key file {key_file} is empty")
-            return cls(key)
+            return cls(read_secret_file(key_file, "--api-key-file"))
         key = os.environ.get(KEY_ENV, "").strip()
         if not key:
             raise ConfigurationError(

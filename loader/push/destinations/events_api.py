@@ -3,8 +3,9 @@
 - Limits: a batch at most 128 KB, a request at most 256 KB and 100 batches; sends at
   250 batches/s by default, under the account's default limit of 270.
 - Auth: HTTP Basic with the input's (or feed's) API key and secret, from
-  MPARTICLE_API_KEY and MPARTICLE_API_SECRET. The secret is never logged, stored or put
-  in a message: texts that leave the loader pass through `Credentials.redact`.
+  MPARTICLE_API_KEY and MPARTICLE_API_SECRET (or a file, `--api-secret-file`). The secret
+  is never logged, stored or put in a message: texts that leave the loader pass through
+  `Credentials.redact`.
 - Answers (`classify`):
   - 2xx: accepted;
   - 429: rate limited: wait as `Retry-After` says (or back off); with
@@ -63,13 +64,19 @@ class Credentials:
     api_secret: str = field(repr=False)
 
     @classmethod
-    def from_env(cls) -> Credentials:
-        key, secret = os.environ.get(KEY_ENV, ""), os.environ.get(SECRET_ENV, "")
+    def from_env(cls, api_secret: str | None = None) -> Credentials:
+        """The key from MPARTICLE_API_KEY; the secret `api_secret` (read from a file by the
+        caller), else from MPARTICLE_API_SECRET."""
+        key = os.environ.get(KEY_ENV, "")
+        secret = api_secret or os.environ.get(SECRET_ENV, "")
         missing = [name for name, value in ((KEY_ENV, key), (SECRET_ENV, secret)) if not value]
         if missing:
+            where = " and ".join(missing)
+            if not secret:
+                where += " (or give --api-secret-file PATH, - for stdin)"
             raise ConfigurationError(
-                f"set {' and '.join(missing)} (the API key and secret of the input or feed "
-                "to send to), or use --dry-run to see the plan without sending"
+                f"set {where}: the API key and secret of the input or feed to send to; or "
+                "use --dry-run to see the plan without sending"
             )
         return cls(key, secret)
 

@@ -15,22 +15,12 @@ normalized as (
         delivery_count,
         ingested_at,
         -- an MPID is a signed 64-bit integer; anything else cannot be sent as one
-        case when {{ is_int64_text('mpid') }} then mpid::bigint::varchar end as mpid,
+        {{ valid_mpid('mpid') }} as mpid,
         case when not {{ is_int64_text('mpid') }} then mpid end as invalid_mpid,
         nullif(mp_deviceid, '') as mp_deviceid,
         environment,
         try_cast(timestamp_unixtime_ms as bigint) as batch_timestamp_ms,
-        case json_type(user_identities)
-            when 'OBJECT' then user_identities
-            when 'ARRAY' then to_json(map_from_entries(list_transform(
-                json_extract(user_identities, '$[*]'),
-                lambda item: {
-                    'k': json_extract_string(item, '$.identity_type'),
-                    'v': json_extract_string(item, '$.identity')
-                }
-            )))
-            else '{}'::json
-        end as user_identities,
+        {{ user_identities_object('user_identities') }} as user_identities,
         {{ json_object_or_empty('device_info') }} as device_info,
         {{ json_object_or_empty('application_info') }} as application_info,
         {{ json_object_or_empty('user_attributes') }} as user_attributes,

@@ -1,7 +1,8 @@
 -- One row per distinct batch, parsed once: scalar fields as exact text (int64 numbers keep
 -- every digit), free-form objects as JSON. The staging models read this, not each other.
 -- A redelivery merges only with identical content: a batch_id seen with other content is
--- kept as a batch of its own, keyed '<batch_id>~<content hash>'.
+-- kept as a batch of its own, keyed '<batch_id>~<content hash>'. In sample mode (var
+-- dev_sample_users_pct) only the batches of the sampled users are kept.
 {{ config(materialized='table') }}
 
 {% set batch_shape = {
@@ -122,7 +123,20 @@ checked as (
                 )
         end as dto_version_check,
     from deduplicated
+),
+
+sampled as (
+    -- sample mode (var dev_sample_users_pct): the batches of a deterministic share of users
+    select * from checked
+    {%- if sample_users_pct() is not none %}
+    where {{ in_user_sample(user_key(
+        valid_mpid('mpid'),
+        user_identity_pairs(user_identities_object('user_identities')),
+        device_id_pairs(json_object_or_empty('device_info'), "nullif(mp_deviceid, '')"),
+        'batch_key'
+    )) }}
+    {%- endif %}
 )
 
-select * exclude (dto_version, dto_version_check) from checked
+select * exclude (dto_version, dto_version_check) from sampled
 where dto_version_check is null

@@ -1,0 +1,145 @@
+"""The fast way to load a file whose every line is a good batch: whole blocks of lines
+checked by DuckDB at once, stored without a per-line Python parse.
+
+It gives the very rows the careful path (importer._read_lines) gives, or gives up: a line
+the careful path would reject (invalid UTF-8, a NUL byte, not JSON, not an object, too
+long), a truncated gzip stream or a read error make `load_fast` undo what it loaded and
+return None, and the file goes through the careful path, which records why.
+
+DuckDB's JSON reader is lenient where orjson (the careful path's judge) is strict: it takes
+NaN, Infinity, trailing commas and out-of-range exponents. A line that may hold one of
+these (a cheap pattern, over-inclusive) is judged by orjson, as in the careful path.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from datetime import datetime
+from typing import BinaryIO
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+BLOCK_BYTES = 32 * 1024 * 1024  # read at a time, cut at the last line end
+SCAN_ROWS = 2048
+BLANK = " \t\n\r\x0b\x0c"  # what bytes.strip() removes: a line of these is skipped
+# JSON that DuckDB accepts and orjson refuses may hide here (over-inclusive on purpose)
+LENIENT = (
+    r"[:\[,]\s*[-+]?(?i:nan|inf)|,\s*[\]}]"
+    r"|[:\[,]\s*-?[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]{3}"
+)
+
+
+class GiveUp(Exception):
+    """A line needs the careful path."""
+
+
+def load_fast(
+    con: duckdb.DuckDBPyConnection,
+    fh: BinaryIO,
+    source_file: str,
+    checksum: str,
+    now: datetime,
+    max_line_bytes: int,
+) -> int | None:
+    """Load every line of the (decompressed) stream `fh`; the number of lines loaded, or
+    None when the careful path must read the file (nothing of it is left loaded)."""
+    loaded, lines_before, tail = 0, 0, b""
+    try:
+        while True:
+            block = fh.read(BLOCK_BYTES)
+            data = tail + block
+            if not data:
+                break
+            cut = data.rfind(b"\n") + 1 if block else len(data)
+            if cut == 0:  # no line end yet: one long line
+                if len(data) > max_line_bytes:
+                    raise GiveUp
+                tail = data
+                continue
+            chunk, tail = data[:cut], data[cut:]
+            loaded += _load_block(
+                con, chunk, lines_before, source_file, checksum, now, max_line_bytes
+            )
+            lines_before += chunk.count(b"\n")
+    except (GiveUp, EOFError, gzip.BadGzipFile, zlib.error, OSError):
+        con.execute(
+            "delete from raw.quarantine_lines where source_file = ? and file_checksum = ?",
+            [source_file, checksum],
+        )
+        return None
+    return loaded
+
+
+def _load_block(
+    con: duckdb.DuckDBPyConnection,
+    chunk: bytes,
+    lines_before: int,
+    source_file: str,
+    checksum: str,
+    now: datetime,
+    max_line_bytes: int,
+) -> int:
+    """Insert the lines of `chunk` (whole lines), numbered after `lines_before`."""
+    if b"\x00" in chunk or chunk.startswith(b"\xef\xbb\xbf"):
+        raise GiveUp
+    try:
+        text = chunk.decode("utf-8")
+    except UnicodeDecodeError:
+        raise GiveUp from None
+    numbers, lines = [], []
+    for number, line in enumerate(text.split("\n"), lines_before + 1):
+        raw = line.rstrip("\r")
+        if raw.strip(BLANK):
+            numbers.append(number)
+            lines.append(raw)
+    if not lines:
+        return 0
+    if max(map(len, lines)) * 4 > max_line_bytes and any(
+        len(line.encode()) > max_line_bytes for line in lines
+    ):
+        raise GiveUp
+    block = pa.table(
+        {
+            "line_number": pa.array(numbers, pa.int64()),
+            "batch_json": pa.array(lines, pa.json_()),
+        }
+    )
+    # record batches of a few thousand rows: DuckDB scans them on all its threads
+    block = pa.Table.from_batches(block.to_batches(max_chunksize=SCAN_ROWS))
+    con.register("fast_block", block)
+    try:
+        _check(con)
+        con.execute(
+            "insert into raw.quarantine_lines by name select ? as source_file, line_number, "
+            "batch_json, ? as file_checksum, ? as ingested_at from fast_block",
+            [source_file, checksum, now],
+        )
+    finally:
+        con.unregister("fast_block")
+    return len(lines)
+
+
+def _check(con: duckdb.DuckDBPyConnection) -> None:
+    """Give up unless every line of `fast_block` is a JSON object for orjson too."""
+    [(bad, doubtful)] = con.execute(
+        "select count(*) filter (where case when json_valid(batch_json) "
+        "then json_type(batch_json) <> 'OBJECT' else true end), "
+        "count(*) filter (where regexp_matches(batch_json, ?)) from fast_block",
+        [LENIENT],
+    ).fetchall()
+    if bad:
+        raise GiveUp
+    if not doubtful:
+        return
+    lines = con.execute(
+        "select batch_json::varchar from fast_block where regexp_matches(batch_json, ?)",
+        [LENIENT],
+    ).fetchall()
+    for (line,) in lines:
+        try:
+            orjson.loads(line)
+        except orjson.JSONDecodeError:
+            raise GiveUp from None

@@ -1,0 +1,73 @@
+{#
+    Who a batch belongs to (its user_key), in one place: int_batches__replay_context keys
+    users with it, and the sample mode (var dev_sample_users_pct) draws users with it as
+    early as base_quarantine__batches_parsed, so that a sampled user keeps all their events.
+#}
+
+{% macro user_identity_pairs(user_identities) -%}
+    {#- 'type=value' for each user identity of a JSON object, sorted. -#}
+    list_sort(list_transform(
+        map_entries(json_transform({{ user_identities }}, '"MAP(VARCHAR, VARCHAR)"')),
+        lambda entry: entry.key || '=' || coalesce(entry.value, '')
+    ))
+{%- endmacro %}
+
+{% macro device_id_pairs(device_info, mp_deviceid) -%}
+    {#- 'key=value' for each device id of device_info, then mp_deviceid. -#}
+    {%- set device_id_keys = [
+        'ios_advertising_id', 'ios_idfv', 'android_advertising_id', 'android_uuid',
+        'roku_advertising_id', 'roku_publisher_id', 'fire_advertising_id',
+        'microsoft_advertising_id', 'microsoft_publisher_id', 'device_application_stamp',
+    ] -%}
+    list_filter([
+        {% for key in device_id_keys -%}
+        '{{ key }}=' || {{ json_text(device_info, '$.' ~ key) }},
+        {% endfor -%}
+        'mp_deviceid=' || {{ mp_deviceid }}
+    ], lambda pair: pair is not null)
+{%- endmacro %}
+
+{% macro user_key(mpid, identity_pairs, device_id_pairs, batch_key) -%}
+    {#- The MPID when valid, else a hash of the identities and device ids, else the batch. -#}
+    case
+        when {{ mpid }} is not null then 'mpid:' || {{ mpid }}
+        when len({{ identity_pairs }}) + len({{ device_id_pairs }}) > 0
+            then 'ids:' || md5(array_to_string({{ identity_pairs }} || {{ device_id_pairs }}, '&'))
+        else 'batch:' || {{ batch_key }}
+    end
+{%- endmacro %}
+
+{% macro user_identities_object(user_identities) -%}
+    {#- user_identities as a JSON object whatever its shape (object, or list of
+        {identity_type, identity}); '{}' when absent. -#}
+    case json_type({{ user_identities }})
+        when 'OBJECT' then {{ user_identities }}
+        when 'ARRAY' then to_json(map_from_entries(list_transform(
+            json_extract({{ user_identities }}, '$[*]'),
+            lambda item: {
+                'k': json_extract_string(item, '$.identity_type'),
+                'v': json_extract_string(item, '$.identity')
+            }
+        )))
+        else '{}'::json
+    end
+{%- endmacro %}
+
+{% macro valid_mpid(mpid_text) -%}
+    {#- The MPID as canonical digits when it is a signed 64-bit integer, else null. -#}
+    case when {{ is_int64_text(mpid_text) }} then {{ mpid_text }}::bigint::varchar end
+{%- endmacro %}
+
+{% macro sample_users_pct() -%}
+    {#- var dev_sample_users_pct: none (every user) or the percentage of users to keep. -#}
+    {{ return(var('dev_sample_users_pct', none)) }}
+{%- endmacro %}
+
+{% macro in_user_sample(user_key_expr) -%}
+    {#- True for the users of the sample (deterministic: a hash of the user key), or for
+        every user outside sample mode. -#}
+    {%- set pct = sample_users_pct() -%}
+    {%- if pct is none -%} true
+    {%- else -%} hash({{ user_key_expr }}) % 10000 < {{ (pct | float * 100) | round | int }}
+    {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,21 @@
+-- Every event the classification sends, with its Events API JSON, built once before the
+-- fix chain: replay_events takes these rows as they are for the events no fix changed, so
+-- that editing a fix rebuilds only the events that fix touches.
+
+with classified as (
+    select * from {{ ref('int_events__classified') }}
+),
+
+contexts as (
+    select * from {{ ref('int_batches__replay_context') }}
+)
+
+select
+    classified.*,
+    {{ replay_event_json('classified') }} as event_json,
+    {{ replay_send_context('classified', 'contexts') }} as send_context,
+    contexts.data_plan_note,
+    contexts.identity_risk,
+from classified
+inner join contexts on classified.batch_key = contexts.batch_key
+where classified.skip_reason is null
