@@ -41,6 +41,7 @@ from loader.amplitude_api.contract import (
     MAX_REQUEST_BYTES,
 )
 from loader.emulator.server import HOST, EmulatorError
+from loader.warehouse import open_duckdb
 
 MAX_READ_BYTES = 64 * 1024 * 1024  # larger bodies are not read: the connection is closed
 SCRIPT_ENTRIES = ("429", "503", "drop", "drop-after", "200")
@@ -266,7 +267,7 @@ class AmplitudeEmulator:
         if self.config.db_path is None:
             return
         try:
-            con = duckdb.connect(str(self.config.db_path))
+            con = open_duckdb(self.config.db_path)
         except duckdb.Error as exc:
             raise EmulatorError(f"cannot record in {self.config.db_path}: {exc}") from None
         with con:
