@@ -54,3 +54,38 @@ def run_dbt(
 def query(warehouse: Path, sql: str, params=None) -> list[tuple]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         return con.execute(sql, params or []).fetchall()
+
+
+def built_sample(folder: Path, lines: int, seed: int) -> Path:
+    """A warehouse in `folder` with generated quarantine data (`lines` batches over five
+    days) ingested and built by a real `dbt build`."""
+    from typer.testing import CliRunner
+
+    from loader.cli import app
+    from loader.ingest.samples import generate
+
+    warehouse = folder / "backfill.duckdb"
+    generate(folder / "q", lines, seed=seed, days=5)
+    result = CliRunner().invoke(
+        app, ["ingest", str(folder / "q")], env={"BACKFILL_DUCKDB": str(warehouse)}
+    )
+    assert result.exit_code == 0, result.output
+    run_dbt(warehouse, "build")
+    return warehouse
+
+
+def push_env(built: Path, tmp_path: Path, monkeypatch, credentials: dict) -> dict[str, str]:
+    """A copy of the `built` warehouse and a fresh ledger path in `tmp_path`, with
+    `credentials`, set in the environment; returns those settings."""
+    import shutil
+
+    warehouse = tmp_path / "backfill.duckdb"
+    shutil.copy(built, warehouse)
+    values = {
+        "BACKFILL_DUCKDB": str(warehouse),
+        "BACKFILL_LEDGER": str(tmp_path / "ledger.duckdb"),
+        **credentials,
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values

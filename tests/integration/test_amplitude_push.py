@@ -4,7 +4,6 @@ emulator, the ledger shared with the Events API."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,12 +18,11 @@ from typer.testing import CliRunner
 from loader.cli import app
 from loader.emulator.amplitude import AmplitudeEmulatorConfig, running_amplitude_emulator
 from loader.emulator.server import EmulatorConfig, running_emulator
-from loader.ingest.samples import generate
 from loader.push.destinations.amplitude import AmplitudeCredentials
 from loader.push.destinations.events_api import Credentials
 from loader.push.ledger import Ledger
 from loader.push.runner import PushOptions, push
-from tests.conftest import ROOT, query, run_dbt
+from tests.conftest import ROOT, built_sample, push_env, query
 
 KEY = "amp-Key-0f1e2d3c4b5a69788796a5b4"
 runner = CliRunner()
@@ -32,27 +30,15 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("amplitude")
-    warehouse = tmp / "backfill.duckdb"
-    generate(tmp / "q", 800, seed=11, days=5)
-    result = runner.invoke(app, ["ingest", str(tmp / "q")], env={"BACKFILL_DUCKDB": str(warehouse)})
-    assert result.exit_code == 0, result.output
-    run_dbt(warehouse, "build")
-    return warehouse
+    return built_sample(tmp_path_factory.mktemp("amplitude"), 800, seed=11)
 
 
 @pytest.fixture
 def env(built, tmp_path, monkeypatch) -> dict[str, str]:
-    warehouse = tmp_path / "backfill.duckdb"
-    shutil.copy(built, warehouse)
-    values = {
-        "BACKFILL_DUCKDB": str(warehouse),
-        "BACKFILL_LEDGER": str(tmp_path / "ledger.duckdb"),
+    credentials = {
         "AMPLITUDE_API_KEY": KEY,
     }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
+    return push_env(built, tmp_path, monkeypatch, credentials)
 
 
 def amplitude_rows(env) -> dict[str, str]:

@@ -23,11 +23,10 @@ from loader.events_api.batch_rules import (
     MAX_BATCHES_PER_REQUEST,
     MAX_REQUEST_BYTES,
 )
-from loader.ingest.samples import generate
 from loader.push.destinations.events_api import Credentials
 from loader.push.ledger import Ledger
 from loader.push.runner import PushOptions, push
-from tests.conftest import ROOT, query, run_dbt
+from tests.conftest import ROOT, built_sample, push_env, query
 from tests.html_tables import Tables
 
 SECRET = "Sup3r-Secret-Value-9f8e7d"
@@ -37,29 +36,17 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     """A replay set from a real dbt build on generated quarantine data (~900 events)."""
-    tmp = tmp_path_factory.mktemp("push")
-    warehouse = tmp / "backfill.duckdb"
-    generate(tmp / "q", 3000, seed=5, days=5)
-    result = runner.invoke(app, ["ingest", str(tmp / "q")], env={"BACKFILL_DUCKDB": str(warehouse)})
-    assert result.exit_code == 0, result.output
-    run_dbt(warehouse, "build")
-    return warehouse
+    return built_sample(tmp_path_factory.mktemp("push"), 3000, seed=5)
 
 
 @pytest.fixture
 def env(built, tmp_path, monkeypatch) -> dict[str, str]:
     """A copy of the built warehouse, a fresh ledger path and credentials, in the environment."""
-    warehouse = tmp_path / "backfill.duckdb"
-    shutil.copy(built, warehouse)
-    values = {
-        "BACKFILL_DUCKDB": str(warehouse),
-        "BACKFILL_LEDGER": str(tmp_path / "ledger.duckdb"),
+    credentials = {
         "MPARTICLE_API_KEY": "key",
         "MPARTICLE_API_SECRET": SECRET,
     }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
+    return push_env(built, tmp_path, monkeypatch, credentials)
 
 
 @pytest.fixture

@@ -17,9 +17,8 @@ from typer.testing import CliRunner
 from loader.audit.report import render
 from loader.cli import app
 from loader.emulator.server import EmulatorConfig, running_emulator
-from loader.ingest.samples import generate
 from loader.push.ledger import Ledger
-from tests.conftest import ROOT, query, run_dbt
+from tests.conftest import ROOT, built_sample, push_env, query, run_dbt
 
 SECRET = "truth-secret-4b1c"
 runner = CliRunner()
@@ -28,28 +27,16 @@ PROJECT_PARTS = ("dbt_project.yml", "profiles.yml", "models", "macros", "seeds",
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("truth")
-    warehouse = tmp / "backfill.duckdb"
-    generate(tmp / "q", 1500, seed=7, days=5)
-    result = runner.invoke(app, ["ingest", str(tmp / "q")], env={"BACKFILL_DUCKDB": str(warehouse)})
-    assert result.exit_code == 0, result.output
-    run_dbt(warehouse, "build")
-    return warehouse
+    return built_sample(tmp_path_factory.mktemp("truth"), 1500, seed=7)
 
 
 @pytest.fixture
 def env(built, tmp_path, monkeypatch) -> dict[str, str]:
-    warehouse = tmp_path / "backfill.duckdb"
-    shutil.copy(built, warehouse)
-    values = {
-        "BACKFILL_DUCKDB": str(warehouse),
-        "BACKFILL_LEDGER": str(tmp_path / "ledger.duckdb"),
+    credentials = {
         "MPARTICLE_API_KEY": "key",
         "MPARTICLE_API_SECRET": SECRET,
     }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
+    return push_env(built, tmp_path, monkeypatch, credentials)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ every replay event reaches the emulator exactly once, also under random 429s, 50
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import orjson
@@ -12,9 +11,8 @@ from typer.testing import CliRunner
 
 from loader.cli import app
 from loader.emulator.server import EmulatorConfig, running_emulator
-from loader.ingest.samples import generate
 from loader.push.ledger import Ledger
-from tests.conftest import query, run_dbt
+from tests.conftest import built_sample, push_env, query
 
 SECRET = "Sample-Secret-77aa"
 runner = CliRunner()
@@ -22,28 +20,16 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("sample")
-    warehouse = tmp / "backfill.duckdb"
-    generate(tmp / "q", 2000, seed=21, days=5)
-    result = runner.invoke(app, ["ingest", str(tmp / "q")], env={"BACKFILL_DUCKDB": str(warehouse)})
-    assert result.exit_code == 0, result.output
-    run_dbt(warehouse, "build")
-    return warehouse
+    return built_sample(tmp_path_factory.mktemp("sample"), 2000, seed=21)
 
 
 @pytest.fixture
 def env(built, tmp_path, monkeypatch) -> dict[str, str]:
-    warehouse = tmp_path / "backfill.duckdb"
-    shutil.copy(built, warehouse)
-    values = {
-        "BACKFILL_DUCKDB": str(warehouse),
-        "BACKFILL_LEDGER": str(tmp_path / "ledger.duckdb"),
+    credentials = {
         "MPARTICLE_API_KEY": "key",
         "MPARTICLE_API_SECRET": SECRET,
     }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
+    return push_env(built, tmp_path, monkeypatch, credentials)
 
 
 def replay(env) -> dict[str, tuple[str, str, str]]:
