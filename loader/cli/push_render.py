@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 def print_plan(report: PushReport) -> None:
     """What the run sends (or would send), then the warnings and notes about it."""
+    from loader.push.destinations import EVENTS_API
+
     plan = report.plan
     where = "would go" if report.dry_run else "go"
     out.print(
@@ -42,7 +44,7 @@ def print_plan(report: PushReport) -> None:
     _print_age_warnings(plan)
     for note, count in plan.data_plan_notes.items():
         out.print(f"  data plan: {count} events: {note}", markup=False)
-    _print_identity_risk(plan)
+    _print_identity_risk(plan, mparticle=report.destination == EVENTS_API)
     _print_skipped(plan)
     if report.events_rejected_locally:
         err.print(
@@ -142,12 +144,12 @@ def _print_age_warnings(plan: PlanSummary) -> None:
         err.print(f"[yellow]warning:[/] {esc(warning)}")
 
 
-def _print_identity_risk(plan: PlanSummary) -> None:
+def _print_identity_risk(plan: PlanSummary, *, mparticle: bool) -> None:
     if plan.events_by_identity_risk:
         risks = ", ".join(f"{name} {count}" for name, count in plan.events_by_identity_risk.items())
         out.print(f"  identity risk: {risks} (events)", markup=False)
     high_risk = plan.events_by_identity_risk.get("high", 0)
-    if high_risk:
+    if high_risk and mparticle:  # profiles (MTUs) are mParticle's
         err.print(
             f"[yellow]warning:[/] {high_risk} events belong to users with neither an MPID nor a "
             "login identity: mParticle may create new profiles for them (extra MTUs). "
@@ -187,11 +189,14 @@ def print_outcome(report: PushReport) -> None:
     """What the run did: counts, the main failure reasons, and how to go on."""
     if report.dry_run:
         return
+    from loader.push.destinations import route
+
     p = report.progress
     out.print(
         f"[bold]Run {report.run_id} {report.status}:[/] {p.events_acknowledged} events in "
         f"{p.batches_acknowledged} batches acknowledged, {p.batches_failed} batches failed, "
-        f"{p.batches_rejected} refused by mParticle, {report.events_rejected_locally} events "
+        f"{p.batches_rejected} refused by {route(report.destination).service}, "
+        f"{report.events_rejected_locally} events "
         f"refused locally"
         + (
             f", {p.events_not_sent} events not sent (the run stopped first)"

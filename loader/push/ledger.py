@@ -210,6 +210,9 @@ select
     b.status,
     case
         when b.status = 'rejected' and b.first_sent_at is null then 'loader'
+        when b.status = 'rejected' and (
+            select r.destination from runs r where r.run_id = b.run_id) = 'amplitude'
+            then 'amplitude'
         when b.status = 'rejected' then 'mparticle'
     end as refused_by,
     coalesce(b.error_code, 'other') as code,
@@ -355,7 +358,9 @@ class FailureRow:
     stable `code` and `reason` (loader.events_api.reasons), and one full message."""
 
     status: str
-    refused_by: str | None  # 'loader' (before sending), 'mparticle', None when failed
+    # 'loader' (before sending), the service that refused ('mparticle', 'amplitude'), None
+    # when failed
+    refused_by: str | None
     code: str
     reason: str | None
     batches: int
@@ -369,13 +374,18 @@ class FailureRow:
         return outcome_label(self.status, self.refused_by, self.example_error)
 
 
+# the services of `failed_batches.refused_by`, as the user knows them
+SERVICES = {"mparticle": "mParticle", "amplitude": "Amplitude"}
+
+
 def outcome_label(status: str, refused_by: str | None, error: str | None) -> str:
     """'refused locally before sending', 'refused by mParticle (HTTP 400)' or 'failed'."""
     if refused_by == "loader":
         return "refused locally before sending"
-    if refused_by == "mparticle":
+    if refused_by is not None:
         status_code = re.match(r"HTTP (\d{3})", error or "")
-        return f"refused by mParticle (HTTP {status_code[1] if status_code else 400})"
+        service = SERVICES.get(refused_by, refused_by)
+        return f"refused by {service} (HTTP {status_code[1] if status_code else 400})"
     return "failed (sent again by the next push)" if status == FAILED else status
 
 

@@ -142,6 +142,23 @@ def test_a_400_refuses_only_the_bad_events_with_amplitudes_message(env):
     assert "invalid time" in rows[0][1]
 
 
+def test_the_push_output_names_amplitude_as_the_side_that_refused(env):
+    warehouse = Path(env["BACKFILL_DUCKDB"])
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "update amplitude_events set event_json = json_merge_patch(event_json, "
+            '\'{"time": "yesterday"}\') '
+            "where replay_key = (select min(replay_key) from amplitude_events)"
+        )
+    with running_amplitude_emulator(AmplitudeEmulatorConfig(api_key=KEY)) as emu:
+        result = runner.invoke(
+            app, ["push", "--destination", "amplitude", "--endpoint", emu.url], env=env
+        )
+    assert result.exit_code == 1, result.output
+    assert ", 1 refused by Amplitude, " in " ".join(result.stdout.split())
+    assert "mParticle" not in result.output  # nor its MTU warning: profiles are its own
+
+
 def test_events_api_and_amplitude_are_independent_in_one_ledger(env, monkeypatch):
     secret = "Events-Secret-77aa99bb"
     ledger_path = Path(env["BACKFILL_LEDGER"])

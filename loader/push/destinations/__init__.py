@@ -29,6 +29,7 @@ class Route:
     """What planning needs of a destination: which replay set, how batches are cut."""
 
     name: str
+    service: str  # who answers, as the user knows it: "mParticle", "Amplitude"
     replay_table: str  # the dbt model the push reads
     key_prefix: str  # the ledger records its events as <key_prefix><replay_key>
     limits: PackingLimits
@@ -42,6 +43,7 @@ class Route:
 ROUTES = {
     EVENTS_API: Route(
         EVENTS_API,
+        "mParticle",
         "replay_events",
         "",
         EventsApiDestination.limits,
@@ -53,6 +55,7 @@ ROUTES = {
     ),
     amplitude.NAME: Route(
         amplitude.NAME,
+        "Amplitude",
         amplitude.REPLAY_TABLE,
         amplitude.KEY_PREFIX,
         amplitude.LIMITS,
