@@ -128,13 +128,14 @@ def push_command(
         ),
     ] = None,
     min_id_length: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1,
-            help="With --destination amplitude: sent as options.min_id_length when not 5; "
-            "set it like dbt var amplitude_min_id_length.",
+            help="With --destination amplitude: sent as options.min_id_length when not 5. "
+            "Default: the build's var amplitude_min_id_length (replay_build_settings).",
+            show_default=False,
         ),
-    ] = 5,
+    ] = None,
     sample_users: Annotated[
         int | None,
         typer.Option(
@@ -197,10 +198,9 @@ def push_command(
     )
     if destination == AMPLITUDE:
         options.batches_per_request = events_per_request
-        options.destination_settings = {
-            "per_id_rate": per_user_rate,
-            "min_id_length": min_id_length,
-        }
+        options.destination_settings = {"per_id_rate": per_user_rate}
+        if min_id_length is not None:
+            options.destination_settings["min_id_length"] = min_id_length
     elif region is not None or api_key_file is not None:
         raise LoaderError("--region and --api-key-file go with --destination amplitude")
     if destination == AMPLITUDE and api_secret_file is not None:

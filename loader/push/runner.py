@@ -26,7 +26,7 @@ from pathlib import Path
 
 import orjson
 
-from loader.build_settings import SampleReplaySet, sample_note
+from loader.build_settings import SampleReplaySet, read_amplitude_min_id_length, sample_note
 from loader.events_api.reasons import classify
 from loader.push import ledger as ledger_mod
 from loader.push.build_freshness import StaleReplaySet
@@ -49,6 +49,7 @@ from loader.push.packing import (
     group_requests,
     pack_and_validate,
 )
+from loader.push.replay_reader import ALIAS
 from loader.push.send_plan import Planner, PlanSummary, SampleRequest, planning_session
 from loader.push.transport import Outgoing, RateLimiter, SendResult, Transport
 
@@ -335,6 +336,14 @@ def _planning(ledger: Ledger, warehouse_path: Path, options: PushOptions):
     )
 
 
+def _settings_of_the_build(ledger: Ledger, options: PushOptions) -> None:
+    """Amplitude's min_id_length as the build's amplitude_events kept ids, unless given."""
+    if options.destination == "amplitude" and "min_id_length" not in options.destination_settings:
+        built = read_amplitude_min_id_length(ledger.con, ALIAS)
+        if built is not None:
+            options.destination_settings["min_id_length"] = built
+
+
 def _write_rejection(file, batch: PackedBatch) -> None:
     refusal = classify(batch.error)
     for key in batch.replay_keys:
@@ -392,6 +401,7 @@ def push(
                     raise StaleReplaySet(f"not pushing: {planner.stale_build}")
                 if planner.sample_users_pct is not None:
                     raise SampleReplaySet(f"not pushing: {sample_note(planner.sample_users_pct)}")
+                _settings_of_the_build(ledger, options)
                 report.run_id = run_id = ledger.start_run(
                     options.endpoint, fingerprint, options.as_dict(), options.destination
                 )

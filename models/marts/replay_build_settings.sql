@@ -18,6 +18,7 @@ with settings as (
         {{ sql_string_list(fix_chain()) }} as fixes,
         {{ 'null' if sample_users_pct() is none else sample_users_pct() }}::double
             as dev_sample_users_pct,
+        {{ var('amplitude_min_id_length', 5) }}::integer as amplitude_min_id_length,
         current_setting('memory_limit') as memory_limit,
         current_setting('temp_directory') as temp_directory,
         '{{ run_started_at.isoformat() }}'::timestamptz as built_at,

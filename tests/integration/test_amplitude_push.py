@@ -159,6 +159,24 @@ def test_the_push_output_names_amplitude_as_the_side_that_refused(env):
     assert "mParticle" not in result.output  # nor its MTU warning: profiles are its own
 
 
+def test_the_push_sends_the_builds_min_id_length(env):
+    """A build that kept 3-character ids (var amplitude_min_id_length: 3) is sent with
+    options.min_id_length 3, or Amplitude would refuse those events."""
+    with duckdb.connect(env["BACKFILL_DUCKDB"]) as con:
+        con.execute("update replay_build_settings set amplitude_min_id_length = 3")
+        con.execute(
+            "update amplitude_events set event_json = json_merge_patch(event_json, "
+            '\'{"user_id": "u42"}\') '
+            "where replay_key = (select min(replay_key) from amplitude_events)"
+        )
+    with running_amplitude_emulator(AmplitudeEmulatorConfig(api_key=KEY)) as emu:
+        result = runner.invoke(
+            app, ["push", "--destination", "amplitude", "--endpoint", emu.url], env=env
+        )
+        assert result.exit_code == 0, result.output
+        assert "u42" in {event.get("user_id") for event in emu.accepted}
+
+
 def test_events_api_and_amplitude_are_independent_in_one_ledger(env, monkeypatch):
     secret = "Events-Secret-77aa99bb"
     ledger_path = Path(env["BACKFILL_LEDGER"])
