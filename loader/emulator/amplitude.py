@@ -40,7 +40,7 @@ from loader.amplitude_api.contract import (
     MAX_EVENTS_PER_SECOND_PER_ID,
     MAX_REQUEST_BYTES,
 )
-from loader.emulator.server import HOST, EmulatorError
+from loader.emulator.server import HOST, EmulatorError, wait_for_stop
 from loader.warehouse import open_duckdb
 
 MAX_READ_BYTES = 64 * 1024 * 1024  # larger bodies are not read: the connection is closed
@@ -425,16 +425,7 @@ def serve_amplitude(
     emulator = AmplitudeEmulator(config)
     emulator.start()
     try:
-        if url_file is not None:
-            partial = url_file.with_name(url_file.name + ".partial")
-            partial.write_text(emulator.url + "\n")
-            partial.replace(url_file)
-        if on_ready is not None:
-            on_ready(emulator)
-        while not stop.wait(0.2):
-            pass
+        wait_for_stop(stop, emulator.url, url_file, lambda: on_ready and on_ready(emulator))
     finally:
         emulator.stop()
-        if url_file is not None:
-            url_file.unlink(missing_ok=True)
     return emulator

@@ -1015,16 +1015,25 @@ def serve(
         raise EmulatorError(str(exc)) from None
     emulator.start()
     try:
-        if url_file is not None:
-            partial = url_file.with_name(url_file.name + ".partial")
-            partial.write_text(emulator.base_url + "\n")
-            partial.replace(url_file)
-        if on_ready is not None:
-            on_ready(emulator)
+        wait_for_stop(stop, emulator.base_url, url_file, lambda: on_ready and on_ready(emulator))
+    finally:
+        emulator.stop()
+    return emulator
+
+
+def wait_for_stop(
+    stop: threading.Event, url: str, url_file: Path | None, on_ready: Callable[[], object]
+) -> None:
+    """Write `url` to `url_file` (atomically; removed at the end), call `on_ready`, then
+    wait until `stop` is set."""
+    if url_file is not None:
+        partial = url_file.with_name(url_file.name + ".partial")
+        partial.write_text(url + "\n")
+        partial.replace(url_file)
+    try:
+        on_ready()
         while not stop.wait(0.2):
             pass
     finally:
-        emulator.stop()
         if url_file is not None:
             url_file.unlink(missing_ok=True)
-    return emulator
