@@ -167,6 +167,17 @@ def push_command(
             show_default=False,
         ),
     ] = None,
+    replay_set: Annotated[
+        str | None,
+        typer.Option(
+            "--replay-set",
+            metavar="PATH",
+            help="Read the replay set from Parquet files (a file, a folder or a glob) with the "
+            "contracted replay_events columns, written by another engine, instead of the "
+            "warehouse.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Send the replay set (replay_events) to the Events API, recording every send in the ledger.
@@ -205,11 +216,12 @@ def push_command(
         raise LoaderError("--region and --api-key-file go with --destination amplitude")
     if destination == AMPLITUDE and api_secret_file is not None:
         raise LoaderError("--api-secret-file goes with the Events API; use --api-key-file")
+    replay = Path(replay_set) if replay_set is not None else settings.warehouse_path()
     try:
         report = (
-            _plan(options, out_dir, force)
+            _plan(options, replay, out_dir, force)
             if dry_run
-            else _send(options, api_secret_file, as_json=as_json, api_key_file=api_key_file)
+            else _send(options, replay, api_secret_file, as_json=as_json, api_key_file=api_key_file)
         )
     except KeyboardInterrupt:
         err.print("interrupted: run `loader push` again to resume (nothing is sent twice)")
@@ -235,10 +247,10 @@ def _sample(users: int | None, user_keys: list[str] | None) -> SampleRequest | N
     return SampleRequest(users=max(users or 0, len(keys)), user_keys=keys)
 
 
-def _plan(options: PushOptions, out_dir: Path | None, force: bool) -> PushReport:
+def _plan(options: PushOptions, replay: Path, out_dir: Path | None, force: bool) -> PushReport:
     from loader.push.runner import dry_run
 
-    return dry_run(settings.warehouse_path(), settings.ledger_path(), options, out_dir, force=force)
+    return dry_run(replay, settings.ledger_path(), options, out_dir, force=force)
 
 
 def _endpoint(destination: str, pod: str, region: str | None, endpoint: str | None) -> str:
@@ -252,6 +264,7 @@ def _endpoint(destination: str, pod: str, region: str | None, endpoint: str | No
 
 def _send(
     options: PushOptions,
+    replay: Path,
     api_secret_file: str | None,
     *,
     as_json: bool,
@@ -269,7 +282,7 @@ def _send(
         credentials = Credentials.from_env(secret)
     with PushDisplay(enabled=not as_json and out.is_terminal) as display:
         return push(
-            settings.warehouse_path(),
+            replay,
             settings.ledger_path(),
             options,
             credentials,

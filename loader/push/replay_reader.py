@@ -5,16 +5,18 @@ duration of a block and names a relation holding `REQUIRED_COLUMNS`; the planner
 it with SQL and streams what it sends as Arrow record batches (memory stays flat in the
 number of events), which come out as `packing.Group`s (`iter_groups`).
 
-`WarehouseReplaySet` is the one reader today: the DuckDB warehouse built by dbt,
-attached read-only only while the plan is built, so a `dbt build` can run again as soon
-as the plan is written. Parquet files written by another engine would be a second
-reader whose relation is a `read_parquet(...)` over them; `replay_set_at` is the one
-place that picks the reader for a location.
+`WarehouseReplaySet` reads the DuckDB warehouse built by dbt, attached read-only only
+while the plan is built, so a `dbt build` can run again as soon as the plan is written.
+`ParquetReplaySet` reads Parquet files written by another engine (`loader push
+--replay-set PATH`): a `read_parquet(...)` over them, with no build settings beside it
+(no age limits of a build, no build markers). `replay_set_at` is the one place that
+picks the reader for a location.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -70,15 +72,72 @@ class WarehouseReplaySet:
         return _attach_warehouse(con, self.path, self.table, self.key_prefix)
 
 
+class ParquetReplaySet:
+    """The contracted `replay_events` columns in Parquet files written by another engine
+    (Spark, Snowflake, BigQuery, Databricks): one file, a folder of them, or a glob."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+
+    def attached(self, con: duckdb.DuckDBPyConnection) -> AbstractContextManager[str]:
+        return _parquet(con, self.location)
+
+
+def is_parquet_location(location: Path | str) -> bool:
+    """A Parquet replay set (a .parquet file, a folder, a glob), not a warehouse file."""
+    text = str(location)
+    return text.endswith(".parquet") or any(c in text for c in "*?[") or Path(text).is_dir()
+
+
 def replay_set_at(
-    path: Path, table: str = "replay_events", key_prefix: str = ""
+    path: Path | str, table: str = "replay_events", key_prefix: str = ""
 ) -> ReplaySetReader:
-    """The reader for the replay set at `path` (the warehouse file today)."""
-    return WarehouseReplaySet(path, table, key_prefix)
+    """The reader for the replay set at `path`: Parquet files, or the warehouse file."""
+    if not is_parquet_location(path):
+        return WarehouseReplaySet(Path(path), table, key_prefix)
+    if table != "replay_events" or key_prefix:
+        raise MissingReplaySet(
+            f"{path}: a Parquet replay set holds replay_events for the Events API; "
+            f"{table} is read from the warehouse (leave out --replay-set)."
+        )
+    return ParquetReplaySet(str(path))
+
+
+@contextlib.contextmanager
+def _parquet(con: duckdb.DuckDBPyConnection, location: str) -> Iterator[str]:
+    """Yield a `read_parquet` relation over the files at `location`, once they are found
+    and hold every column of `REQUIRED_COLUMNS`."""
+    folder = Path(location)
+    if folder.is_dir():
+        files = sorted(str(f) for f in folder.rglob("*.parquet"))
+    else:
+        files = sorted(glob.glob(location)) if any(c in location for c in "*?[") else [location]
+    files = [f for f in files if Path(f).is_file()]
+    if not files:
+        raise MissingReplaySet(
+            f"--replay-set {location}: no Parquet file there. Give a .parquet file, a folder "
+            "of them, or a glob."
+        )
+    relation = "read_parquet([" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "])"
+    try:
+        columns = {row[0] for row in con.execute(f"describe select * from {relation}").fetchall()}
+    except duckdb.Error as exc:
+        message = f"--replay-set {location}: not readable as Parquet ({exc})"
+        raise MissingReplaySet(message) from None
+    missing = [name for name in REQUIRED_COLUMNS if name not in columns]
+    if missing:
+        raise MissingReplaySet(
+            f"--replay-set {location} lacks column(s) {', '.join(missing)}: write the "
+            f"contracted replay_events columns ({', '.join(REQUIRED_COLUMNS)})."
+        )
+    yield relation
 
 
 def attached_replay_set(
-    con: duckdb.DuckDBPyConnection, path: Path, table: str = "replay_events", key_prefix: str = ""
+    con: duckdb.DuckDBPyConnection,
+    path: Path | str,
+    table: str = "replay_events",
+    key_prefix: str = "",
 ) -> AbstractContextManager[str]:
     """The replay set at `path`, readable on `con` for the block; yields its relation."""
     return replay_set_at(path, table, key_prefix).attached(con)
