@@ -276,6 +276,7 @@ def test_build_settings_hold_the_vars_the_build_used(tmp_path, warehouse, monkey
         ("exclude_high_risk_users", "BOOLEAN"),
         ("fixes", "VARCHAR[]"),
         ("dev_sample_users_pct", "DOUBLE"),
+        ("amplitude_min_id_length", "INTEGER"),
         ("memory_limit", "VARCHAR"),
         ("temp_directory", "VARCHAR"),
         ("built_at", "TIMESTAMP WITH TIME ZONE"),
@@ -297,6 +298,7 @@ def test_build_settings_hold_the_vars_the_build_used(tmp_path, warehouse, monkey
                 "fix_skip_promo_banner_clicks",
             ],
             None,
+            project_vars["amplitude_min_id_length"],
             "953.6 MiB",  # 1GB as DuckDB shows it: dbt ran under BACKFILL_MEMORY_LIMIT
             f"{warehouse}.tmp",  # spilling beside the warehouse
         )
