@@ -3,7 +3,9 @@
     itself in meta.build_attempts when it starts, and how it ended when it ends. The
     loader compares them with the invocation that last built replay_events, and refuses
     to push a replay set that a later (or its own) invocation failed after: that replay
-    set is older than the models and vars the user last tried to build.
+    set is older than the models and vars the user last tried to build. A direct
+    destination's table (amplitude_events) is also refused when replay_events was rebuilt
+    after it.
     An invocation killed before it ended keeps status 'started'.
 #}
 
@@ -19,6 +21,7 @@
         replay_events_built boolean not null default false,
         failed_nodes varchar[]
     );
+    alter table meta.build_attempts add column if not exists amplitude_events_built boolean default false;
     insert or replace into meta.build_attempts (invocation_id, command, started_at, status)
     values ('{{ invocation_id }}', '{{ flags.WHICH }}', '{{ run_started_at.isoformat() }}'::timestamptz, 'started');
     {%- endif -%}
@@ -31,15 +34,16 @@
     {%- for result in results -%}
         {%- if result.status in ('error', 'fail', 'runtime error') -%}
             {%- do failed.append(result.node.name) -%}
-        {%- elif result.node.name == 'replay_events' and result.node.resource_type == 'model'
-            and result.status == 'success' -%}
+        {%- elif result.node.name in ('replay_events', 'amplitude_events')
+            and result.node.resource_type == 'model' and result.status == 'success' -%}
             {%- do built.append(result.node.name) -%}
         {%- endif -%}
     {%- endfor -%}
     update meta.build_attempts set
         finished_at = now(),
         status = '{{ "failed" if failed else "succeeded" }}',
-        replay_events_built = {{ 'true' if built else 'false' }},
+        replay_events_built = {{ 'true' if 'replay_events' in built else 'false' }},
+        amplitude_events_built = {{ 'true' if 'amplitude_events' in built else 'false' }},
         failed_nodes = {{ sql_string_list(failed) }}
     where invocation_id = '{{ invocation_id }}';
     {%- endif -%}

@@ -25,6 +25,7 @@
         'integrations': 'integration_names',
         'context_fixes': 'fix_names',
         'dev_sample_users_pct': 'percent_or_null',
+        'direct_destinations': 'destination_names',
     } %}
     {{ return(project_var_kinds) }}
 {%- endmacro %}
@@ -94,6 +95,10 @@
             and not var_is_lowercase_name_list(value) -%}
         {{ return('var ' ~ name ~ ' must be a list of integration names (lowercase letters, '
             ~ 'digits and _, as in seeds/integration_limits.csv), not ' ~ shown) }}
+    {%- elif kind == 'destination_names' and not (var_is_name_list(value)
+            and (value | reject('in', ['amplitude']) | list | length) == 0) -%}
+        {{ return('var ' ~ name ~ ' must be [] or [amplitude] (the direct destinations whose '
+            ~ 'models dbt builds), not ' ~ shown) }}
     {%- elif kind == 'data_plan_policy' and value not in ('keep', 'drop', 'set') -%}
         {{ return('var ' ~ name ~ ' must be keep, drop or set, not ' ~ shown) }}
     {%- elif kind == 'data_plan_override' -%}

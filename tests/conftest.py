@@ -56,9 +56,9 @@ def query(warehouse: Path, sql: str, params=None) -> list[tuple]:
         return con.execute(sql, params or []).fetchall()
 
 
-def built_sample(folder: Path, lines: int, seed: int) -> Path:
+def built_sample(folder: Path, lines: int, seed: int, dbt_vars: dict | None = None) -> Path:
     """A warehouse in `folder` with generated quarantine data (`lines` batches over five
-    days) ingested and built by a real `dbt build`."""
+    days) ingested and built by a real `dbt build` (with `dbt_vars`)."""
     from typer.testing import CliRunner
 
     from loader.cli import app
@@ -70,7 +70,7 @@ def built_sample(folder: Path, lines: int, seed: int) -> Path:
         app, ["ingest", str(folder / "q")], env={"BACKFILL_DUCKDB": str(warehouse)}
     )
     assert result.exit_code == 0, result.output
-    run_dbt(warehouse, "build")
+    run_dbt(warehouse, "build", dbt_vars=dbt_vars)
     return warehouse
 
 

@@ -8,6 +8,11 @@ did not succeed (it failed, or was killed): `replay_events` then predates the mo
 vars the user last built. A successful partial build (`dbt build -s some_model`) that
 leaves `replay_events` alone does not make it stale.
 
+A direct destination's table (`amplitude_events`) is read from `replay_events`: it is
+stale as well when an invocation rebuilt `replay_events` after the one that last built it
+(`dbt build -s replay_events`, or a build without the destination in var
+`direct_destinations`).
+
 A build that fails while dbt parses the project (a compilation error such as a fix
 missing from var 'fixes') runs no hook. What it leaves is a project whose files changed
 after the last recorded invocation started: that is stale too (when the project folder
@@ -41,6 +46,7 @@ class Attempt:
     status: str
     replay_events_built: bool
     failed_nodes: list[str]
+    amplitude_events_built: bool
 
     def describe(self) -> str:
         return f"`dbt {self.command}` of {_at(self.started_at)} (invocation {self.invocation_id})"
@@ -68,11 +74,30 @@ def _attempts(con: duckdb.DuckDBPyConnection, catalog: str) -> list[Attempt] | N
     if not found:
         return None
     rows = con.execute(
-        f"select invocation_id, command, started_at, status, replay_events_built, "
-        f'coalesce(failed_nodes, []) from "{catalog}".meta.build_attempts '
+        "select invocation_id, command, started_at, status, replay_events_built, "
+        "coalesce(failed_nodes, []), coalesce(amplitude_events_built, false) "
+        f'from "{catalog}".meta.build_attempts '
         "order by started_at, invocation_id"
     ).fetchall()
     return [Attempt(*row) for row in rows]
+
+
+def _destination_behind(attempts: list[Attempt], table: str) -> str | None:
+    """Why `table` predates the newest replay_events, or None when it does not."""
+    destination = [a for a in attempts if a.amplitude_events_built]
+    replay = [a for a in attempts if a.replay_events_built]
+    if not replay or (destination and destination[-1].started_at >= replay[-1].started_at):
+        return None
+    origin = (
+        f"{table} was built by {destination[-1].describe()}"
+        if destination
+        else f"{table} was built before builds were recorded"
+    )
+    return (
+        f"{table} is out of date: {origin}, and a later {replay[-1].describe()} rebuilt "
+        f"replay_events without it. Run `dbt build` with amplitude in var "
+        "direct_destinations (dbt_project.yml), then push."
+    )
 
 
 def _newest_project_file(folder: Path) -> tuple[Path, float] | None:
@@ -89,15 +114,23 @@ def _newest_project_file(folder: Path) -> tuple[Path, float] | None:
 
 
 def stale_reason(
-    con: duckdb.DuckDBPyConnection, catalog: str, project: Path | None = None
+    con: duckdb.DuckDBPyConnection,
+    catalog: str,
+    project: Path | None = None,
+    table: str = "replay_events",
 ) -> str | None:
-    """Why the replay set in `catalog` is stale (with what to do), or None when it is not.
+    """Why the replay set in `catalog` (`table`, read from replay_events) is stale, with
+    what to do, or None when it is not.
 
     A warehouse built before the markers existed has none: nothing to compare, None.
     """
     attempts = _attempts(con, catalog)
     if not attempts:
         return None
+    if table == "amplitude_events":
+        behind = _destination_behind(attempts, table)
+        if behind is not None:
+            return behind
     built = [a for a in attempts if a.replay_events_built]
     replay = built[-1] if built else None
     since = attempts[attempts.index(replay) :] if replay else attempts

@@ -202,8 +202,13 @@ def _check_replay_set(
         ).fetchall()
     }
     if not columns:
+        listed = (
+            ""
+            if table == "replay_events"
+            else " with its destination in var direct_destinations (dbt_project.yml)"
+        )
         raise MissingReplaySet(
-            f"{path} has no {table} table yet. Run `dbt build` to build the replay set."
+            f"{path} has no {table} table yet. Run `dbt build`{listed} to build the replay set."
         )
     missing = [name for name in REQUIRED_COLUMNS if name not in columns]
     if missing:

@@ -420,7 +420,7 @@ def planning_session(
             age_limits=read_age_limits(ledger.con, ALIAS),
             sample=sample,
         )
-        planner.stale_build = stale_reason(ledger.con, ALIAS)
+        planner.stale_build = stale_reason(ledger.con, ALIAS, table=replay_table)
         planner.sample_users_pct = read_sample_pct(ledger.con, ALIAS)
         with planner.scratch():
             yield planner

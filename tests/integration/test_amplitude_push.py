@@ -22,15 +22,18 @@ from loader.push.destinations.amplitude import AmplitudeCredentials
 from loader.push.destinations.events_api import Credentials
 from loader.push.ledger import Ledger
 from loader.push.runner import PushOptions, push
-from tests.conftest import ROOT, built_sample, push_env, query
+from tests.conftest import ROOT, built_sample, push_env, query, run_dbt
 
 KEY = "amp-Key-0f1e2d3c4b5a69788796a5b4"
+AMPLITUDE_BUILD = {"direct_destinations": ["amplitude"]}  # its models are built only then
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
-    return built_sample(tmp_path_factory.mktemp("amplitude"), 800, seed=11)
+    return built_sample(
+        tmp_path_factory.mktemp("amplitude"), 800, seed=11, dbt_vars=AMPLITUDE_BUILD
+    )
 
 
 @pytest.fixture
@@ -175,6 +178,30 @@ def test_the_push_sends_the_builds_min_id_length(env):
         )
         assert result.exit_code == 0, result.output
         assert "u42" in {event.get("user_id") for event in emu.accepted}
+
+
+def test_a_build_without_amplitude_leaves_a_table_the_push_refuses(env):
+    """`dbt build -s replay_events` (or a build without var direct_destinations) rebuilds
+    the replay set but not amplitude_events: that table is out of date."""
+    warehouse = Path(env["BACKFILL_DUCKDB"])
+    run_dbt(warehouse, "build", "-s", "replay_events")
+    with running_amplitude_emulator(AmplitudeEmulatorConfig(api_key=KEY)) as emu:
+        result = runner.invoke(
+            app, ["push", "--destination", "amplitude", "--endpoint", emu.url], env=env
+        )
+        assert emu.accepted == []
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert "amplitude_events is out of date" in said
+    assert "amplitude in var direct_destinations" in said
+
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("drop table amplitude_events")
+    result = runner.invoke(app, ["push", "--destination", "amplitude", "--dry-run"], env=env)
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert "has no amplitude_events table yet" in said
+    assert "var direct_destinations" in said
 
 
 def test_events_api_and_amplitude_are_independent_in_one_ledger(env, monkeypatch):

@@ -67,6 +67,11 @@ def built_models(warehouse) -> list[str]:
             "var amplitude_min_id_length must be a whole number from 1 to 1000, not '0'",
         ),
         (
+            {"direct_destinations": ["amplitude", "braze"]},
+            "var direct_destinations must be [] or [amplitude] (the direct destinations whose "
+            "models dbt builds), not '['amplitude', 'braze']'",
+        ),
+        (
             {"dev_sample_users_pct": 0},
             "var dev_sample_users_pct must be null (every user) or a percentage of users "
             "greater than 0 and at most 100, such as 1 or 0.5, not '0'",
