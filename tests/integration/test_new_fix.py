@@ -235,6 +235,14 @@ def test_key_test_fails_and_names_each_fix_that_breaks_the_chain(tmp_path, data)
         "select * from fixed where event_name is distinct from 'Search'",
         after="),\n    from events",
     )
+    scaffold(project, "copy_events")
+    edit(
+        project / "models/fixes/fix_copy_events.sql",
+        "select * from fixed",
+        # copies of real events only: the scaffolded unit test's event is named TODO
+        "select * from fixed union all (select * from fixed where event_name <> 'TODO' limit 3)",
+        after="),\n    from events",
+    )
     warehouse = tmp_path / "warehouse.duckdb"
     shutil.copy(data, warehouse)
 
@@ -250,6 +258,7 @@ def test_key_test_fails_and_names_each_fix_that_breaks_the_chain(tmp_path, data)
         warehouse, f"select distinct fix_name, problem from ({compiled.read_text()}) order by all"
     )
     assert problems == [
+        ("fix_copy_events", "event duplicated"),
         ("fix_drop_searches", "event removed (or its replay_key changed); set skip_reason instead"),
         ("fix_rekey_event", "event added (or its replay_key changed)"),
         ("fix_rekey_event", "event removed (or its replay_key changed); set skip_reason instead"),
