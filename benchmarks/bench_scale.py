@@ -1,7 +1,7 @@
 """A backfill of N events end to end, each step in its own process: wall time, CPU time
 and peak RSS of `loader ingest`, DuckDB's own read of the same files (the ceiling for
-ingest), `dbt build`, the fix loop (`dbt build -s <fix>+` after the full build), a dry run
-and a push to the local emulator. Attribute-only events are opted in, as in a real backfill.
+ingest), `dbt build`, the fix loop (`dbt build -s <fix>+` after the full build), a dry run,
+a push to the local emulator and `loader report` after it. Attribute-only events are opted in, as in a real backfill.
 
 Writes benchmarks/results/scale-<N>.json, then from every such file the table
 benchmarks/results/scale.md, the chart docs/performance-scale.svg and the measured section
@@ -103,6 +103,7 @@ def run_steps(work: Path, folder: Path) -> dict[str, dict[str, float]]:
     finally:
         emulator.send_signal(signal.SIGTERM)
         emulator.wait()
+    steps["report"] = measure([str(BIN / "loader"), "report", "--out", str(work / "r.html")], env)
     (work / "scale-ceiling.duckdb").unlink(missing_ok=True)
     return steps
 

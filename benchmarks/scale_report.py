@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 BEGIN, END = "<!-- bench-scale:begin -->", "<!-- bench-scale:end -->"
-COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
 
 
 def load(results: Path) -> list[dict]:
@@ -77,7 +77,7 @@ def chart(runs: list[dict]) -> str:
     body = panel(runs, "wall_s", 0, "wall time (s)", 1.0)
     body += panel(runs, "peak_mib", 430, "peak RSS (MiB)", 1.0)
     for i, (colour, step) in enumerate(zip(COLOURS, steps, strict=False)):
-        x = 20 + 140 * (i % 6)
+        x = 20 + 120 * i
         body.append(f'<rect x="{x}" y="272" width="12" height="12" fill="{colour}"/>')
         body.append(f'<text x="{x + 16}" y="283">{step}</text>')
     return (

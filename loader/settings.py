@@ -54,16 +54,22 @@ MEMORY_LIMIT_ENV = "BACKFILL_MEMORY_LIMIT"
 TEMP_DIRECTORY_ENV = "BACKFILL_TEMP_DIRECTORY"
 # Fits an 8 GB machine with room for the OS and the loader's Python side.
 DEFAULT_MEMORY_LIMIT = "4GB"
+# Ingest and push stream: DuckDB needs little for them (a sort spills), and more only
+# grows their footprint. Their sessions take the lower of this and the limit.
+STREAMING_MEMORY_CAP = "512MB"
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*", re.IGNORECASE)
+_UNIT_BYTES = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNIT_BYTES |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
 
 class InvalidSetting(LoaderError):
     """An environment setting that cannot be used; the message says which and what to set."""
 
 
-def memory_limit() -> str:
+def memory_limit(*, streaming: bool = False) -> str:
     """The memory limit of every DuckDB session (loader and dbt): `BACKFILL_MEMORY_LIMIT`,
-    a size such as 4GB, 512MB or 16GiB. Past it DuckDB spills to `temp_directory()`."""
+    a size such as 4GB, 512MB or 16GiB. Past it DuckDB spills to `temp_directory()`.
+    A `streaming` session (ingest, push) takes at most `STREAMING_MEMORY_CAP`."""
     raw = os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
     match = _SIZE.fullmatch(raw)
     if not match or float(match.group(1)) <= 0:
@@ -71,7 +77,15 @@ def memory_limit() -> str:
             f"{MEMORY_LIMIT_ENV}={raw!r} is not a memory size: set it to a number and a "
             f"unit, such as 4GB, 512MB or 16GiB (default {DEFAULT_MEMORY_LIMIT})."
         )
+    if streaming and _bytes(raw) > _bytes(STREAMING_MEMORY_CAP):
+        return STREAMING_MEMORY_CAP
     return f"{match.group(1)}{match.group(2).upper().replace('I', 'i')}"
+
+
+def _bytes(size: str) -> float:
+    match = _SIZE.fullmatch(size)
+    assert match is not None
+    return float(match.group(1)) * _UNIT_BYTES[match.group(2).upper()]
 
 
 def temp_directory() -> Path:

@@ -43,10 +43,11 @@ create table if not exists raw.ingested_files (
 """
 
 
-def open_duckdb(database: Path | str) -> duckdb.DuckDBPyConnection:
+def open_duckdb(database: Path | str, *, streaming: bool = False) -> duckdb.DuckDBPyConnection:
     """A DuckDB session on `database` (a file, or ':memory:') under the project's resource
-    limits: `settings.memory_limit()`, spilling to `settings.temp_directory()`. Every
-    connection the loader opens comes from here.
+    limits: `settings.memory_limit()` (capped for a `streaming` command: ingest, push),
+    spilling to `settings.temp_directory()`. Every connection the loader opens comes from
+    here.
 
     The folder is created here and left in place: DuckDB removes a temp folder it created
     itself when it closes, which would pull it from under another process spilling there
@@ -55,14 +56,17 @@ def open_duckdb(database: Path | str) -> duckdb.DuckDBPyConnection:
     spill = settings.temp_directory()
     spill.mkdir(parents=True, exist_ok=True)
     config: dict[str, str | bool | int | float | list[str]] = {
-        "memory_limit": settings.memory_limit(),
+        "memory_limit": settings.memory_limit(streaming=streaming),
         "temp_directory": str(spill),
     }
     return duckdb.connect(str(database), config=config)
 
 
-def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open `path`; a lock held by another process becomes a `WarehouseLocked`.
+def connect(
+    path: Path, *, read_only: bool = False, streaming: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """Open `path` (`streaming`: see `open_duckdb`); a lock held by another process becomes
+    a `WarehouseLocked`.
 
     Read-only, the file is attached (as `warehouse`, the default database) to an
     in-memory session, so that other files (the ledger) can be attached beside it.
@@ -73,8 +77,8 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
         )
     try:
         if not read_only:
-            return open_duckdb(path)
-        con = open_duckdb(":memory:")
+            return open_duckdb(path, streaming=streaming)
+        con = open_duckdb(":memory:", streaming=streaming)
         try:
             attach(con, path, "warehouse")
         except BaseException:

@@ -52,7 +52,7 @@ def ingest_command(
     if forget_files:
         return forget_command(paths)
     source = source_for(paths, since.date() if since else None)
-    con = connect(settings.warehouse_path())
+    con = connect(settings.warehouse_path(), streaming=True)
     with con, IngestProgress(source, enabled=out.is_terminal and not as_json) as progress:
         summary = ingest_source(con, source, on_file=None if as_json else progress.on_file)
     if as_json:

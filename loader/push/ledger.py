@@ -422,12 +422,13 @@ class Ledger:
         if read_only and not path.exists():
             return cls.in_memory()
         try:
+            # a push streams the replay set through this session (its sort spills)
             if read_only:
-                con = open_duckdb(":memory:")
+                con = open_duckdb(":memory:", streaming=True)
                 attach_ledger(con, path, "ledger")
                 con.execute("use ledger")
             else:
-                con = open_duckdb(path)
+                con = open_duckdb(path, streaming=True)
         except duckdb.IOException as exc:
             holder = lock_holder(exc)
             if holder is None:
@@ -455,7 +456,7 @@ class Ledger:
     @classmethod
     def in_memory(cls) -> Ledger:
         """An empty ledger that writes nowhere (a dry run with no ledger file yet)."""
-        con = open_duckdb(":memory:")
+        con = open_duckdb(":memory:", streaming=True)
         con.execute(SCHEMA)
         con.execute(VIEWS)
         return cls(con, None, read_only=True)

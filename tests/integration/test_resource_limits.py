@@ -22,6 +22,7 @@ from loader.warehouse import connect
 from tests.conftest import ROOT, run_dbt
 
 LIMIT, SHOWN = "1GB", "953.6 MiB"  # as DuckDB shows 1GB
+STREAMING = "488.2 MiB"  # 512MB: ingest and push take the lower of it and the limit
 
 
 @pytest.fixture(scope="module")
@@ -62,17 +63,18 @@ def test_only_the_warehouse_module_opens_duckdb():
 
 def test_every_loader_session_runs_under_the_limit(limited, tmp_path):
     expected = (SHOWN, f"{limited}.tmp")
+    streaming = (STREAMING, f"{limited}.tmp")
     ledger_path = limited.with_name("ledger.duckdb")
     with connect(limited, read_only=True) as con:
         assert limits_of(con) == expected
     with Ledger.open(ledger_path) as ledger:
-        assert limits_of(ledger.con) == expected
+        assert limits_of(ledger.con) == streaming
         with planning_session(ledger, limited, resend_changed=False) as planner:
-            assert limits_of(planner.con) == expected  # the push's planning sort
+            assert limits_of(planner.con) == streaming  # the push's planning sort
     with Ledger.open(ledger_path, read_only=True) as ledger:
-        assert limits_of(ledger.con) == expected
+        assert limits_of(ledger.con) == streaming
     with Ledger.in_memory() as ledger:
-        assert limits_of(ledger.con) == expected
+        assert limits_of(ledger.con) == streaming
     with open_session(limited, ledger_path) as con:  # loader sql and loader report
         assert limits_of(con) == expected
     record = _open_record(tmp_path / "emulator.duckdb")
@@ -83,9 +85,20 @@ def test_every_loader_session_runs_under_the_limit(limited, tmp_path):
 
 def test_ingest_keeps_the_limit(limited, tmp_path):
     generate(tmp_path / "more", 50, seed=9)
-    with connect(limited) as con:
+    with connect(limited, streaming=True) as con:
         ingest(con, [str(tmp_path / "more")])
-        assert limits_of(con) == (SHOWN, f"{limited}.tmp")
+        assert limits_of(con) == (STREAMING, f"{limited}.tmp")
+
+
+@pytest.mark.parametrize(
+    ("limit", "shown"), [("256MB", "244.1 MiB"), ("0.25GiB", "256.0 MiB"), ("2TB", STREAMING)]
+)
+def test_a_streaming_session_takes_the_lower_of_the_limit_and_its_cap(
+    limited, monkeypatch, limit, shown
+):
+    monkeypatch.setenv("BACKFILL_MEMORY_LIMIT", limit)
+    with Ledger.in_memory() as ledger:
+        assert limits_of(ledger.con)[0] == shown
 
 
 def test_temp_directory_can_be_moved(limited, tmp_path, monkeypatch):
