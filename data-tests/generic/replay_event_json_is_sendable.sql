@@ -1,4 +1,4 @@
-{% test replay_event_json_is_sendable(model) %}
+{% test replay_event_json_is_sendable(model, context_column='batch_context') %}
 -- The sent event keeps its exact timestamp as a JSON integer and carries no event_id; the
 -- batch context carries nothing a replay must not send.
 select replay_key
@@ -8,9 +8,9 @@ where json_type(event_json, '$.data.timestamp_unixtime_ms') not in ('BIGINT', 'U
         <> timestamp_unixtime_ms::varchar
     or json_exists(event_json, '$.data.event_id')
     or json_extract_string(event_json, '$.event_type') is distinct from event_type
-    or json_exists(batch_context, '$.batch_id')
-    or json_exists(batch_context, '$.timestamp_unixtime_ms')
-    or json_exists(batch_context, '$.source_info')
-    or json_exists(batch_context, '$.context.data_plan.block_metadata')
-    or json_exists(batch_context, '$.context.block_metadata')
+    or json_exists({{ context_column }}, '$.batch_id')
+    or json_exists({{ context_column }}, '$.timestamp_unixtime_ms')
+    or json_exists({{ context_column }}, '$.source_info')
+    or json_exists({{ context_column }}, '$.context.data_plan.block_metadata')
+    or json_exists({{ context_column }}, '$.context.block_metadata')
 {% endtest %}

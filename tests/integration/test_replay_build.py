@@ -6,6 +6,7 @@ import copy
 import shutil
 from datetime import UTC, datetime, timedelta
 
+import duckdb
 import orjson
 import pytest
 import yaml
@@ -384,3 +385,29 @@ def test_lines_rejected_at_ingest_are_reported_by_dbt_and_the_report(tmp_path, w
     report = tmp_path / "report.html"
     assert CliRunner().invoke(app, ["report", "--out", str(report)]).exit_code == 0
     assert "1 quarantine lines could not be read at ingest" in report.read_text()
+
+
+def test_sendable_json_is_checked_on_assembled_events_and_on_fixed_ones(built, tmp_path):
+    """replay_event_json_is_sendable runs on int_events__assembled (every event before the
+    fixes) and on the replay_events rows a fix changed (the others are assembled's rows)."""
+    warehouse = tmp_path / "backfill.duckdb"
+    shutil.copy(built, warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "update int_events__assembled set event_json = json_merge_patch(event_json, "
+            '\'{"data": {"event_id": "1"}}\') '
+            "where replay_key = (select min(replay_key) from int_events__assembled)"
+        )
+        con.execute(
+            "update replay_events set batch_context = json_merge_patch(batch_context, "
+            '\'{"batch_id": "1"}\') '
+            "where replay_key = (select min(replay_key) from replay_events "
+            "where len(fixes_applied) > 0)"
+        )
+    result = run_dbt(
+        warehouse, "test", "-s", "test_name:replay_event_json_is_sendable", check=False
+    )
+    failed = [line for line in result.stdout.splitlines() if "FAIL 1 " in line]
+    assert len(failed) == 2, result.stdout
+    assert any("int_events__assembled" in line for line in failed), result.stdout
+    assert any("replay_events" in line for line in failed), result.stdout
