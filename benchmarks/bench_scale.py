@@ -1,7 +1,8 @@
 """A backfill of N events end to end, each step in its own process: wall time, CPU time
 and peak RSS of `loader ingest`, DuckDB's own read of the same files (the ceiling for
 ingest), `dbt build`, the fix loop (`dbt build -s <fix>+` after the full build), a dry run,
-a push to the local emulator and `loader report` after it. Attribute-only events are opted in, as in a real backfill.
+a push to the local emulator and `loader report` after it. Attribute-only events are opted
+in, as in a real backfill.
 
 Writes benchmarks/results/scale-<N>.json, then from every such file the table
 benchmarks/results/scale.md, the chart docs/performance-scale.svg and the measured section
