@@ -419,7 +419,6 @@ def remove_fix(project_dir: Path, name: str, *, context: bool = False) -> Remove
     try:
         document = yaml.safe_load(yml_text) or {}
         models = [m.get("name") for m in document.get("models") or []]
-        tests = [t.get("name") for t in document.get("unit_tests") or []]
         own_tests = [
             t.get("name") for t in document.get("unit_tests") or [] if t.get("model") == model
         ]
@@ -444,6 +443,33 @@ def remove_fix(project_dir: Path, name: str, *, context: bool = False) -> Remove
             f"could not remove {model} from var '{var}' in dbt_project.yml automatically; "
             "remove it from the list by hand."
         )
+    updated_yml = _yml_without(yml_text, document, model, own_tests, models_yml)
+    had_sql = sql_path.exists()
+    if had_sql:
+        sql_path.unlink()
+    if updated_yml != yml_text:
+        yml_path.write_text(updated_yml)
+    if updated_project != project_text:
+        project_file.write_text(updated_project)
+    return RemovedFix(
+        model=model,
+        sql_path=sql_path.relative_to(project_dir) if had_sql else None,
+        yml_path=yml_path.relative_to(project_dir),
+        described=model in models,
+        unit_tests=own_tests,
+        position=fixes.index(model) + 1 if model in fixes else None,
+        chain_length=len(fixes),
+        var=var,
+    )
+
+
+def _yml_without(
+    yml_text: str, document: dict, model: str, own_tests: list[str], models_yml: Path
+) -> str:
+    """`yml_text` without `model`'s entry and its unit tests `own_tests`, edited as text
+    (comments kept) and checked against the parsed `document` with them removed."""
+    models = [m.get("name") for m in document.get("models") or []]
+    tests = [t.get("name") for t in document.get("unit_tests") or []]
     try:
         updated_yml = yml_text
         if model in models:
@@ -472,20 +498,4 @@ def remove_fix(project_dir: Path, name: str, *, context: bool = False) -> Remove
             f"could not remove {model}'s entries from {models_yml} automatically (are they "
             "block-style `- name:` items?); remove its model entry and unit tests by hand."
         )
-    had_sql = sql_path.exists()
-    if had_sql:
-        sql_path.unlink()
-    if updated_yml != yml_text:
-        yml_path.write_text(updated_yml)
-    if updated_project != project_text:
-        project_file.write_text(updated_project)
-    return RemovedFix(
-        model=model,
-        sql_path=sql_path.relative_to(project_dir) if had_sql else None,
-        yml_path=yml_path.relative_to(project_dir),
-        described=model in models,
-        unit_tests=own_tests,
-        position=fixes.index(model) + 1 if model in fixes else None,
-        chain_length=len(fixes),
-        var=var,
-    )
+    return updated_yml

@@ -223,6 +223,24 @@ class Planner:
             stale_build=self.stale_build,
             sample_users_pct=self.sample_users_pct,
         )
+        self._count_dispositions(summary)
+        sending = (
+            f"(select * from {self._to_send()} union all by name select r.* from {self.replay} r "
+            f"semi join {s}.disposition d on d.replay_key = r.replay_key "
+            f"and d.disposition = 'resume'{self._in_sample('r')})"
+        )
+        self._count_sending(summary, sending)
+        summary.new = summary.to_send - summary.resumed
+        from loader.push.integration_limits import integration_limits
+
+        summary.integration_limits = integration_limits(con, sending, self.now_ms)
+        if self.sample is not None:
+            self._sample_summary(summary)
+        return summary
+
+    def _count_dispositions(self, summary: PlanSummary) -> None:
+        """The replay set's events by what the ledger says of them."""
+        s, con = self.s, self.con
         [(summary.replay_events,)] = con.execute(f"select count(*) from {self.replay}").fetchall()
         counts = dict(
             con.execute(f"select disposition, count(*) from {s}.disposition group by 1").fetchall()
@@ -248,6 +266,10 @@ class Planner:
                 "'in_doubt') order by replay_key limit 5"
             ).fetchall()
         ]
+
+    def _count_sending(self, summary: PlanSummary, sending: str) -> None:
+        """The events to send (`sending`): in all, by type, by data plan note, by identity
+        risk, by age."""
         limits = self.age_limits
         if limits is not None:
             summary.warn_age_days, summary.max_age_days = limits.warn_days, limits.max_days
@@ -255,12 +277,7 @@ class Planner:
         older_than_warn = "false" if limits is None else self._older_than(limits.warn_days)
         older_than_max = "false" if limits is None else self._older_than(limits.max_days)
         older_than_api = "false" if limits is None else self._older_than(MAX_EVENT_AGE_DAYS)
-        sending = (
-            f"(select * from {self._to_send()} union all by name select r.* from {self.replay} r "
-            f"semi join {s}.disposition d on d.replay_key = r.replay_key "
-            f"and d.disposition = 'resume'{self._in_sample('r')})"
-        )
-        rows = con.execute(
+        rows = self.con.execute(
             f"""select
                 grouping(event_type) = 0 as by_type,
                 grouping(note) = 0 as by_note,
@@ -296,13 +313,6 @@ class Planner:
                 summary.with_user_attributes = ua
                 if oldest is not None:
                     summary.oldest_event_days = round((self.now_ms - oldest) / DAY_MS, 1)
-        summary.new = summary.to_send - summary.resumed
-        from loader.push.integration_limits import integration_limits
-
-        summary.integration_limits = integration_limits(con, sending, self.now_ms)
-        if self.sample is not None:
-            self._sample_summary(summary)
-        return summary
 
     def _sample_summary(self, summary: PlanSummary) -> None:
         from loader.push.sample_users import sample_coverage

@@ -8,8 +8,6 @@ paths hold them here, and every command shows them verbatim.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -20,7 +18,7 @@ from typer.testing import CliRunner
 
 from loader.cli import app
 from loader.emulator.server import EmulatorConfig, running_emulator
-from tests.conftest import run_dbt
+from tests.conftest import held_open, run_dbt
 from tests.quarantine import write_file
 
 NOW_MS = int(time.time() * 1000)
@@ -182,23 +180,9 @@ def test_sql_table_csv_and_json_show_the_values(built):
 def test_report_warning_with_a_bracketed_ledger_path_is_printed_and_shown_as_is(built, tmp_path):
     ledger = tmp_path / "l[" / "b]<img src=x onerror=alert(1)>.duckdb"
     ledger.parent.mkdir()
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time; c = duckdb.connect({str(ledger)!r}); "
-            "print('ready', flush=True); time.sleep(30)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
+    with held_open(ledger) as holder:
         env = {**built.env, "BACKFILL_LEDGER": str(ledger)}
         result = runner.invoke(app, ["report", "--out", str(tmp_path / "r.html")], env=env)
-    finally:
-        holder.kill()
-        holder.wait()
     assert result.exit_code == 0, result.output
     assert (
         f"warning: A push is running (process {holder.pid} (python -c)) and holds the ledger "

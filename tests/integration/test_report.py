@@ -7,7 +7,6 @@ import os
 import shutil
 import struct
 import subprocess
-import sys
 import time
 import zlib
 from collections import Counter
@@ -20,7 +19,7 @@ from typer.testing import CliRunner
 
 from loader.audit.report import write_report
 from loader.cli import app
-from tests.conftest import query, run_dbt
+from tests.conftest import held_open, query, run_dbt
 from tests.html_tables import Tables
 from tests.pushed import API_KEY, API_SECRET, Pushed, pushed_backfill
 from tests.quarantine import example_batch, write_file
@@ -433,18 +432,7 @@ def test_runs_tiles_and_warnings_keep_failed_refused_and_not_sent_apart(after_pu
 
 def test_a_ledger_held_by_a_running_push_leaves_out_the_push_section(after_push, tmp_path):
     pushed, _, _, _ = after_push
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time; c = duckdb.connect({str(pushed.ledger)!r}); "
-            "print('ready', flush=True); time.sleep(30)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
+    with held_open(pushed.ledger) as holder:
         summary = write_report(pushed.warehouse, pushed.ledger, tmp_path / "r.html")
         html = (tmp_path / "r.html").read_text()
         result = runner.invoke(
@@ -452,9 +440,6 @@ def test_a_ledger_held_by_a_running_push_leaves_out_the_push_section(after_push,
             ["report", "--out", str(tmp_path / "cli.html")],
             env={"BACKFILL_DUCKDB": str(pushed.warehouse), "BACKFILL_LEDGER": str(pushed.ledger)},
         )
-    finally:
-        holder.kill()
-        holder.wait()
     assert not summary.has_push
     running = (
         f"a push is running (process {holder.pid} (python -c)) and holds the ledger "

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from loader.audit.sql_session import LedgerUnavailable, SqlError, open_session, run
 from loader.cli import app
-from tests.conftest import ROOT, query, run_dbt
+from tests.conftest import ROOT, held_open, query, run_dbt
 from tests.pushed import API_SECRET, Pushed, pushed_backfill
 from tests.quarantine import write_file
 
@@ -172,26 +172,12 @@ def test_sql_from_stdin_and_errors(warehouse):
 
 
 def test_a_ledger_held_by_a_running_push_gives_one_clear_message(warehouse, ledger):
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time; c = duckdb.connect({str(ledger)!r}); "
-            "print('ready', flush=True); time.sleep(30)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
+    with held_open(ledger):
         with pytest.raises(LedgerUnavailable, match="loader push"):
             open_session(warehouse, ledger)
         result = invoke(warehouse, ledger, "select 1")
         assert result.exit_code == 2 and "--no-ledger" in result.stderr
         assert invoke(warehouse, ledger, "select 1", "--no-ledger").exit_code == 0
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_library_reports_the_failing_statement(warehouse):

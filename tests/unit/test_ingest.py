@@ -14,7 +14,7 @@ from loader.errors import WarehouseLocked
 from loader.ingest.importer import ingest, ingest_source
 from loader.ingest.sources import LocalFiles, SourceObject
 from loader.warehouse import connect
-from tests.conftest import query
+from tests.conftest import held_open, query
 from tests.quarantine import example_batch, ndjson, write_file
 
 runner = CliRunner()
@@ -124,25 +124,8 @@ def test_globs_and_missing_paths(tmp_path, warehouse):
 
 
 def test_locked_warehouse_gives_one_clear_message(tmp_path, warehouse):
-    import subprocess
-    import sys
-
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time; c = duckdb.connect({str(warehouse)!r}); "
-            "print('ready', flush=True); time.sleep(30)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
-        with pytest.raises(WarehouseLocked, match="in use by process"):
-            connect(warehouse)
-    finally:
-        holder.kill()
+    with held_open(warehouse), pytest.raises(WarehouseLocked, match="in use by process"):
+        connect(warehouse)
 
 
 def test_ingest_library_is_transactional_per_file(tmp_path, warehouse):
