@@ -4,6 +4,7 @@ limit, BACKFILL_MEMORY_LIMIT, and spills to a folder beside the warehouse."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from loader.ingest.samples import generate
 from loader.push.ledger import Ledger
 from loader.push.send_plan import planning_session
 from loader.warehouse import connect
-from tests.conftest import ROOT, run_dbt
+from tests.conftest import ROOT, query, run_dbt
 
 LIMIT, SHOWN = "1GB", "953.6 MiB"  # as DuckDB shows 1GB
 STREAMING = "488.2 MiB"  # 512MB: ingest and push take the lower of it and the limit
@@ -141,3 +142,29 @@ def test_dbt_names_an_invalid_limit(limited, monkeypatch):
     result = run_dbt(limited, "run", "-s", "replay_build_settings", check=False)
     assert result.returncode != 0
     assert "BACKFILL_MEMORY_LIMIT=lots is not a memory size" in result.stdout
+
+
+def test_dbt_goes_on_after_spilling_to_the_temp_directory(tmp_path, monkeypatch):
+    """A model that spills (a sort larger than the limit), then models after it: each
+    opens a new cursor, which must not set the temp directory again (DuckDB refuses that
+    once it has spilled there). Run with the project's own profiles.yml."""
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    shutil.copy(ROOT / "profiles.yml", project / "profiles.yml")
+    (project / "dbt_project.yml").write_text(
+        "name: mparticle_backfill\nversion: '1.0.0'\nconfig-version: 2\n"
+        "profile: mparticle_backfill\nmodels:\n  mparticle_backfill:\n    +materialized: table\n"
+    )
+    (project / "models/spills.sql").write_text(
+        "select range as n, md5(range::varchar) as h from range(3000000) order by h"
+    )
+    (project / "models/after.sql").write_text("select count(*) as n from {{ ref('spills') }}")
+    (project / "models/last.sql").write_text("select n from {{ ref('after') }}")
+    monkeypatch.setenv("BACKFILL_MEMORY_LIMIT", "100MB")
+    monkeypatch.delenv("BACKFILL_TEMP_DIRECTORY", raising=False)
+    warehouse = tmp_path / "spill.duckdb"
+
+    result = run_dbt(warehouse, "run", project_dir=project, check=False)
+
+    assert result.returncode == 0, result.stdout
+    assert query(warehouse, "select n from last") == [(3000000,)]
