@@ -1,0 +1,136 @@
+{#
+    SQL that DuckDB and Spark write differently, one macro per construct (adapter.dispatch).
+    docs/spark.md lists where the engines differ.
+#}
+
+{% macro regexp_full(text_expr, pattern) -%}
+    {#- True when the whole of `text_expr` matches `pattern` (a literal without quotes). -#}
+    {{ return(adapter.dispatch('regexp_full')(text_expr, pattern)) }}
+{%- endmacro %}
+
+{% macro default__regexp_full(text_expr, pattern) -%}
+    regexp_full_match({{ text_expr }}, '{{ pattern }}')
+{%- endmacro %}
+
+{% macro spark__regexp_full(text_expr, pattern) -%}
+    regexp_like({{ text_expr }}, '^(?:{{ pattern | replace("\\", "\\\\") }})$')
+{%- endmacro %}
+
+{% macro list_map(list_expr, arg, body) -%}
+    {#- Each item of a list (named `arg` in `body`) replaced by `body`. -#}
+    {{ return(adapter.dispatch('list_map')(list_expr, arg, body)) }}
+{%- endmacro %}
+
+{% macro default__list_map(list_expr, arg, body) -%}
+    list_transform({{ list_expr }}, lambda {{ arg }}: {{ body }})
+{%- endmacro %}
+
+{% macro spark__list_map(list_expr, arg, body) -%}
+    transform({{ list_expr }}, {{ arg }} -> {{ body }})
+{%- endmacro %}
+
+{% macro list_where(list_expr, arg, condition) -%}
+    {#- The items of a list (named `arg` in `condition`) for which `condition` holds. -#}
+    {{ return(adapter.dispatch('list_where')(list_expr, arg, condition)) }}
+{%- endmacro %}
+
+{% macro default__list_where(list_expr, arg, condition) -%}
+    list_filter({{ list_expr }}, lambda {{ arg }}: {{ condition }})
+{%- endmacro %}
+
+{% macro spark__list_where(list_expr, arg, condition) -%}
+    filter({{ list_expr }}, {{ arg }} -> {{ condition }})
+{%- endmacro %}
+
+{% macro list_of(items) -%}
+    {#- A list literal of SQL expressions `items` (a Jinja list). -#}
+    {{ return(adapter.dispatch('list_of')(items)) }}
+{%- endmacro %}
+
+{% macro default__list_of(items) -%}
+    [{{ items | join(', ') }}]
+{%- endmacro %}
+
+{% macro spark__list_of(items) -%}
+    array({{ items | join(', ') }})
+{%- endmacro %}
+
+{% macro empty_text_list() -%}
+    {{ return(adapter.dispatch('empty_text_list')()) }}
+{%- endmacro %}
+
+{% macro default__empty_text_list() -%}
+    []::varchar[]
+{%- endmacro %}
+
+{% macro spark__empty_text_list() -%}
+    cast(array() as array<string>)
+{%- endmacro %}
+
+{% macro text_list_type() -%}
+    {{ return(adapter.dispatch('text_list_type')()) }}
+{%- endmacro %}
+
+{% macro default__text_list_type() -%} varchar[] {%- endmacro %}
+
+{% macro spark__text_list_type() -%} array<string> {%- endmacro %}
+
+{% macro json_type_name() -%}
+    {#- The SQL type of a JSON column. -#}
+    {{ return(adapter.dispatch('json_type_name')()) }}
+{%- endmacro %}
+
+{% macro default__json_type_name() -%} json {%- endmacro %}
+
+{% macro spark__json_type_name() -%} string {%- endmacro %}
+
+{% macro stop_query(message_sql) -%}
+    {#- Fails the query with a message (SQL text) when evaluated. -#}
+    {{ return(adapter.dispatch('stop_query')(message_sql)) }}
+{%- endmacro %}
+
+{% macro default__stop_query(message_sql) -%}
+    error({{ message_sql }})
+{%- endmacro %}
+
+{% macro spark__stop_query(message_sql) -%}
+    raise_error({{ message_sql }})
+{%- endmacro %}
+
+{% macro row_hash(columns_sql) -%}
+    {#- A 64-bit hash of SQL expressions (a Jinja list), null-safe. -#}
+    {{ return(adapter.dispatch('row_hash')(columns_sql)) }}
+{%- endmacro %}
+
+{% macro default__row_hash(columns_sql) -%}
+    hash({{ columns_sql | join(', ') }})
+{%- endmacro %}
+
+{% macro spark__row_hash(columns_sql) -%}
+    {#- xxhash64 skips nulls: a null flag per column keeps (null, 'a') apart from ('a', null) -#}
+    xxhash64({% for column in columns_sql %}{{ column }}, isnull({{ column }}){{ ', ' if not loop.last }}{% endfor %})
+{%- endmacro %}
+
+{% macro timestamp_from_unix_ms(ms_expr) -%}
+    {{ return(adapter.dispatch('timestamp_from_unix_ms')(ms_expr)) }}
+{%- endmacro %}
+
+{% macro default__timestamp_from_unix_ms(ms_expr) -%}
+    make_timestamp({{ ms_expr }} * 1000)
+{%- endmacro %}
+
+{% macro spark__timestamp_from_unix_ms(ms_expr) -%}
+    timestamp_millis({{ ms_expr }})
+{%- endmacro %}
+
+{% macro now_unix_ms() -%}
+    {{ return(adapter.dispatch('now_unix_ms')()) }}
+{%- endmacro %}
+
+{% macro default__now_unix_ms() -%}
+    epoch_ms(now()::timestamp)
+{%- endmacro %}
+
+{% macro spark__now_unix_ms() -%}
+    unix_millis(current_timestamp())
+{%- endmacro %}
