@@ -22,13 +22,13 @@ select
         when {{ guard_identity }} and before_fix.{{ column }}::varchar is distinct from after_fix.{{ column }}::varchar
             then '{{ column }} changed: a user key input; set meta changes_identity: true on the fix if that is meant'
         {% endfor %}
-    end as problem,
+    end as problem
 from (select batch_key, {{ identity_columns | join(', ') }} from {{ context_fix_chain_input(fix) }}) as before_fix
 full outer join (
     select
         batch_key,
         {{ identity_columns | join(', ') }},
-        count(*) over (partition by batch_key) as copies,
+        count(*) over (partition by batch_key) as copies
     from {{ ref(fix) }}
 ) as after_fix
     on before_fix.batch_key = after_fix.batch_key

@@ -18,14 +18,14 @@ select
         when after_fix.copies > 1 then 'event duplicated'
         when before_fix.user_key is distinct from after_fix.user_key then 'user_key changed'
         else 'timestamp_unixtime_ms changed'
-    end as problem,
+    end as problem
 from (select replay_key, user_key, timestamp_unixtime_ms from {{ fix_chain_input(fix) }}) as before_fix
 full outer join (
     select
         replay_key,
         user_key,
         timestamp_unixtime_ms,
-        count(*) over (partition by replay_key) as copies,
+        count(*) over (partition by replay_key) as copies
     from {{ ref(fix) }}
 ) as after_fix
     on before_fix.replay_key = after_fix.replay_key

@@ -11,7 +11,7 @@ with repeated as (
         array_to_string(
             list(batch_key || ':' || event_id || '#' || event_index order by event_index)[2:],
             ', '
-        ) as repeat_keys,
+        ) as repeat_keys
     from {{ ref('stg_quarantine__events') }}
     where event_id is not null
     group by all
@@ -24,7 +24,7 @@ select
     batches.line_number,
     'event_id ' || repeated.event_id || ' appears ' || repeated.occurrences || ' times in batch '
     || repeated.batch_key || ' (' || batches.source_file || ' line ' || batches.line_number
-    || '): the repeats are keyed ' || repeated.repeat_keys as message,
+    || '): the repeats are keyed ' || repeated.repeat_keys as message
 from repeated
 inner join {{ ref('stg_quarantine__batches') }} as batches
     on repeated.batch_key = batches.batch_key

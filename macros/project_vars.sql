@@ -25,6 +25,7 @@
         'integrations': 'integration_names',
         'context_fixes': 'fix_names',
         'dev_sample_users_pct': 'percent_or_null',
+        'quarantine_path': 'text_or_null',
     } %}
     {{ return(project_var_kinds) }}
 {%- endmacro %}
@@ -94,6 +95,8 @@
             and not var_is_lowercase_name_list(value) -%}
         {{ return('var ' ~ name ~ ' must be a list of integration names (lowercase letters, '
             ~ 'digits and _, as in seeds/integration_limits.csv), not ' ~ shown) }}
+    {%- elif kind == 'text_or_null' and value is not none and not (value is string and value) -%}
+        {{ return('var ' ~ name ~ ' must be null or a folder path or URI, not ' ~ shown) }}
     {%- elif kind == 'data_plan_policy' and value not in ('keep', 'drop', 'set') -%}
         {{ return('var ' ~ name ~ ' must be keep, drop or set, not ' ~ shown) }}
     {%- elif kind == 'data_plan_override' -%}
@@ -163,7 +166,9 @@
 
 {% macro stop_build_on_vars(problem) -%}
     {#- Record this invocation as failed in meta.build_attempts, then stop with `problem`. -#}
-    {%- if execute -%}
+    {%- if execute and target.type == 'spark' -%}
+        {%- do spark_record_build_attempt('failed', false, ['project vars']) -%}
+    {%- elif execute -%}
         {%- do run_query(
             "update meta.build_attempts set finished_at = now(), status = 'failed', "
             ~ "failed_nodes = ['project vars'] where invocation_id = '" ~ invocation_id ~ "'") -%}

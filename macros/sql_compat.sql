@@ -134,3 +134,119 @@
 {% macro spark__now_unix_ms() -%}
     unix_millis(current_timestamp())
 {%- endmacro %}
+
+{% macro json_parse_shape(json_expr, shape) -%}
+    {#- A struct of the members named in `shape` ({name: 'VARCHAR' | 'JSON' | 'JSON[]'}):
+        text as exact text (numbers keep every digit), JSON as JSON. -#}
+    {{ return(adapter.dispatch('json_parse_shape')(json_expr, shape)) }}
+{%- endmacro %}
+
+{% macro default__json_parse_shape(json_expr, shape) -%}
+    from_json({{ json_expr }}, '{{ tojson(shape) }}')
+{%- endmacro %}
+
+{% macro spark__json_parse_shape(json_expr, shape) -%}
+    {%- set types = {'VARCHAR': 'string', 'JSON': 'string', 'JSON[]': 'array<string>'} -%}
+    from_json({{ json_expr }}, '
+        {%- for name, kind in shape.items() -%}
+            `{{ name }}` {{ types[kind] }}{{ ', ' if not loop.last }}
+        {%- endfor -%}')
+{%- endmacro %}
+
+{% macro json_minified(json_expr) -%}
+    {#- JSON text without the whitespace between tokens (key order and numbers as written). -#}
+    {{ return(adapter.dispatch('json_minified')(json_expr)) }}
+{%- endmacro %}
+
+{% macro default__json_minified(json_expr) -%}
+    json({{ json_expr }})::varchar
+{%- endmacro %}
+
+{% macro spark__json_minified(json_expr) -%}
+    regexp_replace({{ json_expr }}, '("(?:[^"\\\\]|\\\\.)*")|[ \\t\\n\\r]+', '$1')
+{%- endmacro %}
+
+{% macro empty_list() -%}
+    {{ return(adapter.dispatch('empty_list')()) }}
+{%- endmacro %}
+
+{% macro default__empty_list() -%} [] {%- endmacro %}
+
+{% macro spark__empty_list() -%} array() {%- endmacro %}
+
+{% macro list_len(list_expr) -%}
+    {{ return(adapter.dispatch('list_len')(list_expr)) }}
+{%- endmacro %}
+
+{% macro default__list_len(list_expr) -%} len({{ list_expr }}) {%- endmacro %}
+
+{% macro spark__list_len(list_expr) -%} cardinality({{ list_expr }}) {%- endmacro %}
+
+{% macro list_agg(value_expr, order_expr) -%}
+    {#- The values of a group as a list, ordered by `order_expr`. -#}
+    {{ return(adapter.dispatch('list_agg')(value_expr, order_expr)) }}
+{%- endmacro %}
+
+{% macro default__list_agg(value_expr, order_expr) -%}
+    list({{ value_expr }} order by {{ order_expr }})
+{%- endmacro %}
+
+{% macro spark__list_agg(value_expr, order_expr) -%}
+    transform(
+        array_sort(collect_list(struct({{ order_expr }} as o, {{ value_expr }} as v))),
+        item -> item.v
+    )
+{%- endmacro %}
+
+{% macro with_index(list_expr, item_name, index_name) -%}
+    {#- Select items: one row per item of a list, with its 1-based position. -#}
+    {{ return(adapter.dispatch('with_index')(list_expr, item_name, index_name)) }}
+{%- endmacro %}
+
+{% macro default__with_index(list_expr, item_name, index_name) -%}
+    unnest({{ list_expr }}) as {{ item_name }},
+    generate_subscripts({{ list_expr }}, 1) as {{ index_name }}
+{%- endmacro %}
+
+{% macro spark__with_index(list_expr, item_name, index_name) -%}
+    inline(transform({{ list_expr }}, (item, i) -> struct(item as {{ item_name }}, i + 1 as {{ index_name }})))
+{%- endmacro %}
+
+{% macro json_items(json_expr, path) -%}
+    {#- Select item: one row per item (JSON) of the array at `path` (e.g. '$.a'). -#}
+    {{ return(adapter.dispatch('json_items')(json_expr, path)) }}
+{%- endmacro %}
+
+{% macro default__json_items(json_expr, path) -%}
+    unnest(json_extract({{ json_expr }}, '{{ path }}[*]'))
+{%- endmacro %}
+
+{% macro spark__json_items(json_expr, path) -%}
+    explode(from_json(to_json(try_variant_get(parse_json({{ json_expr }}), '{{ path }}')), 'array<string>'))
+{%- endmacro %}
+
+{% macro json_text_items(json_expr, path) -%}
+    {#- Select item: one row per item of the array at `path`, as text. -#}
+    {{ return(adapter.dispatch('json_text_items')(json_expr, path)) }}
+{%- endmacro %}
+
+{% macro default__json_text_items(json_expr, path) -%}
+    unnest(json_extract_string({{ json_expr }}, '{{ path }}[*]'))
+{%- endmacro %}
+
+{% macro spark__json_text_items(json_expr, path) -%}
+    explode(try_variant_get(parse_json({{ json_expr }}), '{{ path }}', 'array<string>'))
+{%- endmacro %}
+
+{% macro json_string(json_expr, path) -%}
+    {#- The value at `path` as text ('' stays ''), null when absent. -#}
+    {{ return(adapter.dispatch('json_string')(json_expr, path)) }}
+{%- endmacro %}
+
+{% macro default__json_string(json_expr, path) -%}
+    json_extract_string({{ json_expr }}, '{{ path }}')
+{%- endmacro %}
+
+{% macro spark__json_string(json_expr, path) -%}
+    try_variant_get(parse_json({{ json_expr }}), '{{ path }}', 'string')
+{%- endmacro %}

@@ -17,12 +17,12 @@ select
     batch_key,
     '{{ fix }}' as fix_name,
     {{ loop.index }} as fix_position,
-    changed_columns,
+    changed_columns
 from (
     select
         fixed.batch_key,
         {{ fix_changed_columns('fixed', 'original', columns | reject('equalto', 'batch_key') | list) }}
-            as changed_columns,
+            as changed_columns
     from {{ ref(fix) }} as fixed
     inner join {{ context_fix_chain_input(fix) }} as original on fixed.batch_key = original.batch_key
 )

@@ -21,7 +21,7 @@ identities as (
             ),
             lambda entry: entry.key
         )) as login_identity_types,
-        {{ device_id_pairs('device_info', 'mp_deviceid') }} as device_id_pairs,
+        {{ device_id_pairs('device_info', 'mp_deviceid') }} as device_id_pairs
     from batches
 ),
 
@@ -42,7 +42,7 @@ keyed as (
             when len(login_identity_types) > 0 then 'login_identity'
             when len(identity_pairs) + len(device_id_pairs) > 0 then 'device_ids_only'
             else 'no_identity'
-        end as identity_class,
+        end as identity_class
     from identities
 ),
 
@@ -63,7 +63,7 @@ with_context as (
             'context', " ~ data_plan_context('data_plan_id', 'data_plan_version') ~ ",
             'deleted_user_attributes', json('[]')
         )") }} as batch_context,
-        {{ data_plan_note('data_plan_id', 'data_plan_version') }} as data_plan_note,
+        {{ data_plan_note('data_plan_id', 'data_plan_version') }} as data_plan_note
     from keyed
 )
 
@@ -82,5 +82,5 @@ select
     data_plan_id,
     data_plan_version,
     data_plan_note,
-    batch_context,
+    batch_context
 from with_context

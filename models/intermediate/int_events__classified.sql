@@ -25,7 +25,7 @@ blocked_attributes as (
     select
         batch_key,
         event_id,
-        list(coalesce(attribute_name, attribute_path) order by attribute_path) as blocked_attributes,
+        list(coalesce(attribute_name, attribute_path) order by attribute_path) as blocked_attributes
     from {{ ref('stg_quarantine__blocked_event_attributes') }}
     group by all
 ),
@@ -39,7 +39,7 @@ affected as (
         -- occurrence of an affected event_id is affected, so counting here counts them all)
         case when events.event_id is not null then row_number() over (
             partition by events.batch_key, events.event_id order by events.event_index
-        ) end as event_id_occurrence,
+        ) end as event_id_occurrence
     from events
     left join blocked_ids
         on events.batch_key = blocked_ids.batch_key and events.event_id = blocked_ids.event_id
@@ -92,7 +92,7 @@ classified as (
                 then 'older_than_max_age'
             when {{ var('exclude_high_risk_users') }} and contexts.identity_risk = 'high'
                 then 'high_identity_risk'
-        end as skip_reason,
+        end as skip_reason
     from affected
     inner join batches on affected.batch_key = batches.batch_key
     inner join contexts on affected.batch_key = contexts.batch_key

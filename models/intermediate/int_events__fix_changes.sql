@@ -19,12 +19,12 @@ select
     replay_key,
     '{{ fix }}' as fix_name,
     {{ loop.index }} as fix_position,
-    changed_columns,
+    changed_columns
 from (
     -- rows whose content hash differs first (a narrow join of every row), then the
     -- columns of those rows only: the wide comparison reads the few changed rows
     with touched as (
-        select fixed.replay_key,
+        select fixed.replay_key
         from (select replay_key, {{ fix_row_hash(columns) }} as row_hash from {{ ref(fix) }}) as fixed
         inner join (
             select replay_key, {{ fix_row_hash(columns) }} as row_hash from {{ fix_chain_input(fix) }}
@@ -34,7 +34,7 @@ from (
     )
     select
         fixed.replay_key,
-        {{ fix_changed_columns('fixed', 'original', columns) }} as changed_columns,
+        {{ fix_changed_columns('fixed', 'original', columns) }} as changed_columns
     from (select * from {{ ref(fix) }} semi join touched using (replay_key)) as fixed
     inner join (select * from {{ fix_chain_input(fix) }} semi join touched using (replay_key)) as original
         on fixed.replay_key = original.replay_key

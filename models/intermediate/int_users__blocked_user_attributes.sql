@@ -18,7 +18,7 @@ contexts as (
 event_times as (
     select
         batch_key,
-        max(timestamp_unixtime_ms) as latest_event_ms,
+        max(timestamp_unixtime_ms) as latest_event_ms
     from {{ ref('stg_quarantine__events') }}
     group by all
 ),
@@ -29,7 +29,7 @@ valued as (
         blocked.batch_key,
         blocked.attribute_name,
         blocked.attribute_value,
-        coalesce(batches.batch_timestamp_ms, event_times.latest_event_ms) as value_time_ms,
+        coalesce(batches.batch_timestamp_ms, event_times.latest_event_ms) as value_time_ms
     from blocked
     inner join contexts on blocked.batch_key = contexts.batch_key
     inner join batches on blocked.batch_key = batches.batch_key
@@ -56,7 +56,7 @@ per_user as (
         list(attribute_name order by attribute_name) as attribute_names,
         count(*) as attribute_count,
         max(value_time_ms) as latest_value_time_ms,
-        count(distinct batch_key) as source_batches,
+        count(distinct batch_key) as source_batches
     from latest
     group by all
 )

@@ -17,6 +17,6 @@ select
     blocked_attributes,
     len(blocked_attributes) as blocked_attribute_count,
     skip_reason is null as will_replay,
-    skip_reason,
+    skip_reason
 from classified
 where not is_blocked_event

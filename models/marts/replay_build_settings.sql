@@ -21,7 +21,7 @@ with settings as (
         {{ var('amplitude_min_id_length', 5) }}::integer as amplitude_min_id_length,
         current_setting('memory_limit') as memory_limit,
         current_setting('temp_directory') as temp_directory,
-        '{{ run_started_at.isoformat() }}'::timestamptz as built_at,
+        '{{ run_started_at.isoformat() }}'::timestamptz as built_at
 )
 
 select * from settings

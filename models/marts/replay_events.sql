@@ -12,7 +12,7 @@ contexts as (
 fix_changes as (
     select
         replay_key,
-        list(fix_name order by fix_position) as fixes_applied,
+        list(fix_name order by fix_position) as fixes_applied
     from {{ ref('int_events__fix_changes') }}
     group by all
 ),
@@ -29,7 +29,7 @@ to_send as (
 unchanged as (
     select
         assembled_before_fixes.*,
-        []::varchar[] as fixes_applied,
+        []::varchar[] as fixes_applied
     from assembled_before_fixes
     anti join fix_changes on assembled_before_fixes.replay_key = fix_changes.replay_key
 ),
@@ -42,7 +42,7 @@ changed as (
         {{ replay_send_context('to_send', 'contexts') }} as send_context,
         contexts.data_plan_note,
         contexts.identity_risk,
-        fix_changes.fixes_applied,
+        fix_changes.fixes_applied
     from to_send
     inner join fix_changes on to_send.replay_key = fix_changes.replay_key
     inner join contexts on to_send.batch_key = contexts.batch_key
@@ -73,5 +73,5 @@ select
     batch_key as batch_id,
     event_id,
     source_file,
-    line_number,
+    line_number
 from assembled

@@ -13,7 +13,7 @@ identities as (
 replay_counts as (
     select
         user_key,
-        count(*) as events_to_replay,
+        count(*) as events_to_replay
     from {{ ref('replay_events') }}
     group by all
 ),
@@ -32,7 +32,7 @@ decided as (
                 then 'var replay_blocked_user_attributes is false'
             when replay_counts.events_to_replay is null
                 then 'no event of this user is replayed to carry them'
-        end as not_sent_reason,
+        end as not_sent_reason
     from attributes
     inner join identities on attributes.user_key = identities.user_key
     left join replay_counts on attributes.user_key = replay_counts.user_key
@@ -47,7 +47,7 @@ flagged as (
             || ', which may be newer than the blocked value (from '
             || coalesce(strftime(latest_value_time, '%Y-%m-%d %H:%M UTC'), 'an unknown time')
             || ')'
-        end as warning,
+        end as warning
     from decided
 )
 

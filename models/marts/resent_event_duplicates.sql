@@ -26,6 +26,6 @@ select
     classified.event_data->>'$.source_message_id' as source_message_id,
     replay.event_id,
     replay.batch_id,
-    classified.blocked_attributes,
+    classified.blocked_attributes
 from replay
 inner join classified on replay.replay_key = classified.replay_key

@@ -17,6 +17,6 @@ select
     event_json,
     '{}'::json as batch_context,
     data_plan_note,
-    identity_risk,
+    identity_risk
 from {{ ref('int_amplitude__mapped') }}
 where skip_reason is null

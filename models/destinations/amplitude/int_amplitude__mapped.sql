@@ -38,7 +38,7 @@ parts as (
             {% endfor -%}
         ) as raw_device_id,
         {{ json_text('batch_context', '$.ip') }} as ip,
-        {{ json_get('batch_context', '$.user_attributes') }} as user_attributes,
+        {{ json_get('batch_context', '$.user_attributes') }} as user_attributes
     from replay
 ),
 
@@ -58,7 +58,7 @@ named as (
             ) || ' - Total'
         end as amplitude_event_type,
         case when length(raw_user_id) >= {{ min_length }} then raw_user_id end as user_id,
-        case when length(raw_device_id) >= {{ min_length }} then raw_device_id end as device_id,
+        case when length(raw_device_id) >= {{ min_length }} then raw_device_id end as device_id
     from parts
 ),
 
@@ -75,7 +75,7 @@ classified as (
                 then 'amplitude:no_user_or_device_id'
             when user_id is null and device_id is null
                 then 'amplitude:ids_shorter_than_{{ min_length }}'
-        end as skip_reason,
+        end as skip_reason
     from named
 )
 
@@ -118,5 +118,5 @@ select
     )") }} as event_json,
     data_plan_note,
     identity_risk,
-    skip_reason,
+    skip_reason
 from classified
