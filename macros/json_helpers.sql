@@ -165,3 +165,18 @@
             then cast({{ text_expr }} as bigint)
     end
 {%- endmacro %}
+
+{% macro json_object_agg(key_expr, json_expr) -%}
+    {#- Aggregate: a JSON object of a group's keys (unique) and JSON values, by key. -#}
+    {{ return(adapter.dispatch('json_object_agg')(key_expr, json_expr)) }}
+{%- endmacro %}
+
+{% macro default__json_object_agg(key_expr, json_expr) -%}
+    to_json(map_from_entries(list(
+        {'k': {{ key_expr }}, 'v': {{ json_expr }}} order by {{ key_expr }}
+    )))
+{%- endmacro %}
+
+{% macro spark__json_object_agg(key_expr, json_expr) -%}
+    to_json(map_from_entries(collect_list(struct({{ key_expr }}, parse_json({{ json_expr }})))))
+{%- endmacro %}

@@ -57,3 +57,7 @@
 {% macro spark__create_view_as(relation, sql) -%}
     {{ return(dbt.spark__create_view_as(relation, spark_dialect(sql))) }}
 {%- endmacro %}
+
+{% macro spark__get_test_sql(main_sql, fail_calc, warn_if, error_if, limit) -%}
+    {{ return(dbt.default__get_test_sql(spark_dialect(main_sql), fail_calc, warn_if, error_if, limit)) }}
+{%- endmacro %}

@@ -54,7 +54,7 @@
     lines as (
         select
             source_file, ingested_at, size_bytes, is_gzip, file_checksum,
-            pos + 1 as line_number,
+            cast(pos + 1 as bigint) as line_number,
             regexp_replace(line, '\r$', '') as line
         from data_files
         lateral view posexplode(split(value, '\n')) split_lines as pos, line

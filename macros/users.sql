@@ -114,3 +114,29 @@
     {%- else -%} hash({{ user_key_expr }}) % 10000 < {{ (pct | float * 100) | round | int }}
     {%- endif -%}
 {%- endmacro %}
+
+{% macro login_identity_types_of(user_identities, types) -%}
+    {#- The sorted identity types of a user_identities object that are login identity types
+        (a Jinja list) and have a value. -#}
+    {{ return(adapter.dispatch('login_identity_types_of')(user_identities, types)) }}
+{%- endmacro %}
+
+{% macro default__login_identity_types_of(user_identities, types) -%}
+    list_sort(list_transform(
+        list_filter(
+            map_entries(json_transform({{ user_identities }}, '"MAP(VARCHAR, VARCHAR)"')),
+            lambda entry: list_contains(
+                {{ sql_string_list(types) }},
+                entry.key
+            ) and nullif(trim(entry.value), '') is not null
+        ),
+        lambda entry: entry.key
+    ))
+{%- endmacro %}
+
+{% macro spark__login_identity_types_of(user_identities, types) -%}
+    array_sort(map_keys(map_filter(
+        coalesce(from_json({{ user_identities }}, 'map<string,string>'), map()),
+        (k, v) -> array_contains({{ sql_string_list(types) }}, k) and nullif(trim(v), '') is not null
+    )))
+{%- endmacro %}

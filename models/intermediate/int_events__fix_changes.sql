@@ -7,10 +7,10 @@
 
 {% if fixes | length == 0 %}
 select
-    cast(null as varchar) as replay_key,
-    cast(null as varchar) as fix_name,
+    cast(null as string) as replay_key,
+    cast(null as string) as fix_name,
     cast(null as integer) as fix_position,
-    cast(null as varchar[]) as changed_columns,
+    cast(null as {{ text_list_type() }}) as changed_columns
 where false
 {% else %}
 {% set columns = fix_chain_column_names() %}
@@ -39,7 +39,7 @@ from (
     inner join (select * from {{ fix_chain_input(fix) }} semi join touched using (replay_key)) as original
         on fixed.replay_key = original.replay_key
 )
-where len(changed_columns) > 0
+where {{ list_len('changed_columns') }} > 0
 {% if not loop.last %}union all{% endif %}
 {% endfor %}
 {% endif %}

@@ -38,8 +38,8 @@ ids_without_event as (
         batch_key as batch_id,
         event_id,
         'blocked_event' as blocked_kind,
-        cast(null as varchar) as event_type,
-        cast(null as varchar) as event_name,
+        cast(null as string) as event_type,
+        cast(null as string) as event_name,
         cast(null as bigint) as timestamp_unixtime_ms,
         'skipped' as outcome,
         'event_not_found_in_batch' as skip_reason
