@@ -19,7 +19,7 @@ select
         when before_fix.batch_key is null then 'batch added (or its batch_key changed)'
         when after_fix.copies > 1 then 'batch duplicated'
         {% for column in identity_columns %}
-        when {{ guard_identity }} and before_fix.{{ column }}::varchar is distinct from after_fix.{{ column }}::varchar
+        when {{ guard_identity }} and cast(before_fix.{{ column }} as string) is distinct from cast(after_fix.{{ column }} as string)
             then '{{ column }} changed: a user key input; set meta changes_identity: true on the fix if that is meant'
         {% endfor %}
     end as problem

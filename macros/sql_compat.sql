@@ -250,3 +250,68 @@
 {% macro spark__json_string(json_expr, path) -%}
     try_variant_get(parse_json({{ json_expr }}), '{{ path }}', 'string')
 {%- endmacro %}
+
+{% macro list_union_agg(list_expr) -%}
+    {#- Aggregate: the distinct items of a group's lists, sorted. -#}
+    {{ return(adapter.dispatch('list_union_agg')(list_expr)) }}
+{%- endmacro %}
+
+{% macro default__list_union_agg(list_expr) -%}
+    list_sort(list_distinct(flatten(list({{ list_expr }}))))
+{%- endmacro %}
+
+{% macro spark__list_union_agg(list_expr) -%}
+    array_sort(array_distinct(flatten(collect_list({{ list_expr }}))))
+{%- endmacro %}
+
+{% macro list_join(list_expr, separator) -%}
+    {#- The items of a list of text joined by `separator` (a SQL literal). -#}
+    {{ return(adapter.dispatch('list_join')(list_expr, separator)) }}
+{%- endmacro %}
+
+{% macro default__list_join(list_expr, separator) -%}
+    array_to_string({{ list_expr }}, {{ separator }})
+{%- endmacro %}
+
+{% macro spark__list_join(list_expr, separator) -%}
+    array_join({{ list_expr }}, {{ separator }})
+{%- endmacro %}
+
+{% macro json_at(json_expr, path) -%}
+    {#- The JSON value at `path` (JSON null included), SQL null when absent. -#}
+    {{ return(adapter.dispatch('json_at')(json_expr, path)) }}
+{%- endmacro %}
+
+{% macro default__json_at(json_expr, path) -%}
+    {{ json_expr }}->'{{ path }}'
+{%- endmacro %}
+
+{% macro spark__json_at(json_expr, path) -%}
+    to_json(try_variant_get(try_parse_json({{ json_expr }}), '{{ path }}'))
+{%- endmacro %}
+
+{% macro sql_text(value) -%}
+    {#- A Python/Jinja string as a SQL string literal on either engine. -#}
+    {{ return(adapter.dispatch('sql_text')(value)) }}
+{%- endmacro %}
+
+{% macro default__sql_text(value) -%}
+    '{{ value | replace("'", "''") }}'
+{%- endmacro %}
+
+{% macro spark__sql_text(value) -%}
+    '{{ value | replace("\\", "\\\\") | replace("'", "\\'") }}'
+{%- endmacro %}
+
+{% macro utc_minute_text(timestamp_expr) -%}
+    {#- A timestamp as 'YYYY-MM-DD HH:MM UTC'. -#}
+    {{ return(adapter.dispatch('utc_minute_text')(timestamp_expr)) }}
+{%- endmacro %}
+
+{% macro default__utc_minute_text(timestamp_expr) -%}
+    strftime({{ timestamp_expr }}, '%Y-%m-%d %H:%M UTC')
+{%- endmacro %}
+
+{% macro spark__utc_minute_text(timestamp_expr) -%}
+    date_format({{ timestamp_expr }}, 'yyyy-MM-dd HH:mm \'UTC\'')
+{%- endmacro %}

@@ -25,7 +25,7 @@ decided as (
         attributes.attribute_names,
         attributes.attribute_count,
         attributes.user_attributes,
-        make_timestamp(attributes.latest_value_time_ms * 1000) as latest_value_time,
+        {{ timestamp_from_unix_ms('attributes.latest_value_time_ms') }} as latest_value_time,
         coalesce(replay_counts.events_to_replay, 0) as events_to_replay,
         case
             when not {{ var('replay_blocked_user_attributes') }}
@@ -43,9 +43,9 @@ flagged as (
         *,
         not_sent_reason is null as will_send,
         case when not_sent_reason is null then
-            'overwrites the profile''s current value of ' || array_to_string(attribute_names, ', ')
+            {{ sql_text("overwrites the profile's current value of ") }} || {{ list_join('attribute_names', "', '") }}
             || ', which may be newer than the blocked value (from '
-            || coalesce(strftime(latest_value_time, '%Y-%m-%d %H:%M UTC'), 'an unknown time')
+            || coalesce({{ utc_minute_text('latest_value_time') }}, 'an unknown time')
             || ')'
         end as warning
     from decided

@@ -16,8 +16,8 @@ users as (
         identity_class,
         identity_risk,
         any_value(mpid) as mpid,
-        list_sort(list_distinct(flatten(list(login_identity_types)))) as login_identity_types,
-        list_sort(list_distinct(flatten(list(device_id_types)))) as device_id_types,
+        {{ list_union_agg('login_identity_types') }} as login_identity_types,
+        {{ list_union_agg('device_id_types') }} as device_id_types,
         count(*) as quarantine_batches
     from contexts
     group by all
