@@ -26,6 +26,7 @@
         'context_fixes': 'fix_names',
         'dev_sample_users_pct': 'percent_or_null',
         'quarantine_path': 'text_or_null',
+        'replay_set_path': 'text_or_null',
     } %}
     {{ return(project_var_kinds) }}
 {%- endmacro %}

@@ -69,3 +69,13 @@
         end as reason
     from lines
 {%- endmacro %}
+
+{% macro replay_set_parquet() -%}
+    {#- Post-hook of replay_events on Spark: with var replay_set_path, the replay set written
+        there as Parquet (the folder's content is replaced), for `loader push --replay-set`. -#}
+    {%- set path = var('replay_set_path', none) -%}
+    {%- if target.type == 'spark' and path -%}
+        insert overwrite directory {{ dbt.string_literal(path) }} using parquet
+        select * from {{ this }}
+    {%- endif -%}
+{%- endmacro %}
