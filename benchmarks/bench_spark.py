@@ -29,7 +29,8 @@ VARS = {"replay_attribute_only_events": True}
 
 
 def measure(command: list[str], env: dict[str, str]) -> dict[str, float]:
-    """Run `command` as a child process: wall and CPU seconds (its own and its children's)."""
+    """Run `command` as a child process: wall seconds, and the CPU seconds of the processes
+    it waited for (for Spark, the dbt process only: the JVM's CPU is not counted)."""
     load = os.getloadavg()[0]
     start = time.perf_counter()
     before = os.times()

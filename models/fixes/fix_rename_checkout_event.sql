@@ -9,7 +9,7 @@ fixed as (
     select
         * replace (
             {{ rename_event('Chekout Complete', 'Checkout Complete') }}
-        )
+        ),
     from events
 )
 

@@ -9,7 +9,7 @@ fixed as (
     select
         * replace (
             {{ set_custom_event_type('search', where="event_name = 'Search' and custom_event_type = 'other'") }}
-        )
+        ),
     from events
 )
 

@@ -9,7 +9,7 @@ fixed as (
     select
         * replace (
             {{ skip_events("event_name = 'promo_banner_click'", 'unplanned event, not wanted downstream') }}
-        )
+        ),
     from events
 )
 

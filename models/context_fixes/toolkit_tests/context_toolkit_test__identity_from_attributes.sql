@@ -7,12 +7,12 @@ with batches as (
 ),
 
 from_user_attribute as (
-    select * replace ({{ set_identity('customer_id', identity_from_user_attribute('account_id')) }})
+    select * replace ({{ set_identity('customer_id', identity_from_user_attribute('account_id')) }}),
     from batches
 ),
 
 from_event_attribute as (
-    select * replace ({{ set_identity('email', identity_from_event_attribute('contact_email')) }})
+    select * replace ({{ set_identity('email', identity_from_event_attribute('contact_email')) }}),
     from from_user_attribute as batches
 )
 

@@ -10,5 +10,5 @@ select
         {{ set_mpid('9223372036854775807', where="batch_key = 'b1'") }},
         {{ drop_device_id('ios_advertising_id') }},
         {{ set_data_plan('shop_plan', 4, where="data_plan_id = 'old_plan'") }}
-    )
+    ),
 from batches

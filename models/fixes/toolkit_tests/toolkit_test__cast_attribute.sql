@@ -6,22 +6,22 @@ with events as (
 ),
 
 price_as_number as (
-    select * replace ({{ cast_attribute('price', 'number') }})
+    select * replace ({{ cast_attribute('price', 'number') }}),
     from events
 ),
 
 quantity_as_integer as (
-    select * replace ({{ cast_attribute('quantity', 'integer') }})
+    select * replace ({{ cast_attribute('quantity', 'integer') }}),
     from price_as_number
 ),
 
 order_id_as_string as (
-    select * replace ({{ cast_attribute('order_id', 'string') }})
+    select * replace ({{ cast_attribute('order_id', 'string') }}),
     from quantity_as_integer
 ),
 
 is_gift_as_boolean as (
-    select * replace ({{ cast_attribute('is_gift', 'boolean') }})
+    select * replace ({{ cast_attribute('is_gift', 'boolean') }}),
     from order_id_as_string
 )
 

@@ -8,5 +8,5 @@ with events as (
 select
     * replace (
         {{ drop_attributes(['email', 'debug_info']) }}
-    )
+    ),
 from events

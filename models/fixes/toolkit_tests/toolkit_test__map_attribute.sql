@@ -8,14 +8,14 @@ with events as (
 tiers_mapped as (
     select * replace (
         {{ map_attribute('tier', values={'gold': 'Gold', 'silver': 'Silver', 'none': none}) }}
-    )
+    ),
     from events
 ),
 
 seconds_to_ms as (
     select * replace (
         {{ map_attribute('duration', expression='try_cast(value as hugeint) * 1000') }}
-    )
+    ),
     from tiers_mapped
 )
 

@@ -8,5 +8,5 @@ with events as (
 select
     * replace (
         {{ move_attribute_to_user_attributes('loyalty_tier') }}
-    )
+    ),
 from events

@@ -8,5 +8,5 @@ with events as (
 select
     * replace (
         {{ move_user_attribute_to_event('loyalty_tier', to='tier_at_event') }}
-    )
+    ),
 from events

@@ -9,5 +9,5 @@ with events as (
 select
     * replace (
         {{ rename_attribute('old/name ~"1"', 'new name', where="event_name is distinct from 'Keep'") }}
-    )
+    ),
 from events
