@@ -11,6 +11,7 @@ select null as fix_name, null as batch_key, null as problem where false
 {% else %}
 {% for fix in fixes %}
 {% set guard_identity = not context_fix_changes_identity(fix) %}
+select * from (
 select
     '{{ fix }}' as fix_name,
     coalesce(before_fix.batch_key, after_fix.batch_key) as batch_key,
@@ -32,6 +33,7 @@ full outer join (
     from {{ ref(fix) }}
 ) as after_fix
     on before_fix.batch_key = after_fix.batch_key
+) as checked
 where problem is not null
 {% if not loop.last %}union all{% endif %}
 {% endfor %}

@@ -34,8 +34,66 @@ SECRET = "Spark-Secret-5e1"
 DAY_MS = 86_400_000
 BIG_ID = 9_007_199_254_740_993  # 2^53 + 1: a double would make it ...992
 NOW_MS = int(datetime(2026, 11, 30, 12, tzinfo=UTC).timestamp() * 1000)
-# the same build vars on both engines: a fixed reference time for event ages
-VARS = {"replay_reference_time_ms": NOW_MS, "max_event_age_days": 30}
+# Fixes of the JSON toolkit and a context fix, added to a copy of the project, so that the
+# macros users write fixes with are compared too.
+EXTRA_FIXES = {
+    "models/fixes/fix_zz_attribute_toolkit.sql": """
+with events as (select * from {{ fix_input() }}),
+renamed as (
+    select * replace ({{ rename_attribute('sku', 'product_sku') }}),
+    from events
+),
+numbers as (select * replace ({{ cast_attribute('price', 'number') }}) from renamed),
+mapped as (
+    select * replace ({{ map_attribute('product_sku', values={'SKU-7': 'seven', 'SKU-8': 8}) }})
+    from numbers
+),
+moved as (
+    select * replace ({{ move_attribute_to_user_attributes('debug_info', to='debug') }})
+    from mapped
+)
+select * from moved
+""",
+    "models/context_fixes/context_fix_zz_toolkit.sql": """
+{{ config(meta={'changes_identity': true}) }}
+with batches as (select * from {{ context_fix_input() }}),
+environment as (
+    select * replace ({{ set_environment('development', where="mpid is null") }})
+    from batches
+),
+renamed as (
+    select * replace ({{ rename_identity('email', 'other') }})
+    from environment
+)
+select * from renamed
+""",
+}
+# the same build vars on both engines: a fixed reference time for event ages, the events
+# that only lost attributes replayed too
+VARS = {
+    "replay_reference_time_ms": NOW_MS,
+    "replay_attribute_only_events": True,
+    "max_event_age_days": 30,
+    "fixes": [
+        "fix_rename_checkout_event",
+        "fix_search_custom_event_type",
+        "fix_skip_promo_banner_clicks",
+        "fix_zz_attribute_toolkit",
+    ],
+    "context_fixes": ["context_fix_zz_toolkit"],
+}
+
+
+def project_copy(target: Path) -> Path:
+    """The project with EXTRA_FIXES added."""
+    target.mkdir()
+    for name in ("dbt_project.yml", "profiles.yml"):
+        shutil.copy(ROOT / name, target / name)
+    for folder in ("models", "macros", "seeds", "data-tests", "analyses"):
+        shutil.copytree(ROOT / folder, target / folder)
+    for name, sql in EXTRA_FIXES.items():
+        (target / name).write_text(sql)
+    return target
 
 
 def sample_folder(folder: Path) -> Path:
@@ -65,16 +123,18 @@ def spark_copy(source: Path, target: Path) -> Path:
     return target
 
 
-def run_spark_dbt(work: Path, *args: str, dbt_vars: dict) -> subprocess.CompletedProcess:
+def run_spark_dbt(
+    project: Path, work: Path, *args: str, dbt_vars: dict
+) -> subprocess.CompletedProcess:
     command = [
         str(Path(sys.executable).parent / "dbt"),
         *args,
         "--target",
         "spark",
         "--project-dir",
-        str(ROOT),
+        str(project),
         "--profiles-dir",
-        str(ROOT),
+        str(project),
         "--target-path",
         str(work / "target"),
         "--log-path",
@@ -93,6 +153,7 @@ def run_spark_dbt(work: Path, *args: str, dbt_vars: dict) -> subprocess.Complete
 def builds(tmp_path_factory) -> dict:
     """One DuckDB build and one Spark build of the same folder."""
     root = tmp_path_factory.mktemp("spark")
+    project = project_copy(root / "project")
     folder = sample_folder(root / "q")
     warehouse = root / "duckdb" / "backfill.duckdb"
     warehouse.parent.mkdir()
@@ -102,7 +163,7 @@ def builds(tmp_path_factory) -> dict:
     # exit code 1: loaded, with the two bad lines rejected
     assert result.exit_code == 1 and "lines loaded" in result.output, result.output
     assert "rejected 2" in result.output
-    run_dbt(warehouse, "build", dbt_vars=VARS)
+    run_dbt(warehouse, "build", dbt_vars=VARS, project_dir=project)
 
     spark_work = root / "spark_work"
     spark_work.mkdir()
@@ -112,7 +173,7 @@ def builds(tmp_path_factory) -> dict:
         "quarantine_path": str(spark_copy(folder, root / "q_spark")),
         "replay_set_path": str(replay_set),
     }
-    output = run_spark_dbt(spark_work, "build", dbt_vars=spark_vars).stdout
+    output = run_spark_dbt(project, spark_work, "build", dbt_vars=spark_vars).stdout
     tables = spark_work / "spark" / "warehouse" / "replay.db"
     return {
         "warehouse": warehouse,
@@ -142,6 +203,15 @@ def test_the_replay_sets_are_equal_as_parsed_json(builds):
         assert (json.loads(event), json.loads(context)) == duck_by_key[key], key
     assert any(str(BIG_ID) in context for _, _, context in spark)
     assert any(k.startswith(f"{BIG_ID}:") for k, _, _ in spark)
+    # the extra fixes changed what is sent, the same way on both engines
+    events = [json.loads(event)["data"].get("custom_attributes", {}) for _, event, _ in spark]
+    assert any("product_sku" in attributes for attributes in events)
+    assert not any("sku" in attributes or "debug_info" in attributes for attributes in events)
+    assert any(attributes.get("product_sku") == 8 for attributes in events)
+    assert any(isinstance(attributes.get("price"), float) for attributes in events)
+    contexts = [json.loads(context) for _, _, context in spark]
+    assert any(c.get("user_attributes", {}).get("debug") == "build 1729" for c in contexts)
+    assert any("other" in c.get("user_identities", {}) for c in contexts)
 
 
 def test_the_outcomes_are_equal(builds):
