@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 
-.PHONY: setup demo test lint typecheck bench bench-scale lock clean azurite
+.PHONY: setup demo test lint typecheck bench bench-scale lock clean azurite test-spark spark-setup bench-spark
 
 setup: $(STAMP)
 
@@ -58,6 +58,36 @@ N ?= 200000
 bench-scale: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench_scale.py --events $(N)
 
+# The dbt project on Spark (docs/spark.md): its own venv, .venv-spark, synced to
+# requirements-spark.lock (requirements.lock plus the spark extra: dbt-spark, PySpark ~400 MB,
+# kept out of `make setup`), then the Spark tests (tests/spark). Needs Java 17.
+SPARK_VENV := .venv-spark
+SPARK_BIN := $(SPARK_VENV)/bin
+SPARK_LOCK := requirements-spark.lock
+SPARK_STAMP := $(SPARK_VENV)/.installed
+
+spark-setup: $(SPARK_STAMP)
+
+$(SPARK_STAMP): pyproject.toml $(SPARK_LOCK)
+	test -x $(SPARK_BIN)/python || $(PYTHON) -m venv $(SPARK_VENV)
+	sed -n '/^uv==/,/^    #/p' $(SPARK_LOCK) > $(SPARK_VENV)/uv-requirement.txt
+	$(SPARK_BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(SPARK_VENV)/uv-requirement.txt
+	$(SPARK_BIN)/uv pip sync --quiet --require-hashes --python $(SPARK_BIN)/python $(SPARK_LOCK)
+	$(SPARK_BIN)/uv pip install --quiet --no-deps --no-build-isolation --python $(SPARK_BIN)/python -e .
+	$(SPARK_BIN)/uv pip check --quiet --python $(SPARK_BIN)/python \
+		|| { echo "$(SPARK_LOCK) does not satisfy pyproject.toml: make lock"; exit 1; }
+	touch $(SPARK_STAMP)
+
+test-spark:
+	@command -v java >/dev/null || { echo "make test-spark needs Java 17 (PySpark runs on it):" \
+		"apt-get install openjdk-17-jre-headless"; exit 1; }
+	$(MAKE) spark-setup
+	PATH="$(CURDIR)/$(SPARK_BIN):$$PATH" $(SPARK_BIN)/pytest -m spark tests/spark
+
+# Wall time of a full dbt build on Spark local[2] and on DuckDB, same sample of N events.
+bench-spark: spark-setup
+	PATH="$(CURDIR)/$(SPARK_BIN):$$PATH" $(SPARK_BIN)/python benchmarks/bench_spark.py --events $(N)
+
 # Re-resolve pyproject.toml's dependencies (with the dev extra and the build backend) to
 # the newest allowed versions, for Python 3.11 on Linux x86_64; then `make setup`.
 lock:
@@ -65,6 +95,9 @@ lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev --group pyproject.toml:build \
 		--generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 		--upgrade --quiet --output-file $(LOCK)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra spark --group pyproject.toml:build \
+		--generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--constraint $(LOCK) --quiet --output-file $(SPARK_LOCK)
 
 clean:
-	rm -rf target logs demo-output *.duckdb *.duckdb.wal *.duckdb.tmp
+	rm -rf target logs demo-output spark-warehouse metastore_db derby.log *.duckdb *.duckdb.wal *.duckdb.tmp

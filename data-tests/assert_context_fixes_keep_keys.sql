@@ -11,6 +11,7 @@ select null as fix_name, null as batch_key, null as problem where false
 {% else %}
 {% for fix in fixes %}
 {% set guard_identity = not context_fix_changes_identity(fix) %}
+select * from (
 select
     '{{ fix }}' as fix_name,
     coalesce(before_fix.batch_key, after_fix.batch_key) as batch_key,
@@ -19,19 +20,20 @@ select
         when before_fix.batch_key is null then 'batch added (or its batch_key changed)'
         when after_fix.copies > 1 then 'batch duplicated'
         {% for column in identity_columns %}
-        when {{ guard_identity }} and before_fix.{{ column }}::varchar is distinct from after_fix.{{ column }}::varchar
+        when {{ guard_identity }} and cast(before_fix.{{ column }} as string) is distinct from cast(after_fix.{{ column }} as string)
             then '{{ column }} changed: a user key input; set meta changes_identity: true on the fix if that is meant'
         {% endfor %}
-    end as problem,
+    end as problem
 from (select batch_key, {{ identity_columns | join(', ') }} from {{ context_fix_chain_input(fix) }}) as before_fix
 full outer join (
     select
         batch_key,
         {{ identity_columns | join(', ') }},
-        count(*) over (partition by batch_key) as copies,
+        count(*) over (partition by batch_key) as copies
     from {{ ref(fix) }}
 ) as after_fix
     on before_fix.batch_key = after_fix.batch_key
+) as checked
 where problem is not null
 {% if not loop.last %}union all{% endif %}
 {% endfor %}

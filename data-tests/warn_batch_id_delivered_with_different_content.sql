@@ -14,7 +14,7 @@ select
     'batch_id ' || others.batch_id || ': ' || firsts.source_file || ' line ' || firsts.line_number
     || ' and ' || others.source_file || ' line ' || others.line_number
     || ' differ in content; each is replayed as its own batch (' || others.batch_key || ')'
-        as message,
+        as message
 from {{ ref('base_quarantine__batches_parsed') }} as others
 inner join {{ ref('base_quarantine__batches_parsed') }} as firsts
     on others.batch_id = firsts.batch_key

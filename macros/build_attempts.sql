@@ -10,7 +10,9 @@
 #}
 
 {% macro record_build_start() -%}
-    {%- if execute -%}
+    {%- if execute and target.type == 'spark' -%}
+        {%- do spark_record_build_attempt('started') -%}
+    {%- elif execute -%}
     create schema if not exists meta;
     create table if not exists meta.build_attempts (
         invocation_id varchar primary key,
@@ -39,6 +41,10 @@
             {%- do built.append(result.node.name) -%}
         {%- endif -%}
     {%- endfor -%}
+    {%- if target.type == 'spark' -%}
+        {%- do spark_record_build_attempt('failed' if failed else 'succeeded', 'replay_events' in built, failed) -%}
+        {{ return('') }}
+    {%- endif -%}
     update meta.build_attempts set
         finished_at = now(),
         status = '{{ "failed" if failed else "succeeded" }}',
@@ -47,4 +53,18 @@
         failed_nodes = {{ sql_string_list(failed) }}
     where invocation_id = '{{ invocation_id }}';
     {%- endif -%}
+{%- endmacro %}
+
+{% macro spark_record_build_attempt(status, replay_events_built=false, failed_nodes=[]) -%}
+    {#- On Spark (Parquet tables, no UPDATE) each marker is a row of its own: 'started' when
+        the invocation starts, then 'succeeded' or 'failed' when it ends; the invocation's
+        latest row says how it went. -#}
+    {%- do run_query("create schema if not exists meta") -%}
+    {%- do run_query("create table if not exists meta.build_attempts (invocation_id string,
+        command string, started_at timestamp, finished_at timestamp, status string,
+        replay_events_built boolean, failed_nodes array<string>) using parquet") -%}
+    {%- do run_query("insert into meta.build_attempts values ('" ~ invocation_id ~ "', '"
+        ~ flags.WHICH ~ "', timestamp'" ~ run_started_at.strftime('%Y-%m-%d %H:%M:%S') ~ "', "
+        ~ ("null" if status == 'started' else "current_timestamp()") ~ ", '" ~ status ~ "', "
+        ~ ('true' if replay_events_built else 'false') ~ ", " ~ sql_string_list(failed_nodes) ~ ")") -%}
 {%- endmacro %}

@@ -43,7 +43,7 @@
         leaves the batch as it is). -#}
     case
         when ({{ value_sql }}) is not null{{ fix_and(where) }}
-            then {{ fix_json_set('user_identities', identity_type, 'to_json((' ~ value_sql ~ ')::varchar)') }}
+            then {{ fix_json_set('user_identities', identity_type, fix_json_text_value(value_sql)) }}
         else user_identities
     end as user_identities
 {%- endmacro %}
@@ -86,7 +86,7 @@
     {#- Device id `key` in device_info set to the text `value_sql` (SQL). -#}
     case
         when ({{ value_sql }}) is not null{{ fix_and(where) }}
-            then {{ fix_json_set('device_info', key, 'to_json((' ~ value_sql ~ ')::varchar)') }}
+            then {{ fix_json_set('device_info', key, fix_json_text_value(value_sql)) }}
         else device_info
     end as device_info
 {%- endmacro %}
@@ -98,4 +98,13 @@
     case when true{{ fix_and(where) }}
         then {{ 'null::bigint' if plan_version is none else (plan_version | int) ~ '::bigint' }}
         else data_plan_version end as data_plan_version
+{%- endmacro %}
+
+{% macro fix_json_text_value(value_sql) -%}
+    {#- SQL text `value_sql` as a JSON string. -#}
+    {%- if target.type == 'spark' -%}
+    to_json(cast(cast(({{ value_sql }}) as string) as variant))
+    {%- else -%}
+    to_json(({{ value_sql }})::varchar)
+    {%- endif -%}
 {%- endmacro %}

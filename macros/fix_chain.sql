@@ -57,19 +57,16 @@
 
 {% macro fix_changed_columns(after, before, columns) -%}
     {#- The names of `columns` whose values differ between two aligned rows, as a list. -#}
-    list_filter([
-        {%- for column in columns if column != 'replay_key' %}
-        case when {{ after }}.{{ column }} is distinct from {{ before }}.{{ column }} then '{{ column }}' end,
-        {%- endfor %}
-    ], lambda name: name is not null)
+    {%- set items = [] -%}
+    {%- for column in columns if column != 'replay_key' -%}
+        {%- do items.append("case when " ~ after ~ "." ~ column ~ " is distinct from " ~ before ~ "."
+            ~ column ~ " then '" ~ column ~ "' end") -%}
+    {%- endfor -%}
+    {{ list_where(list_of(items), 'name', 'name is not null') }}
 {%- endmacro %}
 
 {% macro fix_row_hash(columns) -%}
     {#- A 64-bit hash of a row's `columns` (replay_key aside), null-safe: a changed row's
         hash differs but for a collision (odds about 2^-64). -#}
-    hash(
-        {%- for column in columns if column != 'replay_key' %}
-        {{ column }}{{ ',' if not loop.last }}
-        {%- endfor %}
-    )
+    {{ row_hash(columns | reject('equalto', 'replay_key') | list) }}
 {%- endmacro %}

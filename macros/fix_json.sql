@@ -10,7 +10,7 @@
 
 {% macro fix_json_literal(value) -%}
     {#- A Jinja value (string, integer, boolean, none, list, mapping) as a SQL JSON literal. -#}
-    {{ fix_sql_string(tojson(value)) }}::json
+    {{ fix_sql_string(tojson(value)) }}{{ '::json' if target.type != 'spark' }}
 {%- endmacro %}
 
 {% macro fix_json_pointer(name) -%}
@@ -21,15 +21,38 @@
 
 {% macro fix_json_member(object_sql, name) -%}
     {#- The member `name` of a JSON object: JSON (JSON null included), SQL null when absent. -#}
+    {%- if target.type == 'spark' -%}
+    to_json(from_json({{ object_sql }}, 'map<string,variant>')[{{ fix_sql_string(name) }}])
+    {%- else -%}
     json_extract({{ object_sql }}, {{ fix_json_pointer(name) }})
+    {%- endif -%}
 {%- endmacro %}
 
 {% macro fix_json_member_text(object_sql, name) -%}
     {#- The member as exact text: strings unquoted, numbers with every digit. -#}
+    {%- if target.type == 'spark' -%}
+    cast(from_json({{ object_sql }}, 'map<string,variant>')[{{ fix_sql_string(name) }}] as string)
+    {%- else -%}
     json_extract_string({{ object_sql }}, {{ fix_json_pointer(name) }})
+    {%- endif -%}
 {%- endmacro %}
 
 {% macro fix_json_set(object_sql, name, value_sql) -%}
+    {{ return(adapter.dispatch('fix_json_set')(object_sql, name, value_sql)) }}
+{%- endmacro %}
+
+{% macro spark__fix_json_set(object_sql, name, value_sql) -%}
+    {#- JSON text: the object's members but `name`, then `name` set to `value_sql`. -#}
+    to_json(map_concat(
+        map_filter(
+            from_json(coalesce({{ object_sql }}, '{}'), 'map<string,variant>'),
+            (k, v) -> k <> {{ fix_sql_string(name) }}
+        ),
+        map({{ fix_sql_string(name) }}, parse_json({{ value_sql }}))
+    ))
+{%- endmacro %}
+
+{% macro default__fix_json_set(object_sql, name, value_sql) -%}
     {#-
         `object_sql` (null counts as {}) with member `name` set to the JSON `value_sql`.
         Scalars and arrays go through json_merge_patch; JSON null and objects, which a
@@ -51,9 +74,15 @@
 
 {% macro fix_json_remove(object_sql, names) -%}
     {#- `object_sql` without the members `names` (a list). -#}
+    {%- if target.type == 'spark' -%}
+    to_json(map_filter(from_json({{ object_sql }}, 'map<string,variant>'), (k, v) -> k not in (
+        {%- for name in names %}{{ fix_sql_string(name) }}{% if not loop.last %}, {% endif %}{% endfor -%}
+    )))
+    {%- else -%}
     json_merge_patch({{ object_sql }}, json_object(
         {%- for name in names %}{{ fix_sql_string(name) }}, null{% if not loop.last %}, {% endif %}{% endfor -%}
     ))
+    {%- endif -%}
 {%- endmacro %}
 
 {% macro fix_and(where) -%}

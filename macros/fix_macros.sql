@@ -97,21 +97,23 @@
 {% macro fix_cast_value(name, to) -%}
     {#- The attribute `name` converted to JSON type `to`; null when it does not convert. -#}
     {%- set text = fix_json_member_text('custom_attributes', name) -%}
-    {%- set kind = "json_type(" ~ fix_json_member('custom_attributes', name) ~ ")" -%}
+    {%- set kind = json_kind(fix_json_member('custom_attributes', name)) -%}
+    {%- set spark = target.type == 'spark' -%}
     {%- if to == 'string' -%}
-        case when {{ kind }} not in ('VARCHAR', 'OBJECT', 'ARRAY', 'NULL') then to_json({{ text }}) end
+        case when {{ kind }} not in ('VARCHAR', 'OBJECT', 'ARRAY', 'NULL') then
+            {{ 'to_json(cast(' ~ text ~ ' as variant))' if spark else 'to_json(' ~ text ~ ')' }} end
     {%- elif to == 'integer' -%}
-        case when {{ kind }} = 'VARCHAR' and regexp_full_match(trim({{ text }}), '-?(0|[1-9][0-9]*)')
-            then json(trim({{ text }})) end
+        case when {{ kind }} = 'VARCHAR' and {{ regexp_full('trim(' ~ text ~ ')', '-?(0|[1-9][0-9]*)') }}
+            then {{ 'trim(' ~ text ~ ')' if spark else 'json(trim(' ~ text ~ '))' }} end
     {%- elif to == 'number' -%}
         case when {{ kind }} = 'VARCHAR'
-                and regexp_full_match(trim({{ text }}), '-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?')
-            then json(trim({{ text }})) end
+                and {{ regexp_full('trim(' ~ text ~ ')', '-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?') }}
+            then {{ 'trim(' ~ text ~ ')' if spark else 'json(trim(' ~ text ~ '))' }} end
     {%- elif to == 'boolean' -%}
         case
             when {{ kind }} in ('BOOLEAN', 'OBJECT', 'ARRAY', 'NULL') then null
-            when lower(trim({{ text }})) in ('true', '1') then 'true'::json
-            when lower(trim({{ text }})) in ('false', '0') then 'false'::json
+            when lower(trim({{ text }})) in ('true', '1') then {{ fix_json_literal(true) }}
+            when lower(trim({{ text }})) in ('false', '0') then {{ fix_json_literal(false) }}
         end
     {%- else -%}
         {{ exceptions.raise_compiler_error(
@@ -154,7 +156,11 @@
         {%- endset -%}
     {%- elif expression is not none and values is none -%}
         {%- set mapped -%}
+            {%- if target.type == 'spark' -%}
+            transform(array({{ text }}), value -> to_json(cast(({{ expression }}) as variant)))[0]
+            {%- else -%}
             list_transform([{{ text }}], lambda value: to_json({{ expression }}))[1]
+            {%- endif -%}
         {%- endset -%}
     {%- else -%}
         {{ exceptions.raise_compiler_error("map_attribute: give either values or expression") }}
@@ -199,7 +205,7 @@
     end as custom_attributes,
     case
         when {{ condition }}
-            then {{ "nullif(" ~ fix_json_remove('user_attributes', [name]) ~ ", '{}'::json)" if not copy else 'user_attributes' }}
+            then {{ "nullif(" ~ fix_json_remove('user_attributes', [name]) ~ ", " ~ fix_json_literal({}) ~ ")" if not copy else 'user_attributes' }}
         else user_attributes
     end as user_attributes
 {%- endmacro %}

@@ -3,10 +3,10 @@
         an empty list. Names are checked by project_vars (lowercase letters, digits, _). -#}
     {%- set names = var('integrations', []) or [] -%}
     {%- if names | length == 0 -%}
-        select null::varchar as integration, null::integer as position where false
+        select cast(null as string) as integration, cast(null as integer) as position where false
     {%- else -%}
         {%- for name in names %}
-        select '{{ name }}'::varchar as integration, {{ loop.index }} as position
+        select cast('{{ name }}' as string) as integration, {{ loop.index }} as position
         {%- if not loop.last %} union all {% endif -%}
         {%- endfor -%}
     {%- endif -%}

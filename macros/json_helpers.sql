@@ -1,31 +1,148 @@
+{#
+    JSON helpers, one per engine (adapter.dispatch): on DuckDB a JSON value is of type JSON;
+    on Spark it is JSON text (STRING), read through VARIANT (parse_json, variant_get), which
+    keeps int64 numbers exact and a JSON string apart from a number. docs/spark.md.
+#}
+
 {% macro json_get(json_expr, path) -%}
     {#- The JSON value at `path`, or SQL null when it is missing or JSON null. -#}
+    {{ return(adapter.dispatch('json_get')(json_expr, path)) }}
+{%- endmacro %}
+
+{% macro default__json_get(json_expr, path) -%}
     nullif(json_extract({{ json_expr }}, '{{ path }}'), 'null'::json)
+{%- endmacro %}
+
+{% macro spark__json_get(json_expr, path) -%}
+    nullif(to_json(try_variant_get(try_parse_json({{ json_expr }}), '{{ path }}')), 'null')
 {%- endmacro %}
 
 {% macro json_text(json_expr, path) -%}
     {#- The value at `path` as exact text (int64 numbers keep every digit), null when absent. -#}
+    {{ return(adapter.dispatch('json_text')(json_expr, path)) }}
+{%- endmacro %}
+
+{% macro default__json_text(json_expr, path) -%}
     nullif(json_extract_string({{ json_expr }}, '{{ path }}'), '')
+{%- endmacro %}
+
+{% macro spark__json_text(json_expr, path) -%}
+    nullif(try_variant_get(try_parse_json({{ json_expr }}), '{{ path }}', 'string'), '')
 {%- endmacro %}
 
 {% macro json_object_or_empty(json_expr) -%}
     {#- `json_expr` when it is a JSON object, else '{}'. -#}
+    {{ return(adapter.dispatch('json_object_or_empty')(json_expr)) }}
+{%- endmacro %}
+
+{% macro default__json_object_or_empty(json_expr) -%}
     case when json_type({{ json_expr }}) = 'OBJECT' then {{ json_expr }} else '{}'::json end
+{%- endmacro %}
+
+{% macro spark__json_object_or_empty(json_expr) -%}
+    case when {{ json_kind(json_expr) }} = 'OBJECT' then {{ json_expr }} else '{}' end
+{%- endmacro %}
+
+{% macro json_kind(json_expr) -%}
+    {#- The JSON type of a value: OBJECT, ARRAY, VARCHAR, BOOLEAN, NULL or a number type
+        (DuckDB: BIGINT, UBIGINT, DOUBLE; Spark: NUMBER). -#}
+    {{ return(adapter.dispatch('json_kind')(json_expr)) }}
+{%- endmacro %}
+
+{% macro default__json_kind(json_expr) -%}
+    json_type({{ json_expr }})
+{%- endmacro %}
+
+{% macro spark__json_kind(json_expr) -%}
+    {#- JSON text starts with the mark of its type (valid JSON: it was parsed or built). -#}
+    case left(ltrim({{ json_expr }}), 1)
+        when '{' then 'OBJECT' when '[' then 'ARRAY' when '"' then 'VARCHAR'
+        when 'n' then 'NULL' when 't' then 'BOOLEAN' when 'f' then 'BOOLEAN'
+        when '' then null else 'NUMBER'
+    end
 {%- endmacro %}
 
 {% macro json_drop_nulls(json_expr) -%}
     {#- Removes members whose value is null (RFC 7396 merge-patch semantics). -#}
+    {{ return(adapter.dispatch('json_drop_nulls')(json_expr)) }}
+{%- endmacro %}
+
+{% macro default__json_drop_nulls(json_expr) -%}
     json_merge_patch('{}', {{ json_expr }})
 {%- endmacro %}
 
+{% macro spark__json_drop_nulls(json_expr) -%}
+    {#- `json_expr` is SQL for an object from json_object_sql() (top-level members only). -#}
+    to_json(map_filter(
+        from_json({{ json_expr }}, 'map<string,variant>'), (k, v) -> not is_variant_null(v)
+    ))
+{%- endmacro %}
+
 {% macro json_member(json_expr, key_expr) -%}
-    {#- The member of a JSON object named by a SQL expression (any characters, via JSON Pointer). -#}
+    {#- The member of a JSON object named by a SQL expression (any characters). -#}
+    {{ return(adapter.dispatch('json_member')(json_expr, key_expr)) }}
+{%- endmacro %}
+
+{% macro default__json_member(json_expr, key_expr) -%}
     json_extract({{ json_expr }}, '/' || replace(replace({{ key_expr }}, '~', '~0'), '/', '~1'))
 {%- endmacro %}
 
+{% macro spark__json_member(json_expr, key_expr) -%}
+    to_json(from_json({{ json_expr }}, 'map<string,variant>')[{{ key_expr }}])
+{%- endmacro %}
+
+{% macro json_object_sql(pairs) -%}
+    {#- A JSON object built from `pairs`, a list of (key, SQL); each SQL is a JSON column
+        wrapped in json_parsed() or a SQL scalar wrapped in json_value_sql(). Null members
+        are kept as JSON null. -#}
+    {{ return(adapter.dispatch('json_object_sql')(pairs)) }}
+{%- endmacro %}
+
+{% macro default__json_object_sql(pairs) -%}
+    json_object({% for key, value in pairs %}'{{ key }}', {{ value }}{{ ', ' if not loop.last }}{% endfor %})
+{%- endmacro %}
+
+{% macro spark__json_object_sql(pairs) -%}
+    to_json(map({% for key, value in pairs %}'{{ key }}', {{ value }}{{ ', ' if not loop.last }}{% endfor %}))
+{%- endmacro %}
+
+{% macro json_value_sql(sql_expr) -%}
+    {#- A SQL scalar (text, number, boolean) as a member of json_object_sql. -#}
+    {{ return(adapter.dispatch('json_value_sql')(sql_expr)) }}
+{%- endmacro %}
+
+{% macro default__json_value_sql(sql_expr) -%}
+    {{ sql_expr }}
+{%- endmacro %}
+
+{% macro spark__json_value_sql(sql_expr) -%}
+    cast({{ sql_expr }} as variant)
+{%- endmacro %}
+
+{% macro json_parsed(json_expr) -%}
+    {#- A JSON column as a member of json_object_sql. -#}
+    {{ return(adapter.dispatch('json_parsed')(json_expr)) }}
+{%- endmacro %}
+
+{% macro default__json_parsed(json_expr) -%}
+    {{ json_expr }}
+{%- endmacro %}
+
+{% macro spark__json_parsed(json_expr) -%}
+    parse_json({{ json_expr }})
+{%- endmacro %}
+
 {% macro sql_string_list(values) -%}
-    {#- A Jinja list of strings as a SQL varchar[] literal. -#}
+    {#- A Jinja list of strings as a SQL list of text literal. -#}
+    {{ return(adapter.dispatch('sql_string_list')(values)) }}
+{%- endmacro %}
+
+{% macro default__sql_string_list(values) -%}
     [{% for value in values %}{{ fix_sql_string(value) }}{{ ', ' if not loop.last }}{% endfor %}]::varchar[]
+{%- endmacro %}
+
+{% macro spark__sql_string_list(values) -%}
+    cast(array({% for value in values %}{{ fix_sql_string(value) }}{{ ', ' if not loop.last }}{% endfor %}) as array<string>)
 {%- endmacro %}
 
 {% macro is_int64_text(text_expr) -%}
@@ -33,7 +150,7 @@
         is something else, null when it is null or empty. No float on the way. -#}
     case
         when nullif({{ text_expr }}, '') is null then null
-        else regexp_full_match({{ text_expr }}, '-?[0-9]{1,19}')
+        else {{ regexp_full(text_expr, '-?[0-9]{1,19}') }}
             and try_cast({{ text_expr }} as bigint) is not null
     end
 {%- endmacro %}
@@ -43,8 +160,23 @@
         an integer (a fraction or an exponent is never rounded) or outside
         1970-01-01..9999-12-31 (253402300799999), where date arithmetic cannot overflow. -#}
     case
-        when regexp_full_match({{ text_expr }}, '[0-9]{1,15}')
-            and {{ text_expr }}::bigint <= 253402300799999
-            then {{ text_expr }}::bigint
+        when {{ regexp_full(text_expr, '[0-9]{1,15}') }}
+            and cast({{ text_expr }} as bigint) <= 253402300799999
+            then cast({{ text_expr }} as bigint)
     end
+{%- endmacro %}
+
+{% macro json_object_agg(key_expr, json_expr) -%}
+    {#- Aggregate: a JSON object of a group's keys (unique) and JSON values, by key. -#}
+    {{ return(adapter.dispatch('json_object_agg')(key_expr, json_expr)) }}
+{%- endmacro %}
+
+{% macro default__json_object_agg(key_expr, json_expr) -%}
+    to_json(map_from_entries(list(
+        {'k': {{ key_expr }}, 'v': {{ json_expr }}} order by {{ key_expr }}
+    )))
+{%- endmacro %}
+
+{% macro spark__json_object_agg(key_expr, json_expr) -%}
+    to_json(map_from_entries(collect_list(struct({{ key_expr }}, parse_json({{ json_expr }})))))
 {%- endmacro %}

@@ -5,6 +5,8 @@
     {%- set backfill_id = var('mark_replayed_events', none) -%}
     {%- if backfill_id is none -%}
         {{ custom_attributes }}
+    {%- elif target.type == 'spark' -%}
+        {{ fix_json_set('coalesce(' ~ custom_attributes ~ ", '{}')", 'backfill_id', 'to_json(cast(' ~ dbt.string_literal(backfill_id) ~ ' as variant))') }}
     {%- else -%}
         json_merge_patch(
             coalesce({{ custom_attributes }}, '{}'::json),

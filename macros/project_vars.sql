@@ -26,6 +26,8 @@
         'context_fixes': 'fix_names',
         'dev_sample_users_pct': 'percent_or_null',
         'direct_destinations': 'destination_names',
+        'quarantine_path': 'text_or_null',
+        'replay_set_path': 'text_or_null',
     } %}
     {{ return(project_var_kinds) }}
 {%- endmacro %}
@@ -99,6 +101,8 @@
             and (value | reject('in', ['amplitude']) | list | length) == 0) -%}
         {{ return('var ' ~ name ~ ' must be [] or [amplitude] (the direct destinations whose '
             ~ 'models dbt builds), not ' ~ shown) }}
+    {%- elif kind == 'text_or_null' and value is not none and not (value is string and value) -%}
+        {{ return('var ' ~ name ~ ' must be null or a folder path or URI, not ' ~ shown) }}
     {%- elif kind == 'data_plan_policy' and value not in ('keep', 'drop', 'set') -%}
         {{ return('var ' ~ name ~ ' must be keep, drop or set, not ' ~ shown) }}
     {%- elif kind == 'data_plan_override' -%}
@@ -168,7 +172,9 @@
 
 {% macro stop_build_on_vars(problem) -%}
     {#- Record this invocation as failed in meta.build_attempts, then stop with `problem`. -#}
-    {%- if execute -%}
+    {%- if execute and target.type == 'spark' -%}
+        {%- do spark_record_build_attempt('failed', false, ['project vars']) -%}
+    {%- elif execute -%}
         {%- do run_query(
             "update meta.build_attempts set finished_at = now(), status = 'failed', "
             ~ "failed_nodes = ['project vars'] where invocation_id = '" ~ invocation_id ~ "'") -%}

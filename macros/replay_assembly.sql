@@ -6,6 +6,38 @@
 #}
 
 {% macro replay_event_json(events) -%}
+    {{ return(adapter.dispatch('replay_event_json')(events)) }}
+{%- endmacro %}
+
+{% macro spark__replay_event_json(events) -%}
+    {#- As on DuckDB: `data` is event_data without event_id, with the chain's columns set
+        and null members left out; custom_attributes without its null members (DuckDB's
+        merge patch also drops nulls nested deeper: docs/spark.md). -#}
+    {%- set attributes = marked_custom_attributes(events ~ '.custom_attributes') -%}
+    to_json(map(
+        'event_type', cast({{ events }}.event_type as variant),
+        'data', parse_json(to_json(map_concat(
+            map_filter(
+                from_json({{ events }}.event_data, 'map<string,variant>'),
+                (k, v) -> k not in ('event_id', 'custom_attributes', 'event_name',
+                    'custom_event_type', 'timestamp_unixtime_ms')
+            ),
+            map_filter(map(
+                'event_name', cast({{ events }}.event_name as variant),
+                'custom_event_type', cast({{ events }}.custom_event_type as variant),
+                'timestamp_unixtime_ms', cast({{ events }}.timestamp_unixtime_ms as variant),
+                'custom_attributes', case
+                    when {{ json_kind(attributes) }} = 'OBJECT' then parse_json(to_json(map_filter(
+                        from_json({{ attributes }}, 'map<string,variant>'), (k, v) -> not is_variant_null(v)
+                    )))
+                    else parse_json({{ attributes }})
+                end
+            ), (k, v) -> v is not null and not is_variant_null(v))
+        )))
+    ))
+{%- endmacro %}
+
+{% macro default__replay_event_json(events) -%}
     json_object(
         'event_type', {{ events }}.event_type,
         'data', json_merge_patch(
@@ -21,6 +53,17 @@
 {%- endmacro %}
 
 {% macro replay_send_context(events, contexts) -%}
+    {{ return(adapter.dispatch('replay_send_context')(events, contexts)) }}
+{%- endmacro %}
+
+{% macro spark__replay_send_context(events, contexts) -%}
+    case
+        when {{ events }}.user_attributes is null then {{ contexts }}.batch_context
+        else {{ fix_json_set(contexts ~ '.batch_context', 'user_attributes', events ~ '.user_attributes') }}
+    end
+{%- endmacro %}
+
+{% macro default__replay_send_context(events, contexts) -%}
     case
         when {{ events }}.user_attributes is null then {{ contexts }}.batch_context
         else json_merge_patch(

@@ -1,7 +1,7 @@
 {% macro reference_time_ms() -%}
     {#- Unix ms that event ages are measured from: var replay_reference_time_ms, else now. -#}
     {%- set fixed = var('replay_reference_time_ms', none) -%}
-    {%- if fixed is none -%} epoch_ms(now()::timestamp) {%- else -%} cast({{ fixed }} as bigint) {%- endif -%}
+    {%- if fixed is none -%} {{ now_unix_ms() }} {%- else -%} cast({{ fixed }} as bigint) {%- endif -%}
 {%- endmacro %}
 
 {% macro future_tolerance_ms() -%}
@@ -15,20 +15,20 @@
     {#- The `context` object sent with a replay batch, per var data_plan_policy. -#}
     {%- set policy = var('data_plan_policy', 'keep') -%}
     {%- if policy == 'keep' -%}
-        case when {{ plan_id_column }} is not null then json_object('data_plan', json_object(
-            'plan_id', {{ plan_id_column }}, 'plan_version', {{ plan_version_column }}
-        )) end
+        case when {{ plan_id_column }} is not null then {{ json_object_sql([('data_plan', json_parsed(json_object_sql([
+            ('plan_id', json_value_sql(plan_id_column)), ('plan_version', json_value_sql(plan_version_column))
+        ])))]) }} end
     {%- elif policy == 'drop' -%}
-        cast(null as json)
+        cast(null as {{ json_type_name() }})
     {%- elif policy == 'set' -%}
         {%- set override = var('data_plan_override', {}) -%}
         {%- if not override.get('plan_id') -%}
             {{ exceptions.raise_compiler_error("data_plan_policy 'set' needs var data_plan_override: {plan_id: ..., plan_version: ...}") }}
         {%- endif -%}
-        json_object('data_plan', json_object(
-            'plan_id', '{{ override.plan_id }}',
-            'plan_version', {{ override.plan_version if override.plan_version is not none else 'null' }}
-        ))
+        {{ json_object_sql([('data_plan', json_parsed(json_object_sql([
+            ('plan_id', json_value_sql("'" ~ override.plan_id ~ "'")),
+            ('plan_version', json_value_sql(override.plan_version if override.plan_version is not none else 'cast(null as bigint)'))
+        ])))]) }}
     {%- else -%}
         {{ exceptions.raise_compiler_error("var data_plan_policy must be keep, drop or set, not '" ~ policy ~ "'") }}
     {%- endif -%}
@@ -38,7 +38,7 @@
     {%- set policy = var('data_plan_policy', 'keep') -%}
     {%- if policy == 'keep' -%}
         case when {{ plan_id_column }} is not null then
-            'keeps plan ' || {{ plan_id_column }} || ' v' || coalesce({{ plan_version_column }}::varchar, '?')
+            'keeps plan ' || {{ plan_id_column }} || ' v' || coalesce(cast({{ plan_version_column }} as string), '?')
             || ': may be blocked again unless that plan version now allows the data'
         end
     {%- elif policy == 'drop' -%}

@@ -6,9 +6,20 @@
 
 {% macro user_identity_pairs(user_identities) -%}
     {#- 'type=value' for each user identity of a JSON object, sorted. -#}
+    {{ return(adapter.dispatch('user_identity_pairs')(user_identities)) }}
+{%- endmacro %}
+
+{% macro default__user_identity_pairs(user_identities) -%}
     list_sort(list_transform(
         map_entries(json_transform({{ user_identities }}, '"MAP(VARCHAR, VARCHAR)"')),
         lambda entry: entry.key || '=' || coalesce(entry.value, '')
+    ))
+{%- endmacro %}
+
+{% macro spark__user_identity_pairs(user_identities) -%}
+    array_sort(transform(
+        map_entries(coalesce(from_json({{ user_identities }}, 'map<string,string>'), map())),
+        entry -> entry.key || '=' || coalesce(entry.value, '')
     ))
 {%- endmacro %}
 
@@ -19,16 +30,20 @@
         'roku_advertising_id', 'roku_publisher_id', 'fire_advertising_id',
         'microsoft_advertising_id', 'microsoft_publisher_id', 'device_application_stamp',
     ] -%}
-    list_filter([
-        {% for key in device_id_keys -%}
-        '{{ key }}=' || {{ json_text(device_info, '$.' ~ key) }},
-        {% endfor -%}
-        'mp_deviceid=' || {{ mp_deviceid }}
-    ], lambda pair: pair is not null)
+    {%- set items = [] -%}
+    {%- for key in device_id_keys -%}
+        {%- do items.append("'" ~ key ~ "=' || " ~ json_text(device_info, '$.' ~ key)) -%}
+    {%- endfor -%}
+    {%- do items.append("'mp_deviceid=' || " ~ mp_deviceid) -%}
+    {{ list_where(list_of(items), 'pair', 'pair is not null') }}
 {%- endmacro %}
 
 {% macro user_key(mpid, identity_pairs, device_id_pairs, batch_key) -%}
     {#- The MPID when valid, else a hash of the identities and device ids, else the batch. -#}
+    {{ return(adapter.dispatch('user_key')(mpid, identity_pairs, device_id_pairs, batch_key)) }}
+{%- endmacro %}
+
+{% macro default__user_key(mpid, identity_pairs, device_id_pairs, batch_key) -%}
     case
         when {{ mpid }} is not null then 'mpid:' || {{ mpid }}
         when len({{ identity_pairs }}) + len({{ device_id_pairs }}) > 0
@@ -37,9 +52,36 @@
     end
 {%- endmacro %}
 
+{% macro spark__user_key(mpid, identity_pairs, device_id_pairs, batch_key) -%}
+    case
+        when {{ mpid }} is not null then 'mpid:' || {{ mpid }}
+        when cardinality({{ identity_pairs }}) + cardinality({{ device_id_pairs }}) > 0
+            then 'ids:' || md5(array_join(concat({{ identity_pairs }}, {{ device_id_pairs }}), '&'))
+        else 'batch:' || {{ batch_key }}
+    end
+{%- endmacro %}
+
 {% macro user_identities_object(user_identities) -%}
     {#- user_identities as a JSON object whatever its shape (object, or list of
         {identity_type, identity}); '{}' when absent. -#}
+    {{ return(adapter.dispatch('user_identities_object')(user_identities)) }}
+{%- endmacro %}
+
+{% macro spark__user_identities_object(user_identities) -%}
+    case {{ json_kind(user_identities) }}
+        when 'OBJECT' then {{ user_identities }}
+        when 'ARRAY' then to_json(map_from_entries(transform(
+            from_json({{ user_identities }}, 'array<string>'),
+            item -> struct(
+                try_variant_get(parse_json(item), '$.identity_type', 'string') as k,
+                try_variant_get(parse_json(item), '$.identity', 'string') as v
+            )
+        )))
+        else '{}'
+    end
+{%- endmacro %}
+
+{% macro default__user_identities_object(user_identities) -%}
     case json_type({{ user_identities }})
         when 'OBJECT' then {{ user_identities }}
         when 'ARRAY' then to_json(map_from_entries(list_transform(
@@ -55,7 +97,7 @@
 
 {% macro valid_mpid(mpid_text) -%}
     {#- The MPID as canonical digits when it is a signed 64-bit integer, else null. -#}
-    case when {{ is_int64_text(mpid_text) }} then {{ mpid_text }}::bigint::varchar end
+    case when {{ is_int64_text(mpid_text) }} then cast(cast({{ mpid_text }} as bigint) as string) end
 {%- endmacro %}
 
 {% macro sample_users_pct() -%}
@@ -68,6 +110,33 @@
         every user outside sample mode. -#}
     {%- set pct = sample_users_pct() -%}
     {%- if pct is none -%} true
+    {%- elif target.type == 'spark' -%} pmod(xxhash64({{ user_key_expr }}), 10000) < {{ (pct | float * 100) | round | int }}
     {%- else -%} hash({{ user_key_expr }}) % 10000 < {{ (pct | float * 100) | round | int }}
     {%- endif -%}
+{%- endmacro %}
+
+{% macro login_identity_types_of(user_identities, types) -%}
+    {#- The sorted identity types of a user_identities object that are login identity types
+        (a Jinja list) and have a value. -#}
+    {{ return(adapter.dispatch('login_identity_types_of')(user_identities, types)) }}
+{%- endmacro %}
+
+{% macro default__login_identity_types_of(user_identities, types) -%}
+    list_sort(list_transform(
+        list_filter(
+            map_entries(json_transform({{ user_identities }}, '"MAP(VARCHAR, VARCHAR)"')),
+            lambda entry: list_contains(
+                {{ sql_string_list(types) }},
+                entry.key
+            ) and nullif(trim(entry.value), '') is not null
+        ),
+        lambda entry: entry.key
+    ))
+{%- endmacro %}
+
+{% macro spark__login_identity_types_of(user_identities, types) -%}
+    array_sort(map_keys(map_filter(
+        coalesce(from_json({{ user_identities }}, 'map<string,string>'), map()),
+        (k, v) -> array_contains({{ sql_string_list(types) }}, k) and nullif(trim(v), '') is not null
+    )))
 {%- endmacro %}

@@ -3,6 +3,17 @@
 -- batch context carries nothing a replay must not send.
 select replay_key
 from {{ model }}
+{%- if target.type == 'spark' %}
+where schema_of_variant(try_variant_get(parse_json(event_json), '$.data.timestamp_unixtime_ms')) <> 'BIGINT'
+    or try_variant_get(parse_json(event_json), '$.data.timestamp_unixtime_ms', 'string')
+        <> cast(timestamp_unixtime_ms as string)
+    or try_variant_get(parse_json(event_json), '$.data.event_id') is not null
+    or try_variant_get(parse_json(event_json), '$.event_type', 'string') is distinct from event_type
+    {%- for path in ['$.batch_id', '$.timestamp_unixtime_ms', '$.source_info',
+        '$.context.data_plan.block_metadata', '$.context.block_metadata'] %}
+    or try_variant_get(parse_json({{ context_column }}), '{{ path }}') is not null
+    {%- endfor %}
+{%- else %}
 where json_type(event_json, '$.data.timestamp_unixtime_ms') not in ('BIGINT', 'UBIGINT')
     or json_extract_string(event_json, '$.data.timestamp_unixtime_ms')
         <> timestamp_unixtime_ms::varchar
@@ -13,4 +24,5 @@ where json_type(event_json, '$.data.timestamp_unixtime_ms') not in ('BIGINT', 'U
     or json_exists({{ context_column }}, '$.source_info')
     or json_exists({{ context_column }}, '$.context.data_plan.block_metadata')
     or json_exists({{ context_column }}, '$.context.block_metadata')
+{%- endif %}
 {% endtest %}

@@ -4,7 +4,7 @@ select
     {%- for column in columns %}
     {{ column }},
     {%- endfor %}
-    count(*) as row_count,
+    count(*) as row_count
 from {{ model }}
 group by all
 having count(*) > 1

@@ -11,17 +11,8 @@ identities as (
     select
         *,
         {{ user_identity_pairs('user_identities') }} as identity_pairs,
-        list_sort(list_transform(
-            list_filter(
-                map_entries(json_transform(user_identities, '"MAP(VARCHAR, VARCHAR)"')),
-                lambda entry: list_contains(
-                    {{ sql_string_list(login_identity_types) }},
-                    entry.key
-                ) and nullif(trim(entry.value), '') is not null
-            ),
-            lambda entry: entry.key
-        )) as login_identity_types,
-        {{ device_id_pairs('device_info', 'mp_deviceid') }} as device_id_pairs,
+        {{ login_identity_types_of('user_identities', login_identity_types) }} as login_identity_types,
+        {{ device_id_pairs('device_info', 'mp_deviceid') }} as device_id_pairs
     from batches
 ),
 
@@ -31,39 +22,39 @@ keyed as (
         {{ user_key('mpid', 'identity_pairs', 'device_id_pairs', 'batch_key') }} as user_key,
         case
             when mpid is not null then 'mpid'
-            when len(identity_pairs) > 0 then 'user_identities'
-            when len(device_id_pairs) > 0 then 'device_ids'
+            when {{ list_len('identity_pairs') }} > 0 then 'user_identities'
+            when {{ list_len('device_id_pairs') }} > 0 then 'device_ids'
             else 'none'
         end as user_key_source,
         -- how mParticle will find the profile: by MPID, by a login identity, or only by
         -- device ids / non-login identities (may create a new profile: an extra MTU)
         case
             when mpid is not null then 'mpid'
-            when len(login_identity_types) > 0 then 'login_identity'
-            when len(identity_pairs) + len(device_id_pairs) > 0 then 'device_ids_only'
+            when {{ list_len('login_identity_types') }} > 0 then 'login_identity'
+            when {{ list_len('identity_pairs') }} + {{ list_len('device_id_pairs') }} > 0 then 'device_ids_only'
             else 'no_identity'
-        end as identity_class,
+        end as identity_class
     from identities
 ),
 
 with_context as (
     select
         *,
-        {{ json_drop_nulls("json_object(
-            'environment', environment,
-            'mpid', to_json(try_cast(mpid as bigint)),
-            'mp_deviceid', mp_deviceid,
-            'user_identities', user_identities,
-            'device_info', device_info,
-            'application_info', application_info,
-            'consent_state', consent_state,
-            'integration_attributes', integration_attributes,
-            'partner_identities', partner_identities,
-            'ip', ip,
-            'context', " ~ data_plan_context('data_plan_id', 'data_plan_version') ~ ",
-            'deleted_user_attributes', json('[]')
-        )") }} as batch_context,
-        {{ data_plan_note('data_plan_id', 'data_plan_version') }} as data_plan_note,
+        {{ json_drop_nulls(json_object_sql([
+            ('environment', json_value_sql('environment')),
+            ('mpid', json_value_sql('try_cast(mpid as bigint)')),
+            ('mp_deviceid', json_value_sql('mp_deviceid')),
+            ('user_identities', json_parsed('user_identities')),
+            ('device_info', json_parsed('device_info')),
+            ('application_info', json_parsed('application_info')),
+            ('consent_state', json_parsed('consent_state')),
+            ('integration_attributes', json_parsed('integration_attributes')),
+            ('partner_identities', json_parsed('partner_identities')),
+            ('ip', json_value_sql('ip')),
+            ('context', json_parsed(data_plan_context('data_plan_id', 'data_plan_version'))),
+            ('deleted_user_attributes', json_parsed(fix_json_literal([])))
+        ])) }} as batch_context,
+        {{ data_plan_note('data_plan_id', 'data_plan_version') }} as data_plan_note
     from keyed
 )
 
@@ -75,12 +66,12 @@ select
     case when identity_class in ('mpid', 'login_identity') then 'low' else 'high' end
         as identity_risk,
     login_identity_types,
-    list_transform(device_id_pairs, lambda pair: split_part(pair, '=', 1)) as device_id_types,
+    {{ list_map('device_id_pairs', 'pair', "split_part(pair, '=', 1)") }} as device_id_types,
     mpid,
     invalid_mpid,
     environment,
     data_plan_id,
     data_plan_version,
     data_plan_note,
-    batch_context,
+    batch_context
 from with_context

@@ -15,7 +15,7 @@ select
     {{ replay_event_json('classified') }} as event_json,
     {{ replay_send_context('classified', 'contexts') }} as send_context,
     contexts.data_plan_note,
-    contexts.identity_risk,
+    contexts.identity_risk
 from classified
 inner join contexts on classified.batch_key = contexts.batch_key
 where classified.skip_reason is null

@@ -12,7 +12,7 @@ events as (
 
 select
     blocked_ids.batch_key,
-    blocked_ids.event_id,
+    blocked_ids.event_id
 from blocked_ids
 anti join events
     on blocked_ids.batch_key = events.batch_key and blocked_ids.event_id = events.event_id

@@ -25,7 +25,7 @@ blocked_attributes as (
     select
         batch_key,
         event_id,
-        list(coalesce(attribute_name, attribute_path) order by attribute_path) as blocked_attributes,
+        {{ list_agg('coalesce(attribute_name, attribute_path)', 'attribute_path') }} as blocked_attributes
     from {{ ref('stg_quarantine__blocked_event_attributes') }}
     group by all
 ),
@@ -34,12 +34,12 @@ affected as (
     select
         events.*,
         blocked_ids.event_id is not null as is_blocked_event,
-        coalesce(blocked_attributes.blocked_attributes, []) as blocked_attributes,
+        coalesce(blocked_attributes.blocked_attributes, {{ empty_list() }}) as blocked_attributes,
         -- 1 for the first event with its event_id in the batch, 2 for a repeat, ... (every
         -- occurrence of an affected event_id is affected, so counting here counts them all)
         case when events.event_id is not null then row_number() over (
             partition by events.batch_key, events.event_id order by events.event_index
-        ) end as event_id_occurrence,
+        ) end as event_id_occurrence
     from events
     left join blocked_ids
         on events.batch_key = blocked_ids.batch_key and events.event_id = blocked_ids.event_id
@@ -68,14 +68,14 @@ classified as (
         affected.timestamp_unixtime_ms,
         affected.custom_attributes,
         affected.event_data,
-        case when {{ var('replay_blocked_user_attributes') }}
+        cast(case when {{ var('replay_blocked_user_attributes') }}
             then blocked_user_attributes.user_attributes
-        end::json as user_attributes,
+        end as {{ json_type_name() }}) as user_attributes,
         affected.is_blocked_event,
         affected.blocked_attributes,
         case when affected.is_blocked_event then 'blocked_event' else 'blocked_attributes' end
             as replay_reason,
-        ({{ reference_time_ms() }} - affected.timestamp_unixtime_ms) / 86400000.0
+        cast(({{ reference_time_ms() }} - affected.timestamp_unixtime_ms) / 86400000.0 as double)
             as event_age_days,
         case
             when not affected.is_blocked_event and not {{ var('replay_attribute_only_events') }}
@@ -92,7 +92,7 @@ classified as (
                 then 'older_than_max_age'
             when {{ var('exclude_high_risk_users') }} and contexts.identity_risk = 'high'
                 then 'high_identity_risk'
-        end as skip_reason,
+        end as skip_reason
     from affected
     inner join batches on affected.batch_key = batches.batch_key
     inner join contexts on affected.batch_key = contexts.batch_key

@@ -10,11 +10,11 @@
 
 {% if fixes | length == 0 %}
 select
-    cast(null as varchar) as replay_key,
-    cast(null as varchar) as fix_name,
+    cast(null as string) as replay_key,
+    cast(null as string) as fix_name,
     cast(null as integer) as fix_position,
-    cast(null as varchar[]) as changed_columns,
-    cast(null as varchar) as problem,
+    cast(null as {{ text_list_type() }}) as changed_columns,
+    cast(null as string) as problem
 where false
 {% else %}
 {% set columns = fix_chain_column_names() %}
@@ -24,7 +24,7 @@ select
     '{{ fix }}' as fix_name,
     {{ loop.index }} as fix_position,
     changed_columns,
-    problem,
+    problem
 from (
     -- a narrow join of every row (a key, its copies, a hash), then the columns of the
     -- changed rows only: the wide comparison reads the few rows a fix touched
@@ -34,11 +34,11 @@ from (
             count(*) as copies,
             any_value(user_key) as user_key,
             any_value(timestamp_unixtime_ms) as timestamp_unixtime_ms,
-            any_value(row_hash) as row_hash,
+            any_value(row_hash) as row_hash
         from (
             select replay_key, user_key, timestamp_unixtime_ms, {{ fix_row_hash(columns) }} as row_hash
             from {{ ref(fix) }}
-        )
+        ) as hashed
         group by replay_key
     ),
 
@@ -57,7 +57,7 @@ from (
                 when fixed.user_key is distinct from original.user_key then 'user_key changed'
                 when fixed.timestamp_unixtime_ms is distinct from original.timestamp_unixtime_ms
                     then 'timestamp_unixtime_ms changed'
-            end as problem,
+            end as problem
         from fixed
         full outer join original on fixed.replay_key = original.replay_key
         where fixed.replay_key is null
@@ -74,16 +74,18 @@ from (
         select
             fixed.replay_key,
             {{ fix_changed_columns('fixed', 'original', columns) }} as changed_columns,
-            cast(null as varchar) as problem,
+            cast(null as string) as problem
         from (select * from {{ ref(fix) }} semi join touched using (replay_key)) as fixed
         inner join (select * from {{ fix_chain_input(fix) }} semi join touched using (replay_key)) as original
             on fixed.replay_key = original.replay_key
     )
 
-    select * from column_changes where len(changed_columns) > 0
+    select * from column_changes where {{ list_len('changed_columns') }} > 0
     union all
-    select replay_key, []::varchar[] as changed_columns, problem from compared where problem is not null
-)
+    select replay_key, {{ empty_text_list() }} as changed_columns, problem
+    from compared
+    where problem is not null
+) as fix_changes
 {% if not loop.last %}union all{% endif %}
 {% endfor %}
 {% endif %}

@@ -18,7 +18,7 @@ contexts as (
 event_times as (
     select
         batch_key,
-        max(timestamp_unixtime_ms) as latest_event_ms,
+        max(timestamp_unixtime_ms) as latest_event_ms
     from {{ ref('stg_quarantine__events') }}
     group by all
 ),
@@ -29,13 +29,13 @@ valued as (
         blocked.batch_key,
         blocked.attribute_name,
         blocked.attribute_value,
-        coalesce(batches.batch_timestamp_ms, event_times.latest_event_ms) as value_time_ms,
+        coalesce(batches.batch_timestamp_ms, event_times.latest_event_ms) as value_time_ms
     from blocked
     inner join contexts on blocked.batch_key = contexts.batch_key
     inner join batches on blocked.batch_key = batches.batch_key
     left join event_times on blocked.batch_key = event_times.batch_key
     where blocked.attribute_value is not null
-        and json_type(blocked.attribute_value) <> 'NULL'
+        and {{ json_kind('blocked.attribute_value') }} <> 'NULL'
 ),
 
 latest as (
@@ -50,13 +50,11 @@ latest as (
 per_user as (
     select
         user_key,
-        to_json(map_from_entries(list(
-            {'k': attribute_name, 'v': attribute_value} order by attribute_name
-        ))) as user_attributes,
-        list(attribute_name order by attribute_name) as attribute_names,
+        {{ json_object_agg('attribute_name', 'attribute_value') }} as user_attributes,
+        {{ list_agg('attribute_name', 'attribute_name') }} as attribute_names,
         count(*) as attribute_count,
         max(value_time_ms) as latest_value_time_ms,
-        count(distinct batch_key) as source_batches,
+        count(distinct batch_key) as source_batches
     from latest
     group by all
 )

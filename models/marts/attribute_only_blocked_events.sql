@@ -15,8 +15,8 @@ select
     event_name,
     timestamp_unixtime_ms,
     blocked_attributes,
-    len(blocked_attributes) as blocked_attribute_count,
+    {{ list_len("blocked_attributes") }} as blocked_attribute_count,
     skip_reason is null as will_replay,
-    skip_reason,
+    skip_reason
 from classified
 where not is_blocked_event

@@ -27,7 +27,7 @@ known_events as (
         case
             when fixed.replay_key is null then 'removed_by_a_fix_without_reason'
             else fixed.skip_reason
-        end as skip_reason,
+        end as skip_reason
     from classified
     left join fixed on classified.replay_key = fixed.replay_key
 ),
@@ -38,11 +38,11 @@ ids_without_event as (
         batch_key as batch_id,
         event_id,
         'blocked_event' as blocked_kind,
-        cast(null as varchar) as event_type,
-        cast(null as varchar) as event_name,
+        cast(null as string) as event_type,
+        cast(null as string) as event_name,
         cast(null as bigint) as timestamp_unixtime_ms,
         'skipped' as outcome,
-        'event_not_found_in_batch' as skip_reason,
+        'event_not_found_in_batch' as skip_reason
     from {{ ref('int_events__blocked_without_event') }}
 )
 

@@ -6,7 +6,7 @@
 
 with chain as (
     {% if fixes | length == 0 -%}
-    select cast(null as integer) as fix_position, cast(null as varchar) as fix_name where false
+    select cast(null as integer) as fix_position, cast(null as string) as fix_name where false
     {%- else -%}
     select * from (values
         {%- for fix in fixes %}
@@ -33,7 +33,7 @@ changed as (
         changes.fix_name,
         count(*) as rows_changed,
         count(replay.replay_key) as rows_changed_replayed,
-        list_sort(list_distinct(flatten(list(changes.changed_columns)))) as columns_changed,
+        {{ list_union_agg('changes.changed_columns') }} as columns_changed
     from changes
     left join replay on changes.replay_key = replay.replay_key
     group by all
@@ -42,7 +42,7 @@ changed as (
 skipped as (
     select
         split_part(skip_reason, ':', 2) as fix_name,
-        count(*) as rows_skipped,
+        count(*) as rows_skipped
     from fixed
     where skip_reason like 'fix:%'
     group by all
@@ -54,7 +54,7 @@ select
     coalesce(changed.rows_changed, 0) as rows_changed,
     coalesce(changed.rows_changed_replayed, 0) as rows_changed_replayed,
     coalesce(skipped.rows_skipped, 0) as rows_skipped,
-    coalesce(changed.columns_changed, []) as columns_changed,
+    coalesce(changed.columns_changed, {{ empty_list() }}) as columns_changed
 from chain
 left join changed on chain.fix_name = changed.fix_name
 left join skipped on chain.fix_name = skipped.fix_name

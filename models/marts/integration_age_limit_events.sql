@@ -10,7 +10,7 @@ with integrations as (
 replay as (
     select
         event_time::date as event_date,
-        {{ reference_time_ms() }} - timestamp_unixtime_ms as age_ms,
+        {{ reference_time_ms() }} - timestamp_unixtime_ms as age_ms
     from {{ ref('replay_events') }}
 ),
 
@@ -22,7 +22,7 @@ counted as (
         count(*) as events,
         count(*) filter (
             where replay.age_ms > integrations.max_event_age_days::bigint * 86400000
-        ) as over_limit,
+        ) as over_limit
     from integrations
     cross join replay
     group by all
@@ -33,6 +33,6 @@ select
     event_date,
     max_event_age_days,
     events,
-    case when max_event_age_days is not null then over_limit end as events_over_limit,
+    case when max_event_age_days is not null then over_limit end as events_over_limit
 from counted
 order by integration, event_date

@@ -19,9 +19,16 @@ with settings as (
         {{ 'null' if sample_users_pct() is none else sample_users_pct() }}::double
             as dev_sample_users_pct,
         {{ var('amplitude_min_id_length', 5) }}::integer as amplitude_min_id_length,
+        {%- if target.type == 'spark' %}
+        {#- Spark's memory is set by its cluster (profiles.yml), not per session -#}
+        cast(null as string) as memory_limit,
+        cast(null as string) as temp_directory,
+        timestamp'{{ run_started_at.strftime('%Y-%m-%d %H:%M:%S.%f') }}' as built_at
+        {%- else %}
         current_setting('memory_limit') as memory_limit,
         current_setting('temp_directory') as temp_directory,
-        '{{ run_started_at.isoformat() }}'::timestamptz as built_at,
+        '{{ run_started_at.isoformat() }}'::timestamptz as built_at
+        {%- endif %}
 )
 
 select * from settings

@@ -1,5 +1,7 @@
 -- The replay set: one row per event to send, with everything the loader needs to build
 -- Events API batches. The loader decides nothing about content; this model does.
+-- On Spark, var replay_set_path also writes it as Parquet (macros/spark_quarantine_source.sql).
+{{ config(post_hook="{{ replay_set_parquet() }}") }}
 
 with fixed as (
     select * from {{ ref('int_events__fixed') }}
@@ -12,7 +14,7 @@ contexts as (
 fix_changes as (
     select
         replay_key,
-        list(fix_name order by fix_position) as fixes_applied,
+        {{ list_agg('fix_name', 'fix_position') }} as fixes_applied
     from {{ ref('int_events__fix_changes') }}
     group by all
 ),
@@ -29,7 +31,7 @@ to_send as (
 unchanged as (
     select
         assembled_before_fixes.*,
-        []::varchar[] as fixes_applied,
+        {{ empty_text_list() }} as fixes_applied
     from assembled_before_fixes
     anti join fix_changes on assembled_before_fixes.replay_key = fix_changes.replay_key
 ),
@@ -42,27 +44,33 @@ changed as (
         {{ replay_send_context('to_send', 'contexts') }} as send_context,
         contexts.data_plan_note,
         contexts.identity_risk,
-        fix_changes.fixes_applied,
+        fix_changes.fixes_applied
     from to_send
     inner join fix_changes on to_send.replay_key = fix_changes.replay_key
     inner join contexts on to_send.batch_key = contexts.batch_key
 ),
 
+{%- set assembled_columns = [
+    'replay_key', 'user_key', 'send_context', 'mpid', 'event_type', 'event_name',
+    'timestamp_unixtime_ms', 'event_json', 'replay_reason', 'event_age_days', 'data_plan_note',
+    'identity_risk', 'fixes_applied', 'batch_key', 'event_id', 'source_file', 'line_number',
+] %}
+
 assembled as (
-    select * from unchanged
-    union all by name
-    select * from changed
+    select {{ assembled_columns | join(', ') }} from unchanged
+    union all
+    select {{ assembled_columns | join(', ') }} from changed
 )
 
 select
     replay_key,
     user_key,
-    md5(send_context::varchar) as context_key,
+    md5(cast(send_context as string)) as context_key,
     mpid,
     event_type,
     event_name,
     timestamp_unixtime_ms,
-    make_timestamp(timestamp_unixtime_ms * 1000) as event_time,
+    {{ timestamp_from_unix_ms('timestamp_unixtime_ms') }} as event_time,
     event_json,
     send_context as batch_context,
     replay_reason,
@@ -73,5 +81,5 @@ select
     batch_key as batch_id,
     event_id,
     source_file,
-    line_number,
+    line_number
 from assembled

@@ -17,6 +17,6 @@ select
     limits.max_event_age_days is not null as limit_known,
     limits.other_limits,
     limits.source_url,
-    limits.checked_on,
+    limits.checked_on
 from named
 left join limits on named.integration = limits.integration

@@ -30,7 +30,7 @@ summary as (
         coalesce(sum(users.events_affected), 0)::bigint as events_affected,
         coalesce(sum(users.events_to_replay), 0)::bigint as events_to_replay,
         coalesce(sum(users.events_excluded_for_risk), 0)::bigint as events_excluded_for_risk,
-        classes.meaning,
+        classes.meaning
     from classes
     left join users on classes.identity_class = users.identity_class
     group by all

@@ -13,7 +13,7 @@ identities as (
 replay_counts as (
     select
         user_key,
-        count(*) as events_to_replay,
+        count(*) as events_to_replay
     from {{ ref('replay_events') }}
     group by all
 ),
@@ -25,14 +25,14 @@ decided as (
         attributes.attribute_names,
         attributes.attribute_count,
         attributes.user_attributes,
-        make_timestamp(attributes.latest_value_time_ms * 1000) as latest_value_time,
+        {{ timestamp_from_unix_ms('attributes.latest_value_time_ms') }} as latest_value_time,
         coalesce(replay_counts.events_to_replay, 0) as events_to_replay,
         case
             when not {{ var('replay_blocked_user_attributes') }}
                 then 'var replay_blocked_user_attributes is false'
             when replay_counts.events_to_replay is null
                 then 'no event of this user is replayed to carry them'
-        end as not_sent_reason,
+        end as not_sent_reason
     from attributes
     inner join identities on attributes.user_key = identities.user_key
     left join replay_counts on attributes.user_key = replay_counts.user_key
@@ -43,11 +43,11 @@ flagged as (
         *,
         not_sent_reason is null as will_send,
         case when not_sent_reason is null then
-            'overwrites the profile''s current value of ' || array_to_string(attribute_names, ', ')
+            {{ sql_text("overwrites the profile's current value of ") }} || {{ list_join('attribute_names', "', '") }}
             || ', which may be newer than the blocked value (from '
-            || coalesce(strftime(latest_value_time, '%Y-%m-%d %H:%M UTC'), 'an unknown time')
+            || coalesce({{ utc_minute_text('latest_value_time') }}, 'an unknown time')
             || ')'
-        end as warning,
+        end as warning
     from decided
 )
 

@@ -16,9 +16,9 @@ users as (
         identity_class,
         identity_risk,
         any_value(mpid) as mpid,
-        list_sort(list_distinct(flatten(list(login_identity_types)))) as login_identity_types,
-        list_sort(list_distinct(flatten(list(device_id_types)))) as device_id_types,
-        count(*) as quarantine_batches,
+        {{ list_union_agg('login_identity_types') }} as login_identity_types,
+        {{ list_union_agg('device_id_types') }} as device_id_types,
+        count(*) as quarantine_batches
     from contexts
     group by all
 ),
@@ -29,7 +29,7 @@ event_counts as (
         count(*) as events_affected,
         count(*) filter (where skip_reason = 'high_identity_risk') as events_excluded_for_risk,
         -- the events of replay_events: the fixed ones without a skip_reason
-        count(*) filter (where skip_reason is null) as events_to_replay,
+        count(*) filter (where skip_reason is null) as events_to_replay
     from fixed
     group by all
 ),
@@ -45,7 +45,7 @@ joined as (
         users.quarantine_batches,
         event_counts.events_affected,
         event_counts.events_to_replay,
-        event_counts.events_excluded_for_risk,
+        event_counts.events_excluded_for_risk
     from users
     inner join event_counts on users.user_key = event_counts.user_key
 )

@@ -16,16 +16,16 @@ select
     replay.replay_key,
     replay.mpid,
     replay.user_key,
-    replay.batch_context->'$.user_identities' as user_identities,
+    {{ json_at('replay.batch_context', '$.user_identities') }} as user_identities,
     classified.event_type,
     classified.custom_event_type,
     classified.event_name as original_event_name,
     replay.event_name as replayed_event_name,
     replay.timestamp_unixtime_ms as original_timestamp_unixtime_ms,
     replay.event_time as original_event_time,
-    classified.event_data->>'$.source_message_id' as source_message_id,
+    {{ json_string('classified.event_data', '$.source_message_id') }} as source_message_id,
     replay.event_id,
     replay.batch_id,
-    classified.blocked_attributes,
+    classified.blocked_attributes
 from replay
 inner join classified on replay.replay_key = classified.replay_key

@@ -15,8 +15,8 @@ select
     insert_id,
     timestamp_unixtime_ms,
     event_json,
-    '{}'::json as batch_context,
+    {{ fix_json_literal({}) }} as batch_context,
     data_plan_note,
-    identity_risk,
+    identity_risk
 from {{ ref('int_amplitude__mapped') }}
 where skip_reason is null

@@ -7,6 +7,6 @@ select
     event_type,
     amplitude_event_type,
     timestamp_unixtime_ms,
-    skip_reason,
+    skip_reason
 from {{ ref('int_amplitude__mapped') }}
 where skip_reason is not null

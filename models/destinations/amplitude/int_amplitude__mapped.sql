@@ -24,9 +24,9 @@ parts as (
         timestamp_unixtime_ms,
         data_plan_note,
         identity_risk,
-        json_extract(event_json, '$.data') as data,
-        json_extract(batch_context, '$.device_info') as device_info,
-        json_extract(batch_context, '$.application_info') as application_info,
+        {{ json_at('event_json', '$.data') }} as data,
+        {{ json_at('batch_context', '$.device_info') }} as device_info,
+        {{ json_at('batch_context', '$.application_info') }} as application_info,
         {% if identity == 'mpid' -%}
         mpid as raw_user_id,
         {%- else -%}
@@ -38,7 +38,7 @@ parts as (
             {% endfor -%}
         ) as raw_device_id,
         {{ json_text('batch_context', '$.ip') }} as ip,
-        {{ json_get('batch_context', '$.user_attributes') }} as user_attributes,
+        {{ json_get('batch_context', '$.user_attributes') }} as user_attributes
     from replay
 ),
 
@@ -58,7 +58,7 @@ named as (
             ) || ' - Total'
         end as amplitude_event_type,
         case when length(raw_user_id) >= {{ min_length }} then raw_user_id end as user_id,
-        case when length(raw_device_id) >= {{ min_length }} then raw_device_id end as device_id,
+        case when length(raw_device_id) >= {{ min_length }} then raw_device_id end as device_id
     from parts
 ),
 
@@ -75,7 +75,7 @@ classified as (
                 then 'amplitude:no_user_or_device_id'
             when user_id is null and device_id is null
                 then 'amplitude:ids_shorter_than_{{ min_length }}'
-        end as skip_reason,
+        end as skip_reason
     from named
 )
 
@@ -92,31 +92,31 @@ select
     device_id,
     'mpbf-' || md5(replay_key) as insert_id,
     timestamp_unixtime_ms,
-    {{ json_drop_nulls("json_object(
-        'user_id', user_id,
-        'device_id', device_id,
-        'event_type', amplitude_event_type,
-        'time', timestamp_unixtime_ms,
-        'insert_id', 'mpbf-' || md5(replay_key),
-        'event_properties', coalesce(" ~ json_get('data', '$.custom_attributes') ~ ", '{}'::json),
-        'user_properties', user_attributes,
-        'revenue', case when " ~ json_text('data', '$.product_action.action') ~ " = 'purchase'
-            then " ~ json_get('data', '$.product_action.total_amount') ~ " end,
-        'platform', " ~ json_text('device_info', '$.platform') ~ ",
-        'os_name', coalesce(" ~ json_text('application_info', '$.os') ~ ", "
-            ~ json_text('device_info', '$.platform') ~ "),
-        'os_version', " ~ json_text('device_info', '$.os_version') ~ ",
-        'device_brand', " ~ json_text('device_info', '$.brand') ~ ",
-        'device_manufacturer', " ~ json_text('device_info', '$.device_manufacturer') ~ ",
-        'device_model', " ~ json_text('device_info', '$.model') ~ ",
-        'app_version', " ~ json_text('application_info', '$.application_version') ~ ",
-        'ip', ip,
-        'idfa', " ~ json_text('device_info', '$.ios_advertising_id') ~ ",
-        'idfv', " ~ json_text('device_info', '$.ios_idfv') ~ ",
-        'adid', " ~ json_text('device_info', '$.android_advertising_id') ~ ",
-        'android_id', " ~ json_text('device_info', '$.android_uuid') ~ "
-    )") }} as event_json,
+    {{ json_drop_nulls(json_object_sql([
+        ('user_id', json_value_sql('user_id')),
+        ('device_id', json_value_sql('device_id')),
+        ('event_type', json_value_sql('amplitude_event_type')),
+        ('time', json_value_sql('timestamp_unixtime_ms')),
+        ('insert_id', json_value_sql("'mpbf-' || md5(replay_key)")),
+        ('event_properties', json_parsed('coalesce(' ~ json_get('data', '$.custom_attributes') ~ ', ' ~ fix_json_literal({}) ~ ')')),
+        ('user_properties', json_parsed('user_attributes')),
+        ('revenue', json_parsed('case when ' ~ json_text('data', '$.product_action.action') ~ " = 'purchase' then "
+            ~ json_get('data', '$.product_action.total_amount') ~ ' end')),
+        ('platform', json_value_sql(json_text('device_info', '$.platform'))),
+        ('os_name', json_value_sql('coalesce(' ~ json_text('application_info', '$.os') ~ ', '
+            ~ json_text('device_info', '$.platform') ~ ')')),
+        ('os_version', json_value_sql(json_text('device_info', '$.os_version'))),
+        ('device_brand', json_value_sql(json_text('device_info', '$.brand'))),
+        ('device_manufacturer', json_value_sql(json_text('device_info', '$.device_manufacturer'))),
+        ('device_model', json_value_sql(json_text('device_info', '$.model'))),
+        ('app_version', json_value_sql(json_text('application_info', '$.application_version'))),
+        ('ip', json_value_sql('ip')),
+        ('idfa', json_value_sql(json_text('device_info', '$.ios_advertising_id'))),
+        ('idfv', json_value_sql(json_text('device_info', '$.ios_idfv'))),
+        ('adid', json_value_sql(json_text('device_info', '$.android_advertising_id'))),
+        ('android_id', json_value_sql(json_text('device_info', '$.android_uuid')))
+    ])) }} as event_json,
     data_plan_note,
     identity_risk,
-    skip_reason,
+    skip_reason
 from classified

@@ -32,7 +32,7 @@ normalized as (
         try_cast({{ json_text('context', '$.data_plan.plan_version') }} as bigint)
             as data_plan_version,
         block_metadata,
-        coalesce(events, []) as events,
+        coalesce(events, {{ empty_list() }}) as events
     from batches
 )
 

@@ -5,7 +5,7 @@ with batches as (
 per_event as (
     select
         batch_key,
-        unnest(json_extract(block_metadata, '$.blocked_event_attributes[*]')) as entry,
+        {{ json_items('block_metadata', '$.blocked_event_attributes') }} as entry
     from batches
     where block_metadata is not null
 ),
@@ -13,8 +13,8 @@ per_event as (
 per_attribute as (
     select
         batch_key,
-        json_extract_string(entry, '$.event_id') as event_id,
-        unnest(json_extract_string(entry, '$.event_attributes[*]')) as attribute_path,
+        {{ json_string('entry', '$.event_id') }} as event_id,
+        {{ json_text_items('entry', '$.event_attributes') }} as attribute_path
     from per_event
 ),
 
@@ -23,8 +23,8 @@ parsed as (
         batch_key,
         event_id,
         attribute_path,
-        nullif(regexp_extract(attribute_path, '^\./data/custom_attributes/(.+)$', 1), '')
-            as attribute_name,
+        nullif(regexp_extract(attribute_path, '^[.]/data/custom_attributes/(.+)$', 1), '')
+            as attribute_name
     from per_attribute
 )
 

@@ -5,7 +5,7 @@ with batches as (
 blocked as (
     select
         batch_key,
-        unnest(json_extract_string(block_metadata, '$.blocked_event_ids[*]')) as event_id,
+        {{ json_text_items('block_metadata', '$.blocked_event_ids') }} as event_id
     from batches
     where block_metadata is not null
 )

@@ -5,9 +5,9 @@ with batches as (
 blocked as (
     select
         batch_key,
-        unnest(json_extract_string(block_metadata, '$.blocked_user_attributes[*]'))
+        {{ json_text_items('block_metadata', '$.blocked_user_attributes') }}
             as attribute_name,
-        {{ json_object_or_empty('user_attributes') }} as user_attributes,
+        {{ json_object_or_empty('user_attributes') }} as user_attributes
     from batches
     where block_metadata is not null
 )
@@ -15,5 +15,5 @@ blocked as (
 select distinct
     batch_key,
     attribute_name,
-    {{ json_member('user_attributes', 'attribute_name') }} as attribute_value,
+    {{ json_member('user_attributes', 'attribute_name') }} as attribute_value
 from blocked

@@ -16,8 +16,7 @@ with batches as (
 unnested as (
     select
         batch_key,
-        unnest(events) as event_json,
-        generate_subscripts(events, 1) as event_index,
+        {{ with_index('events', 'event_json', 'event_index') }}
     from batches
 ),
 
@@ -25,7 +24,7 @@ parsed as (
     select
         batch_key,
         event_index,
-        from_json(event_json, '{{ tojson(event_shape) }}') as event,
+        {{ json_parse_shape('event_json', event_shape) }} as event
     from unnested
 ),
 
@@ -35,7 +34,7 @@ with_data as (
         event_index,
         event.event_type,
         {{ json_object_or_empty('event.data') }} as event_data,
-        from_json(event.data, '{{ tojson(data_shape) }}') as data,
+        {{ json_parse_shape('event.data', data_shape) }} as data
     from parsed
 ),
 
@@ -50,7 +49,7 @@ events as (
         data.timestamp_unixtime_ms as timestamp_text,
         {{ unix_ms_from_text('data.timestamp_unixtime_ms') }} as timestamp_unixtime_ms,
         data.custom_attributes,
-        event_data,
+        event_data
     from with_data
 )
 

@@ -23,6 +23,13 @@
     'events': 'JSON[]',
 } %}
 
+{% set dto_version_message -%}
+                    'Unsupported block_metadata dto_version ' || coalesce(dto_version, '(missing)')
+                    || ' in ' || source_file || ' line ' || line_number
+                    || ': this project reads dto_version 1 only. Check that the file is mParticle '
+                    || 'Quarantine Output, and report the new format with an example batch.'
+{%- endset %}
+
 with lines as (
     select * from {{ source('quarantine', 'quarantine_lines') }}
 ),
@@ -38,7 +45,7 @@ parsed as (
         line_number,
         ingested_at,
         batch_json,
-        from_json(batch_json, '{{ tojson(batch_shape) }}') as batch,
+        {{ json_parse_shape('batch_json', batch_shape) }} as batch
     from lines
     semi join loaded_files using (file_checksum)
 ),
@@ -48,18 +55,18 @@ identified as (
         -- a batch without batch_id is identified by where it was read
         coalesce(nullif(batch.batch_id, ''), 'line:' || source_file || ':' || line_number)
             as batch_identity,
-        *,
+        *
     from parsed
 ),
 
 hashed as (
     select
-        * exclude (batch_json),
+        * except (batch_json),
         -- the content, minified (a copy differing only in whitespace is the same batch);
         -- hashed only for a batch identity delivered more than once
         case when count(*) over (partition by batch_identity) > 1
-            then md5(json(batch_json)::varchar)
-        end as content_hash,
+            then md5({{ json_minified('batch_json') }})
+        end as content_hash
     from identified
 ),
 
@@ -95,14 +102,14 @@ keyed as (
         coalesce(
             {{ json_get('batch.context', '$.data_plan.block_metadata') }},
             {{ json_get('batch.context', '$.block_metadata') }}
-        ) as block_metadata,
+        ) as block_metadata
     from hashed
 ),
 
 deduplicated as (
     select
         *,
-        count(*) over (partition by batch_key) as delivery_count,
+        count(*) over (partition by batch_key) as delivery_count
     from keyed
     qualify row_number() over (
         partition by batch_key order by ingested_at, source_file, line_number
@@ -115,13 +122,8 @@ checked as (
         {{ json_text('block_metadata', '$.dto_version') }} as dto_version,
         case
             when block_metadata is not null and dto_version is distinct from '1'
-                then error(
-                    'Unsupported block_metadata dto_version ' || coalesce(dto_version, '(missing)')
-                    || ' in ' || source_file || ' line ' || line_number
-                    || ': this project reads dto_version 1 only. Check that the file is mParticle '
-                    || 'Quarantine Output, and report the new format with an example batch.'
-                )
-        end as dto_version_check,
+                then {{ stop_query(dto_version_message) }}
+        end as dto_version_check
     from deduplicated
 ),
 
@@ -138,5 +140,5 @@ sampled as (
     {%- endif %}
 )
 
-select * exclude (dto_version, dto_version_check) from sampled
+select * except (dto_version, dto_version_check) from sampled
 where dto_version_check is null
