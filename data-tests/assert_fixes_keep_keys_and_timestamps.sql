@@ -1,12 +1,42 @@
 -- A fix may change content, never the replay key, the user key or the original timestamp,
--- and may not add, remove or duplicate events (to skip one, set skip_reason).
--- int_events__fix_changes compares each fix with its input and sets `problem` on a row
--- that breaks these rules, so a failing row names the fix; dbt's output lists each fix
--- and rule broken, with a count and an example replay_key.
+-- and may not add, remove or duplicate events (to skip one, set skip_reason). Each fix is
+-- compared with its input, so a failing row names the fix; dbt's output lists each fix and
+-- rule broken, with a count and an example replay_key.
+{% set fixes = fix_chain() %}
 
 {% set problems %}
-select fix_name, replay_key, problem from {{ ref('int_events__fix_changes') }}
-where problem is not null
+{% if fixes | length == 0 %}
+select null as fix_name, null as replay_key, null as problem where false
+{% else %}
+{% for fix in fixes %}
+select
+    '{{ fix }}' as fix_name,
+    coalesce(before_fix.replay_key, after_fix.replay_key) as replay_key,
+    case
+        when after_fix.replay_key is null then 'event removed (or its replay_key changed); set skip_reason instead'
+        when before_fix.replay_key is null then 'event added (or its replay_key changed)'
+        when after_fix.copies > 1 then 'event duplicated'
+        when before_fix.user_key is distinct from after_fix.user_key then 'user_key changed'
+        else 'timestamp_unixtime_ms changed'
+    end as problem
+from (select replay_key, user_key, timestamp_unixtime_ms from {{ fix_chain_input(fix) }}) as before_fix
+full outer join (
+    select
+        replay_key,
+        user_key,
+        timestamp_unixtime_ms,
+        count(*) over (partition by replay_key) as copies
+    from {{ ref(fix) }}
+) as after_fix
+    on before_fix.replay_key = after_fix.replay_key
+where before_fix.replay_key is null
+    or after_fix.replay_key is null
+    or after_fix.copies > 1
+    or before_fix.user_key is distinct from after_fix.user_key
+    or before_fix.timestamp_unixtime_ms is distinct from after_fix.timestamp_unixtime_ms
+{% if not loop.last %}union all{% endif %}
+{% endfor %}
+{% endif %}
 {% endset %}
 
 {{ print_test_messages(

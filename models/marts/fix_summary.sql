@@ -17,7 +17,7 @@ with chain as (
 ),
 
 changes as (
-    select * from {{ ref('int_events__fix_changes') }} where problem is null
+    select * from {{ ref('int_events__fix_changes') }}
 ),
 
 fixed as (
