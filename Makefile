@@ -9,17 +9,22 @@ LOCK := requirements.lock
 
 setup: $(STAMP)
 
-# Exactly the packages, versions and hashes in requirements.lock (pip installs the locked
-# uv, which syncs the rest: removes what the lock lacks), then the project itself.
+# A virtualenv $(1) holding exactly the packages, versions and hashes in the lock $(2)
+# (pip installs the locked uv, which syncs the rest: removes what the lock lacks), then
+# the project itself.
+define locked_venv
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	sed -n '/^uv==/,/^    #/p' $(2) > $(1)/uv-requirement.txt
+	$(1)/bin/python -m pip install --quiet --no-deps --require-hashes -r $(1)/uv-requirement.txt
+	$(1)/bin/uv pip sync --quiet --require-hashes --python $(1)/bin/python $(2)
+	$(1)/bin/uv pip install --quiet --no-deps --no-build-isolation --python $(1)/bin/python -e .
+	$(1)/bin/uv pip check --quiet --python $(1)/bin/python \
+		|| { echo "$(2) does not satisfy pyproject.toml: make lock"; exit 1; }
+	touch $(1)/.installed
+endef
+
 $(STAMP): pyproject.toml $(LOCK)
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	sed -n '/^uv==/,/^    #/p' $(LOCK) > $(VENV)/uv-requirement.txt
-	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(VENV)/uv-requirement.txt
-	$(BIN)/uv pip sync --quiet --require-hashes --python $(BIN)/python $(LOCK)
-	$(BIN)/uv pip install --quiet --no-deps --no-build-isolation --python $(BIN)/python -e .
-	$(BIN)/uv pip check --quiet --python $(BIN)/python \
-		|| { echo "$(LOCK) does not satisfy pyproject.toml: make lock"; exit 1; }
-	touch $(STAMP)
+	$(call locked_venv,$(VENV),$(LOCK))
 
 # Azurite, the local Azure Blob server the ingest tests use, from npm into .tools/ (once).
 AZURITE_VERSION := 3.37.0
@@ -69,14 +74,7 @@ SPARK_STAMP := $(SPARK_VENV)/.installed
 spark-setup: $(SPARK_STAMP)
 
 $(SPARK_STAMP): pyproject.toml $(SPARK_LOCK)
-	test -x $(SPARK_BIN)/python || $(PYTHON) -m venv $(SPARK_VENV)
-	sed -n '/^uv==/,/^    #/p' $(SPARK_LOCK) > $(SPARK_VENV)/uv-requirement.txt
-	$(SPARK_BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(SPARK_VENV)/uv-requirement.txt
-	$(SPARK_BIN)/uv pip sync --quiet --require-hashes --python $(SPARK_BIN)/python $(SPARK_LOCK)
-	$(SPARK_BIN)/uv pip install --quiet --no-deps --no-build-isolation --python $(SPARK_BIN)/python -e .
-	$(SPARK_BIN)/uv pip check --quiet --python $(SPARK_BIN)/python \
-		|| { echo "$(SPARK_LOCK) does not satisfy pyproject.toml: make lock"; exit 1; }
-	touch $(SPARK_STAMP)
+	$(call locked_venv,$(SPARK_VENV),$(SPARK_LOCK))
 
 test-spark:
 	@command -v java >/dev/null || { echo "make test-spark needs Java 17 (PySpark runs on it):" \
