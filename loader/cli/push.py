@@ -12,6 +12,7 @@ from loader import settings
 from loader.cli.common import JsonOption, err, handles_loader_errors, out
 from loader.cli.push_render import PushDisplay, print_outcome, print_plan
 from loader.errors import LoaderError
+from loader.object_storage import store_of_uri
 
 if TYPE_CHECKING:
     from loader.push.runner import PushOptions, PushReport
@@ -172,9 +173,9 @@ def push_command(
         typer.Option(
             "--replay-set",
             metavar="PATH",
-            help="Read the replay set from Parquet files (a file, a folder or a glob) with the "
-            "contracted replay_events columns, written by another engine, instead of the "
-            "warehouse.",
+            help="Read the replay set from Parquet files (a file, a folder or a glob, local or "
+            "an s3://, gs:// or az:// URI) with the contracted replay_events columns, written "
+            "by another engine, instead of the warehouse.",
             show_default=False,
         ),
     ] = None,
@@ -216,7 +217,10 @@ def push_command(
         raise LoaderError("--region and --api-key-file go with --destination amplitude")
     if destination == AMPLITUDE and api_secret_file is not None:
         raise LoaderError("--api-secret-file goes with the Events API; use --api-key-file")
-    replay = Path(replay_set) if replay_set is not None else settings.warehouse_path()
+    # an object-storage URI stays text: a Path would turn s3:// into s3:/
+    replay: Path | str = settings.warehouse_path() if replay_set is None else replay_set
+    if isinstance(replay, str) and store_of_uri(replay) is None:
+        replay = Path(replay)
     try:
         report = (
             _plan(options, replay, out_dir, force)
@@ -247,7 +251,9 @@ def _sample(users: int | None, user_keys: list[str] | None) -> SampleRequest | N
     return SampleRequest(users=max(users or 0, len(keys)), user_keys=keys)
 
 
-def _plan(options: PushOptions, replay: Path, out_dir: Path | None, force: bool) -> PushReport:
+def _plan(
+    options: PushOptions, replay: Path | str, out_dir: Path | None, force: bool
+) -> PushReport:
     from loader.push.runner import dry_run
 
     return dry_run(replay, settings.ledger_path(), options, out_dir, force=force)
@@ -264,7 +270,7 @@ def _endpoint(destination: str, pod: str, region: str | None, endpoint: str | No
 
 def _send(
     options: PushOptions,
-    replay: Path,
+    replay: Path | str,
     api_secret_file: str | None,
     *,
     as_json: bool,

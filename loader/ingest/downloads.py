@@ -19,13 +19,11 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from loader.ingest.sources import ObjectReadError, SourceObject
+from loader.object_storage import RETRY_DELAYS_S
 
 BLOCK_BYTES = 8 * 1024 * 1024
 WINDOW_BYTES = 64 * 1024 * 1024
 WORKERS = 8
-# Waits before trying a block again, on top of the library's own retries (s3fs, gcsfs and
-# the Azure SDK each retry a dropped connection a few times with backoff already).
-RETRY_DELAYS_S = (0.5, 2.0)
 CHANGED = (
     "it changed while it was read (its version is now different); "
     "run ingest again to load the new content"

@@ -10,91 +10,14 @@ object already loaded is skipped without downloading it.
 from __future__ import annotations
 
 import glob
-import importlib
-import logging
-import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date
 from typing import Any, BinaryIO
 
 from loader.errors import LoaderError
-from loader.ingest.downloads import RETRY_DELAYS_S, Downloads, RemoteObject, Transfer
+from loader.ingest.downloads import Downloads, RemoteObject, Transfer
 from loader.ingest.sources import SourceObject, date_folder
-
-
-@dataclass(frozen=True)
-class Store:
-    """One kind of object storage: its URI scheme as recorded, fsspec protocol, extra."""
-
-    scheme: str
-    protocol: str
-    module: str
-    extra: str
-    check: str  # what to check when access fails
-    retry_delays: tuple = RETRY_DELAYS_S  # ours, on top of the library's
-
-
-STORES = {
-    "s3": Store(
-        "s3",
-        "s3",
-        "s3fs",
-        "s3",
-        "AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws, "
-        "the instance role), AWS_ENDPOINT_URL_S3 for an S3-compatible store, and that "
-        "they may list and read the bucket",
-    ),
-    "gs": Store(
-        "gs",
-        "gcs",
-        "gcsfs",
-        "gcs",
-        "application-default credentials (`gcloud auth application-default login` or "
-        "GOOGLE_APPLICATION_CREDENTIALS) and that they may list and read the bucket",
-        retry_delays=(),  # gcsfs tries 6 times over half a minute already
-    ),
-    "az": Store(
-        "az",
-        "abfs",
-        "adlfs",
-        "azure",
-        "AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME (or the account in "
-        "the URI) with a DefaultAzureCredential login, and that it may list and read "
-        "the container",
-    ),
-}
-ALIASES = {"gcs": "gs", "abfs": "az", "abfss": "az"}
-
-
-def store_for(scheme: str) -> Store | None:
-    """The store of a URI scheme (`s3`, `gs`/`gcs`, `az`/`abfs`), or None."""
-    return STORES.get(ALIASES.get(scheme, scheme))
-
-
-def _filesystem(store: Store, uri: str) -> tuple[Any, str]:
-    """An fsspec filesystem for `uri` and the path in it (the bucket and key)."""
-    if store.module == "gcsfs":  # its experimental gRPC bucket-layout lookup is not needed
-        os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
-        # it logs a traceback for each failed request; ingest reports the object instead
-        logging.getLogger("gcsfs").setLevel(logging.CRITICAL)
-    try:
-        importlib.import_module(store.module)
-    except ImportError:
-        raise LoaderError(
-            f"{uri}: reading {store.scheme}:// needs the {store.module} library: "
-            f"pip install 'mparticle-backfill[{store.extra}]'"
-        ) from None
-    import fsspec.core
-
-    options: dict[str, Any] = {}
-    if store.module == "gcsfs" and os.environ.get("STORAGE_EMULATOR_HOST"):
-        options["token"] = "anon"  # as google-cloud-storage does: emulators take no credentials
-    fsspec_uri = f"{store.protocol}://{uri.split('://', 1)[1]}"
-    # no listing cache: the check after a download must ask the store again
-    return fsspec.core.url_to_fs(
-        fsspec_uri, skip_instance_cache=True, use_listings_cache=False, **options
-    )
+from loader.object_storage import Store, filesystem
 
 
 class ObjectStore:
@@ -116,7 +39,7 @@ class ObjectStore:
 
     def _list(self) -> None:
         for argument in self.arguments:
-            fs, path = _filesystem(self.store, argument)
+            fs, path = filesystem(self.store, argument)
             root = argument.split("://", 1)[1].split("/", 1)[0]  # bucket (or container@account)
             found = self._find(fs, path, argument)
             for fs_path in sorted(found):

@@ -192,7 +192,8 @@ class Sources:
 def source_for(arguments: Iterable[str], since: date | None = None) -> Source:
     """The source that `loader ingest ARGUMENTS` reads: local paths, and `s3://`, `gs://`
     and `az://` URIs (see `object_stores`), in the order given."""
-    from loader.ingest.object_stores import ObjectStore, store_for
+    from loader.ingest.object_stores import ObjectStore
+    from loader.object_storage import store_for
 
     arguments = list(arguments)
     if since is None and not any("://" in argument for argument in arguments):

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loader.errors import MissingReplaySet, WarehouseLocked
+from loader.object_storage import filesystem, store_of_uri
 from loader.push.packing import Group
 from loader.warehouse import attach, lock_holder
 
@@ -84,9 +85,15 @@ class ParquetReplaySet:
 
 
 def is_parquet_location(location: Path | str) -> bool:
-    """A Parquet replay set (a .parquet file, a folder, a glob), not a warehouse file."""
+    """A Parquet replay set (a .parquet file, a folder, a glob, an object-storage URI), not
+    a warehouse file."""
     text = str(location)
-    return text.endswith(".parquet") or any(c in text for c in "*?[") or Path(text).is_dir()
+    return (
+        store_of_uri(text) is not None
+        or text.endswith(".parquet")
+        or any(c in text for c in "*?[")
+        or Path(text).is_dir()
+    )
 
 
 def replay_set_at(
@@ -107,12 +114,8 @@ def replay_set_at(
 def _parquet(con: duckdb.DuckDBPyConnection, location: str) -> Iterator[str]:
     """Yield a `read_parquet` relation over the files at `location`, once they are found
     and hold every column of `REQUIRED_COLUMNS`."""
-    folder = Path(location)
-    if folder.is_dir():
-        files = sorted(str(f) for f in folder.rglob("*.parquet"))
-    else:
-        files = sorted(glob.glob(location)) if any(c in location for c in "*?[") else [location]
-    files = [f for f in files if Path(f).is_file()]
+    store = store_of_uri(location)
+    files = _parquet_files(location) if store is None else _stored_files(con, location)
     if not files:
         raise MissingReplaySet(
             f"--replay-set {location}: no Parquet file there. Give a .parquet file, a folder "
@@ -131,6 +134,38 @@ def _parquet(con: duckdb.DuckDBPyConnection, location: str) -> Iterator[str]:
             f"contracted replay_events columns ({', '.join(REQUIRED_COLUMNS)})."
         )
     yield relation
+
+
+def _parquet_files(location: str) -> list[str]:
+    """The Parquet files at a local `location`: a file, a folder (searched), a glob."""
+    folder = Path(location)
+    if folder.is_dir():
+        files = sorted(str(f) for f in folder.rglob("*.parquet"))
+    else:
+        files = sorted(glob.glob(location)) if any(c in location for c in "*?[") else [location]
+    return [f for f in files if Path(f).is_file()]
+
+
+def _stored_files(con: duckdb.DuckDBPyConnection, uri: str) -> list[str]:
+    """The Parquet objects at an object-storage `uri` (an object, a prefix, a glob), with
+    their store's filesystem registered on `con` so that DuckDB reads them through it."""
+    store = store_of_uri(uri)
+    assert store is not None
+    fs, path = filesystem(store, uri)
+    try:
+        if any(c in path for c in "*?["):
+            found = fs.glob(path)
+        elif fs.isdir(path):
+            found = [f for f in fs.find(path) if f.endswith(".parquet")]
+        else:
+            found = [path] if fs.exists(path) else []
+    except (OSError, ValueError) as exc:  # access denied, no such bucket, no credentials
+        message = f"--replay-set {uri}: cannot list it ({exc}). Check {store.check}."
+        raise MissingReplaySet(message) from None
+    if not found:
+        return []
+    con.register_filesystem(fs)
+    return [fs.unstrip_protocol(f) for f in sorted(found)]
 
 
 def attached_replay_set(

@@ -262,7 +262,7 @@ class _Plan:
 
 
 def dry_run(
-    warehouse_path: Path,
+    warehouse_path: Path | str,
     ledger_path: Path,
     options: PushOptions,
     out_dir: Path | None = None,
@@ -323,7 +323,7 @@ def dry_run(
     return report
 
 
-def _planning(ledger: Ledger, warehouse_path: Path, options: PushOptions):
+def _planning(ledger: Ledger, warehouse_path: Path | str, options: PushOptions):
     """The planning session on the replay set of the run's destination."""
     route = options.route
     return planning_session(
@@ -362,7 +362,7 @@ def _write_rejection(file, batch: PackedBatch) -> None:
 
 
 def push(
-    warehouse_path: Path,
+    warehouse_path: Path | str,
     ledger_path: Path,
     options: PushOptions,
     credentials: Credentials | AmplitudeCredentials,

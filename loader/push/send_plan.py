@@ -405,7 +405,7 @@ def now_ms() -> int:
 @contextlib.contextmanager
 def planning_session(
     ledger: Ledger,
-    warehouse_path: Path,
+    warehouse_path: Path | str,
     *,
     resend_changed: bool,
     at_ms: int | None = None,

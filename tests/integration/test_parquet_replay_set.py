@@ -4,11 +4,13 @@ sent as the warehouse's would be, with the same ledger guarantees."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pyarrow.parquet as pq
 import pytest
+import requests
 from typer.testing import CliRunner
 
 from loader.cli import app
@@ -99,3 +101,58 @@ def test_an_empty_location_is_refused(env, tmp_path):
     result = runner.invoke(app, ["push", "--dry-run", "--replay-set", str(tmp_path / "*.parquet")])
     assert result.exit_code == 2
     assert "no Parquet file there" in " ".join(result.stderr.split())
+
+
+@pytest.fixture
+def s3_bucket(monkeypatch, tmp_path) -> Iterator[str]:
+    """A bucket on a moto S3 server on 127.0.0.1, reached through the usual AWS settings."""
+    from moto.server import ThreadedMotoServer
+
+    from tests.integration.test_ingest_object_stores import no_cloud_metadata
+    from tests.object_store_servers import free_port
+
+    no_cloud_metadata(monkeypatch)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    requests.post(f"http://127.0.0.1:{port}/moto-api/reset", timeout=10)  # moto's state is global
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}",
+    }.items():
+        monkeypatch.setenv(name, value)
+    import s3fs
+
+    s3fs.S3FileSystem(skip_instance_cache=True).mkdir("replay-bucket")
+    yield "replay-bucket"
+    server.stop()
+
+
+def test_a_parquet_replay_set_in_object_storage_is_read_from_its_uri(env, tmp_path, s3_bucket):
+    import s3fs
+
+    folder = write_parquet(env, tmp_path / "replay_set")
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    fs.put(str(folder), f"{s3_bucket}/exports/replay_set", recursive=True)
+    config = EmulatorConfig(api_key="key", api_secret=SECRET)
+    with running_emulator(config) as emu:
+        code, report, stderr = push(
+            "--endpoint", emu.base_url, "--replay-set", f"s3://{s3_bucket}/exports/replay_set"
+        )
+        assert code == 0, stderr
+        assert report["sent"]["events_acknowledged"] == pq.read_table(folder).num_rows
+        again, _, _ = push(
+            "--endpoint",
+            emu.base_url,
+            "--replay-set",
+            f"s3://{s3_bucket}/exports/replay_set/*.parquet",
+        )
+        assert again == 0
+        assert len(emu.accepted()) == report["sent"]["batches_acknowledged"]  # none twice
+
+    code, _, stderr = push("--dry-run", "--replay-set", f"s3://{s3_bucket}/nothing-here")
+    assert code == 2 and "no Parquet file there" in stderr
