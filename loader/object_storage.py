@@ -19,12 +19,6 @@ from loader.errors import LoaderError
 RETRY_DELAYS_S = (0.5, 2.0)
 
 
-def store_of_uri(text: str) -> Store | None:
-    """The store of `text` when it is an object-storage URI (s3://, gs://, az://...)."""
-    scheme, sep, _ = text.partition("://")
-    return store_for(scheme) if sep else None
-
-
 @dataclass(frozen=True)
 class Store:
     """One kind of object storage: its URI scheme as recorded, fsspec protocol, extra."""
@@ -72,6 +66,12 @@ ALIASES = {"gcs": "gs", "abfs": "az", "abfss": "az"}
 def store_for(scheme: str) -> Store | None:
     """The store of a URI scheme (`s3`, `gs`/`gcs`, `az`/`abfs`), or None."""
     return STORES.get(ALIASES.get(scheme, scheme))
+
+
+def store_of_uri(text: str) -> Store | None:
+    """The store of `text` when it is an object-storage URI (s3://, gs://, az://...)."""
+    scheme, sep, _ = text.partition("://")
+    return store_for(scheme) if sep else None
 
 
 def filesystem(store: Store, uri: str) -> tuple[Any, str]:
