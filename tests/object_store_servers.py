@@ -8,6 +8,7 @@ downloaded (to change it while it is read). It also counts downloads per path.
 from __future__ import annotations
 
 import http.client
+import os
 import shutil
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,6 +92,36 @@ class FaultProxy:
         if request.command != "HEAD":
             request.wfile.write(data[: len(data) // 2] if broken else data)
         request.close_connection = True
+
+
+def no_cloud_metadata(monkeypatch) -> None:
+    """Keep every credential chain off the clouds' metadata addresses."""
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "AZURE_", "GOOGLE_")) and name != "AWS_EC2_METADATA_DISABLED":
+            monkeypatch.delenv(name)
+
+
+def start_moto(monkeypatch, tmp_path: Path) -> tuple[Any, int]:
+    """A fresh moto S3 server on a free port, and test credentials in the environment (no
+    cloud metadata, no ~/.aws); the caller points AWS_ENDPOINT_URL_S3 at it or a proxy."""
+    import requests
+    from moto.server import ThreadedMotoServer
+
+    no_cloud_metadata(monkeypatch)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    requests.post(f"http://127.0.0.1:{port}/moto-api/reset", timeout=10)  # moto's state is global
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    return server, port
 
 
 def free_port() -> int:

@@ -15,7 +15,6 @@ from typing import Any
 
 import duckdb
 import pytest
-import requests
 from typer.testing import CliRunner
 
 from loader.cli import app
@@ -25,7 +24,9 @@ from tests.object_store_servers import (
     azurite_command,
     azurite_connection_string,
     free_port,
+    no_cloud_metadata,
     start_azurite,
+    start_moto,
 )
 
 runner = CliRunner()
@@ -35,17 +36,6 @@ BUCKET = "acme-quarantine"
 
 def ingest(*arguments: str):
     return runner.invoke(app, ["ingest", *arguments])
-
-
-def no_cloud_metadata(monkeypatch) -> None:
-    """Keep every credential chain off the clouds' metadata addresses."""
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("NO_GCE_CHECK", "True")
-    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
-    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
-    for name in list(os.environ):
-        if name.startswith(("AWS_", "AZURE_", "GOOGLE_")) and name != "AWS_EC2_METADATA_DISABLED":
-            monkeypatch.delenv(name)
 
 
 class Store:
@@ -73,19 +63,8 @@ class Store:
 
 @pytest.fixture
 def s3(monkeypatch, tmp_path) -> Iterator[Store]:
-    from moto.server import ThreadedMotoServer
-
-    no_cloud_metadata(monkeypatch)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    requests.post(f"http://127.0.0.1:{port}/moto-api/reset", timeout=10)  # moto's state is global
+    server, port = start_moto(monkeypatch, tmp_path)
     proxy = FaultProxy(f"127.0.0.1:{port}")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://{proxy.endpoint}")
     import s3fs
 

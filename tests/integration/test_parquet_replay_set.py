@@ -10,7 +10,6 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 import pytest
-import requests
 from typer.testing import CliRunner
 
 from loader.cli import app
@@ -18,6 +17,7 @@ from loader.emulator.server import EmulatorConfig, running_emulator
 from loader.push.replay_reader import REQUIRED_COLUMNS
 from loader.warehouse import connect
 from tests.conftest import built_sample, push_env
+from tests.object_store_servers import start_moto
 
 SECRET = "Parquet-Secret-31c"
 runner = CliRunner()
@@ -106,25 +106,8 @@ def test_an_empty_location_is_refused(env, tmp_path):
 @pytest.fixture
 def s3_bucket(monkeypatch, tmp_path) -> Iterator[str]:
     """A bucket on a moto S3 server on 127.0.0.1, reached through the usual AWS settings."""
-    from moto.server import ThreadedMotoServer
-
-    from tests.integration.test_ingest_object_stores import no_cloud_metadata
-    from tests.object_store_servers import free_port
-
-    no_cloud_metadata(monkeypatch)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    requests.post(f"http://127.0.0.1:{port}/moto-api/reset", timeout=10)  # moto's state is global
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}",
-    }.items():
-        monkeypatch.setenv(name, value)
+    server, port = start_moto(monkeypatch, tmp_path)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")
     import s3fs
 
     s3fs.S3FileSystem(skip_instance_cache=True).mkdir("replay-bucket")
