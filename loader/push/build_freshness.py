@@ -66,16 +66,23 @@ def project_dir() -> Path | None:
 
 
 def _attempts(con: duckdb.DuckDBPyConnection, catalog: str) -> list[Attempt] | None:
-    [(found,)] = con.execute(
-        "select count(*) from duckdb_tables() where database_name = ? "
-        "and schema_name = 'meta' and table_name = 'build_attempts'",
-        [catalog],
-    ).fetchall()
-    if not found:
+    columns = {
+        name
+        for (name,) in con.execute(
+            "select column_name from duckdb_columns() where database_name = ? "
+            "and schema_name = 'meta' and table_name = 'build_attempts'",
+            [catalog],
+        ).fetchall()
+    }
+    if not columns:
         return None
+    # built before amplitude_events was recorded, a build made it with replay_events
+    amplitude = (
+        "amplitude_events_built" if "amplitude_events_built" in columns else "replay_events_built"
+    )
     rows = con.execute(
         "select invocation_id, command, started_at, status, replay_events_built, "
-        "coalesce(failed_nodes, []), coalesce(amplitude_events_built, false) "
+        f"coalesce(failed_nodes, []), coalesce({amplitude}, false) "
         f'from "{catalog}".meta.build_attempts '
         "order by started_at, invocation_id"
     ).fetchall()
