@@ -583,8 +583,7 @@ class _Sender:
                     else:
                         submit.append(request)
                 with self.ledger.transaction():
-                    for result in results:
-                        self._record(result)
+                    self._record(results)
                     self.ledger.mark_in_flight([b.source_request_id for r in submit for b in r])
                 if self.fatal is not None:
                     self.stop.set()
@@ -630,23 +629,30 @@ class _Sender:
                     )
         return results
 
-    def _record(self, result: SendResult) -> None:
+    def _record(self, results: list[SendResult]) -> None:
+        """Record how requests ended: one statement per outcome for all of them, since
+        each statement scans the ledger's batches (a statement per request made the push
+        quadratic in the number of batches)."""
         ledger, progress, events_of = self.ledger, self.progress, self.events_of
-        ledger.record_attempts(self.run_id, result.attempts)
-        progress.http_requests += len(result.attempts)
-        tries = result.tries
-        ledger.settle(ledger_mod.ACKNOWLEDGED, dict.fromkeys(result.acknowledged), tries)
-        ledger.settle(ledger_mod.REJECTED, result.rejected, tries)
-        never_sent = [sid for sid in result.failed if not tries.get(sid)]
-        failed = {sid: error for sid, error in result.failed.items() if tries.get(sid)}
+        attempts = [attempt for result in results for attempt in result.attempts]
+        tries = {sid: n for result in results for sid, n in result.tries.items()}
+        acknowledged = [sid for result in results for sid in result.acknowledged]
+        rejected = {sid: e for result in results for sid, e in result.rejected.items()}
+        unanswered = {sid: e for result in results for sid, e in result.failed.items()}
+        ledger.record_attempts(self.run_id, attempts)
+        progress.http_requests += len(attempts)
+        ledger.settle(ledger_mod.ACKNOWLEDGED, dict.fromkeys(acknowledged), tries)
+        ledger.settle(ledger_mod.REJECTED, rejected, tries)
+        never_sent = [sid for sid in unanswered if not tries.get(sid)]
+        failed = {sid: error for sid, error in unanswered.items() if tries.get(sid)}
         ledger.settle(ledger_mod.FAILED, failed, tries)
         ledger.unsend(never_sent)
         progress.batches_not_sent += len(never_sent)
         progress.events_not_sent += sum(events_of[s] for s in never_sent)
-        progress.batches_acknowledged += len(result.acknowledged)
-        progress.events_acknowledged += sum(events_of[s] for s in result.acknowledged)
-        progress.batches_rejected += len(result.rejected)
-        progress.events_rejected += sum(events_of[s] for s in result.rejected)
+        progress.batches_acknowledged += len(acknowledged)
+        progress.events_acknowledged += sum(events_of[s] for s in acknowledged)
+        progress.batches_rejected += len(rejected)
+        progress.events_rejected += sum(events_of[s] for s in rejected)
         progress.batches_failed += len(failed)
         progress.events_failed += sum(events_of[s] for s in failed)
 
@@ -656,7 +662,7 @@ class _Sender:
             self.pending.pop(future)
             if not future.cancelled():
                 with self.ledger.transaction():
-                    self._record(future.result())
+                    self._record([future.result()])
 
     def close(self) -> None:
         self.stop.set()
