@@ -70,3 +70,30 @@
         hash differs but for a collision (odds about 2^-64). -#}
     {{ row_hash(columns | reject('equalto', 'replay_key') | list) }}
 {%- endmacro %}
+
+{% macro fix_chain_suspects() -%}
+    {#- The fixes whose output differs from their input in row count, or in the sum of a
+        hash of (replay_key, user_key, timestamp_unixtime_ms): those that may break the
+        chain's rules. Every fix while dbt only parses or compiles. -#}
+    {%- set fixes = fix_chain() -%}
+    {%- if not execute or fixes | length == 0 -%} {{ return(fixes) }} {%- endif -%}
+    {%- set steps = [fix_chain_start()] -%}
+    {%- for fix in fixes -%} {%- do steps.append(ref(fix)) -%} {%- endfor -%}
+    {%- set summaries -%}
+        {%- for step in steps -%}
+        select {{ loop.index0 }} as position, count(*) as row_count,
+            cast(sum(cast({{ row_hash(['replay_key', 'user_key', 'timestamp_unixtime_ms']) }} as decimal(38, 0))) as string) as hash_sum
+        from {{ step }}
+        {% if not loop.last %}union all {% endif -%}
+        {%- endfor -%}
+    {%- endset -%}
+    {%- set rows = run_query('select * from (' ~ summaries ~ ') order by position').rows -%}
+    {%- set suspects = [] -%}
+    {%- for fix in fixes -%}
+        {%- set before, after = rows[loop.index0], rows[loop.index] -%}
+        {%- if before['row_count'] != after['row_count'] or before['hash_sum'] != after['hash_sum'] -%}
+            {%- do suspects.append(fix) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(suspects) }}
+{%- endmacro %}

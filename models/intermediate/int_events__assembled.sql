@@ -1,6 +1,8 @@
 -- Every event the classification sends, with its Events API JSON, built once before the
 -- fix chain: replay_events takes these rows as they are for the events no fix changed, so
--- that editing a fix rebuilds only the events that fix touches.
+-- that editing a fix rebuilds only the events that fix touches. Its post-hook records the
+-- build, so that replay_events is patched only while these rows are the ones it was built from.
+{{ config(post_hook="{{ record_relation_build() }}") }}
 
 with classified as (
     select * from {{ ref('int_events__classified') }}

@@ -1,7 +1,12 @@
 -- The replay set: one row per event to send, with everything the loader needs to build
 -- Events API batches. The loader decides nothing about content; this model does.
 -- On Spark, var replay_set_path also writes it as Parquet (macros/spark_quarantine_source.sql).
-{{ config(post_hook="{{ replay_set_parquet() }}") }}
+-- On DuckDB, an edit of the fix chain patches the table instead of rebuilding it
+-- (materialization replay_set, macros/replay_set.sql).
+{{ config(
+    materialized=('replay_set' if target.type == 'duckdb' else 'table'),
+    post_hook="{{ replay_set_parquet() }}",
+) }}
 
 with fixed as (
     select * from {{ ref('int_events__fixed') }}

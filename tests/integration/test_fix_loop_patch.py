@@ -1,0 +1,139 @@
+"""The fix loop patches replay_events (macros/replay_set.sql): after fixes are edited and
+`dbt build -s <fix>+` runs, the table is row for row what a full rebuild makes, and
+anything but the fix chain changing rebuilds it whole."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from loader.ingest.samples import generate
+from tests.conftest import query, run_dbt
+from tests.integration.test_new_fix import copy_project, edit
+
+VARS = {"replay_attribute_only_events": True}
+NO_UNIT_TESTS = ("--exclude", "test_type:unit")  # the edited fixes no longer do what theirs expect
+
+
+def replay_rows(warehouse: Path) -> list[tuple]:
+    return query(warehouse, "select * from replay_events order by replay_key")
+
+
+def last_build(warehouse: Path) -> tuple:
+    """How replay_events was last built: (invocation, events patched, or None if whole)."""
+    return query(
+        warehouse,
+        "select invocation_id, patched_events from meta.relation_builds "
+        "where relation_name = 'replay_events'",
+    )[0]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> tuple[Path, Path]:
+    """A copy of the project and a warehouse of sample data fully built by it."""
+    from typer.testing import CliRunner
+
+    from loader.cli import app
+
+    folder = tmp_path_factory.mktemp("fix-loop")
+    project = copy_project(folder / "project")
+    warehouse = folder / "backfill.duckdb"
+    generate(folder / "q", 800, seed=5, days=5)
+    result = CliRunner().invoke(
+        app, ["ingest", str(folder / "q")], env={"BACKFILL_DUCKDB": str(warehouse)}
+    )
+    assert result.exit_code == 0, result.output
+    run_dbt(warehouse, "build", dbt_vars=VARS, project_dir=project)
+    assert last_build(warehouse)[1] is None  # the first build is whole
+    return project, warehouse
+
+
+def test_patched_replay_set_equals_a_full_rebuild(project, tmp_path):
+    project_dir, warehouse = project
+    fixes = project_dir / "models/fixes"
+    before = {row[0]: row for row in replay_rows(warehouse)}
+    # Edits that move events between every state: the search fix now changes other events
+    # (some rows it changed revert, others change), and the skip fix skips Search events
+    # that were sent unchanged, and no longer skips the promo banner clicks.
+    edit(
+        fixes / "fix_search_custom_event_type.sql",
+        "event_name = 'Search' and custom_event_type = 'other'",
+        "event_name = 'Search' and custom_event_type <> 'other'",
+    )
+    edit(
+        fixes / "fix_skip_promo_banner_clicks.sql",
+        "event_name = 'promo_banner_click'",
+        "event_name = 'Search' and replay_key like '%1'",
+    )
+    run_dbt(
+        warehouse,
+        "build",
+        "-s",
+        "fix_search_custom_event_type+",
+        *NO_UNIT_TESTS,
+        dbt_vars=VARS,
+        project_dir=project_dir,
+    )
+    invocation, patched = last_build(warehouse)
+    assert patched is not None and 0 < patched < len(before)
+    patched_rows = replay_rows(warehouse)
+
+    rebuilt = tmp_path / "rebuilt.duckdb"
+    shutil.copy(warehouse, rebuilt)
+    run_dbt(
+        rebuilt,
+        "build",
+        "-s",
+        "replay_events",
+        "--full-refresh",
+        dbt_vars=VARS,
+        project_dir=project_dir,
+    )
+    assert last_build(rebuilt)[1] is None
+    assert patched_rows == replay_rows(rebuilt)
+
+    after = {row[0]: row for row in patched_rows}
+    assert set(before) - set(after), "no event newly skipped"
+    assert set(after) - set(before), "no event un-skipped"
+    assert any(after[k] != before[k] for k in set(before) & set(after)), "no row changed"
+
+
+def test_a_rebuilt_assembled_table_rebuilds_the_replay_set_whole(project):
+    project_dir, warehouse = project
+    run_dbt(
+        warehouse, "build", "-s", "int_events__assembled", dbt_vars=VARS, project_dir=project_dir
+    )
+    run_dbt(
+        warehouse,
+        "build",
+        "-s",
+        "fix_skip_promo_banner_clicks+",
+        *NO_UNIT_TESTS,
+        dbt_vars=VARS,
+        project_dir=project_dir,
+    )
+    assert last_build(warehouse)[1] is None
+    # and the build after it patches again, when the SQL is the same
+    run_dbt(
+        warehouse,
+        "build",
+        "-s",
+        "fix_skip_promo_banner_clicks+",
+        *NO_UNIT_TESTS,
+        dbt_vars=VARS,
+        project_dir=project_dir,
+    )
+    assert last_build(warehouse)[1] is not None
+    # other vars compile other SQL: whole again
+    run_dbt(
+        warehouse,
+        "build",
+        "-s",
+        "fix_skip_promo_banner_clicks+",
+        *NO_UNIT_TESTS,
+        dbt_vars={**VARS, "mark_replayed_events": "bf-1"},
+        project_dir=project_dir,
+    )
+    assert last_build(warehouse)[1] is None
