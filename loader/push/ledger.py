@@ -407,6 +407,7 @@ class Ledger:
         self.con = con
         self.path = path
         self.read_only = read_only
+        self._earlier_batches: dict[int, bool] = {}  # run -> whether earlier runs left batches
         [(name,)] = con.execute("select current_database()").fetchall()
         # the ledger's tables, qualified so that other cursors of the session find them
         self.catalog = '"' + name.replace('"', '""') + '"'
@@ -611,7 +612,7 @@ class Ledger:
         """
         if not batches:
             return
-        known = self._known_ids([b.source_request_id for b in batches])
+        known = self._known_ids(run_id, [b.source_request_id for b in batches])
         if known:  # planned again as before (content changed, then changed back)
             self._revive(run_id, [b for b in batches if b.source_request_id in known])
             batches = [b for b in batches if b.source_request_id not in known]
@@ -649,7 +650,16 @@ class Ledger:
         self._insert("batches", batch_rows)
         self._insert("batch_events", event_rows)
 
-    def _known_ids(self, source_request_ids: list[str]) -> set[str]:
+    def _known_ids(self, run_id: int, source_request_ids: list[str]) -> set[str]:
+        """Those of `source_request_ids` recorded by earlier runs (a run plans each id once).
+        Each lookup scans the batches, so none is made when earlier runs left none."""
+        if run_id not in self._earlier_batches:
+            [(earlier,)] = self.con.execute(
+                "select exists (select 1 from batches where run_id <> ?)", [run_id]
+            ).fetchall()
+            self._earlier_batches[run_id] = earlier
+        if not self._earlier_batches[run_id]:
+            return set()
         rows = self.con.execute(
             "select source_request_id from batches where list_contains(?, source_request_id)",
             [source_request_ids],
