@@ -26,7 +26,7 @@ def table(runs: list[dict]) -> str:
     lines = [head, "|" + "---|" * (len(steps) + 3)]
     for run in runs:
         cells = [
-            f"{s['wall_s']:.1f} s ({s['cpu_s']:.0f} s CPU), {s['peak_mib'] / 1024:.2f} GB"
+            f"{s['wall_s']:.1f} s ({s['cpu_s']:.0f} s CPU), {s['peak_mib'] / 1024:.2f} GiB"
             for s in run["steps"].values()
         ]
         got = run["steps"]

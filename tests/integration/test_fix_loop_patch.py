@@ -21,13 +21,12 @@ def replay_rows(warehouse: Path) -> list[tuple]:
     return query(warehouse, "select * from replay_events order by replay_key")
 
 
-def last_build(warehouse: Path) -> tuple:
-    """How replay_events was last built: (invocation, events patched, or None if whole)."""
+def patched_events(warehouse: Path) -> int | None:
+    """The events the last build of replay_events patched; None when it built it whole."""
     return query(
         warehouse,
-        "select invocation_id, patched_events from meta.relation_builds "
-        "where relation_name = 'replay_events'",
-    )[0]
+        "select patched_events from meta.relation_builds where relation_name = 'replay_events'",
+    )[0][0]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +45,7 @@ def project(tmp_path_factory) -> tuple[Path, Path]:
     )
     assert result.exit_code == 0, result.output
     run_dbt(warehouse, "build", dbt_vars=VARS, project_dir=project)
-    assert last_build(warehouse)[1] is None  # the first build is whole
+    assert patched_events(warehouse) is None  # the first build is whole
     return project, warehouse
 
 
@@ -76,7 +75,7 @@ def test_patched_replay_set_equals_a_full_rebuild(project, tmp_path):
         dbt_vars=VARS,
         project_dir=project_dir,
     )
-    invocation, patched = last_build(warehouse)
+    patched = patched_events(warehouse)
     assert patched is not None and 0 < patched < len(before)
     patched_rows = replay_rows(warehouse)
 
@@ -91,7 +90,7 @@ def test_patched_replay_set_equals_a_full_rebuild(project, tmp_path):
         dbt_vars=VARS,
         project_dir=project_dir,
     )
-    assert last_build(rebuilt)[1] is None
+    assert patched_events(rebuilt) is None
     assert patched_rows == replay_rows(rebuilt)
 
     after = {row[0]: row for row in patched_rows}
@@ -102,38 +101,23 @@ def test_patched_replay_set_equals_a_full_rebuild(project, tmp_path):
 
 def test_a_rebuilt_assembled_table_rebuilds_the_replay_set_whole(project):
     project_dir, warehouse = project
+
+    def fix_loop(**dbt_vars) -> int | None:
+        """`dbt build -s fix_skip_promo_banner_clicks+`: how many events it patched."""
+        run_dbt(
+            warehouse,
+            "build",
+            "-s",
+            "fix_skip_promo_banner_clicks+",
+            *NO_UNIT_TESTS,
+            dbt_vars={**VARS, **dbt_vars},
+            project_dir=project_dir,
+        )
+        return patched_events(warehouse)
+
     run_dbt(
         warehouse, "build", "-s", "int_events__assembled", dbt_vars=VARS, project_dir=project_dir
     )
-    run_dbt(
-        warehouse,
-        "build",
-        "-s",
-        "fix_skip_promo_banner_clicks+",
-        *NO_UNIT_TESTS,
-        dbt_vars=VARS,
-        project_dir=project_dir,
-    )
-    assert last_build(warehouse)[1] is None
-    # and the build after it patches again, when the SQL is the same
-    run_dbt(
-        warehouse,
-        "build",
-        "-s",
-        "fix_skip_promo_banner_clicks+",
-        *NO_UNIT_TESTS,
-        dbt_vars=VARS,
-        project_dir=project_dir,
-    )
-    assert last_build(warehouse)[1] is not None
-    # other vars compile other SQL: whole again
-    run_dbt(
-        warehouse,
-        "build",
-        "-s",
-        "fix_skip_promo_banner_clicks+",
-        *NO_UNIT_TESTS,
-        dbt_vars={**VARS, "mark_replayed_events": "bf-1"},
-        project_dir=project_dir,
-    )
-    assert last_build(warehouse)[1] is None
+    assert fix_loop() is None
+    assert fix_loop() is not None  # the same SQL on the same assembled rows: patched
+    assert fix_loop(mark_replayed_events="bf-1") is None  # other vars compile other SQL
