@@ -14,9 +14,9 @@
     int_events__assembled, --full-refresh) rebuilds the table whole with dbt-duckdb's table
     materialization.
 
-    "The same" is a fingerprint: the md5 of the compiled SQL and of the invocation that last
-    built int_events__assembled (recorded by its post-hook), stored in meta.relation_builds
-    with each build of replay_events.
+    "The same" is a fingerprint: the md5 of the compiled SQL, of the contract (the columns
+    and their types) and of the invocation that last built int_events__assembled (recorded
+    by its post-hook), stored in meta.relation_builds with each build of replay_events.
 #}
 
 {% macro record_relation_build(fingerprint=none, patched_events=none) -%}
@@ -65,7 +65,7 @@
 {% materialization replay_set, adapter='duckdb' %}
     {%- set existing = load_cached_relation(this) -%}
     {%- set assembled_by = relation_build_column('int_events__assembled', 'invocation_id') -%}
-    {%- set fingerprint = local_md5(compiled_code ~ '|' ~ assembled_by) -%}
+    {%- set fingerprint = local_md5(compiled_code ~ '|' ~ model.contract.checksum ~ '|' ~ assembled_by) -%}
     {%- set patch = existing is not none and assembled_by is not none and not should_full_refresh()
         and relation_build_column(this.identifier, 'fingerprint') == fingerprint -%}
 

@@ -121,3 +121,8 @@ def test_a_rebuilt_assembled_table_rebuilds_the_replay_set_whole(project):
     assert fix_loop() is None
     assert fix_loop() is not None  # the same SQL on the same assembled rows: patched
     assert fix_loop(mark_replayed_events="bf-1") is None  # other vars compile other SQL
+    assert fix_loop(mark_replayed_events="bf-1") is not None
+    # another contract (a column's type written otherwise) with the same SQL: whole again
+    marts = project_dir / "models/marts/_marts__models.yml"
+    edit(marts, "else 'varchar' }}", "else 'text' }}", after="- name: event_id")
+    assert fix_loop(mark_replayed_events="bf-1") is None
