@@ -1,5 +1,7 @@
 -- Every event that lost something to the data plan (the whole event or some attributes),
--- with its replay decision. This is where the fix chain starts.
+-- with its replay decision. This is where the fix chain starts; its post-hook records the
+-- build, as each fix's does (macros/fix_change_log.sql).
+{{ config(post_hook="{{ record_relation_build() }}") }}
 
 with events as (
     select * from {{ ref('stg_quarantine__events') }}
