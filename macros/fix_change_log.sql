@@ -98,17 +98,7 @@ where {{ list_len('changed_columns') }} > 0
     {%- endif -%}
 
     {%- if not patch -%}
-        {%- call statement('forget_fingerprint') -%}
-            {{ record_relation_build() }}
-        {%- endcall -%}
-        {%- do adapter.commit() -%}
-        {%- set result = materialization_table_duckdb() -%}
-        {%- call statement('record_fingerprint') -%}
-            {{ record_fix_comparisons(fingerprints) }}
-            {{ record_relation_build(fingerprint) }}
-        {%- endcall -%}
-        {%- do adapter.commit() -%}
-        {{ return(result) }}
+        {{ return(build_whole_table(fingerprint, record_fix_comparisons(fingerprints))) }}
     {%- endif -%}
 
     {%- set compared = fix_chain() | reject('in', kept) | list -%}

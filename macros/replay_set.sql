@@ -19,36 +19,6 @@
     by its post-hook), stored in meta.relation_builds with each build of replay_events.
 #}
 
-{% macro record_relation_build(fingerprint=none, patched_events=none) -%}
-    {#- Record that this invocation built the current model: with `fingerprint`, if any,
-        and, for a patch, the number of events whose rows it replaced. -#}
-    {%- if execute and target.type != 'spark' -%}
-    create schema if not exists meta;
-    create table if not exists meta.relation_builds (
-        relation_name varchar primary key,
-        invocation_id varchar not null,
-        fingerprint varchar,
-        patched_events bigint,
-        built_at timestamptz not null
-    );
-    insert or replace into meta.relation_builds
-    values ('{{ this.identifier }}', '{{ invocation_id }}',
-        {{ "'" ~ fingerprint ~ "'" if fingerprint else 'null' }}, {{ patched_events if patched_events is not none else 'null' }}, now());
-    {%- endif -%}
-{%- endmacro %}
-
-{% macro relation_build_column(relation_name, column) -%}
-    {#- meta.relation_builds' `column` for `relation_name`, or none. -#}
-    {%- set found = run_query(
-        "select table_name from information_schema.tables "
-        ~ "where table_catalog = current_database() and table_schema = 'meta' "
-        ~ "and table_name = 'relation_builds'") -%}
-    {%- if found.rows | length == 0 -%} {{ return(none) }} {%- endif -%}
-    {%- set rows = run_query(
-        "select " ~ column ~ " from meta.relation_builds where relation_name = '" ~ relation_name ~ "'") -%}
-    {{ return(rows.rows[0][0] if rows.rows | length > 0 else none) }}
-{%- endmacro %}
-
 {% macro replay_set_patch_keys() -%}
     {#- The events whose rows may differ from a rebuild (see above). -#}
     select replay_key from meta.replay_events__fix_keys
@@ -70,19 +40,7 @@
         and relation_build_column(this.identifier, 'fingerprint') == fingerprint -%}
 
     {%- if not patch -%}
-        {#- forgotten first: a build stopped half-way must not leave a fingerprint that a
-            later build could match -#}
-        {%- call statement('forget_fingerprint') -%}
-            {{ record_relation_build() }}
-        {%- endcall -%}
-        {%- do adapter.commit() -%}
-        {%- set result = materialization_table_duckdb() -%}
-        {%- call statement('record_fingerprint') -%}
-            {{ record_replay_set_fix_keys() }}
-            {{ record_relation_build(fingerprint) }}
-        {%- endcall -%}
-        {%- do adapter.commit() -%}
-        {{ return(result) }}
+        {{ return(build_whole_table(fingerprint, record_replay_set_fix_keys())) }}
     {%- endif -%}
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
