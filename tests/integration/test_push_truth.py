@@ -235,11 +235,11 @@ def test_throughput_is_accepted_batches_over_the_send_phase_everywhere(env, tmp_
     expected = accepted / (last - first)  # up to the last answer, not the last send
     assert accepted == 450 and last - last_sent >= 0.3 and expected <= 250
     assert report["sent"]["batches_per_second"] == pytest.approx(expected)
-    from loader.audit.report import _throughput
+    from loader.audit.report.push import throughput
     from loader.audit.sql_session import open_session
 
     with open_session(warehouse, Path(env["BACKFILL_LEDGER"])) as con:
-        [row] = _throughput(con)[1]  # the report's per-run table
+        [row] = throughput(con)[1]  # the report's per-run table
     assert row[-1] == round(expected, 1)  # batches/s
     assert row[-3] == round(last - first, 1)  # send seconds
 
