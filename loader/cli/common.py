@@ -43,7 +43,9 @@ def cell(value: object) -> Text:
 
 
 def print_error(message: object) -> None:
-    """`error: <message>` in bold red on stderr."""
+    """`error: <message>` in bold red on stderr, on its own line after what stdout printed
+    (when both go to one pipe, stdout's buffer would otherwise come out after it)."""
+    out.file.flush()
     err.print(f"[bold red]error:[/] {esc(message)}")
 
 

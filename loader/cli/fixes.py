@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from loader.cli.common import ProjectDirOption, err, handles_loader_errors, out
+from loader.cli.common import ProjectDirOption, handles_loader_errors, out
 
 if TYPE_CHECKING:
     from loader.fixes.scaffold import NewFix
@@ -37,6 +37,13 @@ def print_created(created: NewFix) -> None:
     where = f"after {created.after}" if created.after else "first"
     out.print(f"created {created.sql_path}", markup=False)
     out.print(f"added its description and a unit-test skeleton to {created.yml_path}", markup=False)
+    if not created.layout_kept:
+        out.print(
+            f"note: {created.yml_path} was written again from its parsed content (its lists "
+            "are not block lists lines can be added to): its comments are gone, its data is "
+            "the same",
+            markup=False,
+        )
     context = created.var == "context_fixes"
     symptom = (
         "select environment, user_identities, count(*) from stg_quarantine__batches group by all"
@@ -67,11 +74,12 @@ def lint_command(project_dir: ProjectDirOption = Path(".")) -> None:
     from loader.fixes.lint import lint_project
 
     result = lint_project(project_dir)
+    # the problems and the summary are one report on stdout, a line each, in order
     for problem in result.problems:
         out.print(str(problem), markup=False)
     count = len(result.fixes)
     if result.problems:
-        err.print(
+        out.print(
             f"{len(result.problems)} problem(s) in the fix chain ({count} fixes)", markup=False
         )
         raise typer.Exit(1)

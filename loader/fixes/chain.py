@@ -1,10 +1,12 @@
-"""The fix chain as the project declares it: var `fixes` in dbt_project.yml, in order.
+"""The fix chains as the project declares them: var `fixes` (and `context_fixes`) in
+dbt_project.yml, in order, and what each chain must pass through unchanged.
 
 dbt reads the var in one macro (`fix_chain()`, macros/fix_chain.sql); Python reads it here.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -12,6 +14,41 @@ import yaml
 from loader.errors import LoaderError
 
 PROJECT_FILE = "dbt_project.yml"
+CHAIN_START = "int_events__classified"
+KEPT_AS_IS = ("replay_key", "user_key", "timestamp_unixtime_ms")
+FIXES_DIR = "models/fixes"
+# the user key's inputs (int_batches__replay_context): a context fix keeps them unless its
+# model says meta changes_identity: true
+IDENTITY_INPUTS = ("mpid", "invalid_mpid", "user_identities", "device_info", "mp_deviceid")
+
+
+@dataclass(frozen=True)
+class ChainSpec:
+    """One fix chain: the var listing it, where it starts, its folder, what passes through."""
+
+    var: str
+    start: str
+    fixes_dir: str
+    kept: tuple[str, ...]
+    kept_why: str
+
+
+EVENT_CHAIN = ChainSpec(
+    "fixes",
+    CHAIN_START,
+    FIXES_DIR,
+    KEPT_AS_IS,
+    "a fix never changes the replay key, the user key or the original timestamp",
+)
+CONTEXT_CHAIN = ChainSpec(
+    "context_fixes",
+    "stg_quarantine__batches",
+    "models/context_fixes",
+    ("batch_key", *IDENTITY_INPUTS),
+    "a context fix never changes the batch key, nor the user key's inputs unless its model "
+    "says meta changes_identity: true",
+)
+CHAINS = (EVENT_CHAIN, CONTEXT_CHAIN)
 
 
 class ChainError(LoaderError):

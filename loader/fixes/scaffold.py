@@ -153,6 +153,7 @@ class NewFix:
     position: int
     after: str | None
     var: str = "fixes"
+    layout_kept: bool = True  # False: the YAML was written again, without its comments
 
 
 def model_name(name: str, prefix: str = "fix_") -> str:
@@ -212,18 +213,49 @@ def append_to_chain(text: str, model: str, var: str = "fixes") -> str:
     return "".join(lines)
 
 
+SECTION_LINE = re.compile(r"\s|#|-\s|-$")  # indented, a comment, or an unindented list item
+
+
+def section_bounds(lines: list[str], key: str) -> tuple[int, int] | None:
+    """Line range [start, end) of top-level block list `key`: its `key:` line and every line
+    after it that is indented, blank, a comment, or an item written at column 0 (as PyYAML
+    and formatters write lists); None when there is no such key."""
+    start = next((i for i, line in enumerate(lines) if re.match(rf"{key}:\s*(#.*)?$", line)), None)
+    if start is None:
+        return None
+    end = next(
+        (i for i in range(start + 1, len(lines)) if not SECTION_LINE.match(lines[i])), len(lines)
+    )
+    return start, end
+
+
+def item_indent(lines: list[str], start: int, end: int) -> str:
+    """The indentation of the list's items (two spaces when it has none yet)."""
+    for line in lines[start + 1 : end]:
+        if match := re.match(r"(\s*)-(\s|$)", line):
+            return match.group(1)
+    return "  "
+
+
 def append_to_section(text: str, key: str, entry: str) -> str:
-    """YAML text with `entry` (block-list item lines) appended to top-level list `key`."""
+    """YAML text with `entry` (block-list item lines, items indented by two spaces) appended
+    to top-level list `key`, indented as that list's items are."""
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
-    start = next((i for i, line in enumerate(lines) if re.match(rf"{key}:\s*(#.*)?$", line)), None)
-    if start is None:
+    bounds = section_bounds(lines, key)
+    if bounds is None:
         return "".join(lines) + f"\n{key}:\n{entry}"
-    end = next(
-        (i for i in range(start + 1, len(lines)) if re.match(r"[^\s#]", lines[i])), len(lines)
+    start, end = bounds
+    indent = item_indent(lines, start, end)
+    entry = "".join(
+        indent + line[2:] if line.startswith("  ") else line
+        for line in entry.splitlines(keepends=True)
     )
-    while end > start + 1 and not lines[end - 1].strip():
+    followed = end < len(lines)  # comments at column 0 just before the next key belong to it
+    while end > start + 1 and (
+        not lines[end - 1].strip() or (followed and lines[end - 1].startswith("#"))
+    ):
         end -= 1
     separator = "\n" if end > start + 1 else ""
     lines.insert(end, separator + entry)
@@ -272,18 +304,7 @@ def new_fix(project_dir: Path, name: str, *, context: bool = False) -> NewFix:
             "add it to the list by hand."
         )
     yml_text = yml_path.read_text() if yml_path.exists() else ""
-    try:
-        models, tests = described(yml_text)
-        updated_yml = add_to_models_yml(yml_text, model, context=context)
-        expected = ([*models, model], [*tests, f"test_{model}"])
-        ok = model not in models and described(updated_yml) == expected
-    except (yaml.YAMLError, AttributeError, TypeError):
-        ok = False
-    if not ok:
-        raise ScaffoldError(
-            f"could not add {model} to {models_yml} automatically (is it valid YAML with "
-            "block lists `models:` and `unit_tests:`, and without this fix?)."
-        )
+    updated_yml, layout_kept = models_yml_with(yml_text, model, models_yml, context=context)
     sql_path.parent.mkdir(parents=True, exist_ok=True)
     sql_path.write_text((CONTEXT_SQL_TEMPLATE if context else SQL_TEMPLATE).format(model=model))
     yml_path.write_text(updated_yml)
@@ -295,7 +316,48 @@ def new_fix(project_dir: Path, name: str, *, context: bool = False) -> NewFix:
         position=len(fixes) + 1,
         after=fixes[-1] if fixes else None,
         var=var,
+        layout_kept=layout_kept,
     )
+
+
+def models_yml_with(
+    yml_text: str, model: str, models_yml: Path, *, context: bool = False
+) -> tuple[str, bool]:
+    """The fixes' YAML with `model`'s entries appended, and whether its text (comments,
+    layout) was kept: lines are added when the lists are block lists, indented or not;
+    any other valid layout (flow lists, anchors) is written again from the parsed document,
+    without its comments. The result is checked to be the document with the two entries."""
+    try:
+        document = yaml.safe_load(yml_text) or {}
+        if not isinstance(document, dict):
+            raise TypeError("not a mapping")
+        models, tests = described(yml_text)
+    except (yaml.YAMLError, AttributeError, TypeError):
+        raise ScaffoldError(
+            f"{models_yml} is not a valid dbt properties file (a YAML mapping with lists "
+            "`models:` and `unit_tests:`); fix it, then run this again."
+        ) from None
+    if model in models or f"test_{model}" in tests:
+        raise ScaffoldError(f"{models_yml} already describes {model}; remove its entries first.")
+    entry, test = (
+        (CONTEXT_MODEL_ENTRY, CONTEXT_TEST_ENTRY) if context else (MODEL_ENTRY, TEST_ENTRY)
+    )
+    expected = {
+        **(document or {"version": 2}),
+        "models": [*(document.get("models") or []), *yaml.safe_load(entry.format(model=model))],
+        "unit_tests": [
+            *(document.get("unit_tests") or []),
+            *yaml.safe_load(test.format(model=model)),
+        ],
+    }
+    try:
+        edited = add_to_models_yml(yml_text, model, context=context)
+        if yaml.safe_load(edited) == expected:
+            return edited, True
+    except yaml.YAMLError:
+        pass
+    rewritten = yaml.safe_dump(expected, sort_keys=False, allow_unicode=True, width=100)
+    return rewritten, False
 
 
 # -- removing a fix: the undo of new_fix -------------------------------------------------
@@ -358,10 +420,10 @@ def entry_spans(text: str, section: str) -> dict[str, tuple[int, int]]:
     """Line ranges [start, end) of each `- name: X` item of top-level block list `section`,
     without the blank lines that follow an item (they separate it from the next)."""
     lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if re.match(rf"{section}:\s*(#.*)?$", line)))
-    end = next(
-        (i for i in range(start + 1, len(lines)) if re.match(r"[^\s#]", lines[i])), len(lines)
-    )
+    bounds = section_bounds(lines, section)
+    if bounds is None:
+        raise KeyError(section)
+    start, end = bounds
     items: list[tuple[str, int, int]] = []
     for index in range(start + 1, end):
         if match := re.match(r"(\s*)- name:\s*['\"]?([^'\"#\s]+)", lines[index]):

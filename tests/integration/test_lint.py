@@ -3,13 +3,18 @@ source (macro output maps to the macro call); the project's own fixes pass."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from loader.cli import app
 from loader.fixes.chain import read_chain
-from loader.fixes.lint import CompiledFix, SourceMap, lint_fix
+from loader.fixes.lint_compile import compile_problems
+from loader.fixes.lint_rules import CompiledFix, SourceMap, lint_fix
 from loader.fixes.scaffold import append_to_chain
 from tests.conftest import ROOT
 from tests.integration.test_new_fix import copy_project
@@ -180,7 +185,8 @@ def test_lint_exits_1_and_passes_the_projects_own_fixes(linted):
     ]
     for name in OWN_FIXES:
         assert problems_of(linted.stdout, name) == []
-    assert "problem(s) in the fix chain" in linted.stderr
+    fixes = len(OWN_FIXES) + len(EXAMPLES)
+    assert linted.stdout.splitlines()[-1].endswith(f"problem(s) in the fix chain ({fixes} fixes)")
 
 
 def test_a_file_in_models_fixes_outside_the_chain_is_reported(linted):
@@ -320,7 +326,54 @@ def test_a_name_in_the_chain_without_a_model_is_reported(tmp_path):
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
         f"dbt_project.yml:{line}:7: var 'fixes' lists fix_ghost, but there is no model "
-        "fix_ghost (expected models/fixes/fix_ghost.sql)"
+        "fix_ghost (expected models/fixes/fix_ghost.sql)",
+        "1 problem(s) in the fix chain (4 fixes)",
+    ]
+
+
+def test_each_problem_and_the_summary_are_lines_of_their_own_in_a_shared_pipe(tmp_path):
+    """`loader lint 2>&1 | less`: stdout is a pipe (block-buffered) shared with stderr; every
+    problem is a line, and the summary is the last line, after them."""
+    project = copy_project(tmp_path / "project")
+    chain_file = project / "dbt_project.yml"
+    chain_file.write_text(append_to_chain(chain_file.read_text(), "fix_ghost"))
+    (project / "models/fixes/stray.sql").write_text("select 1\n")
+
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "loader"), "lint", "--project-dir", str(project)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+    lines = result.stdout.splitlines()
+    assert result.returncode == 1
+    assert sorted(line.split(":", 1)[0] for line in lines[:-1]) == [
+        "dbt_project.yml",
+        "models/fixes/stray.sql",
+    ]
+    assert lines[-1] == "2 problem(s) in the fix chain (4 fixes)"
+    assert result.stdout.endswith("(4 fixes)\n")
+
+
+def test_dbt_messages_split_between_stdout_and_stderr_stay_apart():
+    """dbt may end stdout without a newline; its stderr must not run into that last line."""
+    stdout = (
+        "06:14:09  Encountered an error:\nRuntime Error\n"
+        "  Compilation Error in model fix_a (models/fixes/fix_a.sql)\n"
+        "    'nope' is undefined.\n06:14:09  \n"
+        "  Compilation Error in model fix_b (models/fixes/fix_b.sql)\n    last words"
+    )
+    problems = compile_problems(f"{stdout}\nerror: from stderr")
+    assert [(p.path, p.message) for p in problems] == [
+        (
+            "models/fixes/fix_a.sql",
+            "dbt could not compile (Compilation Error): 'nope' is undefined.",
+        ),
+        (
+            "models/fixes/fix_b.sql",
+            "dbt could not compile (Compilation Error): last words error: from stderr",
+        ),
     ]
 
 
@@ -363,4 +416,4 @@ def test_a_finding_is_printed_once_and_an_untouched_skeleton_fails(tmp_path):
         "`event_name as event_name`: put fix macros or SQL there (docs/fixes.md)",
         "models/fixes/fix_typo.sql:7:9: unknown column evnt_name",
     ]
-    assert "4 problem(s) in the fix chain (5 fixes)" in result.stderr
+    assert result.stdout.splitlines()[-1] == "4 problem(s) in the fix chain (5 fixes)"

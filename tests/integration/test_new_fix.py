@@ -12,11 +12,12 @@ from types import SimpleNamespace
 
 import duckdb
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from loader.cli import app
 from loader.fixes.chain import chain_from_text
-from loader.fixes.scaffold import ScaffoldError, append_to_chain, new_fix
+from loader.fixes.scaffold import ScaffoldError, append_to_chain, new_fix, remove_fix
 from loader.ingest.importer import ingest
 from loader.ingest.samples import generate
 from tests.conftest import ROOT, query, run_dbt
@@ -308,3 +309,69 @@ def test_new_fix_refuses_bad_names_duplicates_and_leaves_files_alone(tmp_path):
 def test_appending_to_the_chain_edits_only_the_list(text, expected):
     assert append_to_chain(text, "fix_new") == expected
     assert chain_from_text(expected)[-1] == "fix_new"
+
+
+def fixes_yml_project(tmp_path: Path, yml_text: str) -> Path:
+    """A project whose chain is empty and whose fixes' YAML is `yml_text` (no dbt run)."""
+    project = tmp_path / "project"
+    (project / "models/fixes").mkdir(parents=True)
+    (project / "dbt_project.yml").write_text("name: p\nvars:\n  fixes: []\n")
+    (project / "models/fixes/_fixes__models.yml").write_text(yml_text)
+    return project
+
+
+UNINDENTED = """\
+version: 2
+# the fixes, as PyYAML writes lists: items at the key's column
+models:
+- name: fix_a
+  description: first   # why
+unit_tests:
+- name: test_fix_a
+  model: fix_a
+  given: []
+  expect:
+    rows: []
+# after the tests
+"""
+
+
+def test_new_fix_adds_to_lists_written_at_the_keys_column_keeping_comments(tmp_path):
+    project = fixes_yml_project(tmp_path, UNINDENTED)
+    yml = project / "models/fixes/_fixes__models.yml"
+
+    created = new_fix(project, "b")
+
+    after = yml.read_text()
+    assert created.layout_kept
+    added = added_lines(UNINDENTED, after)
+    assert "- name: fix_b" in added and "- name: test_fix_b" in added  # at the key's column
+    assert "# after the tests" in after and "description: first   # why" in after
+    document = yaml.safe_load(after)
+    assert [m["name"] for m in document["models"]] == ["fix_a", "fix_b"]
+    assert [t["name"] for t in document["unit_tests"]] == ["test_fix_a", "test_fix_b"]
+    assert document["unit_tests"][1]["given"][0]["input"] == "ref('int_events__classified')"
+
+    remove_fix(project, "b")
+    assert yml.read_text() == UNINDENTED
+
+
+def test_new_fix_rewrites_a_layout_it_cannot_add_lines_to_and_says_so(tmp_path):
+    text = "version: 2\nmodels: [{name: fix_a, description: first}]  # flow\nunit_tests: []\n"
+    project = fixes_yml_project(tmp_path, text)
+
+    result = runner.invoke(app, ["new-fix", "b", "--project-dir", str(project)])
+
+    assert result.exit_code == 0, result.output
+    assert "its comments are gone, its data is the same" in " ".join(result.output.split())
+    document = yaml.safe_load((project / "models/fixes/_fixes__models.yml").read_text())
+    assert document["models"][0] == {"name": "fix_a", "description": "first"}
+    assert [m["name"] for m in document["models"]] == ["fix_a", "fix_b"]
+    assert [t["name"] for t in document["unit_tests"]] == ["test_fix_b"]
+
+
+def test_new_fix_refuses_a_fixes_yaml_that_is_not_yaml_naming_the_file(tmp_path):
+    project = fixes_yml_project(tmp_path, "models: [unclosed\n")
+    with pytest.raises(ScaffoldError, match="_fixes__models.yml is not a valid dbt properties"):
+        new_fix(project, "b")
+    assert not (project / "models/fixes/fix_b.sql").exists()

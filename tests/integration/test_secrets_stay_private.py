@@ -14,7 +14,7 @@ import requests
 from typer.testing import CliRunner
 
 from loader.cli import app
-from loader.fixes import lint
+from loader.fixes import lint_compile
 
 runner = CliRunner()
 KEY, SECRET = "emu-key-3", "emu-secret-8c1f77"
@@ -116,9 +116,9 @@ def test_lint_starts_dbt_without_the_credentials(tmp_path, monkeypatch):
         seen.append(env)
         return subprocess.CompletedProcess(command, 1, "", "")
 
-    monkeypatch.setattr(lint.subprocess, "run", fake_run)
-    with pytest.raises(lint.CompileFailed):
-        lint.compile_fixes(tmp_path, ["fix_a"], tmp_path / "work")
+    monkeypatch.setattr(lint_compile.subprocess, "run", fake_run)
+    with pytest.raises(lint_compile.CompileFailed):
+        lint_compile.compile_fixes(tmp_path, ["fix_a"], tmp_path / "work")
     [env] = seen
     assert not [name for name in env if name.startswith(("MPARTICLE_", "AMPLITUDE_"))]
     assert env["BACKFILL_DUCKDB"] == str(tmp_path / "work" / "lint.duckdb")
