@@ -77,11 +77,14 @@ class PushOptions:
 
     @property
     def limits(self) -> PackingLimits:
-        """The destination's packing limits, with `batches_per_request` when lower."""
+        """The destination's packing limits, with `batches_per_request` when lower, and at
+        most a second of the rate in a request (at a low rate, one request is no burst)."""
         limits = self.route.limits
-        if self.batches_per_request is None:
+        fewer = min(limits.max_batches_per_request, max(1, int(self.rate)))
+        if self.batches_per_request is not None:
+            fewer = min(fewer, self.batches_per_request)
+        if fewer == limits.max_batches_per_request:
             return limits
-        fewer = min(limits.max_batches_per_request, self.batches_per_request)
         return dataclasses.replace(limits, max_batches_per_request=fewer)
 
     def as_dict(self) -> dict:

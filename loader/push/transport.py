@@ -55,7 +55,9 @@ class RateLimiter:
     """A shared limit in batches per second for every worker thread.
 
     Each send reserves its batches' share of time in order (a strict schedule, no
-    bursts), so the long-run rate never exceeds `rate`. `pause` stops everyone for a
+    bursts), so the long-run rate never exceeds `rate`; as a request carries at most a
+    second of the rate (`PushOptions.limits`), no second of a run, its first included,
+    gets more than one request ahead of the schedule. `pause` stops everyone for a
     while (a 429); `slow_down` halves the rate, which then recovers by a tenth of the
     target each second.
     """
