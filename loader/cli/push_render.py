@@ -155,11 +155,31 @@ def _print_identity_risk(plan: PlanSummary, *, mparticle: bool) -> None:
             "login identity: mParticle may create new profiles for them (extra MTUs). "
             "Build with --vars '{exclude_high_risk_users: true}' to skip them."
         )
-    if plan.with_user_attributes:
+    _print_user_attributes(plan)
+
+
+def _print_user_attributes(plan: PlanSummary) -> None:
+    """Events that set user attributes: their users' blocked ones (as the build decided,
+    `replay_user_attributes`), and others (a fix put there, or unknown for a Parquet set)."""
+    blocked = plan.with_blocked_user_attributes
+    if blocked:
         err.print(
-            f"[yellow]warning:[/] {plan.with_user_attributes} events carry blocked user "
-            "attributes (var replay_blocked_user_attributes): they overwrite the profile's "
-            "current values, which may be newer"
+            f"[yellow]warning:[/] {blocked} events carry their users' blocked user attributes "
+            "(var replay_blocked_user_attributes): they overwrite the profile's current "
+            "values, which may be newer"
+        )
+    others = plan.with_user_attributes - (blocked or 0)
+    if others and blocked is None:
+        err.print(
+            f"[yellow]warning:[/] {others} events set user attributes (blocked ones when "
+            "built with var replay_blocked_user_attributes, or ones a fix put there): they "
+            "overwrite the profile's current values, which may be newer"
+        )
+    elif others:
+        err.print(
+            f"[yellow]warning:[/] {others} {'more ' if blocked else ''}events set user "
+            "attributes a fix put there: they overwrite the profile's current values, which "
+            "may be newer"
         )
 
 

@@ -82,6 +82,9 @@ class PlanSummary:
     data_plan_notes: dict[str, int] = field(default_factory=dict)
     events_by_identity_risk: dict[str, int] = field(default_factory=dict)
     with_user_attributes: int = 0  # events whose batch sets user attributes
+    # of them, events of users the build sends blocked user attributes for
+    # (`replay_user_attributes.will_send`); None: the replay set comes without that table
+    with_blocked_user_attributes: int | None = None
     changed_examples: list[str] = field(default_factory=list)
     superseded_batches: int = 0
     # the build's age limits (replay_build_settings); None: built without them, no age checks
@@ -290,6 +293,7 @@ class Planner:
                 count(*) filter (where {older_than_api}),
                 min(timestamp_unixtime_ms),
                 count(*) filter (where with_user_attributes),
+                count(*) filter (where with_user_attributes and {self._sends_blocked_attributes()}),
             from (
                 select event_type, coalesce(data_plan_note, '(none)') as note,
                     coalesce(identity_risk, 'unknown') as risk, user_key, timestamp_unixtime_ms,
@@ -299,7 +303,7 @@ class Planner:
             group by grouping sets ((), (event_type), (note), (risk))
             order by 5 desc, 4"""
         ).fetchall()
-        for by_type, by_note, by_risk, name, count, users, warn, too_old, api, oldest, ua in rows:
+        for by_type, by_note, by_risk, name, count, users, warn, too_old, api, oldest, *ua in rows:
             if by_type:
                 summary.events_by_type[name] = count
             elif by_note:
@@ -310,7 +314,9 @@ class Planner:
                 summary.to_send, summary.users = count, users
                 summary.older_than_warn_days, summary.older_than_max_days = warn, too_old
                 summary.older_than_api_days = api
-                summary.with_user_attributes = ua
+                summary.with_user_attributes = ua[0]
+                if self._has_user_attribute_decisions():
+                    summary.with_blocked_user_attributes = ua[1]
                 if oldest is not None:
                     summary.oldest_event_days = round((self.now_ms - oldest) / DAY_MS, 1)
 
@@ -322,6 +328,25 @@ class Planner:
         summary.sample_pairs_covered = coverage.pairs_covered
         summary.sample_pairs_total = coverage.pairs_total
         summary.held_back = coverage.pending_events - summary.to_send
+
+    def _has_user_attribute_decisions(self) -> bool:
+        """Whether the warehouse says whose blocked user attributes it sends (a Parquet
+        replay set does not)."""
+        [(found,)] = self.con.execute(
+            "select count(*) from duckdb_tables() where database_name = ? "
+            "and schema_name = 'main' and table_name = 'replay_user_attributes'",
+            [ALIAS],
+        ).fetchall()
+        return bool(found)
+
+    def _sends_blocked_attributes(self) -> str:
+        """SQL: the event's user gets blocked user attributes (as the build decided)."""
+        if not self._has_user_attribute_decisions():
+            return "false"
+        return (
+            f"user_key in (select user_key from {ALIAS}.main.replay_user_attributes "
+            "where will_send)"
+        )
 
     def _older_than(self, days: int) -> str:
         return f"timestamp_unixtime_ms < {self.now_ms - days * DAY_MS}"
