@@ -15,6 +15,12 @@ not recorded again (Amplitude's de-duplication window is 7 days: the emulator's 
 Faults as the Events API emulator's: a script for the first requests (429, 503, drop,
 drop-after, 200) and random shares of 429 (naming the first event's ids), 503 and drops
 (the request is processed, then the connection closed without an answer).
+
+It is built on `loader.emulator.http_core`, so it has the Events API emulator's
+hardening: request slots (a 503 with Retry-After when all are taken), bodies by
+Content-Length or chunked, a body over the payload limit drained and refused 413, a bad
+chunk size refused 400. With `db_path`, the record file is held while it serves and rows
+are written in blocks.
 """
 
 from __future__ import annotations
@@ -26,11 +32,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import orjson
 
 from loader.amplitude_api.contract import (
@@ -40,8 +44,22 @@ from loader.amplitude_api.contract import (
     MAX_EVENTS_PER_SECOND_PER_ID,
     MAX_REQUEST_BYTES,
 )
-from loader.emulator.server import HOST, EmulatorError, wait_for_stop
-from loader.warehouse import open_duckdb
+from loader.emulator import http_core
+from loader.emulator.http_core import (
+    HOST,
+    MAX_CONCURRENT_REQUESTS,
+    BadChunk,
+    BodyTooLarge,
+    BufferedRows,
+    ClientGone,
+    EmulatorError,
+    StandInHandler,
+    StandInServer,
+    arrow_columns,
+    open_record,
+    read_body,
+    wait_for_stop,
+)
 
 MAX_READ_BYTES = 64 * 1024 * 1024  # larger bodies are not read: the connection is closed
 SCRIPT_ENTRIES = ("429", "503", "drop", "drop-after", "200")
@@ -55,6 +73,25 @@ create table if not exists received_amplitude_requests (
     error varchar
 );
 """
+RECORD_COLUMNS = {
+    "received_amplitude_events": arrow_columns(
+        insert_id="string",
+        user_id="string",
+        device_id="string",
+        event_type="string",
+        time="int64",
+        event_json="string",
+        request_no="int32",
+    ),
+    "received_amplitude_requests": arrow_columns(
+        request_no="int32",
+        status="int32",
+        fault="string",
+        events="int32",
+        body_bytes="int64",
+        error="string",
+    ),
+}
 
 
 @dataclass
@@ -110,20 +147,29 @@ class AmplitudeEmulator:
         self.log: list[tuple[int, int, str | None, int, int, str | None]] = []
         self.seen: dict[str, collections.deque[float]] = {}
         self.request_no = 0
-        self.server = _Server((HOST, config.port), _Handler, self)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.rows: BufferedRows | None = None
+        if config.db_path is not None:
+            self.rows = BufferedRows(open_record(config.db_path, RECORD_DDL), RECORD_COLUMNS)
+        try:
+            self.server = StandInServer(config.port, _Handler, self)
+        except EmulatorError:
+            if self.rows is not None:
+                self.rows.close()
+            raise
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.server.server_address[1]}{BATCH_PATH}"
+        return f"http://{HOST}:{self.server.port}{BATCH_PATH}"
 
     def start(self) -> None:
-        self.thread.start()
+        self.server.start()
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._save()
+        self.server.stop()
+        with self.lock:
+            if self.rows is not None:
+                self.rows.close()
+                self.rows = None
 
     def summary(self) -> str:
         statuses = collections.Counter(entry[1] for entry in self.log)
@@ -254,44 +300,46 @@ class AmplitudeEmulator:
             if insert_id is not None:
                 self.insert_ids.add(insert_id)
             self.accepted.append({**event, "_request_no": number})
+            if self.rows is not None:
+                self.rows.add(
+                    "received_amplitude_events",
+                    (
+                        event.get("insert_id"),
+                        event.get("user_id"),
+                        event.get("device_id"),
+                        event.get("event_type"),
+                        event.get("time"),
+                        orjson.dumps(event).decode(),
+                        number,
+                    ),
+                )
 
     def _logged(
         self, number: int, reply: Reply, fault: str | None, events: int = 0, size: int = 0
     ) -> Reply:
         error = reply.body.get("error") if reply.body else None
+        entry = (number, reply.status, fault, events, size, error)
         with self.lock:
-            self.log.append((number, reply.status, fault, events, size, error))
+            self.log.append(entry)
+            if self.rows is not None:
+                self.rows.add("received_amplitude_requests", entry)
+                self.rows.maybe_flush()
         return reply
 
-    def _save(self) -> None:
-        if self.config.db_path is None:
-            return
-        try:
-            con = open_duckdb(self.config.db_path)
-        except duckdb.Error as exc:
-            raise EmulatorError(f"cannot record in {self.config.db_path}: {exc}") from None
-        with con:
-            con.execute(RECORD_DDL)
-            rows = [
-                (
-                    e.get("insert_id"),
-                    e.get("user_id"),
-                    e.get("device_id"),
-                    e.get("event_type"),
-                    e.get("time"),
-                    orjson.dumps({k: v for k, v in e.items() if k != "_request_no"}).decode(),
-                    e["_request_no"],
-                )
-                for e in self.accepted
-            ]
-            if rows:
-                con.executemany(
-                    "insert into received_amplitude_events values (?, ?, ?, ?, ?, ?, ?)", rows
-                )
-            if self.log:
-                con.executemany(
-                    "insert into received_amplitude_requests values (?, ?, ?, ?, ?, ?)", self.log
-                )
+    def busy(self) -> Reply:
+        """Every slot taken: a 503 (its body unread), logged."""
+        with self.lock:
+            self.request_no += 1
+            number = self.request_no
+        message = f"the stand-in is serving {MAX_CONCURRENT_REQUESTS} requests already"
+        return self._logged(number, Reply(503, _error(503, message)), "busy")
+
+    def refused_unread(self, status: int, message: str, size: int) -> Reply:
+        """A body refused before it is parsed (too large to hold, bad chunking), logged."""
+        with self.lock:
+            self.request_no += 1
+            number = self.request_no
+        return self._logged(number, Reply(status, _error(status, message)), None, 0, size)
 
 
 def _validate(events: list, min_length: int) -> tuple[list[dict], dict[str, Any] | None]:
@@ -351,54 +399,45 @@ def _missing(name: str) -> dict[str, Any]:
     return {"code": 400, "error": "Request missing required field", "missing_field": name}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Handler(StandInHandler):
+    @property
+    def emulator(self) -> AmplitudeEmulator:
+        return self.server.owner
 
-    def __init__(self, address, handler, emulator: AmplitudeEmulator) -> None:
-        self.emulator = emulator
-        try:
-            super().__init__(address, handler)
-        except OSError as exc:
-            raise EmulatorError(f"cannot listen on {address[0]}:{address[1]}: {exc}") from None
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-    def do_POST(self) -> None:  # noqa: N802
+    def post(self) -> None:
+        emulator = self.emulator
         if self.path.split("?")[0] != BATCH_PATH:
+            self.close_connection = True  # the body is not read
             return self._reply(Reply(404, _error(404, "Not Found")))
         try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
+            body = read_body(
+                self, max_held=emulator.config.max_request_bytes, max_read=MAX_READ_BYTES
+            )
+        except (ClientGone, OSError):
+            return self.drop()
+        except BadChunk as exc:
+            return self._reply(emulator.refused_unread(400, str(exc), 0))
+        except BodyTooLarge as exc:
+            return self._reply(emulator.refused_unread(413, "Payload too large", exc.size))
+        if body is None:
             self.close_connection = True
             return self._reply(Reply(411, _error(411, "Content-Length required")))
-        if not 0 <= length <= MAX_READ_BYTES:
-            self.close_connection = True
-            return self._reply(Reply(413, _error(413, "Payload too large")))
-        body = self.rfile.read(length)
-        emulator = self.server.emulator
         reply = emulator.handle(body, self.headers.get("Content-Type", ""))
         if emulator.config.latency_ms:
             time.sleep(emulator.config.latency_ms / 1000)
         if reply.drop:
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(2)
-            return None
+            return self.drop()
         return self._reply(reply)
+
+    def busy(self) -> http_core.Reply:
+        reply = self.emulator.busy()
+        return http_core.Reply(
+            reply.status, orjson.dumps(reply.body), {"Retry-After": "1", "Connection": "close"}
+        )
 
     def _reply(self, reply: Reply) -> None:
         payload = orjson.dumps(reply.body or {"code": reply.status})
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        self.send_reply(http_core.Reply(reply.status, payload))
 
 
 @contextlib.contextmanager

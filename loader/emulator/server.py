@@ -36,8 +36,6 @@ import contextlib
 import hmac
 import math
 import random
-import re
-import socket
 import threading
 import time
 import zlib
@@ -45,20 +43,44 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import orjson
 
-from loader.errors import LoaderError
+from loader.emulator.http_core import (
+    HOST,
+    MAX_CONCURRENT_REQUESTS,
+    BadChunk,
+    BodyTooLarge,
+    BufferedRows,
+    ClientGone,
+    EmulatorError,
+    Reply,
+    StandInHandler,
+    StandInServer,
+    arrow_columns,
+    gunzip_bounded,
+    open_record,
+    read_body,
+    safe_headers,
+    wait_for_stop,
+)
 from loader.events_api.batch_rules import check_request, check_request_size, mpid_text
 from loader.events_api.errors import error_body
 from loader.events_api.limits import ACCOUNT_RATE_LIMIT, MAX_REQUEST_BYTES
-from loader.warehouse import open_duckdb
 
-HOST = "127.0.0.1"
+__all__ = [
+    "HOST",
+    "MAX_CONCURRENT_REQUESTS",
+    "Emulator",
+    "EmulatorConfig",
+    "EmulatorError",
+    "running_emulator",
+    "serve",
+    "wait_for_stop",
+]
 ENDPOINTS = {
     "/v2/events": False,
     "/v2/bulkevents": True,
@@ -68,12 +90,7 @@ MAX_READ_BYTES = 64 * 1024 * 1024  # larger bodies are not read at all
 # Bodies over this are read to their end but not kept (a 413): even gzipped, such a body
 # decodes to more than the 256 KB a request may hold. A request holds at most this much.
 MAX_HELD_BYTES = 2 * MAX_REQUEST_BYTES
-READ_BLOCK_BYTES = 64 * 1024
-# At most this many requests are handled at once; another waits up to SLOT_WAIT_S for a
-# slot, then gets a 503 with Retry-After: 1 (its body unread, the connection closed).
-MAX_CONCURRENT_REQUESTS = 8
-SLOT_WAIT_S = 30.0
-CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")  # a chunk size line, extensions cut off
+# Slots (MAX_CONCURRENT_REQUESTS), bounded and chunked reads: loader.emulator.http_core.
 
 RECORD_DDL = """
 create table if not exists received_batches (
@@ -124,20 +141,7 @@ from unnested;
 """
 
 
-def _arrow_columns(**kinds: str) -> dict:
-    import pyarrow as pa
-
-    types = {
-        "timestamp": pa.timestamp("us", tz="UTC"),
-        "int64": pa.int64(),
-        "int32": pa.int32(),
-        "string": pa.string(),
-        "strings": pa.list_(pa.string()),
-    }
-    return {name: types[kind] for name, kind in kinds.items()}
-
-
-BATCH_COLUMNS = _arrow_columns(
+BATCH_COLUMNS = arrow_columns(
     received_at="timestamp",
     request_number="int64",
     batch_index="int32",
@@ -147,7 +151,7 @@ BATCH_COLUMNS = _arrow_columns(
     n_events="int32",
     batch_json="string",
 )
-REQUEST_COLUMNS = _arrow_columns(
+REQUEST_COLUMNS = arrow_columns(
     received_at="timestamp",
     request_number="int64",
     method="string",
@@ -160,10 +164,6 @@ REQUEST_COLUMNS = _arrow_columns(
     fault="string",
     errors="strings",
 )
-
-
-class EmulatorError(LoaderError):
-    """The emulator could not start (port in use, record file locked, bad settings)."""
 
 
 @dataclass
@@ -283,14 +283,10 @@ class TokenBucket:
 class Recorder:
     """Accepted batches and request log: in memory and, optionally, in a DuckDB file.
 
-    Rows for the file are buffered and written in blocks (inserting a thousand rows at
-    once costs a fraction of inserting them one request at a time); `close` writes the
-    rest. Nothing else can open the file while the emulator holds it, so the buffer is
-    never visible to a reader.
+    Rows for the file are buffered and written in blocks (`http_core.BufferedRows`);
+    `close` writes the rest. Nothing else can open the file while the emulator holds it,
+    so the buffer is never visible to a reader.
     """
-
-    FLUSH_ROWS = 1000
-    FLUSH_SECONDS = 1.0
 
     def __init__(self, db_path: Path | None, *, reset: bool, keep_in_memory: bool) -> None:
         self.lock = threading.Lock()
@@ -299,9 +295,7 @@ class Recorder:
         self.ids: set[str] = set()
         self.request_offset = 0
         self.con: duckdb.DuckDBPyConnection | None = None
-        self._pending_batches: list[tuple] = []
-        self._pending_requests: list[tuple] = []
-        self._flushed = time.monotonic()
+        self.rows: BufferedRows | None = None
         if db_path is None:
             return
         self.con = _open_record(db_path)
@@ -316,6 +310,9 @@ class Recorder:
         [(self.request_offset,)] = self.con.execute(
             "select coalesce(max(request_number), 0) from received_requests"
         ).fetchall()
+        self.rows = BufferedRows(
+            self.con, {"received_batches": BATCH_COLUMNS, "received_requests": REQUEST_COLUMNS}
+        )
 
     def accept(
         self, batches: list[dict], endpoint: str, request_number: int
@@ -336,9 +333,10 @@ class Recorder:
             events += n_events
             if self.keep_in_memory:
                 self.batches.append(text)
-            if self.con is not None:
+            if self.rows is not None:
                 mpid = batch.get("mpid")
-                self._pending_batches.append(
+                self.rows.add(
+                    "received_batches",
                     (
                         now,
                         request_number,
@@ -348,15 +346,16 @@ class Recorder:
                         None if mpid is None else mpid_text(mpid),
                         n_events,
                         text.decode(),
-                    )
+                    ),
                 )
         return accepted, duplicates, events
 
     def log_request(self, record: RequestRecord) -> None:
         """Add one request to the record file's log. Caller holds `lock`."""
-        if self.con is None:
+        if self.rows is None:
             return
-        self._pending_requests.append(
+        self.rows.add(
+            "received_requests",
             (
                 datetime.fromtimestamp(record.time, UTC),
                 record.number,
@@ -369,61 +368,25 @@ class Recorder:
                 record.body_bytes,
                 record.fault,
                 record.errors,
-            )
+            ),
         )
-        if (
-            len(self._pending_batches) + len(self._pending_requests) >= self.FLUSH_ROWS
-            or time.monotonic() - self._flushed >= self.FLUSH_SECONDS
-        ):
-            self.flush()
+        self.rows.maybe_flush()
 
     def flush(self) -> None:
         """Write buffered rows to the file. Caller holds `lock`."""
-        if self.con is None:
-            return
-        if self._pending_batches:
-            self._insert("received_batches", BATCH_COLUMNS, self._pending_batches)
-            self._pending_batches = []
-        if self._pending_requests:
-            self._insert("received_requests", REQUEST_COLUMNS, self._pending_requests)
-            self._pending_requests = []
-        self._flushed = time.monotonic()
-
-    def _insert(self, table: str, columns: dict, rows: list[tuple]) -> None:
-        import pyarrow as pa
-
-        from loader.warehouse import insert_columns
-
-        values = zip(*rows, strict=True)
-        arrays = {
-            name: pa.array(column, type=kind)
-            for (name, kind), column in zip(columns.items(), values, strict=True)
-        }
-        assert self.con is not None  # only called with a record file
-        insert_columns(self.con, table, arrays)
+        if self.rows is not None:
+            self.rows.flush()
 
     def close(self) -> None:
         with self.lock:
-            if self.con is not None:
-                self.flush()
-                self.con.execute("checkpoint").fetchall()
-                self.con.close()
+            if self.rows is not None:
+                self.rows.close()
+                self.rows = None
                 self.con = None
 
 
 def _open_record(path: Path) -> duckdb.DuckDBPyConnection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        con = open_duckdb(path)
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            raise EmulatorError(
-                f"{path} is in use by another process (another emulator, or a reader). "
-                "Stop it or pass another --db file."
-            ) from None
-        raise EmulatorError(f"cannot open {path}: {exc}") from None
-    con.execute(RECORD_DDL).fetchall()
-    return con
+    return open_record(path, RECORD_DDL)
 
 
 class Emulator:
@@ -442,7 +405,6 @@ class Emulator:
         self._requests: list[RequestRecord] = []
         self._request_count = 0  # continues the record file's numbering, see below
         self._stopping = threading.Event()
-        self.slots = threading.BoundedSemaphore(MAX_CONCURRENT_REQUESTS)
         self.counts = {
             "requests": 0,
             "accepted_batches": 0,
@@ -458,37 +420,26 @@ class Emulator:
         )
         self._request_count = self.recorder.request_offset
         try:
-            self.server = _Server((HOST, config.port), _Handler, self)
-        except OSError as exc:
+            self.server = StandInServer(config.port, _Handler, self)
+        except EmulatorError:
             self.recorder.close()
-            raise EmulatorError(
-                f"cannot listen on {HOST}:{config.port} ({exc.strerror}); "
-                "pick another port or use port 0 for a free one"
-            ) from None
-        self._thread: threading.Thread | None = None
+            raise
 
     @property
     def port(self) -> int:
-        return self.server.server_address[1]
+        return self.server.port
 
     @property
     def base_url(self) -> str:
         return f"http://{HOST}:{self.port}/v2"
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self.server.start()
 
     def stop(self) -> None:
         """Stop serving, cut open connections, and flush and close the record file."""
         self._stopping.set()
-        if self._thread is not None:
-            self.server.shutdown()
-            self._thread.join()
-        self.server.server_close()
-        self.server.close_connections()
+        self.server.stop()
         self.recorder.close()
 
     def script(self, entries: list[str]) -> None:
@@ -641,8 +592,7 @@ class Emulator:
                     message.startswith("batch ") for message in record.errors
                 )
         with self.recorder.lock:
-            if self.recorder.con is not None:
-                self.recorder.log_request(record)
+            self.recorder.log_request(record)
 
     def pause(self, seconds: float) -> None:
         """Sleep, but wake up when the emulator stops."""
@@ -650,44 +600,7 @@ class Emulator:
             self._stopping.wait(seconds)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address, handler, emulator: Emulator) -> None:
-        self.emulator = emulator
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, handler)
-
-    def process_request(self, request, client_address) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Drop(Exception):
-    """Close the connection without answering."""
-
-
-@dataclass
-class _Reply:
-    status: int
-    payload: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    events: int = 0
+_Reply = Reply
 
 
 def _forced_reply(fault: Scripted) -> _Reply:
@@ -716,14 +629,6 @@ def _forced_reply(fault: Scripted) -> _Reply:
     raise ValueError(f"no forced reply for {kind}")
 
 
-def _safe_headers(headers) -> dict[str, str]:
-    """Request headers without credential values."""
-    return {
-        name: ("<redacted>" if name.lower() in ("authorization", "proxy-authorization") else value)
-        for name, value in headers.items()
-    }
-
-
 def _decode(encoding: str | None, body: bytes) -> bytes | _Reply:
     """The body after Content-Encoding (identity or gzip), stopping past the size limit."""
     encoding = (encoding or "identity").strip().lower()
@@ -734,11 +639,10 @@ def _decode(encoding: str | None, body: bytes) -> bytes | _Reply:
             415, error_body("UNSUPPORTED_MEDIA_TYPE", f"unsupported Content-Encoding {encoding}")
         )
     try:
-        decoder = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        data = decoder.decompress(body, MAX_REQUEST_BYTES + 1)
+        data = gunzip_bounded(body, MAX_REQUEST_BYTES)
     except zlib.error as exc:
         return _Reply(400, error_body("BAD_REQUEST", f"body is not valid gzip ({exc})"))
-    if len(data) > MAX_REQUEST_BYTES:
+    if data is None:
         return _Reply(
             413,
             error_body(
@@ -750,36 +654,28 @@ def _decode(encoding: str | None, body: bytes) -> bytes | _Reply:
     return data
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(StandInHandler):
     server_version = "mParticleEmulator/1"
-    timeout = 60  # seconds an idle keep-alive connection stays open
-    disable_nagle_algorithm = True  # headers and body go out as separate writes
-    server: _Server
 
     def version_string(self) -> str:
         return self.server_version
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass  # requests are in Emulator.requests and the record file
+    @property
+    def emulator(self) -> Emulator:
+        return self.server.owner
 
     def do_GET(self) -> None:  # noqa: N802
         if self.path.rstrip("/") == "/_emulator/stats":
-            self._send(_Reply(200, orjson.dumps(self.server.emulator.stats())))
+            self._send(_Reply(200, orjson.dumps(self.emulator.stats())))
         else:
             self._send(_Reply(404, error_body("NOT_FOUND", f"no such resource: GET {self.path}")))
 
-    def do_POST(self) -> None:  # noqa: N802
-        emulator = self.server.emulator
-        if not emulator.slots.acquire(timeout=SLOT_WAIT_S):
-            return self._busy(emulator)
-        try:
-            self._post(emulator)
-        finally:
-            emulator.slots.release()
+    def post(self) -> None:
+        self._post(self.emulator)
 
-    def _busy(self, emulator: Emulator) -> None:
+    def busy(self) -> Reply:
         """Too many requests at once: 503 without reading the body, and close."""
+        emulator = self.emulator
         record = RequestRecord(
             number=emulator.next_number(),
             method="POST",
@@ -787,21 +683,18 @@ class _Handler(BaseHTTPRequestHandler):
             status=503,
             n_batches=0,
             body_bytes=0,
-            headers=_safe_headers(self.headers),
+            headers=safe_headers(self.headers),
             time=time.time(),
             fault="busy",
         )
         emulator.finish(record)
-        self.close_connection = True
         message = (
             f"the emulator is serving {MAX_CONCURRENT_REQUESTS} requests already; try again later"
         )
-        self._send(
-            _Reply(
-                503,
-                error_body("SERVICE_UNAVAILABLE", message),
-                {"Retry-After": "1", "Connection": "close"},
-            )
+        return _Reply(
+            503,
+            error_body("SERVICE_UNAVAILABLE", message),
+            {"Retry-After": "1", "Connection": "close"},
         )
 
     def _post(self, emulator: Emulator) -> None:
@@ -813,12 +706,12 @@ class _Handler(BaseHTTPRequestHandler):
             status=None,
             n_batches=0,
             body_bytes=0,
-            headers=_safe_headers(self.headers),
+            headers=safe_headers(self.headers),
             time=time.time(),
         )
         try:
             body = self._read_body(record)
-        except (_Drop, ValueError, OSError):
+        except (ClientGone, OSError):
             record.fault = "unreadable body"
             return self._drop(emulator, record, 0)
         if isinstance(body, _Reply):  # a bad chunk size, or a body too large to hold
@@ -919,68 +812,18 @@ class _Handler(BaseHTTPRequestHandler):
         with a 413 (so the connection stays usable). A bad chunk size is a 400, and the
         connection is closed (where the body ends is unknown).
         """
-        held: list[bytes] = []
-        total = 0
-
-        def take(n: int) -> None:
-            nonlocal total
-            while n > 0:
-                data = self.rfile.read(min(n, READ_BLOCK_BYTES))
-                if not data:
-                    raise _Drop  # the client went away mid-body
-                n -= len(data)
-                total += len(data)
-                if total <= MAX_HELD_BYTES:
-                    held.append(data)
-                else:
-                    held.clear()
-
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            while True:
-                line = self.rfile.readline(1024)
-                if not line:
-                    raise _Drop
-                text = line.split(b";", 1)[0].strip()
-                if not CHUNK_SIZE.fullmatch(text):
-                    self.close_connection = True
-                    shown = text.decode("ascii", "backslashreplace")
-                    return _Reply(
-                        400,
-                        error_body("BAD_REQUEST", f"bad chunk size {shown!r} in a chunked body"),
-                        {"Connection": "close"},
-                    )
-                size = int(text, 16)
-                if size == 0:
-                    while self.rfile.readline(1024).strip():
-                        pass  # trailers
-                    break
-                if total + size > MAX_READ_BYTES:
-                    raise _Drop
-                take(size)
-                self.rfile.readline(1024)
-        else:
-            length = self.headers.get("Content-Length")
-            if length is None:
-                return None
-            n = int(length)
-            if n < 0 or n > MAX_READ_BYTES:
-                raise _Drop
-            take(n)
-        record.body_bytes = total
-        if total > MAX_HELD_BYTES:
-            return _Reply(413, error_body("REQUEST_TOO_LARGE", check_request_size(total) or ""))
-        return b"".join(held)
+        try:
+            body = read_body(self, max_held=MAX_HELD_BYTES, max_read=MAX_READ_BYTES)
+        except BadChunk as exc:
+            return _Reply(400, error_body("BAD_REQUEST", str(exc)), {"Connection": "close"})
+        except BodyTooLarge as exc:
+            record.body_bytes = exc.size
+            return _Reply(413, error_body("REQUEST_TOO_LARGE", check_request_size(exc.size) or ""))
+        record.body_bytes = len(body or b"")
+        return body
 
     def _send(self, reply: _Reply) -> None:
-        self.send_response(reply.status)
-        if reply.payload:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(reply.payload)))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if reply.payload:
-            self.wfile.write(reply.payload)
+        self.send_reply(reply)
 
 
 @contextlib.contextmanager
@@ -1019,21 +862,3 @@ def serve(
     finally:
         emulator.stop()
     return emulator
-
-
-def wait_for_stop(
-    stop: threading.Event, url: str, url_file: Path | None, on_ready: Callable[[], object]
-) -> None:
-    """Write `url` to `url_file` (atomically; removed at the end), call `on_ready`, then
-    wait until `stop` is set."""
-    if url_file is not None:
-        partial = url_file.with_name(url_file.name + ".partial")
-        partial.write_text(url + "\n")
-        partial.replace(url_file)
-    try:
-        on_ready()
-        while not stop.wait(0.2):
-            pass
-    finally:
-        if url_file is not None:
-            url_file.unlink(missing_ok=True)

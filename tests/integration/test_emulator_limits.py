@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import orjson
 import requests
 
-from loader.emulator import server
+from loader.emulator import http_core
 from loader.emulator.server import MAX_CONCURRENT_REQUESTS, EmulatorConfig, running_emulator
 from tests.integration.test_emulator import batch, start_cli
 
@@ -80,7 +80,7 @@ def test_a_body_too_large_is_drained_not_held_and_refused_413():
 
 
 def test_requests_beyond_the_concurrency_cap_get_503(monkeypatch):
-    monkeypatch.setattr(server, "SLOT_WAIT_S", 0.5)
+    monkeypatch.setattr(http_core, "SLOT_WAIT_S", 0.5)
     config = EmulatorConfig(api_key="key", api_secret="s3cr3t-value")
     with running_emulator(config) as emu:
         stalled = []
