@@ -7,6 +7,9 @@ loader.events_api.batch_rules and packing, or mParticle's, from an HTTP 4xx body
 transport's) to a `Refusal`: a short `code`, a fixed `reason` text for that code, and the
 message itself as `detail` (nothing is lost).
 
+A `loader.refusals.Coded` message (a destination's refusal, which says its code where
+it is made) keeps its own code and reason: the rules here are for messages without one.
+
 A message of several problems (joined with "; ") gets the codes of its problems joined
 with "+", in order. A message no rule knows gets the code `other` and, as its reason, the
 message with its numbers and quoted values blanked out (so that such messages still group).
@@ -16,18 +19,13 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
 
 from loader.events_api.limits import MAX_BATCH_BYTES, MAX_BATCHES_PER_REQUEST, MAX_REQUEST_BYTES
+from loader.refusals import Coded, Refusal
+
+__all__ = ["OTHER", "REASONS", "Refusal", "classify"]
 
 OTHER = "other"
-
-
-@dataclass(frozen=True)
-class Refusal:
-    code: str
-    reason: str
-    detail: str
 
 
 # (code, fixed reason, pattern) in order: the first pattern found in a problem gives its code
@@ -84,11 +82,14 @@ _SPLIT = re.compile(r"; (?!the limit is|with its batch context|last error)")
 REASONS = {code: reason for code, reason, _ in (*RULES, *FAILURE_RULES)}
 
 
-@functools.lru_cache(maxsize=65_536)  # a run's failures often repeat one message
+# a run's failures often repeat one message; typed: a Coded message is not its plain text
+@functools.lru_cache(maxsize=65_536, typed=True)
 def classify(message: str | None) -> Refusal | None:
     """The code and fixed reason of `message` (None for no message)."""
     if message is None:
         return None
+    if isinstance(message, Coded):
+        return message.refusal()
     for code, reason, pattern in _FAILURE_RULES:
         if pattern.search(message):
             return Refusal(code, reason, message)

@@ -141,8 +141,10 @@ def test_a_400_refuses_only_the_bad_events_with_amplitudes_message(env):
         assert len(emu.accepted) == len(amplitude_rows(env)) - 1
     with Ledger.open(Path(env["BACKFILL_LEDGER"]), read_only=True) as ledger:
         rows = ledger.query("select replay_key, error from event_states where state = 'rejected'")
+        codes = ledger.query("select code, reason from failures")
     assert rows == [(f"amplitude:{bad_key}", rows[0][1])]
     assert "invalid time" in rows[0][1]
+    assert codes == [("invalid_field", "a field has a value the destination refuses")]
 
 
 def test_the_push_output_names_amplitude_as_the_side_that_refused(env):

@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from loader.amplitude_api.contract import MAX_EVENTS_PER_REQUEST, MAX_REQUEST_BYTES
+from loader.events_api.reasons import classify
 from loader.push.destination import ConfigurationError, Verdict
 from loader.push.destinations import amplitude, route
 from loader.push.destinations.amplitude import (
@@ -93,6 +94,18 @@ def test_a_400_names_the_bad_events_and_an_invalid_key_stops_the_run():
     assert answer.verdict is Verdict.SPLIT and set(answer.refused or {}) == {0, 2}
     assert "invalid time" in (answer.refused or {})[2]
     assert "missing event_type" in (answer.refused or {})[2]
+    # each refusal says its stable code where it is made, not left to text rules
+    refused = {i: classify(m) for i, m in (answer.refused or {}).items()}
+    assert refused[0] is not None and refused[0].code == "missing_field"
+    assert refused[2] is not None and refused[2].code == "invalid_field+missing_field"
+    assert refused[2].detail == (answer.refused or {})[2]
+    whole = classify(destination.classify(400, {}, '{"code":400,"error":"Bad"}').message)
+    assert whole is not None and whole.code == "destination_bad_request"
+    too_big = classify(destination.classify(413, {}, '{"error":"Payload too large"}').message)
+    assert too_big is not None and too_big.code == "request_too_big"
+    # the same text without its code is classified by the text rules
+    plain = classify(str((answer.refused or {})[0]))
+    assert plain is not None and plain.code != "missing_field"
     stop = destination.classify(400, {}, '{"code":400,"error":"Invalid API key"}')
     assert stop.verdict is Verdict.STOP
     assert destination.classify(413, {}, "{}").verdict is Verdict.SPLIT

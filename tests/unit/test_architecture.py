@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 LOADER = Path(__file__).resolve().parents[2] / "loader"
-SHARED = {"errors", "settings", "warehouse", "build_settings", "object_storage"}
+SHARED = {"errors", "settings", "warehouse", "build_settings", "object_storage", "refusals"}
 ALLOWED = {
     "events_api": set(),
     "amplitude_api": set(),

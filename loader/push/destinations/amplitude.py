@@ -56,6 +56,7 @@ from loader.push.destination import (
 )
 from loader.push.destinations.events_api import is_loopback
 from loader.push.packing import Group, PackedBatch, PackingLimits, batch_id
+from loader.refusals import Coded, coded
 from loader.settings import read_secret_file
 
 NAME = "amplitude"
@@ -312,9 +313,14 @@ def classify(status: int, headers: Mapping[str, str], body: str, throttle_wait_s
             signals=signals,
         )
     if status in (400, 413):
-        message = f"HTTP {status}: {_error(parsed, body)}"
+        text = f"HTTP {status}: {_error(parsed, body)}"
         bad = bad_event_indices(parsed) if status == 400 else {}
-        refused = {i: f"{message} ({', '.join(what)})" for i, what in bad.items()}
+        refused = {
+            i: coded(f"{text} ({', '.join(what)})", [_problem_code(w) for w in what])
+            for i, what in bad.items()
+        }
+        code = REQUEST_REFUSALS[status]
+        message = Coded(text, *code)
         return Answer(Verdict.SPLIT, message, signals=signals, refused=refused or None)
     if status in FATAL_STATUSES or 300 <= status < 400:
         reason = FATAL_STATUSES.get(status, f"the endpoint redirected ({status})")
@@ -323,7 +329,26 @@ def classify(status: int, headers: Mapping[str, str], body: str, throttle_wait_s
         return Answer(Verdict.STOP, reason, signals=signals)
     if status in (408, 425) or status >= 500:
         return Answer(Verdict.RETRY, f"HTTP {status}: {body}", signals=signals)
-    return Answer(Verdict.SPLIT, f"HTTP {status}: {_error(parsed, body)}", signals=signals)
+    message = Coded(f"HTTP {status}: {_error(parsed, body)}", *REQUEST_REFUSALS[400])
+    return Answer(Verdict.SPLIT, message, signals=signals)
+
+
+# Refusal codes (loader.refusals): of a request refused whole, by status, and of one bad
+# event by what its 400 body lists ("invalid time", "missing event_type", ...).
+REQUEST_REFUSALS = {
+    400: ("destination_bad_request", "the destination refused the batch as a bad request"),
+    413: ("request_too_big", "a request is over the destination's size or event-count limit"),
+}
+EVENT_REFUSALS = {
+    "invalid": ("invalid_field", "a field has a value the destination refuses"),
+    "missing": ("missing_field", "a required field is missing or empty"),
+    "silenced": ("silenced_device", "the destination silenced the event's device"),
+}
+
+
+def _problem_code(what: str) -> tuple[str, str]:
+    """The code of one problem of a bad event ("invalid time" -> invalid_field)."""
+    return EVENT_REFUSALS.get(what.split(" ", 1)[0], REQUEST_REFUSALS[400])
 
 
 def _holder(users: set[str], devices: set[str]) -> Callable[[bytes], bool]:
