@@ -13,6 +13,7 @@ from loader.audit.report.push import push_section
 from loader.audit.report.reading import attached, exists, query
 from loader.audit.report.replay_set import (
     ages_section,
+    blocked_identities_section,
     data_plan_section,
     fixes_section,
     integration_limits_section,
@@ -172,6 +173,8 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
         attributes, attribute_users = user_attributes_section(con)
         sections = [replay, ages_section(con, limits), skipped, fixes_section(con), risk]
         sections += [attributes] if attributes else []
+        identities = blocked_identities_section(con)
+        sections += [identities] if identities else []
         sections.append(data_plan_section(con))
         integrations = integration_limits_section(con)
         sections += [integrations] if integrations else []

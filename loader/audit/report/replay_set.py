@@ -269,6 +269,47 @@ def user_attributes_section(con: duckdb.DuckDBPyConnection) -> tuple[Section | N
     return Section("User attributes", html, "user-attributes"), sent
 
 
+def blocked_identities_section(con: duckdb.DuckDBPyConnection) -> Section | None:
+    """Blocked user and device identities: sent with their batches' events, or why not."""
+    if not exists(con, "blocked_identities__outcomes"):
+        return None
+    rows = query(
+        con,
+        """
+        select identity_kind, identity_type, count(*) filter (where outcome = 'replay'),
+            count(*) filter (where outcome = 'skipped'),
+            coalesce(string_agg(distinct skip_reason, ', ' order by skip_reason), '')
+        from blocked_identities__outcomes
+        group by all
+        order by 3 + 4 desc, 1, 2
+        """,
+    )
+    if not rows:
+        return None
+    sent = sum(r[2] for r in rows)
+    [(not_carried,)] = query(
+        con,
+        "select count(*) from blocked_identities__outcomes "
+        "where skip_reason = 'no_event_of_the_batch_replayed'",
+    )
+    carried_note = (
+        f" {fmt(not_carried)} not sent: no event of its batch is replayed (a batch that "
+        "blocked only identities or attributes, or whose events were all skipped)."
+        if not_carried
+        else ""
+    )
+    html = (
+        f"<p>{fmt(sent)} blocked identities go with their batches' replay events: a replay "
+        "batch keeps its batch's <code>user_identities</code> and <code>device_info</code> "
+        "whole, blocked ones too, because leaving a login identity out can make mParticle "
+        "create a second profile for the user (an extra MTU, the data on the wrong user)."
+        f"{carried_note} A replay naming the same data plan version may have them blocked "
+        "again. Every one: <code>blocked_identities__outcomes</code>.</p>"
+        + html_table(["kind", "identity", "sent", "not sent", "why not"], rows, numeric={2, 3})
+    )
+    return Section("Blocked identities", html, "blocked-identities")
+
+
 def integration_limits_section(con: duckdb.DuckDBPyConnection) -> Section | None:
     """Per integration of var integrations: its age limit and the events past it, by day."""
     if not exists(con, "integration_age_limit_events"):
