@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 
-.PHONY: setup demo test lint typecheck bench bench-scale lock clean azurite test-spark spark-setup bench-spark
+.PHONY: setup demo test test-fast lint typecheck bench bench-scale lock clean azurite test-spark spark-setup bench-spark
 
 setup: $(STAMP)
 
@@ -44,7 +44,15 @@ test: setup
 	$(BIN)/ruff format --check loader tests benchmarks scripts
 	$(BIN)/mypy
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/loader lint
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PARALLEL)
+
+# pytest-xdist: one worker a core, each test file on one worker (its module fixtures are
+# built once); `make test PARALLEL=` runs the suite in one process.
+PARALLEL ?= -n auto --dist loadfile
+
+# The unit tests alone (no dbt build, no server): seconds.
+test-fast: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q tests/unit
 
 lint: setup
 	$(BIN)/ruff check --fix loader tests benchmarks scripts

@@ -36,6 +36,19 @@ def held_open(database: Path) -> Iterator[subprocess.Popen]:
         holder.wait()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def dbt_parse_cache(tmp_path_factory) -> Iterator[None]:
+    """dbt's parse saved once per project, vars and settings, for every dbt run of this
+    test run (pytest-xdist's workers share it: the folder above their own)."""
+    from tests import parse_cache
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    parse_cache.use_folder(shared / "dbt-parse-cache")
+    yield
+    parse_cache.use_folder(None)
+
+
 @pytest.fixture
 def warehouse(tmp_path, monkeypatch) -> Path:
     """A fresh warehouse file that `loader` and dbt both use."""
@@ -52,8 +65,17 @@ def run_dbt(
     check: bool = True,
     project_dir: Path = ROOT,
 ) -> subprocess.CompletedProcess:
-    """Run dbt in a subprocess against `warehouse`, with its own target and log folders."""
+    """Run dbt in a subprocess against `warehouse`, with its own target and log folders.
+
+    dbt runs in the warehouse's folder with the warehouse named relatively, so that the
+    profile (which dbt's partial parsing compares) is the same for every test's warehouse
+    of that name: its target folder starts from the parse an earlier run of this test run
+    saved for the same project and vars (tests/parse_cache.py), and dbt itself checks that
+    it still matches every file, var and setting, parsing again what does not."""
+    from tests.parse_cache import reuse_parse, save_parse
+
     work = warehouse.parent / "dbt"
+    target = work / "target"
     command = [
         str(Path(sys.executable).parent / "dbt"),
         *args,
@@ -62,14 +84,18 @@ def run_dbt(
         "--profiles-dir",
         str(project_dir),
         "--target-path",
-        str(work / "target"),
+        str(target),
         "--log-path",
         str(work / "logs"),
     ]
-    if dbt_vars:
-        command += ["--vars", yaml.safe_dump(dbt_vars, default_flow_style=True)]
-    env = {**os.environ, "BACKFILL_DUCKDB": str(warehouse)}
-    result = subprocess.run(command, cwd=project_dir, env=env, capture_output=True, text=True)
+    dbt_vars_text = yaml.safe_dump(dbt_vars, default_flow_style=True) if dbt_vars else ""
+    if dbt_vars_text:
+        command += ["--vars", dbt_vars_text]
+    parse_key = (str(project_dir.resolve()), warehouse.name, dbt_vars_text)
+    reuse_parse(parse_key, target)
+    env = {**os.environ, "BACKFILL_DUCKDB": warehouse.name}
+    result = subprocess.run(command, cwd=warehouse.parent, env=env, capture_output=True, text=True)
+    save_parse(parse_key, target)
     if check and result.returncode != 0:
         raise AssertionError(f"dbt {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result

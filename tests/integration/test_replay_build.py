@@ -282,7 +282,11 @@ def test_build_settings_hold_the_vars_the_build_used(tmp_path, warehouse, monkey
         ("temp_directory", "VARCHAR"),
         ("built_at", "TIMESTAMP WITH TIME ZONE"),
     ]
-    assert query(warehouse, "select * exclude (built_at) from replay_build_settings") == [
+    [settings] = query(warehouse, "select * exclude (built_at) from replay_build_settings")
+    # dbt ran in the warehouse's folder (tests/conftest.py run_dbt): a relative temp folder
+    # is relative to it
+    temp_directory = str(warehouse.parent / settings[-1])
+    assert [(*settings[:-1], temp_directory)] == [
         (
             7,
             14,
