@@ -17,6 +17,16 @@ select
     limits.max_event_age_days is not null as limit_known,
     limits.other_limits,
     limits.source_url,
-    limits.checked_on
+    limits.checked_on,
+    limits.dedup_key,
+    limits.dedup_window_days,
+    limits.dedup_key_source_url,
+    limits.dedup_window_source_url,
+    limits.bad_event_fails_request,
+    limits.bad_event_source_url,
+    limits.historical_attributes_overwrite,
+    limits.attributes_source_url,
+    limits.can_trigger_messages,
+    limits.messages_source_url
 from named
 left join limits on named.integration = limits.integration

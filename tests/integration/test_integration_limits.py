@@ -61,6 +61,16 @@ def test_the_model_counts_only_events_past_the_limit(built):
     assert rows == [("google_analytics_4", 8, 2, 3), ("mixpanel", 8, None, None)]
 
 
+def test_the_model_carries_the_facts(built):
+    warehouse, _ = built
+    rows = query(
+        warehouse,
+        "select integration, dedup_key, bad_event_fails_request, can_trigger_messages "
+        "from replay_integrations order by position",
+    )
+    assert rows == [("google_analytics_4", None, None, None), ("mixpanel", None, False, None)]
+
+
 def test_the_push_plan_counts_at_send_time_and_says_what_is_unknown(built, tmp_path):
     warehouse, _ = built
     env = {"BACKFILL_DUCKDB": str(warehouse), "BACKFILL_LEDGER": str(tmp_path / "l.duckdb")}
@@ -114,3 +124,47 @@ def test_every_seeded_limit_cites_its_source():
         assert row["source_url"].startswith("https://"), row
         assert row["checked_on"] and row["other_limits"], row
         assert row["max_event_age_days"] == "" or row["max_event_age_days"].isdigit(), row
+
+
+FACT_SOURCES = {
+    "max_event_age_days": "source_url",
+    "dedup_key": "dedup_key_source_url",
+    "dedup_window_days": "dedup_window_source_url",
+    "bad_event_fails_request": "bad_event_source_url",
+    "historical_attributes_overwrite": "attributes_source_url",
+    "can_trigger_messages": "messages_source_url",
+}
+
+
+def seeded_facts() -> dict[str, dict[str, str]]:
+    with (ROOT / "seeds/integration_limits.csv").open(newline="") as file:
+        return {row["integration"]: row for row in csv.DictReader(file)}
+
+
+def test_every_known_fact_has_its_page_and_an_unknown_one_stays_empty():
+    for name, row in seeded_facts().items():
+        for fact, source in FACT_SOURCES.items():
+            if row[fact]:
+                assert row[source].startswith("https://"), (name, fact)
+        for flag in ("bad_event_fails_request", "historical_attributes_overwrite"):
+            assert row[flag] in ("", "true", "false"), (name, flag)
+        assert row["can_trigger_messages"] in ("", "true", "false"), name
+        assert row["dedup_window_days"] == "" or row["dedup_window_days"].isdigit(), name
+
+
+def test_the_documented_integration_rules_are_in_the_facts():
+    facts = seeded_facts()
+    assert {"amplitude", "google_analytics_4", "meta_conversions_api", "mixpanel", "braze"} <= set(
+        facts
+    ) and "customer_io" in facts
+    amplitude = facts["amplitude"]
+    assert amplitude["dedup_key"] == "event_name+event_timestamp+session_start"
+    assert amplitude["dedup_window_days"] == "7"
+    assert amplitude["historical_attributes_overwrite"] == "true"
+    meta = facts["meta_conversions_api"]
+    assert (meta["max_event_age_days"], meta["bad_event_fails_request"]) == ("7", "true")
+    assert facts["google_analytics_4"]["max_event_age_days"] == "3"
+    assert facts["braze"]["dedup_key"] == "none"
+    assert facts["braze"]["can_trigger_messages"] == "true"
+    assert facts["customer_io"]["can_trigger_messages"] == "true"
+    assert facts["mixpanel"]["bad_event_fails_request"] == "false"
