@@ -1,24 +1,19 @@
-"""Packing replay events into Events API batches and bulk requests (pure functions).
+"""Packing mechanics shared by every destination (pure functions).
 
 Input: the replay set's events of one user and one batch-level context (a `Group`), in
-send order. Output: `PackedBatch`es whose `body` is the exact batch JSON to send, then
-requests of several batches.
+send order. A destination's packing (`Pack`: a group into `PackedBatch`es whose `body` is
+the exact batch to send, in its own framing) cuts the batches; `pack_and_validate` wraps
+it with the destination's local checks, and `group_requests` puts batches into requests
+under the destination's `PackingLimits`. Batch ids are deterministic (`batch_id`).
 
-Event and context texts are embedded exactly as `replay_events` holds them: never parsed
-and serialised again, so 64-bit integers, number spellings, key order and every other
-byte stay as the replay set says. A batch is the context's members, a deterministic
-`source_request_id`, and `"events": [...]`.
-
-Limits come from the destination (`PackingLimits`; for the Events API a batch is at most
-128 KB of compact JSON, a request at most 256 KB and 100 batches). An event too big for
-a batch even alone is not sent: it comes out as a batch with an `error`.
+An event too big for a batch even alone is not sent: it comes out as a batch with an
+`error`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -27,10 +22,6 @@ import orjson
 # Namespace of the batch ids (UUID version 5: SHA-1 of this namespace and the batch's content).
 ID_NAMESPACE = bytes.fromhex("3f0c8a52e1d94b7a9c6e2b51d7a04f18")
 ID_LENGTH = 36
-_HEAD = b'{"source_request_id":"'
-_EVENTS = b'"events":['
-_TAIL = b"]}"
-_RESERVED_MEMBERS = ("events", "source_request_id")
 
 Validator = Callable[..., list[str]]
 
@@ -125,6 +116,10 @@ class PackedBatch:
         return self.keys.decode().split("\n")[:-1]
 
 
+# A destination's packing: a group into batches of at most so many bytes, in its framing.
+Pack = Callable[[Group, int], Iterator[PackedBatch]]
+
+
 def uuid5_text(digest: bytes) -> str:
     """The canonical text of a version-5 UUID from a SHA-1 `digest` (as `uuid.uuid5` does)."""
     h = digest[:16].hex()
@@ -144,98 +139,6 @@ def batch_id(context: bytes, keys: bytes, events: bytes) -> str:
     return uuid5_text(hashlib.sha1(name).digest())
 
 
-def _context_members(group: Group) -> tuple[bytes, str | None]:
-    """The context's members as bytes (without braces), or an error when unusable."""
-    text = group.batch_context
-    if not (text[:1] == "{" and text[-1:] == "}"):
-        text = text.strip()
-        if not (text[:1] == "{" and text[-1:] == "}"):
-            return b"", "batch_context is not a JSON object"
-    inner = text[1:-1]
-    if '"events"' in inner or '"source_request_id"' in inner:
-        try:
-            members = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return b"", "batch_context is not valid JSON"
-        clash = [name for name in _RESERVED_MEMBERS if name in members]
-        if clash:
-            return b"", f"batch_context must not hold {' or '.join(clash)} (the loader sets it)"
-    inner = inner.strip()
-    return inner.encode(), None
-
-
-def _head(batch_id_text: str, members: bytes) -> bytes:
-    if members:
-        return b"".join((_HEAD, batch_id_text.encode(), b'",', members, b",", _EVENTS))
-    return b"".join((_HEAD, batch_id_text.encode(), b'",', _EVENTS))
-
-
-def _head_bytes(members: bytes) -> int:
-    """Bytes of a batch without its events."""
-    return len(_HEAD) + ID_LENGTH + 2 + (len(members) + 1 if members else 0) + len(_EVENTS) + 2
-
-
-def pack_group(group: Group, max_batch_bytes: int) -> Iterator[PackedBatch]:
-    """Fill batches densely, in order: each takes as many of the next events as fit."""
-    members, context_error = _context_members(group)
-    head_bytes = _head_bytes(members)
-    offsets = group.offsets
-    n = len(offsets) - 1
-    # a batch of events i..j-1 has head_bytes + offsets[j] - offsets[i] - 1 bytes
-    if context_error is None and head_bytes + offsets[n] - offsets[0] - 1 <= max_batch_bytes:
-        if n:
-            yield _batch(group, members, 0, n, None)
-        return
-    i = 0
-    while i < n:
-        if context_error is not None:
-            j, error = i + 1, context_error
-        else:
-            j = bisect_right(offsets, offsets[i] + max_batch_bytes - head_bytes + 1, i, n + 1) - 1
-            error = None
-            if j == i:
-                j = i + 1
-                error = (
-                    f"event is {group.size(i)} bytes; with its batch context the batch would "
-                    f"be {head_bytes + group.size(i)} bytes, over the {max_batch_bytes}-byte "
-                    f"({max_batch_bytes / 1024:g} KB) batch limit"
-                )
-        yield _batch(group, members, i, j, error)
-        i = j
-
-
-def _batch(group: Group, members: bytes, i: int, j: int, error: str | None) -> PackedBatch:
-    offsets, key_offsets = group.offsets, group.key_offsets
-    base, key_base = offsets[0], key_offsets[0]
-    events = memoryview(group.events)[offsets[i] - base : offsets[j] - base - 1]
-    keys = group.keys[key_offsets[i] - key_base : key_offsets[j] - key_base]
-    sid = batch_id(members, keys, events)
-    if members:
-        body = b"".join((_HEAD, sid.encode(), b'",', members, b",", _EVENTS, events, _TAIL))
-    else:
-        body = b"".join((_HEAD, sid.encode(), b'",', _EVENTS, events, _TAIL))
-    hashes = group.content_hashes
-    if hashes is not None and (i or j < len(hashes)):
-        hashes = hashes[i:j]
-    return PackedBatch(sid, group.user_key, group.context_key, j - i, keys, hashes, body, error)
-
-
-def assemble(group: Group, source_request_id: str) -> PackedBatch:
-    """All of `group` as one batch under a given id (an earlier run's batch, sent again)."""
-    members, error = _context_members(group)
-    body = b"".join((_head(source_request_id, members), group.events[:-1], _TAIL))
-    return PackedBatch(
-        source_request_id,
-        group.user_key,
-        group.context_key,
-        len(group),
-        group.keys,
-        group.content_hashes,
-        body,
-        error,
-    )
-
-
 def _subgroup(group: Group, indexes: list[int]) -> Group:
     texts, keys, hashes = group.event_texts(), group.replay_keys(), group.content_hashes
     return Group.from_texts(
@@ -249,15 +152,15 @@ def _subgroup(group: Group, indexes: list[int]) -> Group:
 
 
 def pack_and_validate(
-    group: Group, validate: Validator | None, max_batch_bytes: int
+    group: Group, pack: Pack, validate: Validator | None, max_batch_bytes: int
 ) -> Iterator[PackedBatch]:
-    """`pack_group`, then check each batch with `validate(batch_dict, size=...)`.
+    """The destination's `pack`, then each batch checked with `validate(batch, size=...)`.
 
     A batch that fails is split: each of its events is checked alone, events that fail
     come out as one-event batches with the messages as `error`, and the others are
     packed again (and checked again).
     """
-    for batch in pack_group(group, max_batch_bytes):
+    for batch in pack(group, max_batch_bytes):
         if batch.error is not None or validate is None:
             yield batch
             continue
@@ -268,28 +171,28 @@ def pack_and_validate(
             batch.error = "; ".join(problems)
             yield batch
         else:
-            yield from _isolate(group, batch, validate, max_batch_bytes)
+            yield from _isolate(group, batch, pack, validate, max_batch_bytes)
 
 
 def _isolate(
-    group: Group, batch: PackedBatch, validate: Validator, max_batch_bytes: int
+    group: Group, batch: PackedBatch, pack: Pack, validate: Validator, max_batch_bytes: int
 ) -> Iterator[PackedBatch]:
     position = {key: k for k, key in enumerate(group.replay_keys())}
     good: list[int] = []
     for key in batch.replay_keys:
         k = position[key]
-        [alone] = pack_group(_subgroup(group, [k]), max_batch_bytes)
+        [alone] = pack(_subgroup(group, [k]), max_batch_bytes)
         problems = validate(orjson.loads(alone.body), size=len(alone.body))
         if problems:
             alone.error = "; ".join(problems)
             yield alone
         else:
             good.append(k)
-    for repacked in pack_group(_subgroup(group, good), max_batch_bytes):
+    for repacked in pack(_subgroup(group, good), max_batch_bytes):
         problems = validate(orjson.loads(repacked.body), size=len(repacked.body))
         if problems:  # a problem of the batch as a whole: keep each event apart
             for k in (position[key] for key in repacked.replay_keys):
-                [alone] = pack_group(_subgroup(group, [k]), max_batch_bytes)
+                [alone] = pack(_subgroup(group, [k]), max_batch_bytes)
                 alone.error = "; ".join(problems)
                 yield alone
         else:
@@ -321,8 +224,3 @@ def group_requests(
         size += extra
     if current:
         yield current
-
-
-def request_body(bodies: Iterable[bytes]) -> bytes:
-    """A `/bulkevents` body: the batches' bodies as one JSON array."""
-    return b"[" + b",".join(bodies) + b"]"

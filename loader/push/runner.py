@@ -229,10 +229,7 @@ class _Plan:
             yield route.assemble(group, source_request_id)
         validator, max_bytes = self.validator, route.limits.max_batch_bytes
         for group in planner.new_groups(with_hashes=with_hashes):
-            if validator is None:
-                yield from route.pack(group, max_bytes)
-            else:
-                yield from pack_and_validate(group, validator, max_bytes)
+            yield from pack_and_validate(group, route.pack, validator, max_bytes)
 
     def rejected(self, batch: PackedBatch) -> None:
         """A batch not sent (too big, or failing the local checks): counted by reason."""

@@ -11,17 +11,16 @@ import pyarrow as pa
 import pytest
 
 from loader.events_api.batch_rules import validate_batch
-from loader.push.destinations.events_api import LIMITS
-from loader.push.packing import (
-    Group,
-    assemble,
-    batch_id,
-    group_requests,
-    pack_and_validate,
-    pack_group,
-    request_body,
-)
+from loader.push.destinations.events_api import LIMITS, assemble, pack_group, request_body
+from loader.push.packing import Group, PackedBatch, batch_id, group_requests
+from loader.push.packing import pack_and_validate as pack_and_validate_with
 from loader.push.replay_reader import iter_groups
+
+
+def pack_and_validate(group, validate, max_batch_bytes):
+    """The shared checks wrapped around the Events API's packing."""
+    return pack_and_validate_with(group, pack_group, validate, max_batch_bytes)
+
 
 MAX_BATCH_BYTES = LIMITS.max_batch_bytes
 MAX_REQUEST_BYTES = LIMITS.max_request_bytes
@@ -244,3 +243,28 @@ def test_sizes_are_utf8_bytes(tmp_path):
     [g] = iter_groups(pa.RecordBatchReader.from_batches(table.schema, table.to_batches()))
     assert g.size(0) == len(text.encode()) > len(text)
     assert g.event_texts() == [text]
+
+
+def test_validation_wraps_any_destinations_packing():
+    """The shared checks split and re-pack with the packing they are given, not the Events
+    API's: here a framing of one array per batch, whose check refuses event 1."""
+
+    def pack_arrays(group: Group, max_batch_bytes: int):
+        texts, keys = group.event_texts(), group.keys
+        body = ("[" + ",".join(texts) + "]").encode()
+        yield PackedBatch("id", group.user_key, group.context_key, len(texts), keys, None, body)
+
+    def refuse_event_1(batch, size):
+        return (
+            ["event 1 refused"]
+            if any(e["data"]["timestamp_unixtime_ms"] % 10 == 1 for e in batch)
+            else []
+        )
+
+    batches = list(
+        pack_and_validate_with(
+            group([event(0), event(1), event(2)]), pack_arrays, refuse_event_1, 10**6
+        )
+    )
+    assert [(b.event_count, b.error) for b in batches] == [(1, "event 1 refused"), (2, None)]
+    assert all(b.body.startswith(b"[") for b in batches)

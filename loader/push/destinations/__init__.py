@@ -8,16 +8,15 @@ A new destination is a module here and a `Route` in `ROUTES`; `open_destination`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from loader.push import packing
 from loader.push.destination import ConfigurationError, Destination
-from loader.push.destinations import amplitude
+from loader.push.destinations import amplitude, events_api
 from loader.push.destinations.events_api import Credentials as Credentials
 from loader.push.destinations.events_api import EventsApiDestination
-from loader.push.packing import Group, PackedBatch, PackingLimits, Validator
+from loader.push.packing import Group, Pack, PackedBatch, PackingLimits, Validator
 
 EVENTS_API = "events_api"
 PACKING_LIMITS: PackingLimits = EventsApiDestination.limits
@@ -35,7 +34,7 @@ class Route:
     limits: PackingLimits
     default_rate: float
     validator: Validator | None
-    pack: Callable[[Group, int], Iterator[PackedBatch]]  # a group into batches
+    pack: Pack  # a group into batches, in the destination's framing
     assemble: Callable[[Group, str], PackedBatch]  # an open batch again, under its id
     dry_run_body: Callable[[Iterable[bytes]], bytes]  # a request body, secrets masked
 
@@ -49,9 +48,9 @@ ROUTES = {
         EventsApiDestination.limits,
         EventsApiDestination.default_rate,
         EventsApiDestination.validator(),
-        packing.pack_group,
-        packing.assemble,
-        packing.request_body,
+        events_api.pack_group,
+        events_api.assemble,
+        events_api.request_body,
     ),
     amplitude.NAME: Route(
         amplitude.NAME,

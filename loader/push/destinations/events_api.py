@@ -1,5 +1,9 @@
 """mParticle's Events API as a push destination: `POST {pod}/bulkevents`.
 
+- Packing (`pack_group`, `assemble`, `request_body`): a batch is the context's members,
+  a deterministic `source_request_id` and `"events": [...]`, the texts embedded byte for
+  byte; a request is a JSON array of batches.
+
 - Limits: a batch at most 128 KB, a request at most 256 KB and 100 batches; sends at
   250 batches/s by default, under the account's default limit of 270.
 - Auth: HTTP Basic with the input's (or feed's) API key and secret, from
@@ -22,10 +26,12 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
-from collections.abc import Iterable, Mapping
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import orjson
 import requests
 
 from loader.events_api.batch_rules import validate_batch
@@ -39,7 +45,7 @@ from loader.push.destination import (
     Verdict,
     retry_after_seconds,
 )
-from loader.push.packing import PackingLimits, Validator, request_body
+from loader.push.packing import ID_LENGTH, Group, PackedBatch, PackingLimits, Validator, batch_id
 
 KEY_ENV, SECRET_ENV = "MPARTICLE_API_KEY", "MPARTICLE_API_SECRET"
 DEFAULT_RATE = 250.0  # batches/s, under mParticle's default 270
@@ -198,3 +204,110 @@ def classify(status: int, headers: Mapping[str, str], body: str) -> Answer:
     if status in RETRYABLE_STATUSES or status >= 500:
         return Answer(Verdict.RETRY, f"HTTP {status}: {body}", signals=signals)
     return Answer(Verdict.SPLIT, error_message(status, body), signals=signals)  # other 4xx
+
+
+# Framing: a batch is the context's members, a deterministic `source_request_id`, and
+# `"events": [...]`. Event and context texts are embedded exactly as `replay_events`
+# holds them: never parsed and serialised again, so 64-bit integers, number spellings,
+# key order and every other byte stay as the replay set says.
+_HEAD = b'{"source_request_id":"'
+_EVENTS = b'"events":['
+_TAIL = b"]}"
+_RESERVED_MEMBERS = ("events", "source_request_id")
+
+
+def _context_members(group: Group) -> tuple[bytes, str | None]:
+    """The context's members as bytes (without braces), or an error when unusable."""
+    text = group.batch_context
+    if not (text[:1] == "{" and text[-1:] == "}"):
+        text = text.strip()
+        if not (text[:1] == "{" and text[-1:] == "}"):
+            return b"", "batch_context is not a JSON object"
+    inner = text[1:-1]
+    if '"events"' in inner or '"source_request_id"' in inner:
+        try:
+            members = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return b"", "batch_context is not valid JSON"
+        clash = [name for name in _RESERVED_MEMBERS if name in members]
+        if clash:
+            return b"", f"batch_context must not hold {' or '.join(clash)} (the loader sets it)"
+    inner = inner.strip()
+    return inner.encode(), None
+
+
+def _head(batch_id_text: str, members: bytes) -> bytes:
+    if members:
+        return b"".join((_HEAD, batch_id_text.encode(), b'",', members, b",", _EVENTS))
+    return b"".join((_HEAD, batch_id_text.encode(), b'",', _EVENTS))
+
+
+def _head_bytes(members: bytes) -> int:
+    """Bytes of a batch without its events."""
+    return len(_HEAD) + ID_LENGTH + 2 + (len(members) + 1 if members else 0) + len(_EVENTS) + 2
+
+
+def pack_group(group: Group, max_batch_bytes: int) -> Iterator[PackedBatch]:
+    """Fill batches densely, in order: each takes as many of the next events as fit."""
+    members, context_error = _context_members(group)
+    head_bytes = _head_bytes(members)
+    offsets = group.offsets
+    n = len(offsets) - 1
+    # a batch of events i..j-1 has head_bytes + offsets[j] - offsets[i] - 1 bytes
+    if context_error is None and head_bytes + offsets[n] - offsets[0] - 1 <= max_batch_bytes:
+        if n:
+            yield _batch(group, members, 0, n, None)
+        return
+    i = 0
+    while i < n:
+        if context_error is not None:
+            j, error = i + 1, context_error
+        else:
+            j = bisect_right(offsets, offsets[i] + max_batch_bytes - head_bytes + 1, i, n + 1) - 1
+            error = None
+            if j == i:
+                j = i + 1
+                error = (
+                    f"event is {group.size(i)} bytes; with its batch context the batch would "
+                    f"be {head_bytes + group.size(i)} bytes, over the {max_batch_bytes}-byte "
+                    f"({max_batch_bytes / 1024:g} KB) batch limit"
+                )
+        yield _batch(group, members, i, j, error)
+        i = j
+
+
+def _batch(group: Group, members: bytes, i: int, j: int, error: str | None) -> PackedBatch:
+    offsets, key_offsets = group.offsets, group.key_offsets
+    base, key_base = offsets[0], key_offsets[0]
+    events = memoryview(group.events)[offsets[i] - base : offsets[j] - base - 1]
+    keys = group.keys[key_offsets[i] - key_base : key_offsets[j] - key_base]
+    sid = batch_id(members, keys, events)
+    if members:
+        body = b"".join((_HEAD, sid.encode(), b'",', members, b",", _EVENTS, events, _TAIL))
+    else:
+        body = b"".join((_HEAD, sid.encode(), b'",', _EVENTS, events, _TAIL))
+    hashes = group.content_hashes
+    if hashes is not None and (i or j < len(hashes)):
+        hashes = hashes[i:j]
+    return PackedBatch(sid, group.user_key, group.context_key, j - i, keys, hashes, body, error)
+
+
+def assemble(group: Group, source_request_id: str) -> PackedBatch:
+    """All of `group` as one batch under a given id (an earlier run's batch, sent again)."""
+    members, error = _context_members(group)
+    body = b"".join((_head(source_request_id, members), group.events[:-1], _TAIL))
+    return PackedBatch(
+        source_request_id,
+        group.user_key,
+        group.context_key,
+        len(group),
+        group.keys,
+        group.content_hashes,
+        body,
+        error,
+    )
+
+
+def request_body(bodies: Iterable[bytes]) -> bytes:
+    """A `/bulkevents` body: the batches' bodies as one JSON array."""
+    return b"[" + b",".join(bodies) + b"]"
