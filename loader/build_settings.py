@@ -95,3 +95,57 @@ def read_age_limits(con: duckdb.DuckDBPyConnection, catalog: str | None = None) 
         f"select warn_event_age_days, max_event_age_days from {relation} limit 1"
     ).fetchone()
     return None if row is None else AgeLimits(warn_days=int(row[0]), max_days=int(row[1]))
+
+
+@dataclass(frozen=True)
+class SuppressionList:
+    """The suppression list a build skipped users by (`loader suppress`)."""
+
+    source_file: str
+    checksum: str  # SHA-256 of the file
+    rows: int
+
+    def as_dict(self) -> dict:
+        return {"path": self.source_file, "sha256": self.checksum, "rows": self.rows}
+
+
+NO_SUPPRESSION_LIST = (
+    "the replay set was built without a suppression list: no user was skipped as erased or "
+    "opted out. Load one (`loader suppress FILE`, README: privacy and side effects), then "
+    "`dbt build`."
+)
+
+
+def read_suppression_list(
+    con: duckdb.DuckDBPyConnection, catalog: str | None = None
+) -> SuppressionList | None:
+    """The list the build used, or None: built without one (or before lists existed)."""
+    relation = _settings_relation(con, catalog)
+    if relation is None:
+        return None
+    [(has_column,)] = con.execute(
+        f"select count(*) from (describe {relation}) where column_name = 'suppression_list'"
+    ).fetchall()
+    if not has_column:
+        return None
+    row = con.execute(
+        "select suppression_list, suppression_list_checksum, suppression_list_rows "
+        f"from {relation} limit 1"
+    ).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return SuppressionList(source_file=str(row[0]), checksum=str(row[1]), rows=int(row[2]))
+
+
+def suppression_line(suppression: SuppressionList | None) -> str:
+    """What the push plan and the report say about the build's suppression list."""
+    if suppression is None:
+        return NO_SUPPRESSION_LIST
+    return (
+        f"suppression list {suppression.source_file} ({suppression.rows} rows, "
+        f"sha256 {suppression.checksum[:12]}): its users' events are skipped (suppressed_user)"
+    )
+
+
+class NoSuppressionList(LoaderError):
+    """BACKFILL_REQUIRE_SUPPRESSION_LIST is set and the build had no suppression list."""

@@ -96,3 +96,19 @@ def temp_directory() -> Path:
         return Path(configured)
     warehouse = warehouse_path()
     return warehouse.with_name(warehouse.name + ".tmp")
+
+
+REQUIRE_SUPPRESSION_LIST_ENV = "BACKFILL_REQUIRE_SUPPRESSION_LIST"
+
+
+def require_suppression_list() -> bool:
+    """`BACKFILL_REQUIRE_SUPPRESSION_LIST` (true/1/yes): `loader push` refuses a replay set
+    built without a suppression list."""
+    raw = (os.environ.get(REQUIRE_SUPPRESSION_LIST_ENV) or "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise InvalidSetting(
+        f"{REQUIRE_SUPPRESSION_LIST_ENV}={raw!r}: set it to true or false (default false)."
+    )

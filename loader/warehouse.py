@@ -40,6 +40,18 @@ create table if not exists raw.ingested_files (
     lines_rejected bigint not null,
     ingested_at timestamptz not null
 );
+create table if not exists raw.suppression_list (
+    source_file varchar not null,
+    line_number bigint not null,
+    identity_type varchar,
+    identity varchar
+);
+create table if not exists raw.suppression_lists (
+    source_file varchar not null,
+    file_checksum varchar not null,
+    row_count bigint not null,
+    loaded_at timestamptz not null
+);
 """
 
 

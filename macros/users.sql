@@ -140,3 +140,29 @@
         (k, v) -> array_contains({{ sql_string_list(types) }}, k) and nullif(trim(v), '') is not null
     )))
 {%- endmacro %}
+
+{% macro user_identity_types() -%}
+    {#- mParticle's user identity type names: the Events API schema's
+        (https://docs.mparticle.com/schema/mparticle.inbound.eventsapi.schema.json) and those
+        its documentation adds (https://docs.mparticle.com/developers/apis/json-reference/),
+        as loader/events_api/batch_rules.py IDENTITY_TYPES checks them. -#}
+    {{ return([
+        'other', 'customer_id', 'facebook', 'twitter', 'google', 'microsoft', 'yahoo', 'email',
+        'alias', 'facebook_custom_audience_id', 'other_id_2', 'other_id_3', 'other_id_4',
+        'other_id_5', 'other_id_6', 'other_id_7', 'other_id_8', 'other_id_9', 'other_id_10',
+        'mobile_number', 'phone_number_2', 'phone_number_3',
+    ]) }}
+{%- endmacro %}
+
+{% macro suppression_list_loaded() -%}
+    {#- True when `loader suppress` (or `loader ingest` with BACKFILL_SUPPRESSION_LIST) loaded
+        a list into the warehouse, even an empty one; false before any list, on Spark, and
+        while dbt parses. Without a list the build joins nothing (no cost). -#}
+    {%- if not execute or target.type != 'duckdb' -%} {{ return(false) }} {%- endif -%}
+    {%- set lists = source('suppression', 'suppression_lists') -%}
+    {%- if adapter.get_relation(lists.database, lists.schema, lists.identifier) is none -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set result = run_query('select count(*) from ' ~ lists) -%}
+    {{ return(result.columns[0].values()[0] > 0) }}
+{%- endmacro %}

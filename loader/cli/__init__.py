@@ -10,6 +10,7 @@ from loader.cli.fixes import lint_command, new_fix_command, remove_fix_command
 from loader.cli.ingest import ingest_command, sample_command
 from loader.cli.push import push_command
 from loader.cli.status import status_command
+from loader.cli.suppress import suppress_command
 
 app = typer.Typer(
     help="Replay blocked mParticle data: ingest Quarantine Output, then push the dbt-built "
@@ -26,6 +27,7 @@ def main() -> None:
 
 app.command("ingest")(ingest_command)
 app.command("sample")(sample_command)
+app.command("suppress")(suppress_command)
 app.command("emulate")(emulate_command)
 app.command("plan-check")(plan_check_command)
 app.command("new-fix")(new_fix_command)

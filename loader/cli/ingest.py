@@ -12,9 +12,11 @@ import typer
 from loader import settings
 from loader.cli.common import JsonOption, err, esc, handles_loader_errors, out
 from loader.cli.ingest_progress import IngestProgress
+from loader.cli.suppress import print_load
 from loader.ingest.importer import IngestSummary, forget, ingest_source
 from loader.ingest.samples import generate
 from loader.ingest.sources import source_for
+from loader.ingest.suppression import configured_list, load_suppression_list
 from loader.warehouse import connect
 
 
@@ -45,7 +47,8 @@ def ingest_command(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Load Quarantine Output files (NDJSON, gzipped or not) into the warehouse's raw tables.
+    """Load Quarantine Output files (NDJSON, gzipped or not) into the warehouse's raw tables,
+    and the suppression list named by $BACKFILL_SUPPRESSION_LIST (see `loader suppress`).
 
     Exits 1 when some lines or files were rejected (they are listed in raw.rejected_lines) or some files could not be read. With --forget, exits 2 when a file was not ingested.
     """  # noqa: E501
@@ -55,15 +58,21 @@ def ingest_command(
     con = connect(settings.warehouse_path(), streaming=True)
     with con, IngestProgress(source, enabled=out.is_terminal and not as_json) as progress:
         summary = ingest_source(con, source, on_file=None if as_json else progress.on_file)
+        suppression = configured_list()
+        suppressed = load_suppression_list(con, suppression) if suppression else None
     if as_json:
         totals = summary.as_dict()
         totals["rejections"] = [r.__dict__ for r in summary.rejections]
         totals["not_read"] = [{"path": f.path, "reason": f.note} for f in summary.not_read]
         totals.update(progress.downloads())
+        if suppressed:
+            totals["suppression_list"] = suppressed.__dict__
         out.print_json(json.dumps(totals))
     else:
         print_summary(summary)
         progress.print_downloads()
+        if suppressed:
+            print_load(suppressed)
     if summary.rejections or summary.not_read:
         raise typer.Exit(1)
 

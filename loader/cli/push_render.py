@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from loader.build_settings import sample_note
+from loader.build_settings import SuppressionList, sample_note, suppression_line
 from loader.cli.common import err, esc, out, print_error
 from loader.events_api.limits import MAX_EVENT_AGE_DAYS
 
@@ -36,6 +36,7 @@ def print_plan(report: PushReport) -> None:
         err.print(f"[red]warning:[/] {esc(plan.stale_build)}")
     if plan.sample_users_pct is not None:
         err.print(f"[red]warning:[/] {esc(sample_note(plan.sample_users_pct))}")
+    _print_suppression(plan)
     if plan.events_by_type:
         types = ", ".join(f"{name} {count}" for name, count in plan.events_by_type.items())
         out.print(f"  by type: {types}", markup=False)
@@ -181,6 +182,16 @@ def _print_user_attributes(plan: PlanSummary) -> None:
             "attributes a fix put there: they overwrite the profile's current values, which "
             "may be newer"
         )
+
+
+def _print_suppression(plan: PlanSummary) -> None:
+    """Which suppression list the build used; a warning when it had none."""
+    listed = plan.suppression_list
+    if listed is None:
+        err.print(f"[yellow]warning:[/] {esc(suppression_line(None))}")
+        return
+    suppression = SuppressionList(listed["path"], listed["sha256"], listed["rows"])
+    out.print(f"  {suppression_line(suppression)}", markup=False)
 
 
 def _print_skipped(plan: PlanSummary) -> None:

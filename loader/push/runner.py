@@ -26,7 +26,14 @@ from pathlib import Path
 
 import orjson
 
-from loader.build_settings import SampleReplaySet, read_amplitude_min_id_length, sample_note
+from loader import settings
+from loader.build_settings import (
+    NO_SUPPRESSION_LIST,
+    NoSuppressionList,
+    SampleReplaySet,
+    read_amplitude_min_id_length,
+    sample_note,
+)
 from loader.events_api.reasons import classify
 from loader.push import ledger as ledger_mod
 from loader.push.build_freshness import StaleReplaySet
@@ -401,9 +408,19 @@ def push(
                     raise StaleReplaySet(f"not pushing: {planner.stale_build}")
                 if planner.sample_users_pct is not None:
                     raise SampleReplaySet(f"not pushing: {sample_note(planner.sample_users_pct)}")
+                if planner.suppression_list is None and settings.require_suppression_list():
+                    raise NoSuppressionList(
+                        f"not pushing ({settings.REQUIRE_SUPPRESSION_LIST_ENV} is set): "
+                        f"{NO_SUPPRESSION_LIST}"
+                    )
                 _settings_of_the_build(ledger, options)
+                # the run's options, and the suppression list of the build it sends
+                recorded = options.as_dict() | {
+                    "suppression_list": planner.suppression_list
+                    and planner.suppression_list.as_dict()
+                }
                 report.run_id = run_id = ledger.start_run(
-                    options.endpoint, fingerprint, options.as_dict(), options.destination
+                    options.endpoint, fingerprint, recorded, options.destination
                 )
                 _plan_into_ledger(ledger, run_id, planner, options, validator, report, outbox)
             if on_planned is not None:

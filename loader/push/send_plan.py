@@ -31,7 +31,13 @@ from pathlib import Path
 
 import duckdb
 
-from loader.build_settings import AgeLimits, read_age_limits, read_sample_pct
+from loader.build_settings import (
+    AgeLimits,
+    SuppressionList,
+    read_age_limits,
+    read_sample_pct,
+    read_suppression_list,
+)
 from loader.events_api.limits import MAX_EVENT_AGE_DAYS
 from loader.push.build_freshness import stale_reason
 from loader.push.ledger import Ledger
@@ -102,6 +108,8 @@ class PlanSummary:
     integration_limits: list[dict] = field(default_factory=list)
     # a sample build's percentage of users (var dev_sample_users_pct): not sent
     sample_users_pct: float | None = None
+    # the build's suppression list (path, sha256, rows); None: built without one
+    suppression_list: dict | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -129,6 +137,7 @@ class Planner:
         self.age_limits = age_limits
         self.stale_build: str | None = None
         self.sample_users_pct: float | None = None
+        self.suppression_list: SuppressionList | None = None
         self.s = SCRATCH
 
     @contextlib.contextmanager
@@ -225,6 +234,7 @@ class Planner:
             resend_changed=self.resend_changed,
             stale_build=self.stale_build,
             sample_users_pct=self.sample_users_pct,
+            suppression_list=self.suppression_list and self.suppression_list.as_dict(),
         )
         self._count_dispositions(summary)
         sending = (
@@ -457,5 +467,6 @@ def planning_session(
         )
         planner.stale_build = stale_reason(ledger.con, ALIAS, table=replay_table)
         planner.sample_users_pct = read_sample_pct(ledger.con, ALIAS)
+        planner.suppression_list = read_suppression_list(ledger.con, ALIAS)
         with planner.scratch():
             yield planner

@@ -1,6 +1,10 @@
+-- depends_on: {{ ref('stg_suppression__identities') }}
 -- One row per source batch: who it belongs to and the batch-level JSON a replay sends.
+-- suppressed_by: the identity type by which the batch's identities (after the context fixes)
+-- match the suppression list.
 
 {% set login_identity_types = var('login_identity_types', []) or [] %}
+{% set with_suppression = suppression_list_loaded() %}
 
 with batches as (
     -- the source batches with every context fix applied (var context_fixes)
@@ -56,10 +60,35 @@ with_context as (
         ])) }} as batch_context,
         {{ data_plan_note('data_plan_id', 'data_plan_version') }} as data_plan_note
     from keyed
-)
+){%- if with_suppression %},
+
+suppressed as (
+    select * from {{ ref('stg_suppression__identities') }}
+),
+
+-- each batch's identities as the list writes them: email trimmed and lower-case, the MPID
+match_keys as (
+    select
+        batch_key,
+        unnest(list_transform(
+            identity_pairs,
+            lambda pair: case when starts_with(pair, 'email=')
+                then 'email=' || lower(trim(pair[7:])) else pair end
+        ) || ['mpid=' || mpid]) as match_key
+    from keyed
+),
+
+suppressed_batches as (
+    select
+        match_keys.batch_key,
+        min(suppressed.identity_type) as suppressed_by
+    from match_keys
+    inner join suppressed on match_keys.match_key = suppressed.match_key
+    group by match_keys.batch_key
+){%- endif %}
 
 select
-    batch_key,
+    with_context.batch_key,
     user_key,
     user_key_source,
     identity_class,
@@ -73,5 +102,10 @@ select
     data_plan_id,
     data_plan_version,
     data_plan_note,
-    batch_context
+    batch_context,
+    {% if with_suppression -%} suppressed_batches.suppressed_by
+    {%- else -%} cast(null as string) {%- endif %} as suppressed_by
 from with_context
+{%- if with_suppression %}
+left join suppressed_batches on with_context.batch_key = suppressed_batches.batch_key
+{%- endif %}

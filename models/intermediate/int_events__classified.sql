@@ -15,6 +15,16 @@ contexts as (
     select * from {{ ref('int_batches__replay_context') }}
 ),
 
+-- users any of whose batches matches the suppression list: all their events are skipped
+suppressed_users as (
+    select
+        user_key,
+        min(suppressed_by) as suppressed_by
+    from contexts
+    where suppressed_by is not null
+    group by user_key
+),
+
 blocked_ids as (
     select * from {{ ref('stg_quarantine__blocked_event_ids') }}
 ),
@@ -80,6 +90,7 @@ classified as (
         cast(({{ reference_time_ms() }} - affected.timestamp_unixtime_ms) / 86400000.0 as double)
             as event_age_days,
         case
+            when suppressed_users.user_key is not null then 'suppressed_user'
             when not affected.is_blocked_event and not {{ var('replay_attribute_only_events') }}
                 then 'attributes_only_not_opted_in'
             when affected.event_type is null then 'missing_event_type'
@@ -99,6 +110,7 @@ classified as (
     inner join batches on affected.batch_key = batches.batch_key
     inner join contexts on affected.batch_key = contexts.batch_key
     left join blocked_user_attributes on contexts.user_key = blocked_user_attributes.user_key
+    left join suppressed_users on contexts.user_key = suppressed_users.user_key
 )
 
 select * from classified

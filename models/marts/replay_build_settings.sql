@@ -1,9 +1,22 @@
+-- depends_on: {{ source('suppression', 'suppression_lists') }}
 -- One row: the vars this build used, so that readers of the warehouse (the loader, the
 -- report) use the build's policy instead of a copy of it.
 
 {% set reference_time_ms = var('replay_reference_time_ms', none) %}
 
-with settings as (
+with suppression_list as (
+    -- the suppression list the build skipped users by (loader suppress), or one null row
+    {%- if suppression_list_loaded() %}
+    select source_file, file_checksum, row_count from {{ source('suppression', 'suppression_lists') }}
+    {%- else %}
+    select
+        cast(null as string) as source_file,
+        cast(null as string) as file_checksum,
+        cast(null as bigint) as row_count
+    {%- endif %}
+),
+
+settings as (
     select
         {{ var('max_event_age_days') }}::integer as max_event_age_days,
         {{ var('warn_event_age_days') }}::integer as warn_event_age_days,
@@ -19,6 +32,9 @@ with settings as (
         {{ 'null' if sample_users_pct() is none else sample_users_pct() }}::double
             as dev_sample_users_pct,
         {{ var('amplitude_min_id_length', 5) }}::integer as amplitude_min_id_length,
+        suppression_list.source_file as suppression_list,
+        suppression_list.file_checksum as suppression_list_checksum,
+        suppression_list.row_count as suppression_list_rows,
         {%- if target.type == 'spark' %}
         {#- Spark's memory is set by its cluster (profiles.yml), not per session -#}
         cast(null as string) as memory_limit,
@@ -29,6 +45,7 @@ with settings as (
         current_setting('temp_directory') as temp_directory,
         '{{ run_started_at.isoformat() }}'::timestamptz as built_at
         {%- endif %}
+    from suppression_list
 )
 
 select * from settings
