@@ -47,8 +47,7 @@ def ingest_command(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Load Quarantine Output files (NDJSON, gzipped or not) into the warehouse's raw tables,
-    and the suppression list named by $BACKFILL_SUPPRESSION_LIST (see `loader suppress`).
+    """Load Quarantine Output files (NDJSON, gzipped or not) into the warehouse's raw tables, and the suppression list named by $BACKFILL_SUPPRESSION_LIST (see `loader suppress`).
 
     Exits 1 when some lines or files were rejected (they are listed in raw.rejected_lines) or some files could not be read. With --forget, exits 2 when a file was not ingested.
     """  # noqa: E501

@@ -29,9 +29,10 @@ def suppress_command(
         ),
     ] = None,
 ) -> None:
-    """Replace the warehouse's suppression list: the users (by MPID or identity) whose
-    events `dbt build` skips with reason suppressed_user. `loader ingest` loads the list
-    named by $BACKFILL_SUPPRESSION_LIST by itself."""
+    """Replace the warehouse's suppression list: the users (by MPID or identity) whose events `dbt build` skips with reason suppressed_user.
+
+    `loader ingest` loads the list named by $BACKFILL_SUPPRESSION_LIST by itself.
+    """  # noqa: E501
     location = location or configured_list()
     if location is None:
         raise LoaderError(f"Name the list: `loader suppress PATH`, or set {SETTING_ENV}.")

@@ -123,7 +123,8 @@ def _parquet_rows(name: str, data: bytes) -> list[tuple[int, str | None, str | N
                 "int64 (a float cannot hold every 64-bit MPID)"
             )
         columns.append([None if value is None else str(value) for value in column.to_pylist()])
-    return [(index + 1, kind, value) for index, (kind, value) in enumerate(zip(*columns))]
+    pairs = zip(*columns, strict=True)
+    return [(index + 1, kind, value) for index, (kind, value) in enumerate(pairs)]
 
 
 def load_suppression_list(con: duckdb.DuckDBPyConnection, location: str) -> SuppressionLoad:
@@ -141,7 +142,9 @@ def load_suppression_list(con: duckdb.DuckDBPyConnection, location: str) -> Supp
     try:
         con.execute("delete from raw.suppression_list")
         con.execute("delete from raw.suppression_lists")
-        lines, kinds, values = (list(column) for column in zip(*rows)) if rows else ([], [], [])
+        lines = [line for line, _, _ in rows]
+        kinds = [kind for _, kind, _ in rows]
+        values = [value for _, _, value in rows]
         insert_columns(
             con,
             "raw.suppression_list",

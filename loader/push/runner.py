@@ -415,9 +415,9 @@ def push(
                     )
                 _settings_of_the_build(ledger, options)
                 # the run's options, and the suppression list of the build it sends
+                listed = planner.suppression_list
                 recorded = options.as_dict() | {
-                    "suppression_list": planner.suppression_list
-                    and planner.suppression_list.as_dict()
+                    "suppression_list": None if listed is None else listed.as_dict()
                 }
                 report.run_id = run_id = ledger.start_run(
                     options.endpoint, fingerprint, recorded, options.destination

@@ -230,11 +230,12 @@ class Planner:
 
     def _summary(self) -> PlanSummary:
         s, con = self.s, self.con
+        listed = self.suppression_list
         summary = PlanSummary(
             resend_changed=self.resend_changed,
             stale_build=self.stale_build,
             sample_users_pct=self.sample_users_pct,
-            suppression_list=self.suppression_list and self.suppression_list.as_dict(),
+            suppression_list=None if listed is None else listed.as_dict(),
         )
         self._count_dispositions(summary)
         sending = (

@@ -165,6 +165,7 @@ def test_dry_run_writes_the_exact_bodies_and_needs_no_credentials(env, tmp_path,
     )
     assert high > 0 and f"high {high}" in stdout and "extra MTUs" in stderr
     assert not Path(env["BACKFILL_LEDGER"]).exists()  # a dry run records nothing
+    assert "the replay set was built without a suppression list" in stderr
 
     rows = replay_rows(env)
     files = sorted(out.glob("request-*.json"))
@@ -184,6 +185,17 @@ def test_dry_run_writes_the_exact_bodies_and_needs_no_credentials(env, tmp_path,
     plan = orjson.loads((out / "plan.json").read_bytes())
     assert plan["planned"]["events"] == len(rows)
     assert plan["planned"]["requests"] == len(files)
+
+
+def test_a_push_can_require_a_suppression_list(env, emu, monkeypatch):
+    monkeypatch.setenv("BACKFILL_REQUIRE_SUPPRESSION_LIST", "true")
+    code, _, stderr = invoke("push")
+    assert code == 2
+    assert (
+        "not pushing (BACKFILL_REQUIRE_SUPPRESSION_LIST is set): the replay set was built "
+        "without a suppression list" in " ".join(stderr.split())
+    )
+    assert emu.requests == [] and not query(Path(env["BACKFILL_LEDGER"]), "select * from runs")
 
 
 def test_401_stops_the_run_with_a_clear_message_and_the_next_push_resends(env, emu):

@@ -278,6 +278,9 @@ def test_build_settings_hold_the_vars_the_build_used(tmp_path, warehouse, monkey
         ("fixes", "VARCHAR[]"),
         ("dev_sample_users_pct", "DOUBLE"),
         ("amplitude_min_id_length", "INTEGER"),
+        ("suppression_list", "VARCHAR"),
+        ("suppression_list_checksum", "VARCHAR"),
+        ("suppression_list_rows", "BIGINT"),
         ("memory_limit", "VARCHAR"),
         ("temp_directory", "VARCHAR"),
         ("built_at", "TIMESTAMP WITH TIME ZONE"),
@@ -304,6 +307,9 @@ def test_build_settings_hold_the_vars_the_build_used(tmp_path, warehouse, monkey
             ],
             None,
             project_vars["amplitude_min_id_length"],
+            None,  # built without a suppression list
+            None,
+            None,
             "953.6 MiB",  # 1GB as DuckDB shows it: dbt ran under BACKFILL_MEMORY_LIMIT
             f"{warehouse}.tmp",  # spilling beside the warehouse
         )

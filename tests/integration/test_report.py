@@ -121,6 +121,7 @@ def test_sections_and_warnings(report):
         "risk",
         "user-attributes",
         "data-plan",
+        "privacy",
     ]
     text = " ".join(summary.warnings)
     assert "older than 14 days" in text

@@ -100,13 +100,19 @@ def test_suppressed_users_never_reach_the_emulator(ingested, tmp_path):
     assert len(names) == 2 * len(BATCHES)  # every blocked event has its outcome
     for batch_id in (b["batch_id"] for b in BATCHES):
         for name in (f"{batch_id} e0", f"{batch_id} e1"):
-            expected = ("skipped", "suppressed_user") if batch_id in SUPPRESSED else ("replay", None)
+            suppressed = batch_id in SUPPRESSED
+            expected = ("skipped", "suppressed_user") if suppressed else ("replay", None)
             assert names[name] == expected, name
     assert query(
         ingested,
         "select suppression_list, suppression_list_checksum, suppression_list_rows "
         "from replay_build_settings",
     ) == [(str(listed.resolve()), hashlib.sha256(listed.read_bytes()).hexdigest(), 4)]
+
+    code = runner.invoke(app, ["push", "--dry-run"])
+    assert code.exit_code == 0, code.output
+    assert f"suppression list {listed.resolve()} (4 rows, sha256 " in code.stdout
+    assert "built without a suppression list" not in code.output
 
     config = EmulatorConfig(api_key="key", api_secret="s3cret")
     with running_emulator(config) as emu:
@@ -122,6 +128,10 @@ def test_suppressed_users_never_reach_the_emulator(ingested, tmp_path):
     kept = [b["batch_id"] for b in BATCHES if b["batch_id"] not in SUPPRESSED]
     assert received == sorted(f"{batch_id} e{i}" for batch_id in kept for i in (0, 1))
     assert {b.get("mpid") for b in accepted} == {None, 8000000000000000002}
+    [(recorded,)] = query(
+        tmp_path / "ledger.duckdb", "select options->>'suppression_list' from runs"
+    )
+    assert '"rows":4' in recorded  # the run records the list of the build it sent
 
 
 def test_a_new_list_replaces_the_old_one_and_parquet_keeps_every_mpid_digit(ingested, tmp_path):
@@ -163,9 +173,7 @@ def test_a_bad_row_fails_the_build_with_file_and_line(ingested, tmp_path, row, p
     project = Path(__file__).resolve().parents[2]
     result = build(ingested, project, "-s", "stg_suppression__identities", check=False)
     assert result.returncode != 0
-    assert f"suppression list {listed.resolve()}, line 3: {problem}" in result.stdout, (
-        result.stdout
-    )
+    assert f"suppression list {listed.resolve()}, line 3: {problem}" in result.stdout, result.stdout
 
 
 def test_a_list_without_its_columns_is_refused_when_loaded(ingested, tmp_path):

@@ -9,6 +9,7 @@ from html import escape
 from pathlib import Path
 
 from loader.audit.report.html import fmt, html_page, html_tiles, plain_text
+from loader.audit.report.privacy import privacy_section
 from loader.audit.report.push import push_section
 from loader.audit.report.reading import attached, exists, query
 from loader.audit.report.replay_set import (
@@ -176,6 +177,9 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
         identities = blocked_identities_section(con)
         sections += [identities] if identities else []
         sections.append(data_plan_section(con))
+        privacy, no_suppression_list = privacy_section(con)
+        sections.append(privacy)
+        notes += [no_suppression_list] if no_suppression_list else []
         integrations = integration_limits_section(con)
         sections += [integrations] if integrations else []
         push = None
