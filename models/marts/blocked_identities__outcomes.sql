@@ -16,6 +16,13 @@ contexts as (
     select * from {{ ref('int_batches__replay_context') }}
 ),
 
+-- users on the suppression list, as int_events__classified finds them
+suppressed_users as (
+    select distinct user_key
+    from contexts
+    where suppressed_by is not null
+),
+
 replay_counts as (
     select
         batch_id,
@@ -33,6 +40,7 @@ decided as (
         coalesce(replay_counts.replay_events, 0) as replay_events,
         case
             when not blocked.has_value then 'no_value_in_batch'
+            when suppressed_users.user_key is not null then 'suppressed_user'
             when blocked.identity_kind = 'user' and not {{ has_identity_value(
                 json_at('contexts.batch_context', '$.user_identities'), 'blocked.identity_type') }}
                 then 'removed_by_a_context_fix'
@@ -43,6 +51,7 @@ decided as (
         end as skip_reason
     from blocked
     inner join contexts on blocked.batch_key = contexts.batch_key
+    left join suppressed_users on contexts.user_key = suppressed_users.user_key
     left join replay_counts on blocked.batch_key = replay_counts.batch_id
 )
 

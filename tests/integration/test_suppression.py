@@ -24,7 +24,13 @@ NOW_MS = 1_795_996_800_000
 runner = CliRunner()
 
 
-def batch(batch_id: str, *, mpid: str | None = None, identities: dict | None = None) -> dict:
+def batch(
+    batch_id: str,
+    *,
+    mpid: str | None = None,
+    identities: dict | None = None,
+    blocked_identities: tuple[str, ...] = (),
+) -> dict:
     """A batch with two blocked events named '<batch_id> e0' and '<batch_id> e1'."""
     body = example_batch(NOW_MS - 86_400_000, batch_id=batch_id, mpid=mpid)
     body["user_identities"] = identities or {}
@@ -36,11 +42,13 @@ def batch(batch_id: str, *, mpid: str | None = None, identities: dict | None = N
         event["data"]["event_name"] = f"{batch_id} e{index}"
     metadata = body["context"]["data_plan"]["block_metadata"]
     metadata.update(blocked_event_ids=ids, blocked_event_attributes=[])
+    metadata["blocked_user_identities"] = list(blocked_identities)
     return body
 
 
 BATCHES = [
-    batch("1", identities={"email": "Erased@Example.com"}),  # listed by email, other case
+    # listed by email, other case; the plan blocked the email too
+    batch("1", identities={"email": "Erased@Example.com"}, blocked_identities=("email",)),
     # an MPID user erased by email: the batch without the email is skipped too
     batch("2", mpid="8000000000000000005", identities={"email": "gone@example.com"}),
     batch("3", mpid="8000000000000000005"),
@@ -48,7 +56,7 @@ BATCHES = [
     batch("5", mpid="8000000000000000002"),  # a float would take it for ...001: replayed
     batch("6", identities={"customerId": "c-42"}),  # customer_id once the context fix renames it
     batch("7", identities={"customer_id": "C-42"}),  # another case: not the same customer_id
-    batch("8", identities={"email": "kept@example.com"}),
+    batch("8", identities={"email": "kept@example.com"}, blocked_identities=("email",)),
 ]
 SUPPRESSED = {"1", "2", "3", "4", "6"}
 
@@ -103,6 +111,12 @@ def test_suppressed_users_never_reach_the_emulator(ingested, tmp_path):
             suppressed = batch_id in SUPPRESSED
             expected = ("skipped", "suppressed_user") if suppressed else ("replay", None)
             assert names[name] == expected, name
+    identities = query(
+        ingested,
+        "select split_part(batch_id, ':', 1), outcome, skip_reason "
+        "from blocked_identities__outcomes where identity_kind = 'user' order by 1",
+    )
+    assert identities == [("1", "skipped", "suppressed_user"), ("8", "replay", None)]
     assert query(
         ingested,
         "select suppression_list, suppression_list_checksum, suppression_list_rows "
