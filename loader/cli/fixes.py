@@ -25,14 +25,92 @@ def new_fix_command(
             "data plan) in models/context_fixes/, appended to var context_fixes.",
         ),
     ] = False,
+    rows: Annotated[
+        str | None,
+        typer.Option(
+            "--rows",
+            help="A SQL predicate on int_events__classified: the unit test's given rows are "
+            "real rows matching it (pseudonymized) and one it does not match.",
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="With --rows: at most this many matching rows.")] = 3,
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            help="With --rows: the columns to copy, comma-separated (default: event_type, "
+            "event_name, custom_event_type, custom_attributes, skip_reason; the predicate's "
+            "columns and replay_key are always copied)."
+        ),
+    ] = None,
 ) -> None:
-    """Scaffold a fix model, its description and a unit test, appended to var `fixes` (with --context: a context fix, appended to var `context_fixes`)."""  # noqa: E501
-    from loader.fixes.scaffold import new_fix
+    """Scaffold a fix model, its description and a unit test, appended to var `fixes` (with --context: a context fix, appended to var `context_fixes`).
 
-    print_created(new_fix(project_dir, name, context=context))
+    With --rows, the unit test gives real rows of the warehouse (BACKFILL_DUCKDB), pseudonymized; after writing the fix, `loader fix-test NAME --accept` records its output as the expected rows.
+    """  # noqa: E501
+    from loader.fixes.scaffold import model_name, new_fix
+
+    test = None
+    if rows is not None:
+        if context:
+            raise typer.BadParameter("--rows is for event fixes, not --context.")
+        from loader import settings
+        from loader.fixes.real_rows import read_real_rows, test_entry
+
+        asked = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+        found = read_real_rows(settings.warehouse_path(), rows, limit=limit, columns=asked)
+        test = test_entry(model_name(name), found)
+        out.print(
+            f"copied {len(found.matching)} row(s) matching the predicate"
+            + (" and 1 it does not match" if found.unchanged else "")
+            + f" ({', '.join(found.columns)}; identities and personal data pseudonymized)",
+            markup=False,
+        )
+    print_created(
+        new_fix(project_dir, name, context=context, test=test), from_rows=test is not None
+    )
 
 
-def print_created(created: NewFix) -> None:
+@handles_loader_errors
+def fix_test_command(
+    name: Annotated[str, typer.Argument(help="The fix, e.g. rename_checkout_event.")],
+    accept: Annotated[
+        bool, typer.Option("--accept", help="Write the fix's output as the test's expect.")
+    ] = False,
+    test: Annotated[
+        str | None, typer.Option("--test", help="The unit test, when the fix has several.")
+    ] = None,
+    project_dir: ProjectDirOption = Path("."),
+) -> None:
+    """Run a fix on its unit test's given rows and show its output as a diff against the test's expect; with --accept, record it there.
+
+    The warehouse (BACKFILL_DUCKDB) types the given rows. Exits 1 when the output differs and --accept was not given.
+    """  # noqa: E501
+    from loader import settings
+    from loader.fixes.fix_test import fix_test
+
+    result = fix_test(project_dir, name, settings.warehouse_path(), test=test, accept=accept)
+    for line in result.diff:
+        out.print(line.rstrip("\n"), markup=False)
+    for note in result.notes:
+        out.print(f"note: {note}", markup=False)
+    if not result.diff:
+        out.print(f"{result.test}: the expected rows are the fix's output", markup=False)
+    elif result.written:
+        out.print(
+            f"recorded the fix's output ({result.changed_rows} row(s) changed) as the expect "
+            f"of {result.test}; next: `loader lint`, then `dbt build`",
+            markup=False,
+        )
+    else:
+        out.print(
+            f"{result.test}: the fix's output differs from the expected rows; check the diff, "
+            f"then `loader fix-test {name} --accept` to record it",
+            markup=False,
+        )
+        raise typer.Exit(1)
+
+
+def print_created(created: NewFix, *, from_rows: bool = False) -> None:
     """What was written, and the next steps."""
     where = f"after {created.after}" if created.after else "first"
     out.print(f"created {created.sql_path}", markup=False)
@@ -58,9 +136,14 @@ def print_created(created: NewFix) -> None:
         f"{created.position}, {where})\n\nNext:\n"
         f"  1. Find the symptom with SQL, e.g. `{symptom}` (docs/fixes.md).\n"
         f"  2. Edit {created.sql_path}: replace the no-op `{no_op}` with fix macros or SQL.\n"
-        f"  3. Edit {created.yml_path}: the description, then the unit test's given and "
-        "expected rows.\n"
-        f"  4. Check: `loader lint`, then `dbt build`, then `select * from {lineage}`.",
+        + (
+            f"  3. Edit {created.yml_path}: the description; then `loader fix-test "
+            f"{created.model} --accept` records the fix's output on the given rows.\n"
+            if from_rows
+            else f"  3. Edit {created.yml_path}: the description, then the unit test's given "
+            "and expected rows.\n"
+        )
+        + f"  4. Check: `loader lint`, then `dbt build`, then `select * from {lineage}`.",
         markup=False,
     )
 

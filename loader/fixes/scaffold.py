@@ -262,15 +262,24 @@ def append_to_section(text: str, key: str, entry: str) -> str:
     return "".join(lines)
 
 
-def add_to_models_yml(text: str, model: str, *, context: bool = False) -> str:
-    """The fixes' YAML with `model`'s description and unit-test skeleton appended."""
-    text = text or "version: 2\n"
-    entry, test = (
+def entries(model: str, *, context: bool = False, test: str | None = None) -> tuple[str, str]:
+    """The model entry and unit-test item added for `model` (`test`: one written already)."""
+    entry, skeleton = (
         (CONTEXT_MODEL_ENTRY, CONTEXT_TEST_ENTRY) if context else (MODEL_ENTRY, TEST_ENTRY)
     )
+    return entry.format(model=model), test if test is not None else skeleton.format(model=model)
+
+
+def add_to_models_yml(
+    text: str, model: str, *, context: bool = False, test: str | None = None
+) -> str:
+    """The fixes' YAML with `model`'s description and unit test (a skeleton unless given)
+    appended."""
+    text = text or "version: 2\n"
+    entry, test = entries(model, context=context, test=test)
     text = re.sub(r"(?m)^(models|unit_tests): \[\]\s*$", r"\1:", text)  # an empty flow list
-    text = append_to_section(text, "models", entry.format(model=model))
-    return append_to_section(text, "unit_tests", test.format(model=model))
+    text = append_to_section(text, "models", entry)
+    return append_to_section(text, "unit_tests", test)
 
 
 def described(yml_text: str) -> tuple[list[str], list[str]]:
@@ -280,9 +289,12 @@ def described(yml_text: str) -> tuple[list[str], list[str]]:
     return models, [t.get("name") for t in document.get("unit_tests") or []]
 
 
-def new_fix(project_dir: Path, name: str, *, context: bool = False) -> NewFix:
+def new_fix(
+    project_dir: Path, name: str, *, context: bool = False, test: str | None = None
+) -> NewFix:
     """Create models/fixes/<model>.sql (context fixes: models/context_fixes/), describe and
     unit-test it in the chain's YAML, and append it to var `fixes` (`context_fixes`).
+    `test`: the unit-test item to add instead of the skeleton (real_rows.test_entry).
     Nothing is written unless every edit checks out."""
     var = "context_fixes" if context else "fixes"
     model = model_name(name, "context_fix_" if context else "fix_")
@@ -304,7 +316,9 @@ def new_fix(project_dir: Path, name: str, *, context: bool = False) -> NewFix:
             "add it to the list by hand."
         )
     yml_text = yml_path.read_text() if yml_path.exists() else ""
-    updated_yml, layout_kept = models_yml_with(yml_text, model, models_yml, context=context)
+    updated_yml, layout_kept = models_yml_with(
+        yml_text, model, models_yml, context=context, test=test
+    )
     sql_path.parent.mkdir(parents=True, exist_ok=True)
     sql_path.write_text((CONTEXT_SQL_TEMPLATE if context else SQL_TEMPLATE).format(model=model))
     yml_path.write_text(updated_yml)
@@ -321,7 +335,7 @@ def new_fix(project_dir: Path, name: str, *, context: bool = False) -> NewFix:
 
 
 def models_yml_with(
-    yml_text: str, model: str, models_yml: Path, *, context: bool = False
+    yml_text: str, model: str, models_yml: Path, *, context: bool = False, test: str | None = None
 ) -> tuple[str, bool]:
     """The fixes' YAML with `model`'s entries appended, and whether its text (comments,
     layout) was kept: lines are added when the lists are block lists, indented or not;
@@ -339,19 +353,14 @@ def models_yml_with(
         ) from None
     if model in models or f"test_{model}" in tests:
         raise ScaffoldError(f"{models_yml} already describes {model}; remove its entries first.")
-    entry, test = (
-        (CONTEXT_MODEL_ENTRY, CONTEXT_TEST_ENTRY) if context else (MODEL_ENTRY, TEST_ENTRY)
-    )
+    entry, test_item = entries(model, context=context, test=test)
     expected = {
         **(document or {"version": 2}),
-        "models": [*(document.get("models") or []), *yaml.safe_load(entry.format(model=model))],
-        "unit_tests": [
-            *(document.get("unit_tests") or []),
-            *yaml.safe_load(test.format(model=model)),
-        ],
+        "models": [*(document.get("models") or []), *yaml.safe_load(entry)],
+        "unit_tests": [*(document.get("unit_tests") or []), *yaml.safe_load(test_item)],
     }
     try:
-        edited = add_to_models_yml(yml_text, model, context=context)
+        edited = add_to_models_yml(yml_text, model, context=context, test=test)
         if yaml.safe_load(edited) == expected:
             return edited, True
     except yaml.YAMLError:
