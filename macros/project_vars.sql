@@ -23,6 +23,7 @@
         'amplitude_min_id_length': 'id_length',
         'mark_replayed_events': 'backfill_id_or_null',
         'integrations': 'integration_names',
+        'expected_send_rate_batches_per_s': 'batches_per_s',
         'context_fixes': 'fix_names',
         'dev_sample_users_pct': 'percent_or_null',
         'direct_destinations': 'destination_names',
@@ -47,6 +48,15 @@
     {%- endif -%}
     {{ return(value is number and value is not sameas true and value is not sameas false
         and 0 < value <= 100) }}
+{%- endmacro %}
+
+{% macro var_is_rate(value) -%}
+    {#- A number (or a text of one) greater than 0 and at most 100000; not true or false. -#}
+    {%- if value is string and modules.re.fullmatch('[0-9]+([.][0-9]+)?', value) -%}
+        {%- set value = value | float -%}
+    {%- endif -%}
+    {{ return(value is number and value is not sameas true and value is not sameas false
+        and 0 < value <= 100000) }}
 {%- endmacro %}
 
 {% macro var_is_name_list(value) -%}
@@ -78,6 +88,9 @@
     {%- elif kind == 'percent_or_null' and value is not none and not var_is_percent(value) -%}
         {{ return('var ' ~ name ~ ' must be null (every user) or a percentage of users '
             ~ 'greater than 0 and at most 100, such as 1 or 0.5, not ' ~ shown) }}
+    {%- elif kind == 'batches_per_s' and not var_is_rate(value) -%}
+        {{ return('var ' ~ name ~ ' must be a number of batches per second greater than 0 '
+            ~ 'and at most 100000, such as 250, not ' ~ shown) }}
     {%- elif kind == 'identity_types' and not var_is_name_list(value) -%}
         {{ return('var ' ~ name ~ ' must be a list of user identity type names, not ' ~ shown) }}
     {%- elif kind == 'fix_names' and value is not none and not var_is_name_list(value) -%}

@@ -15,6 +15,8 @@ select
     named.position,
     limits.max_event_age_days,
     limits.max_event_age_days is not null as limit_known,
+    limits.historical_events_accepted,
+    limits.historical_events_source_url,
     limits.other_limits,
     limits.source_url,
     limits.checked_on,

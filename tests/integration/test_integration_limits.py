@@ -128,6 +128,7 @@ def test_every_seeded_limit_cites_its_source():
 
 FACT_SOURCES = {
     "max_event_age_days": "source_url",
+    "historical_events_accepted": "historical_events_source_url",
     "dedup_key": "dedup_key_source_url",
     "dedup_window_days": "dedup_window_source_url",
     "bad_event_fails_request": "bad_event_source_url",
@@ -146,7 +147,11 @@ def test_every_known_fact_has_its_page_and_an_unknown_one_stays_empty():
         for fact, source in FACT_SOURCES.items():
             if row[fact]:
                 assert row[source].startswith("https://"), (name, fact)
-        for flag in ("bad_event_fails_request", "historical_attributes_overwrite"):
+        for flag in (
+            "historical_events_accepted",
+            "bad_event_fails_request",
+            "historical_attributes_overwrite",
+        ):
             assert row[flag] in ("", "true", "false"), (name, flag)
         assert row["can_trigger_messages"] in ("", "true", "false"), name
         assert row["dedup_window_days"] == "" or row["dedup_window_days"].isdigit(), name
@@ -161,6 +166,7 @@ def test_the_documented_integration_rules_are_in_the_facts():
     assert amplitude["dedup_key"] == "event_name+event_timestamp+session_start"
     assert amplitude["dedup_window_days"] == "7"
     assert amplitude["historical_attributes_overwrite"] == "true"
+    assert amplitude["historical_events_accepted"] == "true"
     meta = facts["meta_conversions_api"]
     assert (meta["max_event_age_days"], meta["bad_event_fails_request"]) == ("7", "true")
     assert facts["google_analytics_4"]["max_event_age_days"] == "3"
