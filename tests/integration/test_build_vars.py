@@ -82,6 +82,11 @@ def built_models(warehouse) -> list[str]:
             "greater than 0 and at most 100, such as 1 or 0.5, not 'ten'",
         ),
         (
+            {"expected_send_rate_batches_per_s": 0},
+            "var expected_send_rate_batches_per_s must be a number of batches per second "
+            "greater than 0 and at most 100000, such as 250, not '0'",
+        ),
+        (
             {"data_plan_policy": "dorp"},
             "var data_plan_policy must be keep, drop or set, not 'dorp'",
         ),
