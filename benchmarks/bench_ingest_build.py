@@ -6,6 +6,7 @@ Usage: python benchmarks/bench_ingest_build.py [--events 1000000] [--work DIR]
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -14,10 +15,13 @@ import time
 from pathlib import Path
 
 import duckdb
+import yaml
 
 from loader.ingest.samples import generate
 
 ROOT = Path(__file__).resolve().parent.parent
+# the demo's fix chain (examples/demo_vars.yml; the project's default is empty)
+DEMO_FIXES = yaml.safe_load((ROOT / "examples/demo_vars.yml").read_text())["fixes"]
 BIN = Path(sys.executable).parent
 
 
@@ -60,6 +64,8 @@ def main() -> None:
         [
             str(BIN / "dbt"),
             "build",
+            "--vars",
+            json.dumps({"fixes": DEMO_FIXES}),
             "--target-path",
             str(target / "target"),
             "--log-path",

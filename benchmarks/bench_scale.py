@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_push import start_emulator  # noqa: E402
 from scale_report import render  # noqa: E402
@@ -33,7 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "benchmarks" / "results"
 FIX = "fix_search_custom_event_type"  # the fix the loop edits: the middle of the chain
-VARS = "{replay_attribute_only_events: true}"
+# the demo's fix chain (examples/demo_vars.yml; the project's default is empty)
+DEMO_FIXES = yaml.safe_load((ROOT / "examples/demo_vars.yml").read_text())["fixes"]
+VARS = json.dumps({"replay_attribute_only_events": True, "fixes": DEMO_FIXES})
 CEILING = """
 import sys, duckdb
 files = sys.argv[2:]

@@ -18,10 +18,11 @@ loader sample "$OUT/quarantine" --events 5000
 step "2. loader ingest: one raw row per NDJSON line, bad lines kept in raw.rejected_lines"
 loader ingest "$OUT/quarantine"
 
-step "3. dbt build: unnest the block metadata, apply the fixes, build and test replay_events
-   (the data plan was fixed in shop_plan v4, so the replay names v4 instead of the v3 that blocked it)"
+step "3. dbt build: unnest the block metadata, apply the demo's fixes, build and test replay_events
+   (the demo's vars, examples/demo_vars.yml: its three fixes in models/demo/fixes/, and the data
+   plan fixed in shop_plan v4, so the replay names v4 instead of the v3 that blocked it)"
 dbt build --quiet --target-path "$OUT/target" --log-path "$OUT/logs" \
-    --vars '{data_plan_policy: set, data_plan_override: {plan_id: shop_plan, plan_version: 4}}'
+    --vars "$(cat examples/demo_vars.yml)"
 echo "dbt build passed: models, data tests and unit tests"
 python scripts/replay_summary.py "$BACKFILL_DUCKDB"
 

@@ -108,11 +108,12 @@ def query(warehouse: Path, sql: str, params=None) -> list[tuple]:
 
 def built_sample(folder: Path, lines: int, seed: int, dbt_vars: dict | None = None) -> Path:
     """A warehouse in `folder` with generated quarantine data (`lines` batches over five
-    days) ingested and built by a real `dbt build` (with `dbt_vars`)."""
+    days) ingested and built by a real `dbt build` (with the demo's fixes and `dbt_vars`)."""
     from typer.testing import CliRunner
 
     from loader.cli import app
     from loader.ingest.samples import generate
+    from tests.demo import DEMO_FIXES
 
     warehouse = folder / "backfill.duckdb"
     generate(folder / "q", lines, seed=seed, days=5)
@@ -120,7 +121,7 @@ def built_sample(folder: Path, lines: int, seed: int, dbt_vars: dict | None = No
         app, ["ingest", str(folder / "q")], env={"BACKFILL_DUCKDB": str(warehouse)}
     )
     assert result.exit_code == 0, result.output
-    run_dbt(warehouse, "build", dbt_vars=dbt_vars)
+    run_dbt(warehouse, "build", dbt_vars={**DEMO_FIXES, **(dbt_vars or {})})
     return warehouse
 
 

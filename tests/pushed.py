@@ -16,6 +16,7 @@ from loader.ingest.samples import generate
 from loader.push.destinations.events_api import Credentials
 from loader.push.runner import PushOptions, PushReport, push
 from tests.conftest import run_dbt
+from tests.demo import DEMO_FIXES
 
 API_KEY, API_SECRET = "audit-key-7f3a", "audit-secret-5c9e1d"
 # requests 1 and 2 accepted; request 3: seven 400s narrow it down to one rejected batch,
@@ -31,7 +32,8 @@ class Pushed:
 
 
 def pushed_backfill(folder: Path, *, days: int = 4, dbt_vars: dict | None = None) -> Pushed:
-    """Sample data over `days` days (now), ingested, built, and pushed with `SCRIPT`."""
+    """Sample data over `days` days (now), ingested, built (with the demo's fixes), and
+    pushed with `SCRIPT`."""
     now_ms = int(time.time() * 1000)
     warehouse, ledger = folder / "backfill.duckdb", folder / "ledger.duckdb"
     generate(folder / "q", 6000, seed=5, users=1200, days=days, now_ms=now_ms)
@@ -39,7 +41,8 @@ def pushed_backfill(folder: Path, *, days: int = 4, dbt_vars: dict | None = None
         app, ["ingest", str(folder / "q")], env={"BACKFILL_DUCKDB": str(warehouse)}
     )
     assert result.exit_code == 0, result.output
-    run_dbt(warehouse, "build", dbt_vars={"replay_reference_time_ms": now_ms, **(dbt_vars or {})})
+    build_vars = {**DEMO_FIXES, "replay_reference_time_ms": now_ms, **(dbt_vars or {})}
+    run_dbt(warehouse, "build", dbt_vars=build_vars)
     with running_emulator(EmulatorConfig(api_key=API_KEY, api_secret=API_SECRET)) as emulator:
         emulator.script(SCRIPT)
         options = PushOptions(endpoint=emulator.base_url, workers=1, max_retries=0, backoff_s=0)

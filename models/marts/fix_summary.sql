@@ -1,8 +1,13 @@
 -- One row per fix, in chain order (var 'fixes'): how many events it changed, which columns,
 -- and how many of those are replayed or skipped by it. A fix that changes no row fails a
--- warning test (assert_every_fix_changes_some_rows).
+-- warning test (assert_every_fix_changes_some_rows). No row when the chain is empty (the
+-- default, before your first fix): the build then says so.
 
 {% set fixes = fix_chain() %}
+{% if execute and fixes | length == 0 %}
+    {% do log("fix_summary: no fix in the chain (var fixes is empty): no event is changed "
+        ~ "by a fix (docs/fixes.md: loader new-fix NAME)", info=true) %}
+{% endif %}
 
 with chain as (
     {% if fixes | length == 0 -%}

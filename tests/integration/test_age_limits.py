@@ -16,6 +16,7 @@ from loader.build_settings import REBUILD_FOR_AGE_CHECKS
 from loader.cli import app
 from loader.ingest.samples import generate
 from tests.conftest import query, run_dbt
+from tests.demo import DEMO_FIXES
 
 DAY_MS = 86_400_000
 runner = CliRunner()
@@ -34,6 +35,7 @@ def built(tmp_path_factory) -> Path:
         warehouse,
         "build",
         dbt_vars={
+            **DEMO_FIXES,
             "max_event_age_days": 7,
             "warn_event_age_days": 3,
             "replay_reference_time_ms": now_ms,
@@ -99,7 +101,7 @@ def past_30_days(tmp_path_factory) -> Path:
     run_dbt(
         warehouse,
         "build",
-        dbt_vars={"max_event_age_days": 45, "replay_reference_time_ms": now_ms},
+        dbt_vars={**DEMO_FIXES, "max_event_age_days": 45, "replay_reference_time_ms": now_ms},
     )
     return warehouse
 

@@ -11,6 +11,7 @@ from loader.cli import app
 from loader.emulator.server import EmulatorConfig, running_emulator
 from loader.ingest.samples import generate
 from tests.conftest import run_dbt
+from tests.demo import DEMO_FIXES
 
 KEY, SECRET = "e2e-key", "e2e-secret-3f9a77"
 
@@ -20,7 +21,7 @@ def test_emulator_receives_exactly_the_replay_set(tmp_path, warehouse):
     generate(tmp_path / "q", 1500, seed=11, days=3, now_ms=now_ms)
     runner = CliRunner()
     assert runner.invoke(app, ["ingest", str(tmp_path / "q")]).exit_code == 0
-    run_dbt(warehouse, "build", dbt_vars={"replay_reference_time_ms": now_ms})
+    run_dbt(warehouse, "build", dbt_vars={**DEMO_FIXES, "replay_reference_time_ms": now_ms})
 
     record = tmp_path / "emulator.duckdb"
     faults = EmulatorConfig(

@@ -12,11 +12,11 @@ import yaml
 from typer.testing import CliRunner
 
 from loader.cli import app
-from loader.fixes.chain import read_chain
 from loader.fixes.lint_compile import compile_problems
 from loader.fixes.lint_rules import CompiledFix, SourceMap, lint_fix
 from loader.fixes.scaffold import append_to_chain
 from tests.conftest import ROOT
+from tests.demo import DEMO_FIXES
 from tests.integration.test_new_fix import copy_project
 
 # Each example fix, and the problems lint must report for it (path:line:col: message).
@@ -148,7 +148,7 @@ EXAMPLES = {
         ["16:7: unknown column known_types.descr"],
     ),
 }
-OWN_FIXES = read_chain(ROOT)  # the project's own fixes, listed first in the copy's chain
+OWN_FIXES = DEMO_FIXES["fixes"]  # the demo's fixes, the copy's own, first in its chain
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from loader.fixes.scaffold import ScaffoldError, append_to_chain, new_fix, remov
 from loader.ingest.importer import ingest
 from loader.ingest.samples import generate
 from tests.conftest import ROOT, query, run_dbt
+from tests.demo import install_demo_fixes
 
 PROJECT_PARTS = ("dbt_project.yml", "profiles.yml", "models", "macros", "seeds", "data-tests")
 runner = CliRunner()
@@ -28,7 +29,8 @@ NO_OP = "event_name as event_name"  # what a scaffolded fix's `* replace (...)` 
 
 
 def copy_project(dest: Path) -> Path:
-    """The dbt project's files (no target/, no warehouse) copied into `dest`."""
+    """The dbt project's files (no target/, no warehouse) copied into `dest`, with the
+    demo's three fixes installed as the user's own (models/fixes/, var `fixes`)."""
     for part in PROJECT_PARTS:
         source, target = ROOT / part, dest / part
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -36,6 +38,7 @@ def copy_project(dest: Path) -> Path:
             shutil.copytree(source, target)
         else:
             shutil.copy(source, target)
+    install_demo_fixes(dest)
     return dest
 
 

@@ -21,6 +21,7 @@ from loader.cli import app
 from loader.emulator.server import EmulatorConfig, running_emulator
 from loader.ingest.samples import generate
 from tests.conftest import query, run_dbt
+from tests.demo import DEMO_FIXES
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "ledger_5e1ae65.duckdb.gz"
 NOW_MS = 1795996800000  # 2026-11-30T00:00:00Z, the fixture's sample and build time
@@ -68,7 +69,7 @@ def built(tmp_path_factory) -> Path:
     generate(tmp / "q" / "new", 300, seed=12, users=300, now_ms=NOW_MS)
     result = runner.invoke(app, ["ingest", str(tmp / "q")], env={"BACKFILL_DUCKDB": str(warehouse)})
     assert result.exit_code == 0, result.output
-    run_dbt(warehouse, "build", dbt_vars={"replay_reference_time_ms": NOW_MS})
+    run_dbt(warehouse, "build", dbt_vars={**DEMO_FIXES, "replay_reference_time_ms": NOW_MS})
     return warehouse
 
 

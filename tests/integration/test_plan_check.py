@@ -21,6 +21,7 @@ from loader.audit.data_plan_check import (
 from loader.audit.data_plan_check import _validator as plan_validator
 from loader.cli import app
 from tests.conftest import ROOT, query, run_dbt
+from tests.demo import DEMO_FIXES
 from tests.quarantine import write_file
 
 EXAMPLE_PLAN = ROOT / "examples/data_plan_shop_plan_v4.json"
@@ -403,7 +404,11 @@ def replay_set(tmp_path_factory) -> Path:
     run_dbt(
         warehouse,
         "build",
-        dbt_vars={"replay_reference_time_ms": NOW_MS, "replay_blocked_user_attributes": True},
+        dbt_vars={
+            **DEMO_FIXES,
+            "replay_reference_time_ms": NOW_MS,
+            "replay_blocked_user_attributes": True,
+        },
     )
     return warehouse
 

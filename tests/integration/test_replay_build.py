@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from loader.cli import app
 from tests.conftest import ROOT, query, run_dbt
+from tests.demo import DEMO_FIXES
 from tests.quarantine import example_batch, write_file
 
 DAY_MS = 86_400_000
@@ -111,7 +112,7 @@ def built(tmp_path_factory):
         mp.setenv("BACKFILL_DUCKDB", str(warehouse))
         result = CliRunner().invoke(app, ["ingest", str(folder)])
     assert result.exit_code == 0, result.output
-    run_dbt(warehouse, "build", dbt_vars={"replay_reference_time_ms": NOW_MS})
+    run_dbt(warehouse, "build", dbt_vars={**DEMO_FIXES, "replay_reference_time_ms": NOW_MS})
     return warehouse
 
 
@@ -258,7 +259,7 @@ def test_build_settings_hold_the_vars_the_build_used(tmp_path, warehouse, monkey
     assert CliRunner().invoke(app, ["ingest", str(tmp_path / "q.txt")]).exit_code == 0
 
     monkeypatch.setenv("BACKFILL_MEMORY_LIMIT", "1GB")
-    run_dbt(warehouse, "build", dbt_vars={"max_event_age_days": 7})
+    run_dbt(warehouse, "build", dbt_vars={**DEMO_FIXES, "max_event_age_days": 7})
 
     project_vars = yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"]
     assert query(
@@ -415,7 +416,12 @@ def test_sendable_json_is_checked_on_assembled_events_and_on_fixed_ones(built, t
             "where len(fixes_applied) > 0)"
         )
     result = run_dbt(
-        warehouse, "test", "-s", "test_name:replay_event_json_is_sendable", check=False
+        warehouse,
+        "test",
+        "-s",
+        "test_name:replay_event_json_is_sendable",
+        dbt_vars=DEMO_FIXES,
+        check=False,
     )
     failed = [line for line in result.stdout.splitlines() if "FAIL 1 " in line]
     assert len(failed) == 2, result.stdout

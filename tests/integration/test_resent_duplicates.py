@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from loader.cli import app
 from loader.ingest.samples import generate
 from tests.conftest import query, run_dbt
+from tests.demo import DEMO_FIXES
 
 NOW_MS = 1_795_996_800_000
 runner = CliRunner()
@@ -37,6 +38,7 @@ def built(ingested) -> Path:
         ingested,
         "build",
         dbt_vars={
+            **DEMO_FIXES,
             "replay_reference_time_ms": NOW_MS,
             "replay_attribute_only_events": True,
             "mark_replayed_events": "bf-test-1",
@@ -84,7 +86,7 @@ def test_every_replayed_event_carries_the_backfill_flag(built):
 def test_without_the_var_the_list_is_empty_and_nothing_is_flagged(built, tmp_path):
     warehouse = tmp_path / "backfill.duckdb"
     shutil.copy(built, warehouse)
-    run_dbt(warehouse, "build", dbt_vars={"replay_reference_time_ms": NOW_MS})
+    run_dbt(warehouse, "build", dbt_vars={**DEMO_FIXES, "replay_reference_time_ms": NOW_MS})
     assert query(warehouse, "select count(*) from resent_event_duplicates") == [(0,)]
     [(flagged,)] = query(
         warehouse,

@@ -21,6 +21,7 @@ from loader.push.ledger import Ledger
 from loader.push.send_plan import planning_session
 from loader.warehouse import connect
 from tests.conftest import ROOT, query, run_dbt
+from tests.demo import DEMO_FIXES
 
 LIMIT, SHOWN = "1GB", "953.6 MiB"  # as DuckDB shows 1GB
 STREAMING = "488.2 MiB"  # 512MB: ingest and push take the lower of it and the limit
@@ -33,7 +34,7 @@ def built(tmp_path_factory) -> Path:
     generate(folder / "q", 300, seed=3)
     env = {"BACKFILL_DUCKDB": str(warehouse)}
     assert CliRunner().invoke(app, ["ingest", str(folder / "q")], env=env).exit_code == 0
-    run_dbt(warehouse, "build")
+    run_dbt(warehouse, "build", dbt_vars=DEMO_FIXES)
     return warehouse
 
 

@@ -13,9 +13,10 @@ from loader.cli import app
 from loader.emulator.server import EmulatorConfig, running_emulator
 from loader.ingest.samples import generate
 from tests.conftest import query, run_dbt
+from tests.demo import DEMO_FIXES
 
 runner = CliRunner()
-SAMPLE = {"dev_sample_users_pct": 20, "replay_attribute_only_events": True}
+SAMPLE = {**DEMO_FIXES, "dev_sample_users_pct": 20, "replay_attribute_only_events": True}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def users_and_events(warehouse: Path) -> tuple[set[str], int]:
 
 
 def test_a_sample_is_the_same_users_each_time_with_all_their_events(ingested):
-    run_dbt(ingested, "build", dbt_vars={"replay_attribute_only_events": True})
+    run_dbt(ingested, "build", dbt_vars={**DEMO_FIXES, "replay_attribute_only_events": True})
     all_users, _ = users_and_events(ingested)
     events_of = dict(query(ingested, "select user_key, count(*) from replay_events group by 1"))
 
@@ -74,7 +75,7 @@ def test_push_refuses_a_sample_and_a_dry_run_says_it_is_one(ingested, tmp_path, 
     as_json = runner.invoke(app, ["push", "--dry-run", "--json"])
     assert orjson.loads(as_json.stdout)["plan"]["sample_users_pct"] == 20
 
-    run_dbt(ingested, "build")  # a full build is sent again
+    run_dbt(ingested, "build", dbt_vars=DEMO_FIXES)  # a full build is sent again
     with running_emulator(EmulatorConfig(api_key="key", api_secret="secret-sample-1")) as emu:
         result = runner.invoke(app, ["push", "--endpoint", emu.base_url])
         assert result.exit_code == 0, result.output

@@ -1,3 +1,4 @@
+{{ config(enabled=demo_fix_enabled()) }}
 -- "Search" is planned with custom_event_type 'search'; the app sent some as 'other', and
 -- the data plan blocked those. Send them with the planned type.
 

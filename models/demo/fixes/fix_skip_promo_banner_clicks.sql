@@ -1,3 +1,4 @@
+{{ config(enabled=demo_fix_enabled()) }}
 -- "promo_banner_click" was never planned and nobody downstream uses it: do not replay it.
 -- The events stay in the chain, skipped with this fix's reason.
 

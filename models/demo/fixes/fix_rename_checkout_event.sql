@@ -1,3 +1,4 @@
+{{ config(enabled=demo_fix_enabled()) }}
 -- App 4.2.0 sent "Checkout Complete" as "Chekout Complete"; the data plan blocked it.
 -- Rename it so the replay matches the planned event.
 
