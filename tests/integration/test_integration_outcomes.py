@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from loader.cli import app
-from tests.conftest import query, run_dbt
+from tests.conftest import ROOT, query, run_dbt
 from tests.quarantine import example_batch, write_file
 
 NOW_MS = 1_800_000_000_000  # the build's reference time (2027-01-15 08:00 UTC)
@@ -26,6 +26,7 @@ AGES = {
     "edge2": GA4_LIMIT_MS - 1_800,  # 1.8 s inside it; sent second, 2 s after: too late
     "renamed": 2 * DAY_MS,
     "day1": DAY_MS + 3_600_000,  # GA4 deadline an hour before day5's Meta deadline
+    "renamed5": 5 * DAY_MS + 1_800_000,  # a blocked event the fix renames, too old for GA4
     "day5": 5 * DAY_MS,
     "day10": 10 * DAY_MS,
 }
@@ -41,6 +42,8 @@ def batch(user: str, age_ms: int, number: int) -> dict:
     )
     if user == "renamed":  # fix_rename_checkout_event renames it: its dedup key changes
         body["events"][2]["data"]["event_name"] = "Chekout Complete"
+    if user == "renamed5":
+        body["events"][0]["data"]["event_name"] = "Chekout Complete"
     return body
 
 
@@ -160,9 +163,17 @@ def test_the_expected_send_time_decides_an_event_at_the_edge_of_the_limit(built)
         [NOW_MS],
     )
     # deadline first (the nearest GA4 or Meta deadline still ahead); day10 has passed both
-    assert [user for user, _, _ in order] == ["edge", "edge2", "renamed", "day1", "day5", "day10"]
+    assert [user for user, _, _ in order] == [
+        "edge",
+        "edge2",
+        "renamed",
+        "day1",
+        "renamed5",
+        "day5",
+        "day10",
+    ]
     assert [(position, offset) for _, position, offset in order] == [
-        (n, n * 1000) for n in range(1, 7)
+        (n, n * 1000) for n in range(1, 8)
     ]
 
 
@@ -215,3 +226,44 @@ def test_the_data_test_fails_when_an_event_lacks_a_verdict(built, tmp_path):
     )
     assert result.returncode != 0, result.stdout
     assert "assert_every_replay_event_has_an_outcome_per_integration" in result.stdout
+
+
+def test_the_report_says_what_will_land_where(built, tmp_path):
+    out = tmp_path / "report.html"
+    result = runner.invoke(app, ["report", "--out", str(out)], env={"BACKFILL_DUCKDB": str(built)})
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    assert "<h2" in html and "What will land where" in html
+    section = html.split('id="what-lands-where"', 1)[1]
+    assert "Fixes whose changes will not land everywhere" in section
+    # the fix renamed a blocked event of renamed5, which is too old for GA4 at its send
+    fixes = section.split("Fixes whose changes will not land everywhere", 1)[1]
+    assert "fix_rename_checkout_event" in fixes and "google_analytics_4" in fixes
+    text = " ".join(result.output.split()) + " ".join(html.split())
+    assert "5 attribute-only replays will be dropped as duplicates by amplitude" in text
+
+
+def test_the_reviewer_queries_answer_per_integration_and_fix(built):
+    env = {"BACKFILL_DUCKDB": str(built)}
+    query_file = str(ROOT / "analyses/what_lands_where.sql")
+    result = runner.invoke(app, ["sql", "--no-ledger", "--format", "csv", query_file], env=env)
+    assert result.exit_code == 0, result.output
+    assert (
+        "integration,lands,dropped_as_duplicate,duplicated,too_old_at_send,unknown\n"
+        "amplitude,14,5,2,0,0\n"
+    ) in result.stdout
+    assert "fix_rename_checkout_event,google_analytics_4,too_old_at_send,1" in result.stdout
+    one = runner.invoke(
+        app,
+        ["sql", "--no-ledger", "--format", "csv", query_file, "--set", "integration=braze"],
+        env=env,
+    )
+    assert one.exit_code == 0, one.output
+    assert "amplitude" not in one.stdout and "braze,0,0,0,0,21" in one.stdout
+    order = runner.invoke(
+        app,
+        ["sql", "--no-ledger", "--format", "csv", str(ROOT / "analyses/send_order.sql")],
+        env=env,
+    )
+    assert order.exit_code == 0, order.output
+    assert "google_analytics_4,12," in order.stdout  # events too old for GA4 at their send

@@ -9,6 +9,7 @@ from html import escape
 from pathlib import Path
 
 from loader.audit.report.html import fmt, html_page, html_tiles, plain_text
+from loader.audit.report.integrations import not_landing_warnings, outcomes_section
 from loader.audit.report.privacy import privacy_section
 from loader.audit.report.push import push_section
 from loader.audit.report.reading import attached, exists, query
@@ -182,6 +183,9 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
         notes += [no_suppression_list] if no_suppression_list else []
         integrations = integration_limits_section(con)
         sections += [integrations] if integrations else []
+        outcomes = outcomes_section(con)
+        sections += [outcomes] if outcomes else []
+        landing_warnings = not_landing_warnings(con)
         push = None
         if has_ledger and exists(con, "runs", "ledger"):
             ledger_section, push = push_section(con)
@@ -199,6 +203,7 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
                 )
 
     warnings = notes + _warnings(facts, limits, high_events, attribute_users, plan_notes, push)
+    warnings += landing_warnings
     tiles = _headline(facts, limits, skipped_total, high_events, push)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     meta = f"Generated {generated} from <code>{escape(str(warehouse))}</code>"
