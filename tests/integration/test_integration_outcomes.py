@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from loader.cli import app
 from tests.conftest import ROOT, query, run_dbt
+from tests.demo import DEMO_FIXES
 from tests.quarantine import example_batch, write_file
 
 NOW_MS = 1_800_000_000_000  # the build's reference time (2027-01-15 08:00 UTC)
@@ -64,12 +65,7 @@ def build_vars() -> dict:
         "replay_reference_time_ms": NOW_MS,
         "integrations": INTEGRATIONS,
         "replay_attribute_only_events": True,
-        # the demo's fixes: fix_rename_checkout_event renames "Chekout Complete"
-        "fixes": [
-            "fix_rename_checkout_event",
-            "fix_search_custom_event_type",
-            "fix_skip_promo_banner_clicks",
-        ],
+        **DEMO_FIXES,  # fix_rename_checkout_event renames "Chekout Complete"
         "expected_send_rate_batches_per_s": 1,
     }
 
