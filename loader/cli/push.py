@@ -179,6 +179,18 @@ def push_command(
             show_default=False,
         ),
     ] = None,
+    plan: Annotated[
+        Path | None,
+        typer.Option(
+            "--plan",
+            metavar="PLAN_JSON",
+            help="Send only what a reviewed dry run planned: the plan.json of `--dry-run --out "
+            "DIR`. Refused (exit 2, saying what changed: fixes, vars, events per name, the "
+            "ledger) when the replay set or the ledger no longer give its hash.",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Send the replay set (replay_events) to the Events API, recording every send in the ledger.
@@ -190,6 +202,8 @@ def push_command(
 
     if out_dir is not None and not dry_run:
         raise LoaderError("--out goes with --dry-run (a push records sends in the ledger)")
+    if plan is not None and dry_run:
+        raise LoaderError("--plan goes with a push; a dry run (--dry-run --out DIR) makes one")
     if force and out_dir is None:
         raise LoaderError("--force goes with --dry-run --out DIR")
     destination = destination.lower()
@@ -225,7 +239,14 @@ def push_command(
         report = (
             _plan(options, replay, out_dir, force)
             if dry_run
-            else _send(options, replay, api_secret_file, as_json=as_json, api_key_file=api_key_file)
+            else _send(
+                options,
+                replay,
+                api_secret_file,
+                as_json=as_json,
+                api_key_file=api_key_file,
+                plan_path=plan,
+            )
         )
     except KeyboardInterrupt:
         err.print("interrupted: run `loader push` again to resume (nothing is sent twice)")
@@ -275,6 +296,7 @@ def _send(
     *,
     as_json: bool,
     api_key_file: str | None = None,
+    plan_path: Path | None = None,
 ) -> PushReport:
     from loader.push.destinations.amplitude import AmplitudeCredentials
     from loader.push.destinations.events_api import Credentials
@@ -294,4 +316,5 @@ def _send(
             credentials,
             on_planned=None if as_json else display.planned,
             on_progress=display.update,
+            plan_path=plan_path,
         )

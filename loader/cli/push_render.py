@@ -58,9 +58,13 @@ def print_plan(report: PushReport) -> None:
                 f"  {group.events} events [{group.code}] {group.reason} (e.g. {group.example})",
                 markup=False,
             )
+    if report.reviewed_plan is not None:
+        checked = "" if report.dry_run else " (the reviewed plan's, checked)"
+        out.print(f"  plan hash: {report.reviewed_plan.hash}{checked}", markup=False)
     if report.out_dir:
         out.print(
-            f"  request bodies, plan.json and rejected.ndjson written to {report.out_dir}",
+            f"  request bodies, plan.json and rejected.ndjson written to {report.out_dir}; "
+            f"`loader push --plan {report.out_dir}/plan.json` sends exactly this plan",
             markup=False,
         )
 

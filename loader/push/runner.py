@@ -57,6 +57,14 @@ from loader.push.packing import (
     pack_and_validate,
 )
 from loader.push.replay_reader import ALIAS
+from loader.push.reviewed_plan import (
+    LEDGER_CLASSES,
+    BatchDigest,
+    PlanFingerprint,
+    build_identity,
+    check_plan,
+    read_plan,
+)
 from loader.push.send_plan import Planner, PlanSummary, SampleRequest, planning_session
 from loader.push.transport import Outgoing, RateLimiter, SendResult, Transport
 
@@ -81,6 +89,7 @@ class PushOptions:
     destination_settings: dict = field(default_factory=dict)
     batches_per_request: int | None = None  # fewer than the destination allows
     sample: SampleRequest | None = None  # a test send of a few users' events
+    plan_hash: str | None = None  # a reviewed plan's hash (`loader push --plan`), as checked
 
     @property
     def limits(self) -> PackingLimits:
@@ -157,6 +166,7 @@ class PushReport:
     out_dir: str | None = None
     elapsed_s: float = 0.0
     batches_per_second: float | None = None  # the ledger's `run_throughput`
+    reviewed_plan: PlanFingerprint | None = None  # what `loader push --plan` compares
 
     @property
     def url(self) -> str:
@@ -208,6 +218,7 @@ class PushReport:
                 "batches_per_second": self.batches_per_second,
             },
             "failures": [asdict(failure) for failure in self.failures],
+            "reviewed_plan": None if self.reviewed_plan is None else self.reviewed_plan.as_dict(),
             "out_dir": self.out_dir,
             "elapsed_s": round(self.elapsed_s, 3),
         }
@@ -313,11 +324,13 @@ def dry_run(
             _planning(ledger, warehouse_path, options) as planner,
         ):
             report.plan = planner.classify()
-            batches = planning.batches(planner, with_hashes=False)
+            digest = BatchDigest()
+            batches = _digested(planning.batches(planner, with_hashes=False), digest)
             for number, request in enumerate(planning.requests(batches), 1):
                 if folder is not None:
                     with folder.create(f"request-{number:06d}.json") as file:
                         file.write(route.dry_run_body(b.body for b in request))
+            report.reviewed_plan = _fingerprint(planner, report.plan, options, digest)
         report.elapsed_s = time.monotonic() - started
         if folder is not None:
             with folder.create("plan.json") as file:
@@ -328,6 +341,52 @@ def dry_run(
         if folder is not None:
             folder.close()
     return report
+
+
+def _digested(batches: Iterator[PackedBatch], digest: BatchDigest) -> Iterator[PackedBatch]:
+    for batch in batches:
+        digest.add(batch)
+        yield batch
+
+
+def _fingerprint(
+    planner: Planner, plan: PlanSummary, options: PushOptions, digest: BatchDigest
+) -> PlanFingerprint:
+    """The reviewed-plan fingerprint of a classified plan whose batches `digest` saw."""
+    return PlanFingerprint.of(
+        options.destination,
+        digest,
+        planner.ledger_digest(),
+        events_by_name=plan.events_by_name,
+        ledger={name: getattr(plan, name) for name in LEDGER_CLASSES},
+        options={
+            "resend_changed": options.resend_changed,
+            "sample": None if options.sample is None else asdict(options.sample),
+        },
+        build=build_identity(planner.con),
+    )
+
+
+def _check_reviewed_plan(
+    planner: Planner,
+    options: PushOptions,
+    validator: Validator | None,
+    report: PushReport,
+    plan_path: Path,
+) -> None:
+    """Pack the classified plan once without recording it; refuse (`PlanChanged`) unless
+    it gives the hash of the reviewed plan at `plan_path`."""
+    planned = read_plan(plan_path)
+    digest = BatchDigest()
+    planning = _Plan(
+        report, validator if options.validate else None, route=options.route, limits=options.limits
+    )
+    for batch in planning.batches(planner, with_hashes=False):
+        digest.add(batch)
+    now = _fingerprint(planner, report.plan, options, digest)
+    check_plan(plan_path, planned, now)
+    report.reviewed_plan = now
+    options.plan_hash = now.hash
 
 
 def _planning(ledger: Ledger, warehouse_path: Path | str, options: PushOptions):
@@ -377,8 +436,13 @@ def push(
     on_progress: Callable[[Progress], None] | None = None,
     on_planned: Callable[[PushReport], None] | None = None,
     validator: Validator | None = None,
+    plan_path: Path | None = None,
 ) -> PushReport:
     """Plan, record and send a run. See the module docstring; the report says what happened.
+
+    With `plan_path` (a dry run's plan.json), the run is sent only when its plan has that
+    plan's hash (`loader.push.reviewed_plan`); otherwise `PlanChanged` is raised before
+    anything is recorded or sent.
 
     Raises `LedgerLocked` when another push holds the ledger. A 401/403 stops the run:
     the report's status is "stopped" with the reason in `message`. Ctrl-C stops it too
@@ -414,6 +478,9 @@ def push(
                         f"{NO_SUPPRESSION_LIST}"
                     )
                 _settings_of_the_build(ledger, options)
+                report.plan = planner.classify()
+                if plan_path is not None:
+                    _check_reviewed_plan(planner, options, validator, report, plan_path)
                 # the run's options, and the suppression list of the build it sends
                 listed = planner.suppression_list
                 recorded = options.as_dict() | {
@@ -483,7 +550,6 @@ def _plan_into_ledger(
     planning = _Plan(
         report, validator if options.validate else None, route=options.route, limits=options.limits
     )
-    report.plan = planner.classify()
     if report.plan.sample_users is not None:
         ledger.mark_sample(run_id, len(report.plan.sample_users))
     with ledger.transaction():

@@ -24,6 +24,7 @@ the ledger only through the views the ledger defines (`key_history`, `open_batch
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +52,12 @@ def content_hash_sql(alias: str = "") -> str:
     return f"md5({prefix}batch_context::varchar || chr(10) || {prefix}event_json::varchar)"
 
 
+# An event's name: mParticle's data.event_name (screen_name for screen views), Amplitude's
+# event_type, else the event type (session starts, commerce events)
+EVENT_NAME_SQL = (
+    "coalesce(event_json->>'$.data.event_name', event_json->>'$.data.screen_name', "
+    "event_json->>'$.event_type', event_type)"
+)
 SCRATCH = "plan_scratch"
 DAY_MS = 86_400_000
 SKIPPED_ALWAYS = ("resume", "acknowledged", "rejected_before")
@@ -81,6 +88,8 @@ class PlanSummary:
     to_send: int = 0
     users: int = 0
     events_by_type: dict[str, int] = field(default_factory=dict)
+    # by event name (`EVENT_NAME_SQL`): what a reviewed plan's comparison names
+    events_by_name: dict[str, int] = field(default_factory=dict)
     older_than_warn_days: int = 0
     older_than_max_days: int = 0
     older_than_api_days: int = 0  # older than the Events API takes (MAX_EVENT_AGE_DAYS)
@@ -244,6 +253,11 @@ class Planner:
             f"and d.disposition = 'resume'{self._in_sample('r')})"
         )
         self._count_sending(summary, sending)
+        summary.events_by_name = dict(
+            con.execute(
+                f"select {EVENT_NAME_SQL} as name, count(*) from {sending} group by 1 order by 1"
+            ).fetchall()
+        )
         summary.new = summary.to_send - summary.resumed
         from loader.push.integration_limits import integration_limits
 
@@ -361,6 +375,26 @@ class Planner:
 
     def _older_than(self, days: int) -> str:
         return f"timestamp_unixtime_ms < {self.now_ms - days * DAY_MS}"
+
+    def ledger_digest(self) -> str:
+        """SHA-256 of the ledger's state as this plan read it (after `classify`): each
+        known replay event's class, and this replay set's open batches."""
+        s, db = self.s, self.db
+        [(classes,)] = self.con.execute(
+            f"select md5(coalesce(string_agg(replay_key || ' ' || disposition, chr(10) "
+            f"order by replay_key), '')) from {s}.disposition"
+        ).fetchall()
+        [(batches,)] = self.con.execute(
+            f"""select md5(coalesce(string_agg(
+                source_request_id || ' ' || intact || ' ' || was_sent || ' ' || events,
+                chr(10) order by source_request_id), ''))
+            from {s}.open_batches
+            where source_request_id in (
+                select e.source_request_id from {db}.open_batch_events e
+                semi join {s}.known k using (replay_key)
+            )"""
+        ).fetchall()
+        return hashlib.sha256(f"{classes}\n{batches}".encode()).hexdigest()
 
     def superseded_batches(self) -> list[str]:
         """Open batches whose content changed (the run marks them superseded)."""
