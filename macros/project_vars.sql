@@ -21,6 +21,7 @@
         'fixes': 'fix_names',
         'amplitude_user_id_identity': 'amplitude_identity',
         'amplitude_min_id_length': 'id_length',
+        'amplitude_skip_user_properties_sync': 'boolean',
         'mark_replayed_events': 'backfill_id_or_null',
         'integrations': 'integration_names',
         'expected_send_rate_batches_per_s': 'batches_per_s',

@@ -12,6 +12,13 @@ seconds, gets the whole request refused with a 429 naming it (`throttled_users`,
 is kept. An accepted event whose `insert_id` was already accepted is acknowledged and
 not recorded again (Amplitude's de-duplication window is 7 days: the emulator's lifetime).
 
+User properties as Amplitude's backfill guide describes them
+(https://amplitude.com/docs/data/data-backfill): an accepted event without
+`"$skip_user_properties_sync": true` syncs with the user's profile (its `user_properties`
+overwrite the profile's, `profiles`), and counts in `synced_events`, so that a test sees
+historical values overwrite current ones; with it, the profile is left alone. A
+`$skip_user_properties_sync` that is not a boolean is an invalid field (400).
+
 Faults as the Events API emulator's: a script for the first requests (429, 503, drop,
 drop-after, 200) and random shares of 429 (naming the first event's ids), 503 and drops
 (the request is processed, then the connection closed without an answer).
@@ -63,6 +70,7 @@ from loader.emulator.http_core import (
 
 MAX_READ_BYTES = 64 * 1024 * 1024  # larger bodies are not read: the connection is closed
 SCRIPT_ENTRIES = ("429", "503", "drop", "drop-after", "200")
+SKIP_SYNC = "$skip_user_properties_sync"
 RECORD_DDL = """
 create table if not exists received_amplitude_events (
     insert_id varchar, user_id varchar, device_id varchar, event_type varchar,
@@ -144,6 +152,10 @@ class AmplitudeEmulator:
         self.accepted: list[dict[str, Any]] = []
         self.insert_ids: set[str] = set()
         self.duplicates = 0
+        # user properties per user ('u:<user_id>', else 'd:<device_id>'), as synced events
+        # left them, and how many accepted events synced (no $skip_user_properties_sync)
+        self.profiles: dict[str, dict[str, Any]] = {}
+        self.synced_events = 0
         self.log: list[tuple[int, int, str | None, int, int, str | None]] = []
         self.seen: dict[str, collections.deque[float]] = {}
         self.request_no = 0
@@ -176,7 +188,8 @@ class AmplitudeEmulator:
         answered = ", ".join(f"{n}x{s}" for s, n in sorted(statuses.items()))
         return (
             f"{len(self.log)} requests ({answered or 'none'}); {len(self.accepted)} events "
-            f"accepted, {self.duplicates} duplicates (insert_id) not recorded again"
+            f"accepted, {self.duplicates} duplicates (insert_id) not recorded again, "
+            f"{self.synced_events} synced user properties (no $skip_user_properties_sync)"
         )
 
     # Answering one request
@@ -299,6 +312,8 @@ class AmplitudeEmulator:
                 continue
             if insert_id is not None:
                 self.insert_ids.add(insert_id)
+            if event.get(SKIP_SYNC) is not True:
+                self._sync(event)
             self.accepted.append({**event, "_request_no": number})
             if self.rows is not None:
                 self.rows.add(
@@ -313,6 +328,14 @@ class AmplitudeEmulator:
                         number,
                     ),
                 )
+
+    def _sync(self, event: dict) -> None:
+        """An event without $skip_user_properties_sync: its user properties overwrite the
+        profile's."""
+        self.synced_events += 1
+        keys = _id_keys(event)
+        if keys:
+            self.profiles.setdefault(keys[0], {}).update(event.get("user_properties") or {})
 
     def _logged(
         self, number: int, reply: Reply, fault: str | None, events: int = 0, size: int = 0
@@ -371,6 +394,8 @@ def _validate(events: list, min_length: int) -> tuple[list[dict], dict[str, Any]
         for name in ("event_properties", "user_properties"):
             if name in event and not isinstance(event[name], dict):
                 invalid.setdefault(name, []).append(k)
+        if SKIP_SYNC in event and not isinstance(event[SKIP_SYNC], bool):
+            invalid.setdefault(SKIP_SYNC, []).append(k)
         cleaned.append(event)
     if not (missing or invalid):
         return cleaned, None

@@ -175,3 +175,24 @@ def test_requests_beyond_the_slots_get_a_503_and_slots_come_back(monkeypatch):
                 break
             time.sleep(0.1)
         assert answer.status_code == 200
+
+
+def test_user_properties_sync_unless_the_event_skips_it():
+    with running_amplitude_emulator(AmplitudeEmulatorConfig(api_key=KEY)) as emu:
+        historical = event(0, user_properties={"plan": "free"}, insert_id="h")
+        historical["$skip_user_properties_sync"] = True
+        assert post(emu.url, {"api_key": KEY, "events": [historical]}).status_code == 200
+        assert emu.profiles == {} and emu.synced_events == 0
+        live = event(0, user_properties={"plan": "pro"}, insert_id="l")
+        assert post(emu.url, {"api_key": KEY, "events": [live]}).status_code == 200
+        assert emu.profiles == {"u:user-00000": {"plan": "pro"}} and emu.synced_events == 1
+        synced_old = event(0, user_properties={"plan": "free"}, insert_id="o")
+        assert post(emu.url, {"api_key": KEY, "events": [synced_old]}).status_code == 200
+        assert emu.profiles == {"u:user-00000": {"plan": "free"}}  # the old value won
+        assert "2 synced user properties" in emu.summary()
+
+        bad = event(1, insert_id="b")
+        bad["$skip_user_properties_sync"] = "yes"
+        answer = post(emu.url, {"api_key": KEY, "events": [bad]})
+        assert answer.status_code == 400
+        assert answer.json()["events_with_invalid_fields"] == {"$skip_user_properties_sync": [0]}

@@ -310,3 +310,24 @@ def test_kill_and_resume_sends_nothing_acknowledged_again(env):
             }
         assert resent and not resent & acknowledged
         assert_delivered_exactly_once(env, emu)
+
+
+def test_historical_events_skip_user_property_sync_unless_the_build_turns_it_on(env):
+    warehouse, ledger = Path(env["BACKFILL_DUCKDB"]), Path(env["BACKFILL_LEDGER"])
+    # the users' blocked user attributes go with their events: Amplitude user_properties
+    with_attributes = {**AMPLITUDE_BUILD, "replay_blocked_user_attributes": True}
+    run_dbt(warehouse, "build", dbt_vars=with_attributes)
+    with running_amplitude_emulator(AmplitudeEmulatorConfig(api_key=KEY)) as emu:
+        assert run_push(env, emu.url).status == "completed"
+        assert emu.accepted and all(e["$skip_user_properties_sync"] is True for e in emu.accepted)
+        with_properties = [e for e in emu.accepted if e.get("user_properties")]
+        assert with_properties, "no event sets user properties: the test proves nothing"
+        assert emu.synced_events == 0 and emu.profiles == {}
+
+    syncing = {**with_attributes, "amplitude_skip_user_properties_sync": False}
+    run_dbt(warehouse, "build", "-s", "int_amplitude__mapped+", dbt_vars=syncing)
+    ledger.unlink()
+    with running_amplitude_emulator(AmplitudeEmulatorConfig(api_key=KEY)) as emu:
+        assert run_push(env, emu.url).status == "completed"
+        assert not any("$skip_user_properties_sync" in e for e in emu.accepted)
+        assert emu.synced_events == len(emu.accepted) and emu.profiles

@@ -98,6 +98,7 @@ select
         ('event_type', json_value_sql('amplitude_event_type')),
         ('time', json_value_sql('timestamp_unixtime_ms')),
         ('insert_id', json_value_sql("'mpbf-' || md5(replay_key)")),
+        ('$skip_user_properties_sync', json_value_sql('true' if var('amplitude_skip_user_properties_sync', true) else 'null')),
         ('event_properties', json_parsed('coalesce(' ~ json_get('data', '$.custom_attributes') ~ ', ' ~ fix_json_literal({}) ~ ')')),
         ('user_properties', json_parsed('user_attributes')),
         ('revenue', json_parsed('case when ' ~ json_text('data', '$.product_action.action') ~ " = 'purchase' then "
