@@ -6,6 +6,7 @@ import typer
 
 from loader.cli.audit import export_command, plan_check_command, report_command, sql_command
 from loader.cli.emulate import emulate_command
+from loader.cli.fix_suggestions import suggest_fixes_command
 from loader.cli.fixes import fix_test_command, lint_command, new_fix_command, remove_fix_command
 from loader.cli.ingest import ingest_command, sample_command
 from loader.cli.push import push_command
@@ -34,6 +35,7 @@ app.command("new-fix")(new_fix_command)
 app.command("remove-fix")(remove_fix_command)
 app.command("lint")(lint_command)
 app.command("fix-test")(fix_test_command)
+app.command("suggest-fixes")(suggest_fixes_command)
 app.command("sql")(sql_command)
 app.command("report")(report_command)
 app.command("export")(export_command)

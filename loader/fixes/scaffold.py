@@ -10,6 +10,7 @@ the fix's lines the same way, so new-fix then remove-fix gives back the same byt
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -262,21 +263,40 @@ def append_to_section(text: str, key: str, entry: str) -> str:
     return "".join(lines)
 
 
-def entries(model: str, *, context: bool = False, test: str | None = None) -> tuple[str, str]:
-    """The model entry and unit-test item added for `model` (`test`: one written already)."""
+def described_entry(model: str, description: str) -> str:
+    """A model entry with a finished description (folded, wrapped at 88 columns)."""
+    lines = textwrap.wrap(description, 82) or [""]
+    return f"  - name: {model}\n    description: >\n" + "".join(f"      {line}\n" for line in lines)
+
+
+def entries(
+    model: str, *, context: bool = False, test: str | None = None, description: str | None = None
+) -> tuple[str, str]:
+    """The model entry and unit-test item added for `model` (`test`: one written already;
+    `description`: the model's, instead of a TODO)."""
     entry, skeleton = (
         (CONTEXT_MODEL_ENTRY, CONTEXT_TEST_ENTRY) if context else (MODEL_ENTRY, TEST_ENTRY)
     )
-    return entry.format(model=model), test if test is not None else skeleton.format(model=model)
+    model_entry = (
+        described_entry(model, description)
+        if description is not None
+        else entry.format(model=model)
+    )
+    return model_entry, test if test is not None else skeleton.format(model=model)
 
 
 def add_to_models_yml(
-    text: str, model: str, *, context: bool = False, test: str | None = None
+    text: str,
+    model: str,
+    *,
+    context: bool = False,
+    test: str | None = None,
+    description: str | None = None,
 ) -> str:
     """The fixes' YAML with `model`'s description and unit test (a skeleton unless given)
     appended."""
     text = text or "version: 2\n"
-    entry, test = entries(model, context=context, test=test)
+    entry, test = entries(model, context=context, test=test, description=description)
     text = re.sub(r"(?m)^(models|unit_tests): \[\]\s*$", r"\1:", text)  # an empty flow list
     text = append_to_section(text, "models", entry)
     return append_to_section(text, "unit_tests", test)
@@ -290,11 +310,18 @@ def described(yml_text: str) -> tuple[list[str], list[str]]:
 
 
 def new_fix(
-    project_dir: Path, name: str, *, context: bool = False, test: str | None = None
+    project_dir: Path,
+    name: str,
+    *,
+    context: bool = False,
+    test: str | None = None,
+    sql: str | None = None,
+    description: str | None = None,
 ) -> NewFix:
     """Create models/fixes/<model>.sql (context fixes: models/context_fixes/), describe and
     unit-test it in the chain's YAML, and append it to var `fixes` (`context_fixes`).
-    `test`: the unit-test item to add instead of the skeleton (real_rows.test_entry).
+    `test`: the unit-test item to add instead of the skeleton (real_rows.test_entry); `sql`
+    and `description`: the fix's, instead of the no-op template and a TODO.
     Nothing is written unless every edit checks out."""
     var = "context_fixes" if context else "fixes"
     model = model_name(name, "context_fix_" if context else "fix_")
@@ -317,10 +344,11 @@ def new_fix(
         )
     yml_text = yml_path.read_text() if yml_path.exists() else ""
     updated_yml, layout_kept = models_yml_with(
-        yml_text, model, models_yml, context=context, test=test
+        yml_text, model, models_yml, context=context, test=test, description=description
     )
+    template = CONTEXT_SQL_TEMPLATE if context else SQL_TEMPLATE
     sql_path.parent.mkdir(parents=True, exist_ok=True)
-    sql_path.write_text((CONTEXT_SQL_TEMPLATE if context else SQL_TEMPLATE).format(model=model))
+    sql_path.write_text(sql if sql is not None else template.format(model=model))
     yml_path.write_text(updated_yml)
     project_file.write_text(updated_project)
     return NewFix(
@@ -335,7 +363,13 @@ def new_fix(
 
 
 def models_yml_with(
-    yml_text: str, model: str, models_yml: Path, *, context: bool = False, test: str | None = None
+    yml_text: str,
+    model: str,
+    models_yml: Path,
+    *,
+    context: bool = False,
+    test: str | None = None,
+    description: str | None = None,
 ) -> tuple[str, bool]:
     """The fixes' YAML with `model`'s entries appended, and whether its text (comments,
     layout) was kept: lines are added when the lists are block lists, indented or not;
@@ -353,14 +387,16 @@ def models_yml_with(
         ) from None
     if model in models or f"test_{model}" in tests:
         raise ScaffoldError(f"{models_yml} already describes {model}; remove its entries first.")
-    entry, test_item = entries(model, context=context, test=test)
+    entry, test_item = entries(model, context=context, test=test, description=description)
     expected = {
         **(document or {"version": 2}),
         "models": [*(document.get("models") or []), *yaml.safe_load(entry)],
         "unit_tests": [*(document.get("unit_tests") or []), *yaml.safe_load(test_item)],
     }
     try:
-        edited = add_to_models_yml(yml_text, model, context=context, test=test)
+        edited = add_to_models_yml(
+            yml_text, model, context=context, test=test, description=description
+        )
         if yaml.safe_load(edited) == expected:
             return edited, True
     except yaml.YAMLError:
