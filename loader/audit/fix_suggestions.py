@@ -118,7 +118,15 @@ class Suggestions:
             if suggestion.name == name:
                 return suggestion
         known = ", ".join(s.name for s in self.suggestions) or "none"
-        raise SuggestionError(f"no suggestion is named {name!r}; the suggestions are: {known}.")
+        hint = (
+            " Drops, skips and casts are suggested from a data plan only: give the plan file "
+            "as when they were listed."
+            if self.plan is None
+            else ""
+        )
+        raise SuggestionError(
+            f"no suggestion is named {name!r}; the suggestions are: {known}.{hint}"
+        )
 
     def as_dict(self) -> dict:
         return {
@@ -722,19 +730,25 @@ def _cast_suggestions(
                 OpenReason(reason, entry["rows"], f"no value converts to {to}: write the fix")
             )
             continue
-        where = ""
+        where, event_names = "", ""
         if len(planned_types[attribute]) > 1:  # typed otherwise on other events
             event_names = ", ".join(sql_string(n) for n in sorted(entry["events"]))
             where = ", where=" + jinja_string(f"event_name in ({event_names})")
         kinds = ", ".join(sorted(entry["kinds"]))
+        pointer = sql_string(json_pointer(attribute))
+        kind_list = ", ".join(sql_string(k.upper()) for k in sorted(entry["kinds"]))
+        predicate = f"json_type(custom_attributes, {pointer}) in ({kind_list})"
+        if where:
+            predicate += f" and event_name in ({event_names})"
+        # the cast applies wherever the attribute has such a value: count those rows
+        (rows,) = _query(con, f"select count(*) from {CHAIN_START} where {predicate}")[0]
         found.suggestions.append(
             Suggestion(
                 names("cast", attribute, "to", to),
                 "cast",
                 reason,
-                entry["converts"],
-                f"cast to {to} ({entry['converts']} of {entry['rows']} convert; optional: "
-                "mParticle accepts text holding one)",
+                int(rows),
+                f"cast to {to} (optional: mParticle accepts text holding one)",
                 (
                     Step(
                         "fixed",
@@ -746,13 +760,11 @@ def _cast_suggestions(
                         + ") }}",
                     ),
                 ),
-                f"json_exists(custom_attributes, {sql_string(json_pointer(attribute))}) and "
-                f"json_type(custom_attributes, {sql_string(json_pointer(attribute))}) in "
-                f"({', '.join(sql_string(k.upper()) for k in sorted(entry['kinds']))})",
+                predicate,
                 f"{planned.label} types attribute {attribute!r} as {to}; {entry['rows']} blocked "
-                f"events send it as {kinds}. Casts the values that convert "
-                f"({entry['converts']}); mParticle accepts text holding a number or a boolean "
-                "as one, so this is about what the replay's destinations receive.",
+                f"events it plans send it as {kinds} ({entry['converts']} convert). Casts every "
+                f"{kinds} value of it that converts; mParticle accepts text holding a number or "
+                "a boolean as one, so this is about what the replay's destinations receive.",
             )
         )
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from loader.audit.data_plan_check import PlanVersion
 from loader.audit.fix_suggestions import (
     Planned,
     Step,
     Suggestion,
+    SuggestionError,
+    Suggestions,
     close_name,
     closeness,
     edit_distance,
@@ -86,3 +90,10 @@ def test_a_written_description_replaces_the_todo():
     entry = described_entry("fix_x", "word " * 30)
     assert entry.startswith("  - name: fix_x\n    description: >\n      word")
     assert all(len(line) <= 88 for line in entry.splitlines())
+
+
+def test_a_name_without_a_plan_says_the_plan_may_be_missing():
+    with pytest.raises(SuggestionError, match="from a data plan only"):
+        Suggestions(None, 0).named("drop_debug_info")
+    with pytest.raises(SuggestionError, match="the suggestions are: none.$"):
+        Suggestions("p v1", 0).named("fix_drop_debug_info")
