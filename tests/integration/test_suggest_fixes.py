@@ -172,6 +172,21 @@ def test_the_plan_gives_a_fix_per_blocked_reason_with_its_rows(shop):
     assert found.blocked_rows == 4 * USERS + USERS // 2
     assert found.covered_rows == found.blocked_rows and found.open == []
     assert "{{ skip_events(" in suggestions["skip_debug_ping"].sql()
+    shown = runner.invoke(
+        app,
+        ["suggest-fixes", str(shop.plan), "--json", "--project-dir", str(ROOT)],
+        env={"BACKFILL_DUCKDB": str(shop.warehouse)},
+    )
+    assert shown.exit_code == 0, shown.output
+    summary = json.loads(shown.stdout)
+    assert (summary["plan"], summary["blocked_rows"], summary["covered_rows"]) == (
+        "shop v2",
+        found.blocked_rows,
+        found.blocked_rows,
+    )
+    assert {s["name"]: s["rows"] for s in summary["suggestions"]} == {
+        name: s.rows for name, s in suggestions.items()
+    }
 
 
 def test_without_a_plan_renames_come_from_what_was_let_through(shop):
