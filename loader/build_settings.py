@@ -58,19 +58,19 @@ def read_sample_pct(con: duckdb.DuckDBPyConnection, catalog: str | None = None) 
     return None if row is None or row[0] is None else float(row[0])
 
 
-def read_amplitude_min_id_length(con: duckdb.DuckDBPyConnection, catalog: str) -> int | None:
-    """The shortest id the build's amplitude_events kept (var amplitude_min_id_length), or
-    None for a build made before the var was recorded."""
+def read_build_setting(con: duckdb.DuckDBPyConnection, catalog: str, column: str) -> object:
+    """Column `column` of the build's settings (a destination's var, say), or None for a
+    build made before it was recorded."""
     relation = _settings_relation(con, catalog)
     if relation is None:
         return None
     [(has_column,)] = con.execute(
-        f"select count(*) from (describe {relation}) where column_name = 'amplitude_min_id_length'"
+        f"select count(*) from (describe {relation}) where column_name = ?", [column]
     ).fetchall()
     if not has_column:
         return None
-    row = con.execute(f"select amplitude_min_id_length from {relation} limit 1").fetchone()
-    return None if row is None else int(row[0])
+    row = con.execute(f'select "{column}" from {relation} limit 1').fetchone()
+    return None if row is None else row[0]
 
 
 class SampleReplaySet(LoaderError):

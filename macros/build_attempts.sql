@@ -4,8 +4,9 @@
     loader compares them with the invocation that last built replay_events, and refuses
     to push a replay set that a later (or its own) invocation failed after: that replay
     set is older than the models and vars the user last tried to build. A direct
-    destination's table (amplitude_events) is also refused when replay_events was rebuilt
-    after it.
+    destination's table (a model of models/destinations/<name>/) is also refused when
+    replay_events was rebuilt after it: replay_sets_built lists the replay_events and
+    destination models each invocation built.
     An invocation killed before it ended keeps status 'started'.
 #}
 
@@ -23,7 +24,7 @@
         replay_events_built boolean not null default false,
         failed_nodes varchar[]
     );
-    alter table meta.build_attempts add column if not exists amplitude_events_built boolean default false;
+    alter table meta.build_attempts add column if not exists replay_sets_built varchar[];
     insert or replace into meta.build_attempts (invocation_id, command, started_at, status)
     values ('{{ invocation_id }}', '{{ flags.WHICH }}', '{{ run_started_at.isoformat() }}'::timestamptz, 'started');
     {%- endif -%}
@@ -36,8 +37,8 @@
     {%- for result in results -%}
         {%- if result.status in ('error', 'fail', 'runtime error') -%}
             {%- do failed.append(result.node.name) -%}
-        {%- elif result.node.name in ('replay_events', 'amplitude_events')
-            and result.node.resource_type == 'model' and result.status == 'success' -%}
+        {%- elif result.node.resource_type == 'model' and result.status == 'success'
+            and (result.node.name == 'replay_events' or result.node.fqn[1:2] == ['destinations']) -%}
             {%- do built.append(result.node.name) -%}
         {%- endif -%}
     {%- endfor -%}
@@ -49,7 +50,7 @@
         finished_at = now(),
         status = '{{ "failed" if failed else "succeeded" }}',
         replay_events_built = {{ 'true' if 'replay_events' in built else 'false' }},
-        amplitude_events_built = {{ 'true' if 'amplitude_events' in built else 'false' }},
+        replay_sets_built = {{ sql_string_list(built) }},
         failed_nodes = {{ sql_string_list(failed) }}
     where invocation_id = '{{ invocation_id }}';
     {%- endif -%}

@@ -6,7 +6,9 @@
 #}
 
 {% macro project_var_kinds() -%}
-    {#- Every var of dbt_project.yml, with the kind of value it takes. -#}
+    {#- Every var of dbt_project.yml, with the kind of value it takes; a direct destination's
+        own vars are declared by its models (config meta project_vars, in
+        models/destinations/<name>/) and checked when it is built. -#}
     {% set project_var_kinds = {
         'replay_attribute_only_events': 'boolean',
         'data_plan_policy': 'data_plan_policy',
@@ -19,9 +21,6 @@
         'exclude_high_risk_users': 'boolean',
         'replay_blocked_user_attributes': 'boolean',
         'fixes': 'fix_names',
-        'amplitude_user_id_identity': 'amplitude_identity',
-        'amplitude_min_id_length': 'id_length',
-        'amplitude_skip_user_properties_sync': 'boolean',
         'mark_replayed_events': 'backfill_id_or_null',
         'integrations': 'integration_names',
         'expected_send_rate_batches_per_s': 'batches_per_s',
@@ -96,7 +95,7 @@
         {{ return('var ' ~ name ~ ' must be a list of user identity type names, not ' ~ shown) }}
     {%- elif kind == 'fix_names' and value is not none and not var_is_name_list(value) -%}
         {{ return('var ' ~ name ~ ' must be a list of fix model names, not ' ~ shown) }}
-    {%- elif kind == 'amplitude_identity'
+    {%- elif kind == 'identity_type_or_mpid'
             and not (value is string and modules.re.fullmatch('[a-z][a-z0-9_]*', value)) -%}
         {{ return('var ' ~ name ~ ' must be a user identity type name (customer_id, email, ...) '
             ~ 'or mpid, not ' ~ shown) }}
@@ -111,10 +110,9 @@
             and not var_is_lowercase_name_list(value) -%}
         {{ return('var ' ~ name ~ ' must be a list of integration names (lowercase letters, '
             ~ 'digits and _, as in seeds/integration_limits.csv), not ' ~ shown) }}
-    {%- elif kind == 'destination_names' and not (var_is_name_list(value)
-            and (value | reject('in', ['amplitude']) | list | length) == 0) -%}
-        {{ return('var ' ~ name ~ ' must be [] or [amplitude] (the direct destinations whose '
-            ~ 'models dbt builds), not ' ~ shown) }}
+    {%- elif kind == 'destination_names' and not var_is_lowercase_name_list(value) -%}
+        {{ return('var ' ~ name ~ ' must be a list of direct destination names (folders of '
+            ~ 'models/destinations/), not ' ~ shown) }}
     {%- elif kind == 'text_or_null' and value is not none and not (value is string and value) -%}
         {{ return('var ' ~ name ~ ' must be null or a folder path or URI, not ' ~ shown) }}
     {%- elif kind == 'data_plan_policy' and value not in ('keep', 'drop', 'set') -%}
@@ -154,11 +152,21 @@
         meta.build_attempts as failed, and `loader push` refuses the older replay set. -#}
     {%- if execute -%}
     {%- set kinds = project_var_kinds() -%}
+    {%- set destinations = [] -%}
+    {%- for node in graph.nodes.values() if node.resource_type == 'model'
+            and node.fqn[1:2] == ['destinations'] and node.fqn | length > 3 -%}
+        {%- do destinations.append(node.fqn[2]) -%}
+        {%- do kinds.update(node.config.meta.get('project_vars', {})) -%}
+    {%- endfor -%}
     {%- for name, kind in kinds.items() -%}
         {%- set problem = var_problem(name, var(name, none), kind) -%}
         {%- if problem -%}
             {{ stop_build_on_vars(problem) }}
         {%- endif -%}
+    {%- endfor -%}
+    {%- for name in var('direct_destinations', []) or [] if name not in destinations -%}
+        {{ stop_build_on_vars('var direct_destinations: ' ~ name ~ ' is not a direct destination '
+            ~ '(no models in models/destinations/' ~ name ~ '/)') }}
     {%- endfor -%}
     {%- if var('data_plan_policy') == 'set' and not var('data_plan_override', {}).get('plan_id') -%}
         {{ stop_build_on_vars(

@@ -1,4 +1,5 @@
-"""`loader emulate`: a local Events API to rehearse a backfill against."""
+"""`loader emulate`: a local Events API (or a direct destination's stand-in) to rehearse a
+backfill against."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from loader import settings
-from loader.cli.common import handles_loader_errors, out
+from loader.cli.common import err, handles_loader_errors, out
 from loader.errors import LoaderError
 
 if TYPE_CHECKING:
@@ -74,20 +75,23 @@ def emulate_command(
     api: Annotated[
         str,
         typer.Option(
-            help="events (the Events API) or amplitude (Amplitude's Batch Event Upload API: "
-            "its key from AMPLITUDE_API_KEY or --api-key; --script takes 429, 503, drop, "
-            "drop-after, 200).",
+            help="events (the Events API), or a direct destination's stand-in, named as in "
+            "`loader push --destination` (its key from its env var or --api-key; --script "
+            "takes 429, 503, drop, drop-after, 200).",
             case_sensitive=False,
         ),
     ] = "events",
-    per_user_limit: Annotated[
-        float,
-        typer.Option(help="With --api amplitude: events/s allowed per user_id and device_id."),
-    ] = 1000.0,
-    window: Annotated[
-        float,
-        typer.Option(help="With --api amplitude: seconds over which an id's rate is counted."),
-    ] = 30.0,
+    api_options: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--api-option",
+            metavar="NAME=VALUE",
+            help="A setting of the stand-in (repeatable); `--api-option help` lists them.",
+            show_default=False,
+        ),
+    ] = None,
+    per_user_limit: Annotated[str | None, typer.Option(hidden=True)] = None,
+    window: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run a local Events API that checks every batch, injects faults and records what arrives.
 
@@ -95,21 +99,26 @@ def emulate_command(
     """  # noqa: E501
     from loader.emulator.server import serve
 
-    if api.lower() == "amplitude":
-        _emulate_amplitude(
-            os.environ.get("AMPLITUDE_API_KEY") or api_key,
-            db=db,
-            port=port,
-            latency_ms=latency_ms,
-            shares=(share_429, share_503, share_drop),
-            seed=seed,
-            limits=(per_user_limit, window),
-            script=script,
-            url_file=url_file,
+    if api.lower() != "events":
+        options = dict(_deprecated(per_user_limit=per_user_limit, window=window))
+        for text in api_options or ():
+            name, sep, value = text.partition("=")
+            if not sep and name.strip() != "help":
+                raise LoaderError(f"--api-option {name}...: expected NAME=VALUE")
+            options[name.strip().lower().replace("-", "_")] = value.strip()
+        _emulate_stand_in(
+            api.lower(),
+            api_key,
+            options,
+            db,
+            port,
+            latency_ms,
+            seed,
+            script,
+            (share_429, share_503, share_drop),
+            url_file,
         )
         return
-    if api.lower() != "events":
-        raise LoaderError(f"--api {api}: use events or amplitude")
     api_secret = _secret(api_secret_file)
     if not api_key or not api_secret:
         raise LoaderError(
@@ -137,43 +146,69 @@ def emulate_command(
     out.print(f"emulator stopped: {emulator.summary()}", markup=False)
 
 
-def _emulate_amplitude(
+def _deprecated(**values: str | None) -> dict[str, str]:
+    given = {}
+    for name, value in values.items():
+        if value is not None:
+            err.print(
+                f"--{name.replace('_', '-')} is deprecated: use --api-option {name}=VALUE",
+                markup=False,
+                highlight=False,
+            )
+            given[name] = value
+    return given
+
+
+def _emulate_stand_in(
+    name: str,
     api_key: str | None,
-    *,
+    options: dict[str, str],
     db: Path | None,
     port: int,
     latency_ms: int,
-    shares: tuple[float, float, float],
     seed: int,
-    limits: tuple[float, float],
     script: str | None,
+    shares: tuple[float, float, float],
     url_file: Path | None,
 ) -> None:
-    from loader.emulator.amplitude import AmplitudeEmulatorConfig, serve_amplitude
+    from loader.emulator.registry import stand_in
+    from loader.emulator.stand_in import Faults
 
-    if not api_key:
+    chosen = stand_in(name)
+    if "help" in options:
+        out.print(f"{name} stand-in settings (--api-option NAME=VALUE):", markup=False)
+        for option, meaning in chosen.options.items():
+            out.print(f"  {option}  {meaning}", markup=False, highlight=False)
+        return
+    unknown = sorted(set(options) - set(chosen.options))
+    if unknown:
         raise LoaderError(
-            "the emulator needs the API key to accept: AMPLITUDE_API_KEY or --api-key"
+            f"--api-option: the {name} stand-in takes no {', '.join(unknown)}; it takes "
+            f"{', '.join(chosen.options) or 'none'}"
         )
-    config = AmplitudeEmulatorConfig(
-        api_key=api_key,
-        db_path=db,
+    # its own env var first: MPARTICLE_API_KEY also fills --api-key
+    key = os.environ.get(chosen.key_env) or api_key
+    if not key:
+        raise LoaderError(
+            f"the emulator needs the API key to accept: {chosen.key_env} or --api-key"
+        )
+    faults = Faults(
+        db=db,
         port=port,
         latency_ms=latency_ms,
         share_429=shares[0],
         share_503=shares[1],
         share_drop=shares[2],
         seed=seed,
-        per_id_limit=limits[0],
-        window_s=limits[1],
         script=[entry.strip() for entry in (script or "").split(",") if entry.strip()],
     )
-    stop = _stop_on_signals()
-    emulator = serve_amplitude(
-        config,
-        stop,
-        url_file=url_file,
-        on_ready=lambda e: out.print(f"Amplitude Batch API emulator on {e.url}", markup=False),
+    emulator = chosen.serve(
+        key,
+        faults,
+        options,
+        _stop_on_signals(),
+        url_file,
+        lambda e: out.print(f"{chosen.title} on {e.url}", markup=False),
     )
     out.print(f"emulator stopped: {emulator.summary()}", markup=False)
 

@@ -1,4 +1,4 @@
-"""`loader push`: send the replay set to the Events API."""
+"""`loader push`: send the replay set to the Events API, or to a direct destination."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from loader.push.runner import PushOptions, PushReport
     from loader.push.send_plan import SampleRequest
 
-AMPLITUDE = "amplitude"
+# Earlier spellings of destination settings, still taken: --NAME VALUE is
+# --destination-option NAME=VALUE (a deprecation message says so).
+DeprecatedOption = Annotated[str | None, typer.Option(hidden=True, show_default=False)]
 PodOption = Annotated[
     str,
     typer.Option(help="mParticle pod to send to: us1, us2, eu1 or au1.", case_sensitive=False),
@@ -67,7 +69,7 @@ def push_command(
         typer.Option(
             min=0.1,
             help="Batches per second, shared by all workers (mParticle's default limit is 270); "
-            "default 250, and 1000 events/s for --destination amplitude.",
+            "default 250 for the Events API, a direct destination's own default otherwise.",
             show_default=False,
         ),
     ] = None,
@@ -88,55 +90,37 @@ def push_command(
     destination: Annotated[
         str,
         typer.Option(
-            help="events_api (default), or amplitude: send amplitude_events straight to "
-            "Amplitude's Batch Event Upload API (docs/destinations/amplitude.md).",
+            help="events_api (default), or a direct destination: its own replay set sent "
+            "straight to its API (docs/destinations/).",
             case_sensitive=False,
         ),
     ] = "events_api",
-    region: Annotated[
-        str | None,
+    destination_options: Annotated[
+        list[str] | None,
         typer.Option(
-            help="With --destination amplitude: us (api2.amplitude.com, default) or eu "
-            "(api.eu.amplitude.com).",
+            "--destination-option",
+            metavar="NAME=VALUE",
+            help="A setting of the destination (repeatable); `--destination-option help` "
+            "lists them. Also from env var BACKFILL_<DESTINATION>_<NAME> or "
+            "--destination-options-file. Never a secret: keys come from env vars or a file.",
             show_default=False,
         ),
     ] = None,
-    api_key_file: Annotated[
-        str | None,
+    destination_options_file: Annotated[
+        Path | None,
         typer.Option(
-            help="With --destination amplitude: read the Amplitude API key from this file "
-            "(- for stdin) instead of AMPLITUDE_API_KEY.",
+            "--destination-options-file",
+            metavar="PATH",
+            help="A TOML file of destination settings: NAME = VALUE lines under [<destination>].",
+            dir_okay=False,
             show_default=False,
         ),
     ] = None,
-    per_user_rate: Annotated[
-        float,
-        typer.Option(
-            min=0.1,
-            max=1000,
-            help="With --destination amplitude: events per second per user_id and per "
-            "device_id (Amplitude throttles above 1000).",
-        ),
-    ] = 800.0,
-    events_per_request: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            max=2000,
-            help="With --destination amplitude: events per request (at most Amplitude's 2000, "
-            "the default).",
-            show_default=False,
-        ),
-    ] = None,
-    min_id_length: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="With --destination amplitude: sent as options.min_id_length when not 5. "
-            "Default: the build's var amplitude_min_id_length (replay_build_settings).",
-            show_default=False,
-        ),
-    ] = None,
+    region: DeprecatedOption = None,
+    api_key_file: DeprecatedOption = None,
+    per_user_rate: DeprecatedOption = None,
+    events_per_request: DeprecatedOption = None,
+    min_id_length: DeprecatedOption = None,
     sample_users: Annotated[
         int | None,
         typer.Option(
@@ -197,6 +181,7 @@ def push_command(
 
     Runs again safely: acknowledged events are skipped, interrupted batches are resent with the same source_request_id. Credentials come from MPARTICLE_API_KEY and MPARTICLE_API_SECRET (or --api-secret-file). Exits 1 when a batch failed or was refused.
     """  # noqa: E501
+    from loader.push.destination_settings import describe, parse_options, resolve
     from loader.push.destinations import route
     from loader.push.runner import PushOptions
 
@@ -207,30 +192,48 @@ def push_command(
     if force and out_dir is None:
         raise LoaderError("--force goes with --dry-run --out DIR")
     destination = destination.lower()
+    chosen = route(destination)  # an unknown destination is refused first
+    given = _deprecated_settings(
+        region=region,
+        api_key_file=api_key_file,
+        per_user_rate=per_user_rate,
+        events_per_request=events_per_request,
+        min_id_length=min_id_length,
+    )
+    given.update(parse_options(destination_options or ()))
+    if "help" in given:
+        for line in describe(destination, chosen.settings):
+            out.print(line, markup=False, highlight=False)
+        return
+    takes = {s.name for s in chosen.settings}
+    if api_secret_file is not None:
+        if "api_secret_file" not in takes:
+            raise LoaderError(
+                f"--api-secret-file goes with the Events API; {destination} reads its "
+                "credentials as `--destination-option help` says"
+            )
+        given.setdefault("api_secret_file", api_secret_file)
+    destination_settings = resolve(
+        destination, chosen.settings, given, file=destination_options_file
+    )
+    if "pod" in takes:
+        destination_settings.setdefault("pod", pod)
     sample = _sample(sample_users, user_keys)
     if sample is not None and resend_changed:
         raise LoaderError(
             "--resend-changed goes with a full push, not with --sample-users / --user-key"
         )
     options = PushOptions(
-        endpoint=_endpoint(destination, pod, region, endpoint),
+        endpoint=chosen.endpoint_url(destination_settings, endpoint),
         workers=workers,
-        rate=rate if rate is not None else route(destination).default_rate,
+        rate=rate if rate is not None else chosen.default_rate,
         max_retries=max_retries,
         timeout_s=timeout,
         resend_changed=resend_changed,
         destination=destination,
+        destination_settings=destination_settings,
         sample=sample,
     )
-    if destination == AMPLITUDE:
-        options.batches_per_request = events_per_request
-        options.destination_settings = {"per_id_rate": per_user_rate}
-        if min_id_length is not None:
-            options.destination_settings["min_id_length"] = min_id_length
-    elif region is not None or api_key_file is not None:
-        raise LoaderError("--region and --api-key-file go with --destination amplitude")
-    if destination == AMPLITUDE and api_secret_file is not None:
-        raise LoaderError("--api-secret-file goes with the Events API; use --api-key-file")
     # an object-storage URI stays text: a Path would turn s3:// into s3:/
     replay: Path | str = settings.warehouse_path() if replay_set is None else replay_set
     if isinstance(replay, str) and store_of_uri(replay) is None:
@@ -239,14 +242,7 @@ def push_command(
         report = (
             _plan(options, replay, out_dir, force)
             if dry_run
-            else _send(
-                options,
-                replay,
-                api_secret_file,
-                as_json=as_json,
-                api_key_file=api_key_file,
-                plan_path=plan,
-            )
+            else _send(options, replay, as_json=as_json, plan_path=plan)
         )
     except KeyboardInterrupt:
         err.print("interrupted: run `loader push` again to resume (nothing is sent twice)")
@@ -280,34 +276,27 @@ def _plan(
     return dry_run(replay, settings.ledger_path(), options, out_dir, force=force)
 
 
-def _endpoint(destination: str, pod: str, region: str | None, endpoint: str | None) -> str:
-    from loader.push.destinations import amplitude, events_api, route
-
-    route(destination)  # an unknown destination is refused first
-    if destination == AMPLITUDE:
-        return amplitude.endpoint_url(region, endpoint)
-    return events_api.endpoint_url(pod, endpoint)
+def _deprecated_settings(**values: str | None) -> dict[str, str]:
+    """Settings given in an earlier spelling (--region eu), each with a deprecation message."""
+    given = {}
+    for option, value in values.items():
+        if value is not None:
+            flag = "--" + option.replace("_", "-")
+            err.print(
+                f"{flag} is deprecated: use --destination-option {option}=VALUE",
+                markup=False,
+                highlight=False,
+            )
+            given[option] = value
+    return given
 
 
 def _send(
-    options: PushOptions,
-    replay: Path | str,
-    api_secret_file: str | None,
-    *,
-    as_json: bool,
-    api_key_file: str | None = None,
-    plan_path: Path | None = None,
+    options: PushOptions, replay: Path | str, *, as_json: bool, plan_path: Path | None = None
 ) -> PushReport:
-    from loader.push.destinations.amplitude import AmplitudeCredentials
-    from loader.push.destinations.events_api import Credentials
     from loader.push.runner import push
 
-    credentials: Credentials | AmplitudeCredentials
-    if options.destination == AMPLITUDE:
-        credentials = AmplitudeCredentials.load(api_key_file)
-    else:
-        secret = None if api_secret_file is None else settings.read_secret_file(api_secret_file)
-        credentials = Credentials.from_env(secret)
+    credentials = options.route.credentials(options.destination_settings)
     with PushDisplay(enabled=not as_json and out.is_terminal) as display:
         return push(
             replay,

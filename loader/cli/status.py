@@ -49,7 +49,7 @@ def print_status(result: LedgerStatus) -> None:
     for failure in result.failures:
         err.print(f"  {failure_line(failure)}", markup=False)
     _print_outlook("replay set", result.replay_set, result.replay_set_unavailable)
-    for name, direct in result.destinations.items():  # direct destinations (amplitude)
+    for name, direct in result.destinations.items():  # the direct destinations
         counts = direct.events
         out.print(
             f"{name}: {counts.acknowledged} events acknowledged, {counts.pending} not sent yet, "

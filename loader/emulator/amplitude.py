@@ -37,7 +37,7 @@ import contextlib
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,7 @@ from loader.emulator.http_core import (
     read_body,
     wait_for_stop,
 )
+from loader.emulator.stand_in import Faults, StandIn
 
 MAX_READ_BYTES = 64 * 1024 * 1024  # larger bodies are not read: the connection is closed
 SCRIPT_ENTRIES = ("429", "503", "drop", "drop-after", "200")
@@ -493,3 +494,43 @@ def serve_amplitude(
     finally:
         emulator.stop()
     return emulator
+
+
+NAME = "amplitude"
+KEY_ENV = "AMPLITUDE_API_KEY"
+OPTIONS = {
+    "per_user_limit": "events/s allowed per user_id and device_id (default 1000)",
+    "window": "seconds over which an id's rate is counted (default 30)",
+}
+
+
+def serve_from_cli(
+    api_key: str,
+    faults: Faults,
+    options: Mapping[str, str],
+    stop: threading.Event,
+    url_file: Path | None,
+    on_ready: Callable[[AmplitudeEmulator], None],
+) -> AmplitudeEmulator:
+    """`loader emulate --api amplitude`: `faults` are the common options."""
+    try:
+        limits = {name: float(options[name]) for name in OPTIONS if name in options}
+    except ValueError:
+        raise EmulatorError(f"--api-option: {', '.join(OPTIONS)} take numbers") from None
+    config = AmplitudeEmulatorConfig(
+        api_key=api_key,
+        db_path=faults.db,
+        port=faults.port,
+        latency_ms=faults.latency_ms,
+        share_429=faults.share_429,
+        share_503=faults.share_503,
+        share_drop=faults.share_drop,
+        seed=faults.seed,
+        per_id_limit=limits.get("per_user_limit", MAX_EVENTS_PER_SECOND_PER_ID),
+        window_s=limits.get("window", 30.0),
+        script=faults.script,
+    )
+    return serve_amplitude(config, stop, url_file=url_file, on_ready=on_ready)
+
+
+STAND_IN = StandIn(NAME, "Amplitude Batch API emulator", KEY_ENV, OPTIONS, serve_from_cli)

@@ -58,12 +58,18 @@ def compile_problems(output: str) -> list[Problem]:
     return problems
 
 
-CREDENTIAL_PREFIXES = ("MPARTICLE_", "AMPLITUDE_")
+CREDENTIAL_PREFIXES = ("MPARTICLE_",)
+# the direct destinations' keys, secrets and tokens (<NAME>_API_KEY, say)
+CREDENTIAL_SUFFIXES = ("_API_KEY", "_API_SECRET", "_SECRET", "_TOKEN")
 
 
 def child_environment() -> dict[str, str]:
     """This process's environment without the destinations' credentials: dbt needs none."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(CREDENTIAL_PREFIXES)}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(CREDENTIAL_PREFIXES) and not k.upper().endswith(CREDENTIAL_SUFFIXES)
+    }
 
 
 def compile_fixes(project_dir: Path, fixes: list[str], work_dir: Path) -> dict:

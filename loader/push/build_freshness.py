@@ -8,10 +8,12 @@ did not succeed (it failed, or was killed): `replay_events` then predates the mo
 vars the user last built. A successful partial build (`dbt build -s some_model`) that
 leaves `replay_events` alone does not make it stale.
 
-A direct destination's table (`amplitude_events`) is read from `replay_events`: it is
-stale as well when an invocation rebuilt `replay_events` after the one that last built it
-(`dbt build -s replay_events`, or a build without the destination in var
-`direct_destinations`).
+A direct destination's table (`models/destinations/<name>/`) is read from
+`replay_events`: it is stale as well when an invocation rebuilt `replay_events` after the
+one that last built it (`dbt build -s replay_events`, or a build without the destination
+in var `direct_destinations`). Builds record the replay sets they built in
+`replay_sets_built`; earlier ones, a column `<table>_built`, or nothing (then the table
+was built with `replay_events`).
 
 A build that fails while dbt parses the project (a compilation error such as a fix
 missing from var 'fixes') runs no hook. What it leaves is a project whose files changed
@@ -46,7 +48,7 @@ class Attempt:
     status: str
     replay_events_built: bool
     failed_nodes: list[str]
-    amplitude_events_built: bool
+    table_built: bool  # the direct destination's table asked about (else replay_events)
 
     def describe(self) -> str:
         return f"`dbt {self.command}` of {_at(self.started_at)} (invocation {self.invocation_id})"
@@ -65,7 +67,9 @@ def project_dir() -> Path | None:
     return None
 
 
-def _attempts(con: duckdb.DuckDBPyConnection, catalog: str) -> list[Attempt] | None:
+def _attempts(
+    con: duckdb.DuckDBPyConnection, catalog: str, table: str = "replay_events"
+) -> list[Attempt] | None:
     columns = {
         name
         for (name,) in con.execute(
@@ -76,22 +80,27 @@ def _attempts(con: duckdb.DuckDBPyConnection, catalog: str) -> list[Attempt] | N
     }
     if not columns:
         return None
-    # built before amplitude_events was recorded, a build made it with replay_events
-    amplitude = (
-        "amplitude_events_built" if "amplitude_events_built" in columns else "replay_events_built"
-    )
+    # the newest record first; a build made before a table was recorded built it with
+    # replay_events
+    sources = []
+    if "replay_sets_built" in columns:
+        sources.append("list_contains(replay_sets_built, $table)")
+    if f"{table}_built" in columns:
+        sources.append(f'"{table}_built"')
+    sources.append("replay_events_built")
     rows = con.execute(
         "select invocation_id, command, started_at, status, replay_events_built, "
-        f"coalesce(failed_nodes, []), coalesce({amplitude}, false) "
+        f"coalesce(failed_nodes, []), coalesce({', '.join(sources)}, false) "
         f'from "{catalog}".meta.build_attempts '
-        "order by started_at, invocation_id"
+        "order by started_at, invocation_id",
+        {"table": table} if "replay_sets_built" in columns else None,
     ).fetchall()
     return [Attempt(*row) for row in rows]
 
 
 def _destination_behind(attempts: list[Attempt], table: str) -> str | None:
     """Why `table` predates the newest replay_events, or None when it does not."""
-    destination = [a for a in attempts if a.amplitude_events_built]
+    destination = [a for a in attempts if a.table_built]
     replay = [a for a in attempts if a.replay_events_built]
     if not replay or (destination and destination[-1].started_at >= replay[-1].started_at):
         return None
@@ -102,7 +111,7 @@ def _destination_behind(attempts: list[Attempt], table: str) -> str | None:
     )
     return (
         f"{table} is out of date: {origin}, and a later {replay[-1].describe()} rebuilt "
-        f"replay_events without it. Run `dbt build` with amplitude in var "
+        "replay_events without it. Run `dbt build` with its destination in var "
         "direct_destinations (dbt_project.yml), then push."
     )
 
@@ -131,10 +140,10 @@ def stale_reason(
 
     A warehouse built before the markers existed has none: nothing to compare, None.
     """
-    attempts = _attempts(con, catalog)
+    attempts = _attempts(con, catalog, table)
     if not attempts:
         return None
-    if table == "amplitude_events":
+    if table != "replay_events":
         behind = _destination_behind(attempts, table)
         if behind is not None:
             return behind

@@ -1,10 +1,13 @@
 """What a destination is to the push: the seam between the shared sending machinery and an API.
 
 The send plan, packing mechanics, outbox, transport (retry loop, backoff, splitting),
-rate limiter and ledger are shared. What differs between APIs sits behind `Destination`:
-its packing limits, the URL and auth of a request, how batch bodies are framed into a
-request body, the local batch checks, and how an answer is classified (`classify`: status,
-headers and body in, an `Answer` out). Implementations live in `loader.push.destinations`.
+rate limiter and ledger are shared. What differs between APIs is one `Route` per
+destination, made by the destination's own module in `loader.push.destinations` and
+listed in its registry: the replay set it reads, its packing (limits, framing, local
+checks), its settings schema, how its endpoint and credentials are found, and its client,
+a `Destination`: the URL and auth of a request, how batch bodies are framed into a request
+body, and how an answer is classified (`classify`: status, headers and body in, an
+`Answer` out).
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+import duckdb
 import requests
 
 from loader.errors import LoaderError
-from loader.push.packing import PackingLimits, Validator
+from loader.push.destination_settings import Setting
+from loader.push.packing import Group, Pack, PackedBatch, PackingLimits, Validator
 
 
 class ConfigurationError(LoaderError):
@@ -56,24 +61,17 @@ class Answer:
     slow_down: bool = False  # RATE_LIMITED: lower the shared rate as well
     signals: Signals = Signals()
     # RATE_LIMITED: when set, only the batches whose body it matches wait (`wait_s`, this
-    # request alone); the others are sent again at once (throttled users of Amplitude)
+    # request alone); the others are sent again at once (throttled users, say)
     hold: Callable[[bytes], bool] | None = None
     # SPLIT: when set, the batches at these positions of the request are refused with
-    # these messages and the others sent again, without halving (Amplitude's 400 indices)
+    # these messages and the others sent again, without halving (a 400 naming indices)
     refused: Mapping[int, str] | None = None
 
 
 class Destination(Protocol):
-    """One API that receives bulk requests of batches."""
+    """A destination's client: one API that receives bulk requests of batches."""
 
     url: str  # where each request is posted
-    limits: PackingLimits  # how batches and requests are cut
-    default_rate: float  # batches/s when the run does not say
-
-    @staticmethod
-    def validator() -> Validator | None:
-        """The local checks of one batch (before sending), or None."""
-        ...
 
     def prepare(self, session: requests.Session) -> None:
         """Set auth and headers on a new HTTP session."""
@@ -95,6 +93,48 @@ class Destination(Protocol):
         """Seconds to wait before sending these batches, beyond the shared rate (limits per
         user, say); 0 when the destination has none."""
         ...
+
+
+class Secrets(Protocol):
+    """A destination's credentials: the key the ledger fingerprints, and a redactor."""
+
+    @property
+    def api_key(self) -> str: ...
+
+    def redact(self, text: str) -> str:
+        """`text` without any secret."""
+        ...
+
+
+Settings = Mapping[str, Any]  # a destination's resolved settings (destination_settings)
+
+
+def no_build_settings(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Route:
+    """Everything the loader knows of one destination; its module makes it, the registry
+    (`loader.push.destinations`) lists it. No other module names a destination."""
+
+    name: str  # --destination NAME, the ledger's destination, models/destinations/NAME/
+    service: str  # who answers, as the user knows it ("mParticle")
+    replay_table: str  # the dbt model the push reads
+    key_prefix: str  # the ledger records its events as <key_prefix><replay_key>
+    limits: PackingLimits
+    default_rate: float  # events (or batches) per second when the run does not say
+    validator: Validator | None  # the local checks of one batch, before sending
+    pack: Pack  # a group into batches, in the destination's framing
+    assemble: Callable[[Group, str], PackedBatch]  # an open batch again, under its id
+    dry_run_body: Callable[[Iterable[bytes]], bytes]  # a request body, secrets masked
+    settings: tuple[Setting, ...]  # what --destination-option takes
+    endpoint_url: Callable[[Settings, str | None], str]  # settings, --endpoint -> the URL
+    credentials: Callable[[Settings], Secrets]  # from env vars or a file a setting names
+    client: Callable[[str, Any, Settings], Destination]  # url, credentials, settings
+    # settings the build decided (replay_build_settings), used unless given
+    build_settings: Callable[[duckdb.DuckDBPyConnection, str], dict[str, Any]] = no_build_settings
+    batches_per_request: str | None = None  # the setting that lowers batches a request
 
 
 def retry_after_seconds(value: str | None) -> float | None:

@@ -6,7 +6,7 @@ fingerprint is the same, so that what one person reviewed is what another sends.
 
 The fingerprint of a destination's plan is the SHA-256 of two parts:
 - `batches_hash`: every batch the run would send (or refuse locally), in send order: its
-  replay keys, its exact body (no secret is in a batch body: Amplitude's API key is added
+  replay keys, its exact body (no secret is in a batch body: a direct destination's key is added
   to the request only), and its local refusal, if any;
 - `ledger_hash`: the ledger's state the plan was made against: each replay event's class
   (new, resume, acknowledged, changed, in doubt, refused before) and the open batches of

@@ -31,22 +31,13 @@ from loader.build_settings import (
     NO_SUPPRESSION_LIST,
     NoSuppressionList,
     SampleReplaySet,
-    read_amplitude_min_id_length,
     sample_note,
 )
 from loader.events_api.reasons import classify
 from loader.push import ledger as ledger_mod
 from loader.push.build_freshness import StaleReplaySet
-from loader.push.destinations import (
-    DEFAULT_RATE,
-    EVENTS_API,
-    ROUTES,
-    Credentials,
-    Route,
-    open_destination,
-    route,
-)
-from loader.push.destinations.amplitude import AmplitudeCredentials
+from loader.push.destination import Secrets
+from loader.push.destinations import DEFAULT_RATE, EVENTS_API, ROUTES, Route, route
 from loader.push.ledger import FailureRow, Ledger, LedgerError, api_key_fingerprint
 from loader.push.outbox import Outbox
 from loader.push.packing import (
@@ -85,7 +76,7 @@ class PushOptions:
     resend_changed: bool = False
     validate: bool = True
     destination: str = EVENTS_API  # a name of `loader.push.destinations.ROUTES`
-    # the destination's own settings (Amplitude: per_id_rate, throttle_wait_s, min_id_length)
+    # the destination's own settings, as given (`Route.settings`; no secret among them)
     destination_settings: dict = field(default_factory=dict)
     batches_per_request: int | None = None  # fewer than the destination allows
     sample: SampleRequest | None = None  # a test send of a few users' events
@@ -97,8 +88,10 @@ class PushOptions:
         most a second of the rate in a request (at a low rate, one request is no burst)."""
         limits = self.route.limits
         fewer = min(limits.max_batches_per_request, max(1, int(self.rate)))
-        if self.batches_per_request is not None:
-            fewer = min(fewer, self.batches_per_request)
+        setting = self.route.batches_per_request  # the destination's own name for it
+        for cap in (self.batches_per_request, self.destination_settings.get(setting or "")):
+            if cap is not None:
+                fewer = min(fewer, int(cap))
         if fewer == limits.max_batches_per_request:
             return limits
         return dataclasses.replace(limits, max_batches_per_request=fewer)
@@ -403,11 +396,9 @@ def _planning(ledger: Ledger, warehouse_path: Path | str, options: PushOptions):
 
 
 def _settings_of_the_build(ledger: Ledger, options: PushOptions) -> None:
-    """Amplitude's min_id_length as the build's amplitude_events kept ids, unless given."""
-    if options.destination == "amplitude" and "min_id_length" not in options.destination_settings:
-        built = read_amplitude_min_id_length(ledger.con, ALIAS)
-        if built is not None:
-            options.destination_settings["min_id_length"] = built
+    """The destination's settings the build decided, unless given."""
+    for name, value in options.route.build_settings(ledger.con, ALIAS).items():
+        options.destination_settings.setdefault(name, value)
 
 
 def _write_rejection(file, batch: PackedBatch) -> None:
@@ -431,7 +422,7 @@ def push(
     warehouse_path: Path | str,
     ledger_path: Path,
     options: PushOptions,
-    credentials: Credentials | AmplitudeCredentials,
+    credentials: Secrets,
     *,
     on_progress: Callable[[Progress], None] | None = None,
     on_planned: Callable[[PushReport], None] | None = None,
@@ -514,8 +505,8 @@ def push(
 def _check_destination(
     ledger: Ledger, path: Path, endpoint: str, fingerprint: str, destination: str = EVENTS_API
 ) -> None:
-    """One endpoint and API key per destination in a ledger (another destination, such as
-    Amplitude next to the Events API, is independent: its keys are its own)."""
+    """One endpoint and API key per destination in a ledger (another destination, a direct
+    one next to the Events API, is independent: its keys are its own)."""
     from urllib.parse import urlsplit
 
     earlier = ledger.destination(destination)
@@ -590,7 +581,7 @@ def _send(
     run_id: int,
     outbox: Outbox,
     options: PushOptions,
-    credentials: Credentials | AmplitudeCredentials,
+    credentials: Secrets,
     report: PushReport,
     on_progress: Callable[[Progress], None] | None,
 ) -> None:
@@ -622,18 +613,13 @@ class _Sender:
         ledger: Ledger,
         run_id: int,
         options: PushOptions,
-        credentials: Credentials | AmplitudeCredentials,
+        credentials: Secrets,
         progress: Progress,
     ) -> None:
         self.ledger, self.run_id, self.options, self.progress = ledger, run_id, options, progress
         self.stop = threading.Event()
         self.transport = Transport(
-            open_destination(
-                options.endpoint,
-                credentials,
-                options.destination,
-                **options.destination_settings,
-            ),
+            options.route.client(options.endpoint, credentials, options.destination_settings),
             RateLimiter(options.rate, stop=self.stop),
             stop=self.stop,
             timeout_s=options.timeout_s,

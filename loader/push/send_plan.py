@@ -52,8 +52,8 @@ def content_hash_sql(alias: str = "") -> str:
     return f"md5({prefix}batch_context::varchar || chr(10) || {prefix}event_json::varchar)"
 
 
-# An event's name: mParticle's data.event_name (screen_name for screen views), Amplitude's
-# event_type, else the event type (session starts, commerce events)
+# An event's name: mParticle's data.event_name (screen_name for screen views), a direct
+# destination's event_type, else the event type (session starts, commerce events)
 EVENT_NAME_SQL = (
     "coalesce(event_json->>'$.data.event_name', event_json->>'$.data.screen_name', "
     "event_json->>'$.event_type', event_type)"

@@ -46,7 +46,7 @@ class LedgerStatus:
     runs: list[RunRow]
     replay_set: ReplaySetOutlook | None = None
     replay_set_unavailable: str | None = None  # why the replay set was not read
-    # a direct destination's events (amplitude), when the ledger holds some: its counts
+    # a direct destination's events, when the ledger holds some: its counts
     # and what the next push to it would send; the fields above are the Events API's
     destinations: dict[str, DestinationStatus] = field(default_factory=dict)
 

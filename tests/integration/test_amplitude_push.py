@@ -102,7 +102,7 @@ def test_per_user_pace_keeps_every_id_under_the_limit(env):
     # id are 0.7 s apart, so no 1-second window holds more than 14 of its events
     config = AmplitudeEmulatorConfig(api_key=KEY, per_id_limit=20, window_s=1.0)
     with running_amplitude_emulator(config) as emu:
-        report = run_push(env, emu.url, per_id_rate=10)
+        report = run_push(env, emu.url, per_user_rate=10)
         assert report.status == "completed", report.message
         assert [e for e in emu.log if e[1] == 429] == []
         assert_delivered_exactly_once(env, emu)
@@ -111,7 +111,7 @@ def test_per_user_pace_keeps_every_id_under_the_limit(env):
 def test_throttled_users_wait_alone_and_still_arrive_once(env):
     config = AmplitudeEmulatorConfig(api_key=KEY, per_id_limit=20, window_s=1.0)
     with running_amplitude_emulator(config) as emu:
-        report = run_push(env, emu.url, per_id_rate=1000)
+        report = run_push(env, emu.url, per_user_rate=1000)
         assert report.status == "completed", report.message
         throttled = [e for e in emu.log if e[1] == 429]
         assert throttled, "the emulator never throttled: the test proves nothing"
@@ -195,7 +195,7 @@ def test_a_build_without_amplitude_leaves_a_table_the_push_refuses(env):
     assert result.exit_code == 2, result.output
     said = " ".join(result.output.split())
     assert "amplitude_events is out of date" in said
-    assert "amplitude in var direct_destinations" in said
+    assert "its destination in var direct_destinations" in said
 
     with duckdb.connect(str(warehouse)) as con:
         con.execute("drop table amplitude_events")

@@ -58,18 +58,26 @@ def built_models(warehouse) -> list[str]:
             {"fixes": "fix_rename_checkout_event"},
             "var fixes must be a list of fix model names, not 'fix_rename_checkout_event'",
         ),
-        (
-            {"amplitude_user_id_identity": "customer_id'; drop"},
+        (  # a direct destination's own vars are checked when it is built
+            {
+                "amplitude_user_id_identity": "customer_id'; drop",
+                "direct_destinations": ["amplitude"],
+            },
             "var amplitude_user_id_identity must be a user identity type name",
         ),
         (
-            {"amplitude_min_id_length": 0},
+            {"amplitude_min_id_length": 0, "direct_destinations": ["amplitude"]},
             "var amplitude_min_id_length must be a whole number from 1 to 1000, not '0'",
         ),
         (
             {"direct_destinations": ["amplitude", "braze"]},
-            "var direct_destinations must be [] or [amplitude] (the direct destinations whose "
-            "models dbt builds), not '['amplitude', 'braze']'",
+            "var direct_destinations: braze is not a direct destination (no models in "
+            "models/destinations/braze/)",
+        ),
+        (
+            {"direct_destinations": "amplitude"},
+            "var direct_destinations must be a list of direct destination names (folders of "
+            "models/destinations/), not 'amplitude'",
         ),
         (
             {"dev_sample_users_pct": 0},
@@ -128,4 +136,7 @@ def test_the_checked_vars_are_the_projects():
     macro = (ROOT / "macros/project_vars.sql").read_text()
     checked = macro.split("{% set project_var_kinds = {", 1)[1].split("} %}", 1)[0]
     names = [part.split(":")[0].strip().strip("'") for part in checked.split(",") if ":" in part]
+    for properties in (ROOT / "models/destinations").glob("*/_*.yml"):  # their own vars
+        for model in yaml.safe_load(properties.read_text())["models"]:
+            names += model.get("config", {}).get("meta", {}).get("project_vars", {})
     assert sorted(names) == sorted(project_vars)

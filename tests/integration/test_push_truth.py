@@ -134,12 +134,12 @@ def test_a_successful_partial_build_does_not_stop_the_push(env, emu):
     assert code == 0, stderr
 
 
-def test_build_markers_written_before_amplitude_was_recorded_still_judge_the_push(env, emu):
-    """A warehouse last built by a version without `amplitude_events_built`: the push reads
-    its markers as they are (no crash), and a failed build among them still stops it."""
+def test_build_markers_written_before_replay_sets_were_recorded_still_judge_the_push(env, emu):
+    """A warehouse last built by a version without `replay_sets_built`: the push reads its
+    markers as they are (no crash), and a failed build among them still stops it."""
     warehouse = Path(env["BACKFILL_DUCKDB"])
     with duckdb.connect(str(warehouse)) as con:
-        con.execute("alter table meta.build_attempts drop column amplitude_events_built")
+        con.execute("alter table meta.build_attempts drop column replay_sets_built")
     code, _, stderr = invoke("push", "--dry-run")
     assert code == 0, stderr
     with duckdb.connect(str(warehouse)) as con:

@@ -316,7 +316,7 @@ def _runs_html(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def _direct_destinations_html(con: duckdb.DuckDBPyConnection) -> str:
-    """Events of direct destinations (Amplitude), by state: the figures above are the
+    """Events of direct destinations, by state: the figures above are the
     Events API's; the failures and runs below hold both."""
     rows = query(
         con,

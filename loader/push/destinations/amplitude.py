@@ -19,7 +19,11 @@ API of the same replay set are independent in one ledger.
     413 splits too; a 400 about the API key (invalid, missing) stops the run;
   - 5xx, 408, timeouts, drops: the same body again (insert_id de-duplicates);
   - 401, 403, 404, 405, redirects: the run stops.
-- The API key travels in the body: it is never written anywhere. Dry-run bodies carry
+- Settings (`--destination-option NAME=VALUE`, see `SETTINGS`): region (us, eu),
+  api_key_file, per_user_rate, events_per_request, min_id_length (default: the build's var
+  amplitude_min_id_length), throttle_wait_s.
+- The API key (AMPLITUDE_API_KEY, or the file `api_key_file` names) travels in the body:
+  it is never written anywhere. Dry-run bodies carry
   `"api_key":"***"`; the ledger keeps batch bodies' sizes only, and texts that leave the
   loader pass through `redact`.
 """
@@ -33,6 +37,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import duckdb
 import orjson
 import requests
 
@@ -47,13 +52,17 @@ from loader.amplitude_api.contract import (
     bad_event_indices,
     throttled_ids,
 )
+from loader.build_settings import read_build_setting
 from loader.push.destination import (
     Answer,
     ConfigurationError,
+    Route,
+    Settings,
     Signals,
     Verdict,
     retry_after_seconds,
 )
+from loader.push.destination_settings import Setting
 from loader.push.destinations.events_api import is_loopback
 from loader.push.packing import Group, PackedBatch, PackingLimits, batch_id
 from loader.refusals import Coded, coded
@@ -79,8 +88,8 @@ _KEY_PLACEHOLDER = "***"
 FATAL_STATUSES = {
     401: "Amplitude refused the API key (401)",
     403: "Amplitude refused the API key (403)",
-    404: "the endpoint answered 404 Not Found: check --region / --endpoint",
-    405: "the endpoint answered 405 Method Not Allowed: check --region / --endpoint",
+    404: "the endpoint answered 404 Not Found: check the region setting / --endpoint",
+    405: "the endpoint answered 405 Method Not Allowed: check the region setting / --endpoint",
 }
 
 
@@ -94,12 +103,13 @@ class AmplitudeCredentials:
     def load(cls, key_file: str | None = None) -> AmplitudeCredentials:
         """From `key_file` (a path, or '-' for stdin), else from AMPLITUDE_API_KEY."""
         if key_file is not None:
-            return cls(read_secret_file(key_file, "--api-key-file"))
+            return cls(read_secret_file(key_file, "api_key_file"))
         key = os.environ.get(KEY_ENV, "").strip()
         if not key:
             raise ConfigurationError(
-                f"set {KEY_ENV} (the Amplitude project's API key) or use --api-key-file PATH "
-                "(- for stdin), or use --dry-run to see the plan without sending"
+                f"set {KEY_ENV} (the Amplitude project's API key) or use --destination-option "
+                "api_key_file=PATH (- for stdin), or use --dry-run to see the plan without "
+                "sending"
             )
         return cls(key)
 
@@ -234,9 +244,6 @@ class IdRateLimiter:
 class AmplitudeDestination:
     """The Batch Event Upload API at `url` (a region's, or the emulator's)."""
 
-    limits = LIMITS
-    default_rate = DEFAULT_RATE
-
     def __init__(
         self,
         url: str,
@@ -248,7 +255,7 @@ class AmplitudeDestination:
     ) -> None:
         if per_id_rate > MAX_EVENTS_PER_SECOND_PER_ID:
             raise ConfigurationError(
-                f"--per-user-rate {per_id_rate:g} is above Amplitude's "
+                f"per_user_rate {per_id_rate:g} is above Amplitude's "
                 f"{MAX_EVENTS_PER_SECOND_PER_ID} events/s per user or device"
             )
         self.url = url
@@ -256,10 +263,6 @@ class AmplitudeDestination:
         self.id_limiter = IdRateLimiter(per_id_rate)
         self.throttle_wait_s = throttle_wait_s
         self.min_id_length = min_id_length
-
-    @staticmethod
-    def validator() -> None:
-        return None  # dbt's amplitude_events decides; Amplitude's 400 names what it refuses
 
     def prepare(self, session: requests.Session) -> None:
         session.headers.update(
@@ -309,7 +312,7 @@ def classify(status: int, headers: Mapping[str, str], body: str, throttle_wait_s
         return Answer(
             Verdict.STOP,
             f"Amplitude refused the API key ({_error(parsed, body)}): check {KEY_ENV} (or "
-            "--api-key-file) and --region",
+            "the api_key_file setting) and the region setting",
             signals=signals,
         )
     if status in (400, 413):
@@ -325,7 +328,7 @@ def classify(status: int, headers: Mapping[str, str], body: str, throttle_wait_s
     if status in FATAL_STATUSES or 300 <= status < 400:
         reason = FATAL_STATUSES.get(status, f"the endpoint redirected ({status})")
         if status in (401, 403):
-            reason += f": check {KEY_ENV} (or --api-key-file) and --region"
+            reason += f": check {KEY_ENV} (or the api_key_file setting) and the region setting"
         return Answer(Verdict.STOP, reason, signals=signals)
     if status in (408, 425) or status >= 500:
         return Answer(Verdict.RETRY, f"HTTP {status}: {body}", signals=signals)
@@ -380,3 +383,75 @@ def _error(parsed: object, body: str) -> str:
     if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
         return parsed["error"]
     return body or "(no body)"
+
+
+SETTINGS = (
+    Setting("region", "the data center: us (api2.amplitude.com) or eu", choices=tuple(HOSTS)),
+    Setting("api_key_file", f"a file holding the API key (- for stdin) instead of {KEY_ENV}"),
+    Setting(
+        "per_user_rate",
+        f"events/s per user_id and per device_id (default {DEFAULT_PER_ID_RATE:g}; Amplitude "
+        f"throttles above {MAX_EVENTS_PER_SECOND_PER_ID})",
+        float,
+        minimum=0.1,
+        maximum=MAX_EVENTS_PER_SECOND_PER_ID,
+    ),
+    Setting(
+        "events_per_request",
+        f"events a request (default and at most {MAX_EVENTS_PER_REQUEST})",
+        int,
+        minimum=1,
+        maximum=MAX_EVENTS_PER_REQUEST,
+    ),
+    Setting(
+        "min_id_length",
+        f"sent as options.min_id_length when not {DEFAULT_MIN_ID_LENGTH} (default: the "
+        "build's var amplitude_min_id_length)",
+        int,
+        minimum=1,
+    ),
+    Setting(
+        "throttle_wait_s",
+        f"seconds to wait after a 429 without Retry-After (default {DEFAULT_THROTTLE_WAIT_S:g})",
+        float,
+        minimum=0,
+    ),
+)
+
+
+def _client(
+    url: str, credentials: AmplitudeCredentials, settings: Settings
+) -> AmplitudeDestination:
+    return AmplitudeDestination(
+        url,
+        credentials,
+        per_id_rate=settings.get("per_user_rate", DEFAULT_PER_ID_RATE),
+        throttle_wait_s=settings.get("throttle_wait_s", DEFAULT_THROTTLE_WAIT_S),
+        min_id_length=settings.get("min_id_length", DEFAULT_MIN_ID_LENGTH),
+    )
+
+
+def _built(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, int]:
+    """The shortest id the build's amplitude_events kept (var amplitude_min_id_length)."""
+    built = read_build_setting(con, catalog, "amplitude_min_id_length")
+    return {} if built is None else {"min_id_length": int(str(built))}
+
+
+ROUTE = Route(
+    name=NAME,
+    service="Amplitude",
+    replay_table=REPLAY_TABLE,
+    key_prefix=KEY_PREFIX,
+    limits=LIMITS,
+    default_rate=DEFAULT_RATE,
+    validator=None,  # dbt's amplitude_events decides; Amplitude's 400 names what it refuses
+    pack=pack_events,
+    assemble=assemble_event,
+    dry_run_body=dry_run_body,
+    settings=SETTINGS,
+    endpoint_url=lambda settings, endpoint: endpoint_url(settings.get("region"), endpoint),
+    credentials=lambda settings: AmplitudeCredentials.load(settings.get("api_key_file")),
+    client=_client,
+    build_settings=_built,
+    batches_per_request="events_per_request",
+)

@@ -6,6 +6,7 @@
 
 - Limits: a batch at most 128 KB, a request at most 256 KB and 100 batches; sends at
   250 batches/s by default, under the account's default limit of 270.
+- Settings: `pod` (us1, us2, eu1, au1; `--pod`) and `api_secret_file` (`--api-secret-file`).
 - Auth: HTTP Basic with the input's (or feed's) API key and secret, from
   MPARTICLE_API_KEY and MPARTICLE_API_SECRET (or a file, `--api-secret-file`). The secret
   is never logged, stored or put in a message: texts that leave the loader pass through
@@ -41,11 +42,17 @@ from loader.events_api.pods import BULK_PATH, DEFAULT_POD, PODS
 from loader.push.destination import (
     Answer,
     ConfigurationError,
+    Route,
+    Settings,
     Signals,
     Verdict,
     retry_after_seconds,
 )
-from loader.push.packing import ID_LENGTH, Group, PackedBatch, PackingLimits, Validator, batch_id
+from loader.push.destination_settings import Setting
+from loader.push.packing import ID_LENGTH, Group, PackedBatch, PackingLimits, batch_id
+from loader.settings import read_secret_file
+
+NAME = "events_api"
 
 KEY_ENV, SECRET_ENV = "MPARTICLE_API_KEY", "MPARTICLE_API_SECRET"
 DEFAULT_RATE = 250.0  # batches/s, under mParticle's default 270
@@ -146,16 +153,9 @@ def error_message(status: int, body: str | None) -> str:
 class EventsApiDestination:
     """The Events API under `base_url` (a pod's URL, or the emulator's)."""
 
-    limits = LIMITS
-    default_rate = DEFAULT_RATE
-
     def __init__(self, base_url: str, credentials: Credentials) -> None:
         self.url = base_url.rstrip("/") + BULK_PATH
         self.credentials = credentials
-
-    @staticmethod
-    def validator() -> Validator:
-        return validate_batch
 
     def prepare(self, session: requests.Session) -> None:
         session.auth = (self.credentials.api_key, self.credentials.api_secret)
@@ -311,3 +311,36 @@ def assemble(group: Group, source_request_id: str) -> PackedBatch:
 def request_body(bodies: Iterable[bytes]) -> bytes:
     """A `/bulkevents` body: the batches' bodies as one JSON array."""
     return b"[" + b",".join(bodies) + b"]"
+
+
+SETTINGS = (
+    Setting("pod", "the mParticle pod (data region) to send to; also --pod", choices=tuple(PODS)),
+    Setting(
+        "api_secret_file",
+        "a file holding the API secret (- for stdin) instead of MPARTICLE_API_SECRET; "
+        "also --api-secret-file",
+    ),
+)
+
+
+def _credentials(settings: Settings) -> Credentials:
+    path = settings.get("api_secret_file")
+    return Credentials.from_env(None if path is None else read_secret_file(path))
+
+
+ROUTE = Route(
+    name=NAME,
+    service="mParticle",
+    replay_table="replay_events",
+    key_prefix="",
+    limits=LIMITS,
+    default_rate=DEFAULT_RATE,
+    validator=validate_batch,
+    pack=pack_group,
+    assemble=assemble,
+    dry_run_body=request_body,
+    settings=SETTINGS,
+    endpoint_url=lambda settings, endpoint: endpoint_url(settings.get("pod"), endpoint),
+    credentials=_credentials,
+    client=lambda url, credentials, settings: EventsApiDestination(url, credentials),
+)

@@ -1,0 +1,37 @@
+"""What a stand-in for a direct destination is to `loader emulate --api NAME`
+(`loader.emulator.registry` lists them)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What every stand-in takes from `loader emulate`'s common options."""
+
+    db: Path | None
+    port: int
+    latency_ms: int
+    share_429: float
+    share_503: float
+    share_drop: float
+    seed: int
+    script: list[str]
+
+
+@dataclass(frozen=True)
+class StandIn:
+    name: str  # as `loader push --destination NAME`
+    title: str  # printed with the URL once listening
+    key_env: str  # the env var of the credential it accepts
+    options: Mapping[str, str]  # --api-option NAME -> what it means
+    # (credential, faults, --api-option values, stop, url_file, on_ready) -> the stand-in,
+    # served until stop is set; it has summary()
+    serve: Callable[
+        [str, Faults, Mapping[str, str], threading.Event, Path | None, Callable[[Any], None]], Any
+    ]
