@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from loader.emulator import amplitude
+from loader.emulator import amplitude, mixpanel
 from loader.emulator.http_core import EmulatorError
 from loader.emulator.stand_in import StandIn
 
-STAND_INS: dict[str, StandIn] = {s.name: s for s in (amplitude.STAND_IN,)}
+STAND_INS: dict[str, StandIn] = {s.name: s for s in (amplitude.STAND_IN, mixpanel.STAND_IN)}
 
 
 def stand_in(name: str) -> StandIn:

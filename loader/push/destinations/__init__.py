@@ -10,7 +10,7 @@ place that picks the one a push uses.
 from __future__ import annotations
 
 from loader.push.destination import ConfigurationError, Route
-from loader.push.destinations import amplitude, events_api
+from loader.push.destinations import amplitude, events_api, mixpanel
 from loader.push.destinations.events_api import Credentials as Credentials
 
 ROUTES: dict[str, Route] = {
@@ -18,6 +18,7 @@ ROUTES: dict[str, Route] = {
     for r in (
         events_api.ROUTE,
         amplitude.ROUTE,
+        mixpanel.ROUTE,
     )
 }
 EVENTS_API = events_api.ROUTE.name  # the default
