@@ -81,6 +81,7 @@ VARS = {
         "fix_zz_attribute_toolkit",
     ],
     "context_fixes": ["context_fix_zz_toolkit"],
+    "integrations": ["amplitude", "google_analytics_4", "meta_conversions_api", "braze"],
 }
 
 
@@ -220,6 +221,20 @@ def test_the_outcomes_are_equal(builds):
     spark = parquet_rows(builds["spark_tables"] / "blocked_events__outcomes", columns)
     assert sorted(spark) == sorted(duck)
     assert {row[5] for row in duck} == {"replay", "skipped"}
+
+
+def test_the_integration_verdicts_and_send_order_are_equal(builds):
+    columns = "replay_key, integration, verdict, reason, source_url"
+    duck = query(builds["warehouse"], f"select {columns} from main.replay_integration_outcomes")
+    spark = parquet_rows(builds["spark_tables"] / "replay_integration_outcomes", columns)
+    assert len(duck) > 2000 and sorted(spark) == sorted(duck)
+    assert {"lands", "dropped_as_duplicate", "too_old_at_send"} <= {row[2] for row in duck}
+    # the same users at the same positions; a user's groups follow context_key, an md5 of
+    # the context's text, which the engines write differently
+    order = "user_key, send_position, user_deadline_ms, expected_send_at_ms"
+    duck_order = query(builds["warehouse"], f"select {order} from main.replay_send_order")
+    spark_order = parquet_rows(builds["spark_tables"] / "replay_send_order", order)
+    assert sorted(spark_order) == sorted(duck_order)
 
 
 def test_rejected_lines_are_reported_not_dropped(builds):
