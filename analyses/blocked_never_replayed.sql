@@ -20,9 +20,13 @@ select
     end as why,
     case when states.state in ('failed', 'rejected') then states.error end as error,
 from blocked_events__outcomes as outcomes
-left join ledger.event_states as states using (replay_key)  -- each event's latest batch
+left join (  -- each event's latest batch to the Events API
+    select * from ledger.event_states where destination = 'events_api'
+) as states using (replay_key)
 where (outcomes.blocked_kind = 'blocked_event' or outcomes.outcome = 'replay')
-    and outcomes.replay_key not in (select replay_key from ledger.acknowledged_events);
+    and outcomes.replay_key not in (
+        select replay_key from ledger.acknowledged_events where destination = 'events_api'
+    );
 
 select why, count(*) as events from never_replayed group by all order by events desc, why;
 

@@ -38,7 +38,7 @@ select
     replay.event_name,
     replay.event_time,
 from ledger.failed_batches as failed
-inner join ledger.event_states as states using (source_request_id)
+inner join ledger.event_states as states using (source_request_id, destination)
 inner join ledger.batch_events as batch_events using (source_request_id, replay_key)
 left join replay_events as replay on replay.replay_key = states.replay_key
 order by failed.status, failed.code, failed.source_request_id, batch_events.position;

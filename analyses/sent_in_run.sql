@@ -36,6 +36,7 @@ select
 select
     batches.last_run_id as run_id,
     batches.settled_at as acknowledged_at,
+    batches.destination,
     batches.source_request_id,
     batches.user_key,
     batch_events.position,
@@ -52,7 +53,9 @@ select
     end as replay_set_now,
 from ledger.batches as batches
 inner join ledger.batch_events as batch_events using (source_request_id)
-left join replay_events as replay using (replay_key)
+-- what the Events API was sent is replay_events' (a direct destination's, its own model's)
+left join replay_events as replay
+    on replay.replay_key = batch_events.replay_key and batches.destination = 'events_api'
 where batches.status = 'acknowledged'
     and batches.last_run_id = getvariable('sent_in_run__run')
 order by batches.settled_at, batches.source_request_id, batch_events.position

@@ -121,7 +121,6 @@ class Route:
     name: str  # --destination NAME, the ledger's destination, models/destinations/NAME/
     service: str  # who answers, as the user knows it ("mParticle")
     replay_table: str  # the dbt model the push reads
-    key_prefix: str  # the ledger records its events as <key_prefix><replay_key>
     limits: PackingLimits
     default_rate: float  # events (or batches) per second when the run does not say
     validator: Validator | None  # the local checks of one batch, before sending

@@ -61,16 +61,14 @@ class ReplaySetReader(Protocol):
 
 class WarehouseReplaySet:
     """`replay_events` (or a destination's `table`) in the DuckDB warehouse at `path`,
-    attached read-only. With `key_prefix`, replay keys read as `<prefix><replay_key>`: the
-    keys a direct destination's sends are recorded under in the ledger."""
+    attached read-only."""
 
-    def __init__(self, path: Path, table: str = "replay_events", key_prefix: str = "") -> None:
+    def __init__(self, path: Path, table: str = "replay_events") -> None:
         self.path = path
         self.table = table
-        self.key_prefix = key_prefix
 
     def attached(self, con: duckdb.DuckDBPyConnection) -> AbstractContextManager[str]:
-        return _attach_warehouse(con, self.path, self.table, self.key_prefix)
+        return _attach_warehouse(con, self.path, self.table)
 
 
 class ParquetReplaySet:
@@ -96,13 +94,11 @@ def is_parquet_location(location: Path | str) -> bool:
     )
 
 
-def replay_set_at(
-    path: Path | str, table: str = "replay_events", key_prefix: str = ""
-) -> ReplaySetReader:
+def replay_set_at(path: Path | str, table: str = "replay_events") -> ReplaySetReader:
     """The reader for the replay set at `path`: Parquet files, or the warehouse file."""
     if not is_parquet_location(path):
-        return WarehouseReplaySet(Path(path), table, key_prefix)
-    if table != "replay_events" or key_prefix:
+        return WarehouseReplaySet(Path(path), table)
+    if table != "replay_events":
         raise MissingReplaySet(
             f"{path}: a Parquet replay set holds replay_events for the Events API; "
             f"{table} is read from the warehouse (leave out --replay-set)."
@@ -172,10 +168,9 @@ def attached_replay_set(
     con: duckdb.DuckDBPyConnection,
     path: Path | str,
     table: str = "replay_events",
-    key_prefix: str = "",
 ) -> AbstractContextManager[str]:
     """The replay set at `path`, readable on `con` for the block; yields its relation."""
-    return replay_set_at(path, table, key_prefix).attached(con)
+    return replay_set_at(path, table).attached(con)
 
 
 def record_batches(
@@ -188,7 +183,7 @@ def record_batches(
 
 @contextlib.contextmanager
 def _attach_warehouse(
-    con: duckdb.DuckDBPyConnection, path: Path, table: str = "replay_events", key_prefix: str = ""
+    con: duckdb.DuckDBPyConnection, path: Path, table: str = "replay_events"
 ) -> Iterator[str]:
     """Attach the warehouse at `path` read-only; yield the replay set's relation name.
 
@@ -212,14 +207,10 @@ def _attach_warehouse(
         ) from None
     try:
         _check_replay_set(con, path, table)
-        if table == "replay_events" and not key_prefix:
+        if table == "replay_events":
             yield REPLAY_RELATION
         else:
-            others = ", ".join(name for name in REQUIRED_COLUMNS if name != "replay_key")
-            prefix = "'" + key_prefix.replace("'", "''") + "'"
-            yield (
-                f"(select {prefix} || replay_key as replay_key, {others} from {ALIAS}.main.{table})"
-            )
+            yield f"(select {', '.join(REQUIRED_COLUMNS)} from {ALIAS}.main.{table})"
     finally:
         with contextlib.suppress(duckdb.Error):
             con.execute(f"detach {ALIAS}")

@@ -391,7 +391,7 @@ def _planning(ledger: Ledger, warehouse_path: Path | str, options: PushOptions):
         resend_changed=options.resend_changed,
         sample=options.sample,
         replay_table=route.replay_table,
-        key_prefix=route.key_prefix,
+        destination=route.name,
     )
 
 

@@ -41,7 +41,7 @@ from loader.build_settings import (
 )
 from loader.events_api.limits import MAX_EVENT_AGE_DAYS
 from loader.push.build_freshness import stale_reason
-from loader.push.ledger import Ledger
+from loader.push.ledger import EVENTS_API, Ledger
 from loader.push.packing import Group
 from loader.push.replay_reader import ALIAS, RECORD_BATCH_ROWS, attached_replay_set, iter_groups
 
@@ -136,8 +136,10 @@ class Planner:
         now_ms: int,
         age_limits: AgeLimits | None,
         sample: SampleRequest | None = None,
+        destination: str = EVENTS_API,
     ):
         self.con = ledger.con
+        self.destination = destination
         self.sample = sample
         self.db = ledger.catalog
         self.replay = replay
@@ -160,10 +162,11 @@ class Planner:
 
     def classify(self) -> PlanSummary:
         """Sort every replay event into its class (see the module docstring)."""
-        s, replay, con, db = self.s, self.replay, self.con, self.db
+        s, replay, con = self.s, self.replay, self.con
+        history, open_events = self._of_destination("key_history", "open_batch_events")
         con.execute(
             f"create table {s}.known as select replay_key, {content_hash_sql()} as content_hash "
-            f"from {replay} where replay_key in (select replay_key from {db}.key_history)"
+            f"from {replay} where replay_key in (select replay_key from {history})"
         )
         con.execute(
             f"""create table {s}.open_batches as
@@ -173,7 +176,7 @@ class Planner:
                 any_value(e.was_sent) as was_sent,
                 bool_and(coalesce(k.content_hash = e.content_hash, false)) as intact,
                 count(*) as events,
-            from {db}.open_batch_events e
+            from {open_events} e
             left join {s}.known k using (replay_key)
             group by e.source_request_id"""
         )
@@ -184,7 +187,7 @@ class Planner:
                     e.replay_key,
                     max(case when o.intact then e.source_request_id end) as resume_id,
                     bool_or(not o.intact and o.was_sent) as changed_after_send,
-                from {db}.open_batch_events e
+                from {open_events} e
                 join {s}.open_batches o using (source_request_id)
                 group by e.replay_key
             )
@@ -194,7 +197,7 @@ class Planner:
                 h.acknowledged_hash,
                 h.rejected_hash,
                 h.sent_then_superseded or coalesce(o.changed_after_send, false) as in_doubt,
-            from {db}.key_history h
+            from {history} h
             left join open_keys o using (replay_key)"""
         )
         con.execute(
@@ -222,6 +225,11 @@ class Planner:
 
             pick_sample(self.con, self.replay, s, self.sample)
         return self._summary()
+
+    def _of_destination(self, *views: str) -> list[str]:
+        """The ledger's `views`, restricted to this run's destination (as subqueries)."""
+        name = "'" + self.destination.replace("'", "''") + "'"
+        return [f"(select * from {self.db}.{v} where destination = {name})" for v in views]
 
     def _to_send(self) -> str:
         """Replay rows this run sends in new batches (resumed batches come separately)."""
@@ -481,17 +489,18 @@ def planning_session(
     at_ms: int | None = None,
     sample: SampleRequest | None = None,
     replay_table: str = "replay_events",
-    key_prefix: str = "",
+    destination: str = EVENTS_API,
 ) -> Iterator[Planner]:
     """A planner on the ledger's connection, with the warehouse's replay set attached.
 
     Planning sorts the whole replay set in this session: DuckDB's memory is capped (it
     spills to disk beyond, see loader.warehouse.open_duckdb) so a push stays flat however
     many events there are. The age limits are the build's (`replay_build_settings`). A
-    direct destination reads its own `replay_table`, its keys prefixed (`key_prefix`).
+    direct destination reads its own `replay_table`; the ledger's record of `destination`
+    says what was sent.
     Raises what `attached_replay_set` does.
     """
-    with attached_replay_set(ledger.con, warehouse_path, replay_table, key_prefix) as replay:
+    with attached_replay_set(ledger.con, warehouse_path, replay_table) as replay:
         planner = Planner(
             ledger,
             replay,
@@ -499,6 +508,7 @@ def planning_session(
             now_ms=at_ms if at_ms is not None else now_ms(),
             age_limits=read_age_limits(ledger.con, ALIAS),
             sample=sample,
+            destination=destination,
         )
         planner.stale_build = stale_reason(ledger.con, ALIAS, table=replay_table)
         planner.sample_users_pct = read_sample_pct(ledger.con, ALIAS)

@@ -91,7 +91,7 @@ def _outlook(
             warehouse_path,
             resend_changed=False,
             replay_table=route.replay_table,
-            key_prefix=route.key_prefix,
+            destination=route.name,
         ) as planner:
             plan = planner.classify()
     except LoaderError as exc:

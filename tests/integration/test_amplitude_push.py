@@ -20,7 +20,7 @@ from loader.emulator.amplitude import AmplitudeEmulatorConfig, running_amplitude
 from loader.emulator.server import EmulatorConfig, running_emulator
 from loader.push.destinations.amplitude import AmplitudeCredentials
 from loader.push.destinations.events_api import Credentials
-from loader.push.ledger import Ledger
+from loader.push.ledger import EventCounts, Ledger
 from loader.push.runner import PushOptions, push
 from tests.conftest import ROOT, built_sample, push_env, query, run_dbt
 
@@ -142,7 +142,7 @@ def test_a_400_refuses_only_the_bad_events_with_amplitudes_message(env):
     with Ledger.open(Path(env["BACKFILL_LEDGER"]), read_only=True) as ledger:
         rows = ledger.query("select replay_key, error from event_states where state = 'rejected'")
         codes = ledger.query("select code, reason from failures")
-    assert rows == [(f"amplitude:{bad_key}", rows[0][1])]
+    assert rows == [(bad_key, rows[0][1])]
     assert "invalid time" in rows[0][1]
     assert codes == [("invalid_field", "a field has a value the destination refuses")]
 
@@ -243,6 +243,44 @@ def test_events_api_and_amplitude_are_independent_in_one_ledger(env, monkeypatch
     report = runner.invoke(app, ["report", "--out", str(page)], env=env)
     assert report.exit_code == 0, report.output
     assert f"amplitude (a direct destination): {total} events acknowledged" in page.read_text()
+
+
+def test_a_push_to_one_destination_leaves_the_others_open_batches_open(env):
+    """Each destination's open batches are its own: a push to Amplitude neither supersedes
+    nor sends the Events API's failed batches, which the next Events API push resumes."""
+    secret = "Events-Secret-77aa99bb"
+    warehouse, ledger_path = Path(env["BACKFILL_DUCKDB"]), Path(env["BACKFILL_LEDGER"])
+
+    def events_api_push(url: str, **settings):
+        options = PushOptions(endpoint=url, backoff_s=0.01, workers=1, **settings)
+        return push(warehouse, ledger_path, options, Credentials("key", secret))
+
+    with running_emulator(EmulatorConfig(api_key="key", api_secret=secret)) as events:
+        events.script(["503"])  # the first request's batches fail (no retries)
+        first = events_api_push(events.base_url, max_retries=0, batches_per_request=10)
+        assert first.status == "completed_with_failures", first.message
+        with Ledger.open(ledger_path, read_only=True) as ledger:
+            rows = ledger.query("select source_request_id from failed_batches")
+        failed = {sid for (sid,) in rows}
+        assert failed
+        with running_amplitude_emulator(AmplitudeEmulatorConfig(api_key=KEY)) as amp:
+            assert run_push(env, amp.url).status == "completed"
+            assert_delivered_exactly_once(env, amp)
+        with Ledger.open(ledger_path, read_only=True) as ledger:
+            assert ledger.query(
+                "select distinct status from batches where list_contains(?, source_request_id)",
+                [sorted(failed)],
+            ) == [("failed",)]
+            assert ledger.event_counts("events_api").failed > 0
+        resumed = events_api_push(events.base_url)
+        assert resumed.status == "completed", resumed.message
+        assert resumed.plan.resumed_batches == len(failed)
+        assert failed <= events.accepted_source_request_ids()
+    with Ledger.open(ledger_path, read_only=True) as ledger:
+        assert ledger.event_counts("events_api") == EventCounts(
+            acknowledged=query(warehouse, "select count(*) from replay_events")[0][0]
+        )
+        assert ledger.query("select count(*) from batches where status = 'superseded'") == [(0,)]
 
 
 def test_the_key_stays_out_of_the_ledger_and_dry_run_bodies(env, tmp_path):

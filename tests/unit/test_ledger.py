@@ -14,12 +14,14 @@ from loader.push.ledger import (
     FAILED,
     LEDGER_VIEWS,
     REJECTED,
+    SCHEMA_VERSION,
     Attempt,
     BatchCount,
     EventCounts,
     FailureRow,
     Ledger,
     LedgerLocked,
+    LedgerVersionError,
     api_key_fingerprint,
     attach_ledger,
 )
@@ -72,6 +74,7 @@ COLUMNS = {
         "settled_at",
         "error_code",
         "error_reason",
+        "destination",
     ],
     "batch_events": ["source_request_id", "position", "replay_key", "content_hash"],
     "requests": [
@@ -99,6 +102,7 @@ COLUMNS = {
         "run_id",
         "acknowledged_at",
         "times_acknowledged",
+        "destination",
     ],
     "event_states": [
         "replay_key",
@@ -112,6 +116,7 @@ COLUMNS = {
         "ever_acknowledged",
         "acknowledged_hash",
         "acknowledged_at",
+        "destination",
     ],
     "failed_batches": [
         "source_request_id",
@@ -124,6 +129,7 @@ COLUMNS = {
         "attempts",
         "last_sent_at",
         "events",
+        "destination",
     ],
     "failures": [
         "status",
@@ -143,8 +149,30 @@ COLUMNS = {
         "position",
         "replay_key",
         "content_hash",
+        "destination",
     ],
-    "key_history": ["replay_key", "acknowledged_hash", "rejected_hash", "sent_then_superseded"],
+    "key_history": [
+        "replay_key",
+        "acknowledged_hash",
+        "rejected_hash",
+        "sent_then_superseded",
+        "destination",
+    ],
+    "run_counts": [
+        "run_id",
+        "events_planned",
+        "batches_planned",
+        "events_resumed",
+        "events_acknowledged",
+        "batches_acknowledged",
+        "events_failed",
+        "batches_failed",
+        "events_rejected",
+        "batches_rejected",
+        "http_requests",
+        "last_sent_at",
+    ],
+    "schema_versions": ["version", "applied_at", "description"],
 }
 
 
@@ -418,25 +446,79 @@ def test_reasons_group_by_code_and_keep_every_message(ledger):
     assert sorted(row[0] for row in details) == [oversized(n) for n in sizes]
 
 
+def as_written_before_schema_versions(ledger: Ledger) -> None:
+    """Make `ledger` look like one written before the ledger had a schema version and
+    error codes (the columns those releases added later dropped too)."""
+    for view in reversed(LEDGER_VIEWS):
+        ledger.con.execute(f"drop view {view}")
+    ledger.con.execute("drop table schema_versions")
+    ledger.con.execute("alter table batches drop column destination")
+    ledger.con.execute("alter table batches drop column error_code")
+    ledger.con.execute("alter table batches drop column error_reason")
+    ledger.con.execute("alter table runs drop column events_not_sent")
+    ledger.con.execute("alter table runs drop column destination")
+
+
 def test_a_ledger_written_before_the_codes_gets_them(tmp_path):
     path = tmp_path / "ledger.duckdb"
     with Ledger.open(path) as ledger:
         run = ledger.start_run("e", "", {})
         with ledger.transaction():
             ledger.add_batches(run, [batch(f"b{n}", [f"k{n}"], error=oversized(n)) for n in (1, 2)])
-        for view in reversed(LEDGER_VIEWS):
-            ledger.con.execute(f"drop view {view}")
-        ledger.con.execute("alter table batches drop column error_code")
-        ledger.con.execute("alter table batches drop column error_reason")
-        ledger.con.execute("alter table runs drop column events_not_sent")
+        as_written_before_schema_versions(ledger)
     before = path.read_bytes()
     with Ledger.open(path, read_only=True) as ledger:
         [failure] = ledger.failures()
         assert (failure.code, failure.batches, failure.refused_by) == ("event_too_big", 2, "loader")
-        assert ledger.query("select events_not_sent from runs") == [(0,)]
+        assert ledger.query("select events_not_sent, destination from runs") == [(0, "events_api")]
     assert path.read_bytes() == before, "reading does not write"
     with Ledger.open(path) as ledger:  # the next push adds the columns and fills them
         assert ledger.query("select distinct error_code, error_reason from batches") == [
             ("event_too_big", "an event is too big for a batch even alone")
         ]
         assert [(f.code, f.batches) for f in ledger.failures()] == [("event_too_big", 2)]
+        assert ledger.query("select version from schema_versions order by 1") == [
+            (version,) for version in range(1, SCHEMA_VERSION + 1)
+        ]
+
+
+def test_a_ledger_of_a_later_release_is_refused(tmp_path):
+    path = tmp_path / "ledger.duckdb"
+    with Ledger.open(path) as ledger:
+        ledger.con.execute(
+            "insert into schema_versions values (?, now(), 'from the future')",
+            [SCHEMA_VERSION + 1],
+        )
+    before = path.read_bytes()
+    for read_only in (False, True):
+        with pytest.raises(LedgerVersionError, match=f"schema version {SCHEMA_VERSION + 1}"):
+            Ledger.open(path, read_only=read_only)
+    assert path.read_bytes() == before
+
+
+def test_a_migration_that_fails_leaves_the_ledger_as_it_was(tmp_path, monkeypatch):
+    """Each migration is one transaction: a crash in one is done again whole next time."""
+    from loader.push.ledger import schema
+
+    path = tmp_path / "ledger.duckdb"
+    with Ledger.open(path) as ledger:
+        run = ledger.start_run("e", "", {})
+        with ledger.transaction():
+            ledger.add_batches(run, [batch("a", ["k1"], error=oversized(1))])
+        as_written_before_schema_versions(ledger)
+
+    def crash(con):
+        raise RuntimeError("killed mid-migration")
+
+    broken = schema.MIGRATIONS[0].__class__(1, "crashes", "001_unversioned.sql", after=crash)
+    monkeypatch.setattr(schema, "MIGRATIONS", (broken, *schema.MIGRATIONS[1:]))
+    with pytest.raises(RuntimeError, match="killed mid-migration"):
+        Ledger.open(path)
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = con.execute("select table_name from duckdb_tables()").fetchall()
+        assert ("schema_versions",) not in tables
+    monkeypatch.undo()
+    with Ledger.open(path) as ledger:
+        assert ledger.query("select error_code, destination from batches") == [
+            ("event_too_big", "events_api")
+        ]

@@ -10,7 +10,7 @@ import duckdb
 from loader.audit import charts
 from loader.audit.report.html import GRAY, Section, fmt, html_details, html_table
 from loader.audit.report.reading import query
-from loader.push.ledger import DESTINATION_OF_KEY_SQL, outcome_label
+from loader.push.ledger import EVENTS_API, outcome_label
 from loader.push.send_plan import content_hash_sql
 
 STATE_COLORS = {
@@ -34,7 +34,9 @@ EVENT_STATES_SQL = f"""
             end as state,
             known.acknowledged_at,
         from replay_events as replay
-        left join ledger.event_states as known using (replay_key)
+        left join (
+            select * from ledger.event_states where destination = '{EVENTS_API}'
+        ) as known using (replay_key)
     )
 """
 BUCKETS = 48
@@ -57,11 +59,12 @@ def _ticks(start_s: float, span_s: float, xs: list[float], every: int) -> list[t
     return ticks
 
 
-TIMELINE_SQL = """
+TIMELINE_SQL = f"""
     with batch_events as (  -- events of each batch that are in the replay set now
         select source_request_id, count(*) as events
-        from ledger.batch_events
+        from ledger.event_batches
         semi join replay_events using (replay_key)
+        where destination = '{EVENTS_API}'
         group by all
     ),
     attempts as (
@@ -320,8 +323,8 @@ def _direct_destinations_html(con: duckdb.DuckDBPyConnection) -> str:
     Events API's; the failures and runs below hold both."""
     rows = query(
         con,
-        f"select {DESTINATION_OF_KEY_SQL} as destination, state, count(*) "
-        f"from ledger.event_states where {DESTINATION_OF_KEY_SQL} <> 'events_api' "
+        "select destination, state, count(*) "
+        f"from ledger.event_states where destination <> '{EVENTS_API}' "
         "group by all order by all",
     )
     if not rows:
@@ -357,7 +360,7 @@ def push_section(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
         con,
         "select count(*) from ledger.acknowledged_events "
         "anti join replay_events using (replay_key) "
-        f"where {DESTINATION_OF_KEY_SQL} = 'events_api'",
+        f"where destination = '{EVENTS_API}'",
     )
     gone_note = (
         f"<p>{fmt(gone)} acknowledged events are no longer in the replay set.</p>" if gone else ""

@@ -1,8 +1,8 @@
 """Amplitude's Batch Event Upload API as a push destination: `POST {host}/batch`.
 
 The replay set is `amplitude_events` (dbt decides every field); its rows are recorded in
-the ledger under `amplitude:<replay_key>`, so a push to Amplitude and one to the Events
-API of the same replay set are independent in one ledger.
+the ledger under the destination `amplitude`, so a push to Amplitude and one to the
+Events API of the same replay set are independent in one ledger.
 
 - Packing: one ledger batch is one Amplitude event (its body is the event's JSON, exactly
   as the model wrote it), so a refusal or a throttle names exactly the events it concerns;
@@ -70,7 +70,9 @@ from loader.settings import read_secret_file
 
 NAME = "amplitude"
 KEY_ENV = "AMPLITUDE_API_KEY"
-KEY_PREFIX = "amplitude:"  # ledger keys: amplitude:<replay_key>
+# a batch's id is computed over `amplitude:<replay_key>`, as by the releases that recorded
+# that text as the ledger's key: the same event keeps its id
+ID_KEY_PREFIX = b"amplitude:"
 REPLAY_TABLE = "amplitude_events"
 DEFAULT_RATE = 1_000.0  # events/s for all workers together
 DEFAULT_PER_ID_RATE = 800.0  # events/s per user_id and per device_id, under 1000
@@ -181,7 +183,7 @@ def _one(group: Group, key: str, text: str, content_hash: str | None, limit: int
     if len(body) > limit:
         error = f"event is {len(body)} bytes, over the {limit}-byte request limit"
     return PackedBatch(
-        batch_id(b"amplitude", keys, body),
+        batch_id(b"amplitude", ID_KEY_PREFIX + keys, body),
         group.user_key,
         group.context_key,
         1,
@@ -441,7 +443,6 @@ ROUTE = Route(
     name=NAME,
     service="Amplitude",
     replay_table=REPLAY_TABLE,
-    key_prefix=KEY_PREFIX,
     limits=LIMITS,
     default_rate=DEFAULT_RATE,
     validator=None,  # dbt's amplitude_events decides; Amplitude's 400 names what it refuses

@@ -332,7 +332,6 @@ ROUTE = Route(
     name=NAME,
     service="mParticle",
     replay_table="replay_events",
-    key_prefix="",
     limits=LIMITS,
     default_rate=DEFAULT_RATE,
     validator=validate_batch,

@@ -1,9 +1,5 @@
-"""The send ledger: what was planned, sent and acknowledged, in its own DuckDB file.
-
-It survives deleting and rebuilding the warehouse, and joins to the replay set on
-`replay_key`. Tables and views are documented in README.md ("The send ledger"); their
-names and columns are stable. The API secret never goes in: runs keep the endpoint and a
-fingerprint of the API key.
+"""The `Ledger`: open (creating or migrating the file), record a run's batches and
+attempts, read its runs, states and failures.
 
 One process writes it at a time: DuckDB's file lock makes a second `loader push` fail
 at once, and `LedgerLocked` says so.
@@ -24,8 +20,16 @@ import duckdb
 import orjson
 
 from loader.errors import LoaderError
-from loader.events_api.reasons import classify
 from loader.push.attempts import Attempt
+from loader.push.ledger import refusals
+from loader.push.ledger.schema import (
+    SCHEMA_VERSION,
+    LedgerVersionError,
+    check_version,
+    migrate,
+    sql_text,
+    version_of,
+)
 from loader.push.packing import PackedBatch
 from loader.warehouse import attach, insert_columns, lock_holder, open_duckdb
 
@@ -34,7 +38,8 @@ from loader.warehouse import attach, insert_columns, lock_holder, open_duckdb
 PLANNED, IN_FLIGHT, ACKNOWLEDGED = "planned", "in_flight", "acknowledged"
 FAILED, REJECTED, SUPERSEDED = "failed", "rejected", "superseded"
 OPEN_STATUSES = (PLANNED, IN_FLIGHT, FAILED)
-LEDGER_TABLES = ("runs", "batches", "batch_events", "requests")
+# the destination of runs recorded before there was a choice, and the default
+EVENTS_API = "events_api"
 LEDGER_VIEWS = (
     "acknowledged_events",
     "event_batches",
@@ -44,217 +49,8 @@ LEDGER_VIEWS = (
     "failed_batches",
     "failures",
     "run_throughput",
+    "run_counts",
 )
-
-SCHEMA = """
-create sequence if not exists run_ids start 1;
-create sequence if not exists request_ids start 1;
-create table if not exists runs (
-    run_id integer primary key,
-    started_at timestamptz not null,
-    finished_at timestamptz,
-    status varchar not null,
-    endpoint varchar not null,
-    api_key_fingerprint varchar not null,
-    options json not null,
-    message varchar,
-    events_planned bigint not null default 0,
-    batches_planned bigint not null default 0,
-    events_resumed bigint not null default 0,
-    events_acknowledged bigint not null default 0,
-    batches_acknowledged bigint not null default 0,
-    events_failed bigint not null default 0,
-    batches_failed bigint not null default 0,
-    events_rejected bigint not null default 0,
-    batches_rejected bigint not null default 0,
-    events_already_acknowledged bigint not null default 0,
-    events_changed_skipped bigint not null default 0,
-    events_changed_resent bigint not null default 0,
-    events_rejected_before bigint not null default 0,
-    http_requests bigint not null default 0
-);
-alter table runs add column if not exists events_not_sent bigint default 0;
-alter table runs add column if not exists batches_not_sent bigint default 0;
-alter table runs add column if not exists sample_users integer;
-alter table runs add column if not exists destination varchar default 'events_api';
-create table if not exists batches (
-    source_request_id varchar primary key,
-    run_id integer not null,
-    last_run_id integer not null,
-    user_key varchar not null,
-    context_key varchar not null,
-    event_count integer not null,
-    body_bytes integer not null,
-    status varchar not null,
-    error varchar,
-    attempts integer not null default 0,
-    planned_at timestamptz not null,
-    first_sent_at timestamptz,
-    last_sent_at timestamptz,
-    settled_at timestamptz
-);
-alter table batches add column if not exists error_code varchar;
-alter table batches add column if not exists error_reason varchar;
-create table if not exists batch_events (
-    source_request_id varchar not null,
-    position integer not null,
-    replay_key varchar not null,
-    content_hash varchar not null
-);
-create table if not exists requests (
-    request_id bigint primary key default nextval('request_ids'),
-    run_id integer not null,
-    request_no integer not null,
-    attempt integer not null,
-    sent_at timestamptz not null,
-    latency_ms integer,
-    status_code integer,
-    outcome varchar not null,
-    batch_count integer not null,
-    body_bytes integer not null,
-    source_request_ids varchar[] not null,
-    retry_after varchar,
-    rate_limit_exceeded varchar,
-    rate_limit_percentage_used varchar,
-    error varchar,
-    wait_ms integer
-);
-"""
-
-# Views: the one definition of each fact that status, the report, the planner and
-# analyses/ read. Created (or replaced) whenever the ledger is opened for writing; a file
-# written before a view existed gets it from `attach_ledger` when opened read-only.
-VIEWS = """
-create or replace view acknowledged_events as
-select
-    e.replay_key,
-    arg_max(e.content_hash, b.settled_at) as content_hash,
-    arg_max(b.source_request_id, b.settled_at) as source_request_id,
-    arg_max(b.last_run_id, b.settled_at) as run_id,
-    max(b.settled_at) as acknowledged_at,
-    count(*) as times_acknowledged,
-from batch_events e
-join batches b using (source_request_id)
-where b.status = 'acknowledged'
-group by e.replay_key;
-create or replace view event_batches as
-select
-    e.replay_key,
-    e.content_hash,
-    e.position,
-    b.*,
-from batch_events e
-join batches b using (source_request_id);
-create or replace view open_batch_events as
-select
-    b.source_request_id,
-    b.user_key,
-    b.context_key,
-    b.first_sent_at is not null as was_sent,
-    e.position,
-    e.replay_key,
-    e.content_hash,
-from batches b
-join batch_events e using (source_request_id)
-where b.status in ('planned', 'in_flight', 'failed');
-create or replace view key_history as
-select
-    e.replay_key,
-    arg_max(e.content_hash, b.settled_at) filter (where b.status = 'acknowledged')
-        as acknowledged_hash,
-    arg_max(e.content_hash, b.settled_at) filter (where b.status = 'rejected')
-        as rejected_hash,
-    coalesce(bool_or(b.status = 'superseded' and b.first_sent_at is not null), false)
-        as sent_then_superseded,
-from batch_events e
-join batches b using (source_request_id)
-group by e.replay_key;
-create or replace view event_states as
-with ranked as (
-    select
-        replay_key,
-        status,
-        error,
-        source_request_id,
-        last_run_id,
-        content_hash,
-        planned_at,
-        row_number() over (
-            partition by replay_key
-            order by status = 'superseded', planned_at desc, source_request_id desc
-        ) as rank,
-    from event_batches
-)
-select
-    ranked.replay_key,
-    case
-        when ranked.status in ('planned', 'in_flight') then 'pending'
-        else ranked.status
-    end as state,
-    ranked.status as batch_status,
-    ranked.error,
-    ranked.source_request_id,
-    ranked.last_run_id as run_id,
-    ranked.content_hash,
-    ranked.planned_at,
-    acked.replay_key is not null as ever_acknowledged,
-    acked.content_hash as acknowledged_hash,
-    acked.acknowledged_at,
-from ranked
-left join acknowledged_events as acked using (replay_key)
-where ranked.rank = 1;
-create or replace view failed_batches as
-select
-    b.source_request_id,
-    b.last_run_id as run_id,
-    b.status,
-    case
-        when b.status = 'rejected' and b.first_sent_at is null then 'loader'
-        when b.status = 'rejected' and (
-            select r.destination from runs r where r.run_id = b.run_id) = 'amplitude'
-            then 'amplitude'
-        when b.status = 'rejected' then 'mparticle'
-    end as refused_by,
-    coalesce(b.error_code, 'other') as code,
-    coalesce(b.error_reason, b.error) as reason,
-    b.error,
-    b.attempts,
-    b.last_sent_at,
-    count(*) as events,
-from batches b
-join event_states s using (source_request_id)
-where s.state in ('failed', 'rejected')
-group by all;
-create or replace view run_throughput as
--- the one measure of throughput: batches accepted over the send phase, from the first
--- attempt's sent_at to the last answer (sent_at plus latency) of the run
-select
-    run_id,
-    count(*) as http_requests,
-    count(*) filter (where outcome = 'rate_limited') as rate_limited,
-    coalesce(sum(batch_count) filter (where outcome = 'accepted'), 0) as batches_accepted,
-    min(sent_at) as first_sent_at,
-    max(sent_at + to_milliseconds(coalesce(latency_ms, 0))) as last_answer_at,
-    epoch(max(sent_at + to_milliseconds(coalesce(latency_ms, 0)))) - epoch(min(sent_at))
-        as send_seconds,
-    coalesce(sum(batch_count) filter (where outcome = 'accepted'), 0)
-        / nullif(epoch(max(sent_at + to_milliseconds(coalesce(latency_ms, 0))))
-            - epoch(min(sent_at)), 0) as batches_per_second,
-from requests
-group by run_id;
-create or replace view failures as
-select
-    status,
-    refused_by,
-    code,
-    reason,
-    count(*) as batches,
-    sum(events) as events,
-    min(error) as example_error,
-    min(source_request_id) as example_source_request_id,
-from failed_batches
-group by status, refused_by, code, reason;
-"""
 
 RUN_COUNTS = (
     "events_planned",
@@ -273,23 +69,6 @@ RUN_COUNTS = (
     "http_requests",
     "events_not_sent",
     "batches_not_sent",
-)
-# columns added since the first ledgers (SCHEMA adds them; `attach_ledger` and `runs()` make
-# them up, with these values, for a file opened read-only without them)
-ADDED_RUN_COLUMNS = {
-    "events_not_sent": "0::bigint",
-    "batches_not_sent": "0::bigint",
-    "sample_users": "null::integer",
-    "destination": "'events_api'",  # runs from before there was a choice
-}
-ADDED_COLUMNS = {
-    "runs": tuple(ADDED_RUN_COLUMNS),
-    "batches": ("error_code", "error_reason"),
-}
-# a direct destination's events are recorded as <name>:<replay_key> (see
-# loader.push.destinations); the Events API's as the replay_key itself
-DESTINATION_OF_KEY_SQL = (
-    "case when replay_key like 'amplitude:%' then 'amplitude' else 'events_api' end"
 )
 
 
@@ -328,7 +107,7 @@ class RunRow:
     events_not_sent: int = 0  # handed over for sending, never sent (the run stopped first)
     batches_not_sent: int = 0
     sample_users: int | None = None  # a sample run (a test send): how many users; else None
-    destination: str = "events_api"  # events_api, or a direct destination (amplitude)
+    destination: str = EVENTS_API  # events_api, or a direct destination (amplitude)
 
     @property
     def kind(self) -> str:
@@ -408,6 +187,7 @@ class Ledger:
         self.path = path
         self.read_only = read_only
         self._earlier_batches: dict[int, bool] = {}  # run -> whether earlier runs left batches
+        self._destinations: dict[int, str] = {}  # run -> its destination
         [(name,)] = con.execute("select current_database()").fetchall()
         # the ledger's tables, qualified so that other cursors of the session find them
         self.catalog = '"' + name.replace('"', '""') + '"'
@@ -446,9 +226,11 @@ class Ledger:
             ) from None
         ledger = cls(con, path, read_only)
         if not read_only:
-            con.execute(SCHEMA)
-            con.execute(VIEWS)
-            ledger._classify_old_errors()
+            try:
+                migrate(con, str(path))
+            except BaseException:
+                con.close()
+                raise
         elif not ledger._has_schema():
             con.close()
             return cls.in_memory()
@@ -458,27 +240,12 @@ class Ledger:
     def in_memory(cls) -> Ledger:
         """An empty ledger that writes nowhere (a dry run with no ledger file yet)."""
         con = open_duckdb(":memory:", streaming=True)
-        con.execute(SCHEMA)
-        con.execute(VIEWS)
+        migrate(con, "in memory")
         return cls(con, None, read_only=True)
 
-    def _classify_old_errors(self) -> None:
-        """Give a code and reason to messages recorded before the ledger kept them."""
-        errors = [
-            row[0]
-            for row in self.query(
-                "select distinct error from batches where error is not null and error_code is null"
-            )
-        ]
-        if errors:
-            self.con.execute(
-                "update batches set error_code = c.code, error_reason = c.reason "
-                f"from ({_CODES_SQL}) c where batches.error = c.error",
-                _codes_params(errors),
-            )
-
     def _has_schema(self) -> bool:
-        return _has_relations(self.con, "current_database()", LEDGER_TABLES)
+        [(database,)] = self.con.execute("select current_database()").fetchall()
+        return version_of(self.con, database) is not None
 
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):
@@ -521,53 +288,34 @@ class Ledger:
         return len(rows)
 
     def _recount(self, run_id: int) -> None:
-        """A killed run's counters, from its batches and requests."""
+        """A killed run's counters, from what the ledger recorded of it (`run_counts`)."""
+        names = [
+            "events_planned",
+            "batches_planned",
+            "events_resumed",
+            "events_acknowledged",
+            "batches_acknowledged",
+            "events_failed",
+            "batches_failed",
+            "events_rejected",
+            "batches_rejected",
+            "http_requests",
+        ]
         self.con.execute(
-            """
-            with accepted as (
-                select distinct unnest(source_request_ids) as source_request_id
-                from requests where run_id = $run and outcome = 'accepted'
-            ),
-            mine as (
-                select b.*, a.source_request_id is not null as accepted,
-                    b.status = 'rejected' and b.first_sent_at is null as refused_locally,
-                from batches b left join accepted a using (source_request_id)
-                where b.last_run_id = $run
-            ),
-            counts as (
-                select
-                    coalesce(sum(event_count) filter (where not refused_locally), 0) as ep,
-                    count(*) filter (where not refused_locally) as bp,
-                    coalesce(sum(event_count) filter (where run_id < $run), 0) as er,
-                    coalesce(sum(event_count) filter (where accepted), 0) as ea,
-                    count(*) filter (where accepted) as ba,
-                    coalesce(sum(event_count) filter (where status = 'failed'), 0) as ef,
-                    count(*) filter (where status = 'failed') as bf,
-                    coalesce(sum(event_count) filter (where status = 'rejected'), 0) as ej,
-                    count(*) filter (where status = 'rejected') as bj,
-                    (select count(*) from requests where run_id = $run) as http,
-                from mine
-            )
-            update runs set
-                events_planned = ep, batches_planned = bp, events_resumed = er,
-                events_acknowledged = ea, batches_acknowledged = ba,
-                events_failed = ef, batches_failed = bf,
-                events_rejected = ej, batches_rejected = bj, http_requests = http,
-                finished_at = coalesce(
-                    (select max(sent_at) from requests where run_id = $run), finished_at)
-            from counts
-            where runs.run_id = $run
-            """,
-            {"run": run_id},
+            "update runs set "
+            + ", ".join(f"{name} = c.{name}" for name in names)
+            + ", finished_at = coalesce(c.last_sent_at, runs.finished_at) "
+            "from run_counts c where c.run_id = runs.run_id and runs.run_id = ?",
+            [run_id],
         )
 
-    def destination(self, name: str = "events_api") -> tuple[str, str] | None:
+    def destination(self, name: str = EVENTS_API) -> tuple[str, str] | None:
         """Endpoint and key fingerprint that earlier runs to destination `name` delivered
-        to, if any (the ledger must be open for writing: older files get the column then)."""
+        to, if any: of the latest run that left a batch sent."""
         row = self.con.execute(
             "select endpoint, api_key_fingerprint from runs "
             "where run_id in (select last_run_id from batches where first_sent_at is not null) "
-            "and coalesce(destination, 'events_api') = ? "
+            "and destination = ? "
             "order by run_id desc limit 1",
             [name],
         ).fetchone()
@@ -578,15 +326,25 @@ class Ledger:
         endpoint: str,
         fingerprint: str,
         options: dict[str, Any],
-        destination: str = "events_api",
+        destination: str = EVENTS_API,
     ) -> int:
+        """Record a run to `destination` (the ledger keeps each destination's events apart)."""
         [(run_id,)] = self.con.execute(
             "insert into runs (run_id, started_at, status, endpoint, api_key_fingerprint, "
             "options, destination) values (nextval('run_ids'), ?, 'running', ?, ?, ?, ?) "
             "returning run_id",
             [now(), endpoint, fingerprint, orjson.dumps(options).decode(), destination],
         ).fetchall()
+        self._destinations[run_id] = destination
         return run_id
+
+    def _destination_of(self, run_id: int) -> str:
+        if run_id not in self._destinations:
+            [(name,)] = self.con.execute(
+                "select destination from runs where run_id = ?", [run_id]
+            ).fetchall()
+            self._destinations[run_id] = name
+        return self._destinations[run_id]
 
     def mark_sample(self, run_id: int, users: int) -> None:
         """Record that run `run_id` is a sample run (a test send) of `users` users."""
@@ -629,10 +387,11 @@ class Ledger:
             "body_bytes": [len(b.body) for b in batches],
             "status": [PLANNED if b.error is None else REJECTED for b in batches],
             "error": [b.error for b in batches],
-            "error_code": [_code(b.error) for b in batches],
-            "error_reason": [_reason(b.error) for b in batches],
+            "error_code": [refusals.code(b.error) for b in batches],
+            "error_reason": [refusals.reason(b.error) for b in batches],
             "planned_at": [at] * len(batches),
             "settled_at": [None if b.error is None else at for b in batches],
+            "destination": [self._destination_of(run_id)] * len(batches),
         }
         event_rows: dict[str, list] = {
             "source_request_id": [],
@@ -676,8 +435,8 @@ class Ledger:
                 [
                     PLANNED if b.error is None else REJECTED,
                     b.error,
-                    _code(b.error),
-                    _reason(b.error),
+                    refusals.code(b.error),
+                    refusals.reason(b.error),
                     run_id,
                     at,
                     None if b.error is None else at,
@@ -721,8 +480,8 @@ class Ledger:
                 None if status == FAILED else now(),
                 ids,
                 [errors[sid] for sid in ids],
-                [_code(errors[sid]) for sid in ids],
-                [_reason(errors[sid]) for sid in ids],
+                [refusals.code(errors[sid]) for sid in ids],
+                [refusals.reason(errors[sid]) for sid in ids],
                 [attempts.get(sid, 0) for sid in ids],
             ],
         )
@@ -744,7 +503,7 @@ class Ledger:
         self._set(
             source_request_ids,
             "status = 'superseded', error = ?, error_code = ?, error_reason = ?, settled_at = ?",
-            [reason, _code(reason), _reason(reason), now()],
+            [reason, refusals.code(reason), refusals.reason(reason), now()],
         )
 
     def _set(
@@ -798,25 +557,13 @@ class Ledger:
 
     def runs(self) -> list[RunRow]:
         """Every run, oldest first, with its counts."""
-        present = {
-            row[0]
-            for row in self.query(
-                "select column_name from duckdb_columns() where database_name = "
-                "current_database() and table_name = 'runs'"
-            )
-        }
-        names = ", ".join(
-            f.name
-            if f.name in present or f.name not in ADDED_RUN_COLUMNS
-            else f"{ADDED_RUN_COLUMNS[f.name]} as {f.name}"
-            for f in fields(RunRow)
-        )
+        names = ", ".join(f.name for f in fields(RunRow))
         return [RunRow(*row) for row in self.query(f"select {names} from runs order by run_id")]
 
     def event_counts(self, destination: str | None = None) -> EventCounts:
         """Replay keys by their current state (`event_states`); of one destination's keys
         with `destination`."""
-        where = f"where {DESTINATION_OF_KEY_SQL} = ?" if destination else ""
+        where = "where destination = ?" if destination else ""
         states = dict(
             self.query(
                 f"select state, count(*) from event_states {where} group by state",
@@ -867,9 +614,11 @@ class Ledger:
         return rows[0][0] if rows else None
 
     def destinations(self) -> list[str]:
-        """The destinations this ledger holds events of, the Events API first."""
+        """The destinations this ledger holds batches of, the Events API first."""
         rows = self.query(
-            f"select distinct {DESTINATION_OF_KEY_SQL} as d from batch_events order by d desc"
+            "select distinct destination, destination <> ? as direct from batches "
+            "order by direct, destination",
+            [EVENTS_API],
         )
         return [row[0] for row in rows]
 
@@ -882,103 +631,59 @@ class Ledger:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _has_relations(con: duckdb.DuckDBPyConnection, database: str, names: Sequence[str]) -> bool:
-    """True when every name is a table or view of `database` (an SQL expression)."""
-    [(found,)] = con.execute(
-        f"select count(distinct name) from ("
-        f"select table_name as name from duckdb_tables() where database_name = {database} "
-        f"union all select view_name from duckdb_views() where database_name = {database}"
-        ") where list_contains(?, name)",
-        [list(names)],
-    ).fetchall()
-    return found == len(names)
-
-
-def _code(error: str | None) -> str | None:
-    refusal = classify(error)
-    return None if refusal is None else refusal.code
-
-
-def _reason(error: str | None) -> str | None:
-    refusal = classify(error)
-    return None if refusal is None else refusal.reason
-
-
-# messages with their code and reason, as a relation (parameters: `_codes_params`)
-_CODES_SQL = (
-    "select unnest(?::varchar[]) as error, unnest(?::varchar[]) as code, "
-    "unnest(?::varchar[]) as reason"
-)
-
-
-def _codes_params(errors: list[str]) -> list[list]:
-    return [errors, [_code(e) for e in errors], [_reason(e) for e in errors]]
-
-
-def _missing_columns(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, list[str]]:
-    """Columns of `ADDED_COLUMNS` that the tables of `database` (an SQL expression) lack."""
-    present = set(
-        con.execute(
-            "select table_name, column_name from duckdb_columns() "
-            f"where database_name = {database} and schema_name = 'main'"
-        ).fetchall()
-    )
-    return {
-        table: missing
-        for table, names in ADDED_COLUMNS.items()
-        if (missing := [name for name in names if (table, name) not in present])
-    }
-
-
 def attach_ledger(con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> None:
-    """Attach the ledger file at `path` read-only as `alias`, with every view of `VIEWS`.
+    """Attach the ledger file at `path` read-only as `alias`, with every view.
 
-    A file written before some view or column existed cannot get it while read-only: then
-    the file is attached as `<alias>_file` and `alias` is an in-memory catalog of views
-    over its tables (missing counts read as 0, the codes of old messages are worked out),
-    so that queries read `<alias>.failures` (or any table) either way.
+    A file that cannot be read as it is gets an in-memory catalog `alias` instead (the
+    file attached as `<alias>_file` and never written; the next push migrates it), so that
+    queries read `<alias>.failures` (or any table) either way:
+    - of `SCHEMA_VERSION` without some view (written before it existed): views over the
+      file's tables, and the views on them;
+    - of an earlier schema version: its tables copied to memory and migrated there.
+    A ledger of a later version is refused (`LedgerVersionError`).
     """
     attach(con, path, alias)
-    quoted = "'" + alias.replace("'", "''") + "'"
-    if not _has_relations(con, quoted, LEDGER_TABLES):
+    version = version_of(con, alias)
+    if version is None:
         return
-    missing = _missing_columns(con, quoted)
-    if not missing and _has_relations(con, quoted, LEDGER_VIEWS):
+    try:
+        check_version(version, str(path))
+    except LedgerVersionError:
+        con.execute(f'detach "{alias}"')
+        raise
+    if version == SCHEMA_VERSION and _has_views(con, alias):
         return
     con.execute(f'detach "{alias}"')
     attach(con, path, f"{alias}_file")
-    [(current,)] = con.execute("select current_database()").fetchall()
     con.execute(f"attach ':memory:' as \"{alias}\"")
-    for table in LEDGER_TABLES:
+    tables = [
+        row[0]
+        for row in con.execute(
+            "select table_name from duckdb_tables() where database_name = ? "
+            "and schema_name = 'main'",
+            [f"{alias}_file"],
+        ).fetchall()
+    ]
+    [(current,)] = con.execute("select current_database()").fetchall()
+    kind = "view" if version == SCHEMA_VERSION else "table"
+    for table in tables:
         con.execute(
-            f'create view "{alias}".main.{table} as '
-            + _table_with_added_columns(con, alias, table, missing.get(table, []))
+            f'create {kind} "{alias}".main.{table} as select * from "{alias}_file".main.{table}'
         )
     con.execute(f'use "{alias}"')
     try:
-        con.execute(VIEWS)
+        if version == SCHEMA_VERSION:
+            con.execute(sql_text("views.sql"))
+        else:
+            migrate(con, str(path))
     finally:
         con.execute('use "' + current.replace('"', '""') + '"')
 
 
-def _table_with_added_columns(
-    con: duckdb.DuckDBPyConnection, alias: str, table: str, missing: list[str]
-) -> str:
-    """A select of the file's `table`, with the columns it lacks made up."""
-    source = f'"{alias}_file".main.{table}'
-    if table == "batches" and "error_code" in missing:
-        errors = [
-            row[0]
-            for row in con.execute(
-                f"select distinct error from {source} where error is not null"
-            ).fetchall()
-        ]
-        con.execute(
-            f'create table "{alias}".main.error_codes as {_CODES_SQL}', _codes_params(errors)
-        )
-        return (
-            f"select b.*, c.code as error_code, c.reason as error_reason from {source} b "
-            f'left join "{alias}".main.error_codes c on c.error = b.error'
-        )
-    made_up = "".join(f", {ADDED_RUN_COLUMNS[name]} as {name}" for name in missing)
-    return f"select *{made_up} from {source}"
+def _has_views(con: duckdb.DuckDBPyConnection, database: str) -> bool:
+    [(found,)] = con.execute(
+        "select count(*) from duckdb_views() where database_name = ? "
+        "and list_contains(?, view_name)",
+        [database, list(LEDGER_VIEWS)],
+    ).fetchall()
+    return int(found) == len(LEDGER_VIEWS)
