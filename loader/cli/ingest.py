@@ -15,7 +15,7 @@ from loader.cli.ingest_progress import IngestProgress
 from loader.cli.suppress import print_load
 from loader.ingest.importer import IngestSummary, forget, ingest_source
 from loader.ingest.samples import generate
-from loader.ingest.sources import source_for
+from loader.ingest.source_choice import source_for
 from loader.ingest.suppression import configured_list, load_suppression_list
 from loader.warehouse import connect
 

@@ -45,7 +45,7 @@ class RemoteObject:
     obj: SourceObject
     fs: Any  # the fsspec filesystem holding it
     path: str  # its path in `fs`
-    version: str  # from the listing, see `object_stores.version_of`
+    version: str  # from the listing, see `version_of`
 
 
 def _blocks(size: int) -> list[tuple[int, int]]:
@@ -153,9 +153,19 @@ class Downloads:
 
 
 def _version_now(remote: RemoteObject) -> str:
-    from loader.ingest.object_stores import version_of
-
     return version_of(remote.fs.info(remote.path))
+
+
+def version_of(info: dict) -> str:
+    """What changes when an object's content does: its MD5 or ETag, else its generation."""
+    for key in ("md5Hash", "content_md5", "ETag", "etag", "generation"):
+        value = info.get(key)
+        if value:
+            if isinstance(value, bytes | bytearray):
+                value = value.hex()
+            return f"{key}={str(value).strip(chr(34))}"
+    last_modified = info.get("last_modified") or info.get("LastModified") or info.get("updated")
+    return f"modified={last_modified}"
 
 
 def _retried(remote: RemoteObject, delays: tuple, call: Callable[[], Any]) -> Any:

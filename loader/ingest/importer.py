@@ -24,7 +24,14 @@ import orjson
 import pyarrow as pa
 
 from loader.ingest.fast_path import load_fast
-from loader.ingest.sources import ObjectReadError, ReadsAhead, Source, SourceObject, source_for
+from loader.ingest.source_choice import source_for
+from loader.ingest.sources import (
+    ObjectReadError,
+    ReadsAhead,
+    Source,
+    SourceObject,
+    is_verification_file,
+)
 from loader.warehouse import ensure_raw_schema, insert_columns
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -104,12 +111,6 @@ class IngestSummary:
             "lines_loaded": self.lines_loaded,
             "lines_rejected": self.lines_rejected,
         }
-
-
-def is_verification_file(name: str) -> bool:
-    """mParticle writes these to prove bucket access; they hold no data."""
-    name = name.lower()
-    return name.startswith("mparticle_bucket_verification_") or name == "mparticle_validation.txt"
 
 
 def open_maybe_gzip(stream: BinaryIO) -> tuple[BinaryIO, bool]:

@@ -15,8 +15,8 @@ from datetime import date
 from typing import Any, BinaryIO
 
 from loader.errors import LoaderError
-from loader.ingest.downloads import Downloads, RemoteObject, Transfer
-from loader.ingest.sources import SourceObject, date_folder
+from loader.ingest.downloads import Downloads, RemoteObject, Transfer, version_of
+from loader.ingest.sources import SourceObject, date_folder, is_verification_file
 from loader.object_storage import Store, filesystem
 
 
@@ -104,8 +104,6 @@ class ObjectStore:
 
     def read_ahead(self, loaded: set[str]) -> None:
         """Start downloading, a few at a time, the objects whose fingerprint is not loaded."""
-        from loader.ingest.importer import is_verification_file
-
         if not self._objects:
             self._list()
         wanted, seen = [], set(loaded)
@@ -124,18 +122,6 @@ class ObjectStore:
     def close(self) -> None:
         if self._downloads is not None:
             self._downloads.close()
-
-
-def version_of(info: dict) -> str:
-    """What changes when an object's content does: its MD5 or ETag, else its generation."""
-    for key in ("md5Hash", "content_md5", "ETag", "etag", "generation"):
-        value = info.get(key)
-        if value:
-            if isinstance(value, bytes | bytearray):
-                value = value.hex()
-            return f"{key}={str(value).strip(chr(34))}"
-    last_modified = info.get("last_modified") or info.get("LastModified") or info.get("updated")
-    return f"modified={last_modified}"
 
 
 def _bucket_word(store: Store) -> str:

@@ -3,8 +3,8 @@
 The importer does the rest (gzip detection, line checks, loading), whatever the source.
 `LocalFiles` reads paths, folders (searched recursively) and globs;
 `object_stores.ObjectStore` reads S3, GCS and Azure Blob URIs, with the ETag, MD5 or
-generation as fingerprint. `source_for` is the one place that picks the sources for the
-arguments of `loader ingest`.
+generation as fingerprint. `source_choice.source_for` is the one place that picks the
+sources for the arguments of `loader ingest`.
 """
 
 from __future__ import annotations
@@ -189,28 +189,7 @@ class Sources:
                 source.close()
 
 
-def source_for(arguments: Iterable[str], since: date | None = None) -> Source:
-    """The source that `loader ingest ARGUMENTS` reads: local paths, and `s3://`, `gs://`
-    and `az://` URIs (see `object_stores`), in the order given."""
-    from loader.ingest.object_stores import ObjectStore
-    from loader.object_storage import store_for
-
-    arguments = list(arguments)
-    if since is None and not any("://" in argument for argument in arguments):
-        return LocalFiles(arguments)
-    sources: list[Source] = []
-    for argument in arguments:
-        scheme = argument.split("://", 1)[0].lower() if "://" in argument else ""
-        store = store_for(scheme) if scheme else None
-        if scheme and store is None:
-            raise LoaderError(
-                f"{argument}: unknown scheme {scheme}://. loader ingest reads local paths, "
-                "s3://, gs:// (gcs://) and az:// (abfs://) URIs."
-            )
-        if store is None:
-            sources.append(LocalFiles([argument]))
-        elif sources and isinstance(sources[-1], ObjectStore) and sources[-1].store == store:
-            sources[-1].arguments.append(argument)
-        else:
-            sources.append(ObjectStore(store, [argument], since))
-    return Sources(sources, since)
+def is_verification_file(name: str) -> bool:
+    """mParticle writes these to prove bucket access; they hold no data."""
+    name = name.lower()
+    return name.startswith("mparticle_bucket_verification_") or name == "mparticle_validation.txt"

@@ -13,14 +13,18 @@ writes `s.pending` (rows still to send, with their pair), `s.sample_users` and `
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import duckdb
 
 from loader.errors import LoaderError
 
-if TYPE_CHECKING:
-    from loader.push.send_plan import SampleRequest
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """A test send: `users` users in all, starting with `user_keys` (picked by hand)."""
+
+    users: int = 0
+    user_keys: tuple[str, ...] = ()
 
 
 @dataclass
@@ -34,7 +38,7 @@ class SampleCoverage:
 def pick_sample(
     con: duckdb.DuckDBPyConnection, replay: str, s: str, request: SampleRequest
 ) -> None:
-    """Fill `s.sample_users` for `request` (a `send_plan.SampleRequest`)."""
+    """Fill `s.sample_users` for `request`."""
     con.execute(
         f"""create table {s}.pending as
         select

@@ -45,6 +45,10 @@ from loader.push.ledger import EVENTS_API, Ledger
 from loader.push.packing import Group
 from loader.push.replay_reader import ALIAS, RECORD_BATCH_ROWS, attached_replay_set, iter_groups
 
+# SampleRequest: the planner takes it, so its callers import it from here too
+from loader.push.sample_users import SampleRequest as SampleRequest
+from loader.push.sample_users import pick_sample, sample_coverage
+
 
 def content_hash_sql(alias: str = "") -> str:
     """SQL for an event's content hash: MD5 of its batch_context and event_json texts."""
@@ -62,14 +66,6 @@ SCRATCH = "plan_scratch"
 DAY_MS = 86_400_000
 SKIPPED_ALWAYS = ("resume", "acknowledged", "rejected_before")
 RESENDABLE = ("changed", "in_doubt")
-
-
-@dataclass(frozen=True)
-class SampleRequest:
-    """A test send: `users` users in all, starting with `user_keys` (picked by hand)."""
-
-    users: int = 0
-    user_keys: tuple[str, ...] = ()
 
 
 @dataclass
@@ -221,8 +217,6 @@ class Planner:
             f"where disposition in ({', '.join(repr(d) for d in skipped)})"
         )
         if self.sample is not None:
-            from loader.push.sample_users import pick_sample
-
             pick_sample(self.con, self.replay, s, self.sample)
         return self._summary()
 
@@ -354,8 +348,6 @@ class Planner:
                     summary.oldest_event_days = round((self.now_ms - oldest) / DAY_MS, 1)
 
     def _sample_summary(self, summary: PlanSummary) -> None:
-        from loader.push.sample_users import sample_coverage
-
         coverage = sample_coverage(self.con, self.s)
         summary.sample_users = coverage.users
         summary.sample_pairs_covered = coverage.pairs_covered

@@ -4,7 +4,8 @@ from datetime import date
 import pytest
 
 from loader.errors import LoaderError
-from loader.ingest.sources import LocalFiles, Sources, date_folder, source_for
+from loader.ingest.source_choice import source_for
+from loader.ingest.sources import LocalFiles, Sources, date_folder
 
 
 def test_local_paths_alone_are_local_files_and_uris_pick_their_store(tmp_path):
