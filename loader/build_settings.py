@@ -8,6 +8,7 @@ has no age limits to read: callers say "rebuild to get age checks".
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 
@@ -105,7 +106,7 @@ class SuppressionList:
     checksum: str  # SHA-256 of the file
     rows: int
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"path": self.source_file, "sha256": self.checksum, "rows": self.rows}
 
 

@@ -28,7 +28,7 @@ class Store:
     module: str
     extra: str
     check: str  # what to check when access fails
-    retry_delays: tuple = RETRY_DELAYS_S  # ours, on top of the library's
+    retry_delays: tuple[Any, ...] = RETRY_DELAYS_S  # ours, on top of the library's
 
 
 STORES = {
@@ -94,6 +94,7 @@ def filesystem(store: Store, uri: str) -> tuple[Any, str]:
         options["token"] = "anon"  # as google-cloud-storage does: emulators take no credentials
     fsspec_uri = f"{store.protocol}://{uri.split('://', 1)[1]}"
     # no listing cache: the check after a download must ask the store again
-    return fsspec.core.url_to_fs(
+    filesystem, path = fsspec.core.url_to_fs(
         fsspec_uri, skip_instance_cache=True, use_listings_cache=False, **options
     )
+    return filesystem, str(path)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -60,8 +61,8 @@ class PlanFileError(LoaderError):
 class PlanVersion:
     plan_id: str | None
     version: int | None
-    points: dict[tuple, dict]  # match key -> JSON schema
-    user_attributes_schema: dict | None = None
+    points: dict[tuple[Any, ...], dict[str, Any]]  # match key -> JSON schema
+    user_attributes_schema: dict[str, Any] | None = None
 
 
 @dataclass
@@ -73,7 +74,7 @@ class CheckRow:
     name: str | None
     status: str  # ok, unplanned, unplanned_attributes, invalid, not_plannable
     events: int = 0
-    problems: Counter = field(default_factory=Counter)
+    problems: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -98,7 +99,7 @@ class PlanCheckResult:
             or self.events_with(*BLOCKING_STATUSES, user_attributes=True) > 0
         )
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "plan_id": self.plan_id,
             "plan_version": self.version,
@@ -125,7 +126,7 @@ class PlanCheckResult:
 # --- reading the plan ---------------------------------------------------------------
 
 
-def match_key(match: dict) -> tuple | None:
+def match_key(match: dict[str, Any]) -> tuple[Any, ...] | None:
     """The identity of a data point's match, comparable with `event_key`."""
     kind = match.get("type")
     criteria = match.get("criteria") or {}
@@ -142,7 +143,7 @@ def match_key(match: dict) -> tuple | None:
     return None
 
 
-def event_key(event: dict) -> tuple:
+def event_key(event: dict[str, Any]) -> tuple[Any, ...]:
     """The match key an event is looked up by (mParticle's data planning rules)."""
     event_type = event.get("event_type")
     data = event.get("data") or {}
@@ -163,15 +164,17 @@ def event_key(event: dict) -> tuple:
     return (event_type,)
 
 
-def _pick_version(document: dict, version: int | None, path: Path) -> dict:
+def _pick_version(document: dict[str, Any], version: int | None, path: Path) -> dict[str, Any]:
     versions = document.get("data_plan_versions")
     if not isinstance(versions, list) or not versions:
         raise PlanFileError(f"{path}: the plan has no data_plan_versions.")
     if version is None:
-        return max(versions, key=lambda v: v.get("version") or 0)
+        latest: dict[str, Any] = max(versions, key=lambda v: v.get("version") or 0)
+        return latest
     for candidate in versions:
         if candidate.get("version") == version:
-            return candidate
+            chosen: dict[str, Any] = candidate
+            return chosen
     found = ", ".join(str(v.get("version")) for v in versions)
     raise PlanFileError(f"{path}: no version {version} in the plan (it has {found}).")
 
@@ -245,26 +248,26 @@ def _as_decimal(value: Any) -> Decimal | None:
     return None
 
 
-def _is_number(_checker, value) -> bool:
+def _is_number(_checker: object, value: object) -> bool:
     return _as_decimal(value) is not None
 
 
-def _is_integer(_checker, value) -> bool:
+def _is_integer(_checker: object, value: object) -> bool:
     number = _as_decimal(value)
     return number is not None and number == number.to_integral_value()
 
 
-def _is_boolean(_checker, value) -> bool:
+def _is_boolean(_checker: object, value: object) -> bool:
     return isinstance(value, bool) or (
         isinstance(value, str) and value.strip().lower() in BOOLEAN_TEXT
     )
 
 
-def _is_string(_checker, value) -> bool:
+def _is_string(_checker: object, value: object) -> bool:
     return isinstance(value, str | int | float)  # numbers and booleans convert to text
 
 
-BOUNDS = {
+BOUNDS: dict[str, tuple[Callable[[Decimal, Decimal], bool], str]] = {
     "minimum": (lambda n, b: n >= b, "less than the minimum of"),
     "maximum": (lambda n, b: n <= b, "greater than the maximum of"),
     "exclusiveMinimum": (lambda n, b: n > b, "less than or equal to the minimum of"),
@@ -273,10 +276,16 @@ BOUNDS = {
 }
 
 
-def _bound(keyword: str):
+# a keyword's check, as jsonschema calls it: (validator, its value, instance, schema)
+KeywordCheck = Callable[[Any, Any, Any, Any], Iterator[jsonschema.ValidationError]]
+
+
+def _bound(keyword: str) -> KeywordCheck:
     passes, words = BOUNDS[keyword]
 
-    def check(validator, limit, instance, schema):
+    def check(
+        validator: Any, limit: Any, instance: Any, schema: Any
+    ) -> Iterator[jsonschema.ValidationError]:
         number, bound = _as_decimal(instance), _as_decimal(limit)
         if number is not None and bound is not None and not passes(number, bound):
             yield jsonschema.ValidationError(f"{instance!r} is {words} {limit!r}")
@@ -291,24 +300,29 @@ def _same_value(a: Any, b: Any) -> bool:
         text = {True: "true", False: "false"}
         left = text.get(a, a) if isinstance(a, bool) else str(a).strip().lower()
         right = text.get(b, b) if isinstance(b, bool) else str(b).strip().lower()
-        return left == right
+        return bool(left == right)
     exact_a, exact_b = _as_decimal(a), _as_decimal(b)
     if exact_a is not None and exact_b is not None:
         return exact_a == exact_b
-    return a == b
+    return bool(a == b)
 
 
-def _enum(validator, allowed, instance, schema):
+def _enum(
+    validator: Any, allowed: Any, instance: Any, schema: Any
+) -> Iterator[jsonschema.ValidationError]:
     if not any(_same_value(instance, value) for value in allowed):
         yield jsonschema.ValidationError(f"{instance!r} is not one of {allowed!r}")
 
 
-def _const(validator, const, instance, schema):
+def _const(
+    validator: Any, const: Any, instance: Any, schema: Any
+) -> Iterator[jsonschema.ValidationError]:
     if not _same_value(instance, const):
         yield jsonschema.ValidationError(f"{const!r} was expected, not {instance!r}")
 
 
-PlanValidator = validators.extend(
+# jsonschema's extend carries no type annotations
+PlanValidator = validators.extend(  # type: ignore[no-untyped-call]
     Draft7Validator,
     validators={
         **{keyword: _bound(keyword) for keyword in BOUNDS},
@@ -326,8 +340,11 @@ PlanValidator = validators.extend(
 )
 
 
-def _validator(schema: dict) -> jsonschema.protocols.Validator:
-    return PlanValidator(schema, format_checker=PlanValidator.FORMAT_CHECKER)
+def _validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
+    validator: jsonschema.protocols.Validator = PlanValidator(
+        schema, format_checker=PlanValidator.FORMAT_CHECKER
+    )
+    return validator
 
 
 def _extra_properties(error: jsonschema.ValidationError) -> list[str]:
@@ -357,7 +374,7 @@ def classify(
     instance: Any,
     validator: jsonschema.protocols.Validator,
     *,
-    custom_attribute_paths: tuple[tuple, ...] = EVENT_CUSTOM_ATTRIBUTES,
+    custom_attribute_paths: tuple[tuple[Any, ...], ...] = EVENT_CUSTOM_ATTRIBUTES,
 ) -> tuple[str, list[str]]:
     """`ok`, `unplanned_attributes` or `invalid`, with one message per problem.
 
@@ -416,7 +433,7 @@ PLANS_NAMED_SQL = """
 """
 
 
-def _near_miss(key: tuple, plan: PlanVersion) -> str:
+def _near_miss(key: tuple[Any, ...], plan: PlanVersion) -> str:
     """Why an event matches no data point, naming a planned event it nearly matches."""
     for planned in plan.points:
         if planned[0] != key[0] or planned == key:
@@ -428,14 +445,14 @@ def _near_miss(key: tuple, plan: PlanVersion) -> str:
     return "no data point matches this event"
 
 
-def _name_of(key: tuple) -> tuple[str | None, str | None]:
+def _name_of(key: tuple[Any, ...]) -> tuple[str | None, str | None]:
     """(custom_event_type, name) for display."""
     if key[0] == "custom_event":
         return key[1], key[2]
     return None, (key[1] if len(key) > 1 else None)
 
 
-def _display_type(key: tuple) -> str:
+def _display_type(key: tuple[Any, ...]) -> str:
     return "commerce_event" if key[0] in ("product_action", "promotion_action") else key[0]
 
 
@@ -447,10 +464,10 @@ def check_replay_set(con: duckdb.DuckDBPyConnection, plan: PlanVersion) -> PlanC
         raise MissingReplaySet(
             "The warehouse has no replay_events table. Run `dbt build` first."
         ) from None
-    rows: dict[tuple, CheckRow] = {}
+    rows: dict[tuple[Any, ...], CheckRow] = {}
     compiled = {key: _validator(schema) for key, schema in plan.points.items()}
 
-    def add(key: tuple, status: str, count: int, problems: list[str]) -> None:
+    def add(key: tuple[Any, ...], status: str, count: int, problems: list[str]) -> None:
         custom_type, name = _name_of(key)
         row = rows.setdefault(
             (key, status), CheckRow(_display_type(key), custom_type, name, status)

@@ -25,6 +25,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import orjson
@@ -69,14 +70,14 @@ class QueryResult:
     statement: str
     columns: list[str]
     types: list[str]
-    rows: list[tuple]
+    rows: list[tuple[Any, ...]]
     total_rows: int
 
     def to_json(self) -> bytes:
         """The rows as a JSON array of objects; JSON columns embedded as JSON, not text."""
         json_columns = {i for i, kind in enumerate(self.types) if kind == "JSON"}
 
-        def value(index: int, cell):
+        def value(index: int, cell: Any) -> Any:
             if cell is None:
                 return None
             if index in json_columns:
@@ -213,7 +214,7 @@ def run(
         yield QueryResult(text, columns, types, rows, total)
 
 
-def _chunks(cursor: duckdb.DuckDBPyConnection) -> Iterator[list]:
+def _chunks(cursor: duckdb.DuckDBPyConnection) -> Iterator[list[Any]]:
     while chunk := cursor.fetchmany(10_000):
         yield chunk
 

@@ -258,7 +258,7 @@ class AmplitudeEmulator:
         status = Reply(200, {"code": 200, "events_ingested": len(cleaned)})
         return status, len(events)
 
-    def _over_limit(self, events: list[dict]) -> tuple[list[int], set[str]]:
+    def _over_limit(self, events: list[dict[str, Any]]) -> tuple[list[int], set[str]]:
         """Indices of events whose user or device would go over the per-id limit, and
         those ids ('u:<user_id>', 'd:<device_id>')."""
         now = time.monotonic()
@@ -281,7 +281,7 @@ class AmplitudeEmulator:
                         over.append(k)
         return over, keys
 
-    def _count(self, events: list[dict]) -> None:
+    def _count(self, events: list[dict[str, Any]]) -> None:
         now = time.monotonic()
         for event in events:
             for key in _id_keys(event):
@@ -305,7 +305,7 @@ class AmplitudeEmulator:
             "exceeded_daily_quota_users": {},
         }
 
-    def _keep(self, events: list[dict], number: int) -> None:
+    def _keep(self, events: list[dict[str, Any]], number: int) -> None:
         for event in events:
             insert_id = event.get("insert_id")
             if insert_id is not None and insert_id in self.insert_ids:
@@ -366,11 +366,13 @@ class AmplitudeEmulator:
         return self._logged(number, Reply(status, _error(status, message)), None, 0, size)
 
 
-def _validate(events: list, min_length: int) -> tuple[list[dict], dict[str, Any] | None]:
+def _validate(
+    events: list[Any], min_length: int
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """The events with too-short ids dropped, and a 400 body when some are bad."""
     missing: dict[str, list[int]] = {}
     invalid: dict[str, list[int]] = {}
-    cleaned: list[dict] = []
+    cleaned: list[dict[str, Any]] = []
     for k, event in enumerate(events):
         if not isinstance(event, dict):
             invalid.setdefault("event", []).append(k)
@@ -408,7 +410,7 @@ def _validate(events: list, min_length: int) -> tuple[list[dict], dict[str, Any]
     return cleaned, body
 
 
-def _id_keys(event: dict) -> list[str]:
+def _id_keys(event: dict[str, Any]) -> list[str]:
     keys = []
     if event.get("user_id"):
         keys.append("u:" + event["user_id"])
@@ -428,7 +430,8 @@ def _missing(name: str) -> dict[str, Any]:
 class _Handler(StandInHandler):
     @property
     def emulator(self) -> AmplitudeEmulator:
-        return self.server.owner
+        owner: AmplitudeEmulator = self.server.owner
+        return owner
 
     def post(self) -> None:
         emulator = self.emulator

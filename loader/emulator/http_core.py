@@ -189,12 +189,12 @@ class StandInServer(ThreadingHTTPServer):
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
 
-    def process_request(self, request, client_address) -> None:
+    def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
             self._connections.add(request)
         super().process_request(request, client_address)
 
-    def shutdown_request(self, request) -> None:
+    def shutdown_request(self, request: Any) -> None:
         with self._connections_lock:
             self._connections.discard(request)
         super().shutdown_request(request)
@@ -270,13 +270,13 @@ class BufferedRows:
     FLUSH_ROWS = 1000
     FLUSH_SECONDS = 1.0
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, tables: dict[str, dict]) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, tables: dict[str, dict[str, Any]]) -> None:
         self.con = con
         self.tables = tables  # table -> {column: pyarrow type}
-        self.pending: dict[str, list[tuple]] = {table: [] for table in tables}
+        self.pending: dict[str, list[tuple[Any, ...]]] = {table: [] for table in tables}
         self._flushed = time.monotonic()
 
-    def add(self, table: str, row: tuple) -> None:
+    def add(self, table: str, row: tuple[Any, ...]) -> None:
         self.pending[table].append(row)
 
     def maybe_flush(self) -> None:
@@ -306,7 +306,7 @@ class BufferedRows:
         self.con.close()
 
 
-def arrow_columns(**kinds: str) -> dict:
+def arrow_columns(**kinds: str) -> dict[str, Any]:
     """Column name -> pyarrow type, from short kind names."""
     import pyarrow as pa
 

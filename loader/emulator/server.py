@@ -315,7 +315,7 @@ class Recorder:
         )
 
     def accept(
-        self, batches: list[dict], endpoint: str, request_number: int
+        self, batches: list[dict[str, Any]], endpoint: str, request_number: int
     ) -> tuple[int, int, int]:
         """Record new batches; return (accepted, duplicates, events). Caller holds `lock`."""
         now = datetime.now(UTC)
@@ -453,7 +453,7 @@ class Emulator:
         with self._lock:
             return list(self._requests)
 
-    def accepted(self) -> list[dict]:
+    def accepted(self) -> list[dict[str, Any]]:
         """Accepted batches in arrival order (duplicates not repeated), ints exact.
 
         Empty when the config says `keep_in_memory=False` (read the record file instead).
@@ -568,7 +568,9 @@ class Emulator:
             self._request_count += 1
             return self._request_count
 
-    def accept(self, batches: list[dict], endpoint: str, number: int) -> tuple[int, int, int]:
+    def accept(
+        self, batches: list[dict[str, Any]], endpoint: str, number: int
+    ) -> tuple[int, int, int]:
         """Record new batches; return (accepted, duplicates, events in accepted batches)."""
         with self.recorder.lock:
             if self._stopping.is_set():
@@ -662,7 +664,8 @@ class _Handler(StandInHandler):
 
     @property
     def emulator(self) -> Emulator:
-        return self.server.owner
+        owner: Emulator = self.server.owner
+        return owner
 
     def do_GET(self) -> None:  # noqa: N802
         if self.path.rstrip("/") == "/_emulator/stats":

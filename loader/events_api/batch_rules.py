@@ -177,7 +177,7 @@ Add = Callable[[str], None]  # records one problem; validate_batch adds batch/ev
 class RequestCheck:
     """The outcome of checking one request body: its batches and, per bad batch, one message."""
 
-    batches: list[dict] = field(default_factory=list)
+    batches: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     n_batches: int = 0  # batches in the body, once it parsed
     status: int = 200  # 400 or 413 when `errors` is not empty
@@ -314,14 +314,14 @@ def validate_batch_json(data: bytes, index: int | None = None) -> list[str]:
     return validate_batch(batch, index, size=len(data))
 
 
-def _check_source_request_id(batch: dict, add: Add) -> None:
+def _check_source_request_id(batch: dict[str, Any], add: Add) -> None:
     if "source_request_id" in batch:
         value = batch["source_request_id"]
         if not isinstance(value, str) or not value:
             add(f"source_request_id must be a non-empty string (got {describe(value)})")
 
 
-def _check_user(batch: dict, add: Add) -> None:
+def _check_user(batch: dict[str, Any], add: Add) -> None:
     mpid = batch.get("mpid")
     if mpid is not None and mpid_text(mpid) is None:
         add(f"mpid must be one 64-bit integer (one user per batch; got {describe(mpid)})")
@@ -416,7 +416,7 @@ def _check_attribute_bag(
                 break
 
 
-def _check_user_attributes(batch: dict, add: Add) -> None:
+def _check_user_attributes(batch: dict[str, Any], add: Add) -> None:
     _check_attribute_bag(
         batch.get("user_attributes"), "user_attributes", MAX_USER_ATTRIBUTES, add, lists=True
     )

@@ -44,7 +44,7 @@ class FixTestResult:
     notes: list[str] = field(default_factory=list)
 
 
-def unit_test_of(document: dict, model: str, test: str | None) -> dict:
+def unit_test_of(document: dict[str, Any], model: str, test: str | None) -> dict[str, Any]:
     tests = [t for t in document.get("unit_tests") or [] if t.get("model") == model]
     if test is not None:
         tests = [t for t in tests if t.get("name") == test]
@@ -56,10 +56,11 @@ def unit_test_of(document: dict, model: str, test: str | None) -> dict:
     if len(tests) > 1:
         names = ", ".join(str(t.get("name")) for t in tests)
         raise FixTestError(f"{model} has several unit tests ({names}): choose one with --test.")
-    return tests[0]
+    found: dict[str, Any] = tests[0]
+    return found
 
 
-def given_rows(test: dict) -> list[dict]:
+def given_rows(test: dict[str, Any]) -> list[dict[str, Any]]:
     for given in test.get("given") or []:
         if str(given.get("input", "")).replace('"', "'") == INPUT:
             rows = given.get("rows") or []
@@ -71,7 +72,9 @@ def given_rows(test: dict) -> list[dict]:
     raise FixTestError(f"{test['name']} gives no rows of {INPUT}.")
 
 
-def run_fix(project_dir: Path, warehouse: Path, model: str, rows: list[dict]) -> tuple:
+def run_fix(
+    project_dir: Path, warehouse: Path, model: str, rows: list[dict[str, Any]]
+) -> tuple[Any, ...]:
     """The input rows (typed) and the fix's output rows, as dicts by replay_key."""
     chain = read_chain(project_dir)
     if model not in chain:
@@ -127,7 +130,9 @@ def fetch(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, dict[str, Any]]
     }
 
 
-def expected_rows(rows: list[dict], before: dict, after: dict) -> tuple[list[dict], int, list[str]]:
+def expected_rows(
+    rows: list[dict[str, Any]], before: dict[str, Any], after: dict[str, Any]
+) -> tuple[list[dict[str, Any]], int, list[str]]:
     """The expect rows: given columns plus changed ones, in the given order."""
     notes = []
     changed = sorted(

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from sqlglot import exp
 
@@ -72,7 +73,7 @@ def child_environment() -> dict[str, str]:
     }
 
 
-def compile_fixes(project_dir: Path, fixes: list[str], work_dir: Path) -> dict:
+def compile_fixes(project_dir: Path, fixes: list[str], work_dir: Path) -> dict[str, Any]:
     """Load the seeds (fix macros check values against them), then `dbt compile` the fixes;
     the manifest, or CompileFailed with the problems."""
     common = [
@@ -88,7 +89,8 @@ def compile_fixes(project_dir: Path, fixes: list[str], work_dir: Path) -> dict:
         result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=project_dir)
         if result.returncode != 0:
             raise CompileFailed(compile_problems(f"{result.stdout}\n{result.stderr}"))
-    return json.loads((work_dir / "target" / "manifest.json").read_text())
+    manifest: dict[str, Any] = json.loads((work_dir / "target" / "manifest.json").read_text())
+    return manifest
 
 
 class CompileFailed(Exception):
@@ -106,7 +108,7 @@ def chain_inputs(fixes: list[str], start: str = CHAIN_START) -> dict[str, str]:
     return {fix: (start if i == 0 else fixes[i - 1]) for i, fix in enumerate(fixes)}
 
 
-def kept_columns(node: dict, spec: ChainSpec) -> tuple[str, ...]:
+def kept_columns(node: dict[str, Any], spec: ChainSpec) -> tuple[str, ...]:
     """What a fix must pass through: a context fix that declares changes_identity may
     change the user key's inputs."""
     meta = (node.get("config") or {}).get("meta") or node.get("meta") or {}
@@ -116,8 +118,8 @@ def kept_columns(node: dict, spec: ChainSpec) -> tuple[str, ...]:
 
 
 def compiled_fixes(
-    project_dir: Path, manifest: dict, fixes: list[str], spec: ChainSpec = EVENT_CHAIN
-):
+    project_dir: Path, manifest: dict[str, Any], fixes: list[str], spec: ChainSpec = EVENT_CHAIN
+) -> tuple[list[CompiledFix], dict[str, list[str]], list[str]]:
     """The compiled fixes, the columns of every relation they may read, the chain columns."""
     readable = [
         n for n in manifest["nodes"].values() if n["resource_type"] in ("model", "seed", "snapshot")
@@ -131,7 +133,7 @@ def compiled_fixes(
         key: chain_columns if node["name"] in chain_names else list(node["columns"])
         for key, node in relations.items()
     }
-    result = []
+    result: list[CompiledFix] = []
     for fix, input_name in chain_inputs(fixes, spec.start).items():
         node = nodes[fix]
         depends_on = [manifest["nodes"].get(dep) or {} for dep in node["depends_on"]["nodes"]]

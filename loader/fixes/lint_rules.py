@@ -13,6 +13,7 @@ import bisect
 import difflib
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
@@ -20,6 +21,7 @@ from sqlglot.errors import ParseError, SqlglotError, TokenError
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, build_scope, traverse_scope
 from sqlglot.schema import MappingSchema
+from sqlglot.tokenizer_core import Token
 
 from loader.fixes.chain import CHAIN_START, EVENT_CHAIN, KEPT_AS_IS
 
@@ -120,7 +122,7 @@ class FixLinter:
         self.chain_columns = chain_columns
         self.map = SourceMap(fix.source, fix.compiled)
         self.problems: list[Problem] = []
-        self.tokens: list[sqlglot.tokens.Token] = []
+        self.tokens: list[Token] = []
 
     def report(self, compiled_offset: int | None, message: str) -> None:
         line, col = self.map.position(compiled_offset) if compiled_offset is not None else (1, 1)
@@ -174,7 +176,7 @@ class FixLinter:
                 expect_start = False
         return starts
 
-    def check_statements(self, statements: list) -> exp.Query | None:
+    def check_statements(self, statements: list[Any]) -> exp.Query | None:
         starts = self.statement_starts()
         parsed = [s for s in statements if s is not None]
         if not parsed:
@@ -244,7 +246,7 @@ class FixLinter:
         return read_input
 
     def check_columns(self, query: exp.Query) -> exp.Query | None:
-        schema: dict = {}
+        schema: dict[str, Any] = {}
         for relation, columns in self.schemas.items():
             if not columns or relation.count(".") != 2:
                 continue
@@ -280,7 +282,7 @@ class FixLinter:
                     self.report_at(column, f"unknown column {column.table}.{column.name}")
         return qualified
 
-    def source_columns(self, source) -> set[str] | None:
+    def source_columns(self, source: object) -> set[str] | None:
         if isinstance(source, exp.Table):
             return set(self.schemas.get(self.relation_key(source), [])) or None
         if isinstance(source, Scope) and isinstance(source.expression, exp.Query):
@@ -358,7 +360,7 @@ class FixLinter:
             if all(isinstance(p, exp.Column) and p.name == name for p in parts):
                 value = parts[0]
         if not isinstance(value, exp.Column) or value.name != name or not value.table:
-            return value
+            return value if isinstance(value, exp.Expr) else None
         source = scope.sources.get(value.table)
         if isinstance(source, Scope):
             return self.changed_projection(source, name)
@@ -367,7 +369,9 @@ class FixLinter:
         return value
 
 
-def lint_fix(fix: CompiledFix, schemas: dict[str, list[str]], chain_columns: list[str]):
+def lint_fix(
+    fix: CompiledFix, schemas: dict[str, list[str]], chain_columns: list[str]
+) -> list[Problem]:
     """Problems of one compiled fix, sorted by position, each once (a macro's output may
     hold the same mistake several times, all mapped to the macro call)."""
     return sorted(set(FixLinter(fix, schemas, chain_columns).run()))

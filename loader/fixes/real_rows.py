@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import sqlglot
@@ -39,8 +40,8 @@ class RowsError(LoaderError):
 class RealRows:
     predicate: str
     columns: list[str]
-    matching: list[dict]  # pseudonymized, as the YAML holds them
-    unchanged: dict | None  # a row the predicate does not match
+    matching: list[dict[str, Any]]  # pseudonymized, as the YAML holds them
+    unchanged: dict[str, Any] | None  # a row the predicate does not match
 
 
 def predicate_columns(predicate: str, known: list[str]) -> list[str]:
@@ -94,7 +95,7 @@ def read_real_rows(
         raise RowsError(f"no row of {CHAIN_START} matches --rows {predicate!r}.")
     names = Pseudonyms()
 
-    def as_fixture(row: tuple) -> dict:
+    def as_fixture(row: tuple[Any, ...]) -> dict[str, Any]:
         return {c: fixture_value(c, v, names) for c, v in zip(chosen, row, strict=True)}
 
     return RealRows(

@@ -13,6 +13,7 @@ import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -571,7 +572,7 @@ def remove_fix(project_dir: Path, name: str, *, context: bool = False) -> Remove
 
 
 def _yml_without(
-    yml_text: str, document: dict, model: str, own_tests: list[str], models_yml: Path
+    yml_text: str, document: dict[str, Any], model: str, own_tests: list[str], models_yml: Path
 ) -> str:
     """`yml_text` without `model`'s entry and its unit tests `own_tests`, edited as text
     (comments kept) and checked against the parsed `document` with them removed."""

@@ -56,7 +56,10 @@ class Downloads:
     """Fetches the blocks of `planned` objects ahead of `open`, in their order."""
 
     def __init__(
-        self, planned: list[RemoteObject], transfer: Transfer, retry_delays: tuple = RETRY_DELAYS_S
+        self,
+        planned: list[RemoteObject],
+        transfer: Transfer,
+        retry_delays: tuple[Any, ...] = RETRY_DELAYS_S,
     ) -> None:
         self.transfer, self.retry_delays = transfer, retry_delays
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="download")
@@ -67,7 +70,7 @@ class Downloads:
             self._queue += [(remote, i) for i in range(len(_blocks(remote.obj.size)))]
             self._queue.append((remote, -1))
         self._next = 0  # first entry of `_queue` not submitted yet
-        self._futures: dict[tuple[str, int], Future] = {}
+        self._futures: dict[tuple[str, int], Future[Any]] = {}
         self._ahead = 0  # bytes submitted and not yet read
         with self._lock:
             self._fill()
@@ -125,7 +128,7 @@ class Downloads:
             if key not in self._futures:
                 self._futures[key] = self._submit(remote, index)
 
-    def _submit(self, remote: RemoteObject, index: int) -> Future:
+    def _submit(self, remote: RemoteObject, index: int) -> Future[Any]:
         if index < 0:  # asked once the last block is in: a change during it shows
             last = self._futures.get((remote.obj.uri, len(_blocks(remote.obj.size)) - 1))
 
@@ -149,14 +152,14 @@ class Downloads:
             raise OSError(f"got {len(data)} bytes of {end - start} at offset {start}")
         with self._lock:
             self.transfer.bytes_downloaded += len(data)
-        return data
+        return bytes(data)
 
 
 def _version_now(remote: RemoteObject) -> str:
     return version_of(remote.fs.info(remote.path))
 
 
-def version_of(info: dict) -> str:
+def version_of(info: dict[str, Any]) -> str:
     """What changes when an object's content does: its MD5 or ETag, else its generation."""
     for key in ("md5Hash", "content_md5", "ETag", "etag", "generation"):
         value = info.get(key)
@@ -168,7 +171,7 @@ def version_of(info: dict) -> str:
     return f"modified={last_modified}"
 
 
-def _retried(remote: RemoteObject, delays: tuple, call: Callable[[], Any]) -> Any:
+def _retried(remote: RemoteObject, delays: tuple[Any, ...], call: Callable[[], Any]) -> Any:
     """`call()`, tried again after a dropped connection or a server error."""
     for delay in (*delays, None):
         try:

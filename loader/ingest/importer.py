@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 import duckdb
 import orjson
@@ -100,7 +100,7 @@ class IngestSummary:
     def lines_rejected(self) -> int:
         return sum(f.lines_rejected for f in self.files)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "files_read": self.files_read,
             "files_skipped": self.count("skipped"),

@@ -57,11 +57,11 @@ class ObjectStore:
                 self.transfer.objects_total += 1
                 self.transfer.bytes_total += size
 
-    def _find(self, fs: Any, path: str, uri: str) -> dict[str, dict]:
+    def _find(self, fs: Any, path: str, uri: str) -> dict[str, dict[str, Any]]:
         """The files (path -> info) of one argument; a clear LoaderError when none."""
         try:
             if glob.has_magic(path):
-                found: dict[str, dict] = {}
+                found: dict[str, dict[str, Any]] = {}
                 for match, info in fs.glob(path.rstrip("/"), detail=True).items():
                     if info.get("type") == "directory":
                         found.update(fs.find(match, detail=True))

@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -58,9 +59,13 @@ class _Generator:
         self.users = [self._user(i) for i in range(users)]
         self.summary = SampleSummary(0, 0, 0, 0, 0)
 
-    def _user(self, index: int) -> dict:
+    def _user(self, index: int) -> dict[str, Any]:
         rng = self.rng
-        user: dict = {"identities": {}, "device": {}, "app_version": rng.choice(["4.1.0", "4.2.0"])}
+        user: dict[str, Any] = {
+            "identities": {},
+            "device": {},
+            "app_version": rng.choice(["4.1.0", "4.2.0"]),
+        }
         if rng.random() < 0.7:
             user["mpid"] = _int64(rng)
         if rng.random() < 0.8:
@@ -72,11 +77,11 @@ class _Generator:
             user["device"]["android_advertising_id"] = f"{rng.getrandbits(128):032x}"
         return user
 
-    def _event(self, timestamp_ms: int, user: dict) -> tuple[dict, str | None]:
+    def _event(self, timestamp_ms: int, user: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         """An event and what the plan blocked of it: 'event', 'attributes' or None."""
         rng = self.rng
         event_id = _int64(rng)
-        data: dict = {
+        data: dict[str, Any] = {
             "event_id": _as_written(rng, event_id),
             "timestamp_unixtime_ms": _as_written(rng, timestamp_ms),
             "custom_flags": {},
@@ -103,7 +108,7 @@ class _Generator:
             blocked = "attributes"
         return {"data": data, "event_type": "custom_event"}, blocked
 
-    def batch(self, day_start_ms: int) -> tuple[dict, int]:
+    def batch(self, day_start_ms: int) -> tuple[dict[str, Any], int]:
         rng = self.rng
         user = rng.choice(self.users)
         batch_ms = day_start_ms + rng.randint(0, DAY_MS - 60_000)

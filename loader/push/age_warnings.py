@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from loader.build_settings import AgeLimits
-from loader.events_api.limits import MAX_EVENT_AGE_DAYS
+
+# exported: the report reads the limit from here (audit imports push only)
+from loader.events_api.limits import MAX_EVENT_AGE_DAYS as MAX_EVENT_AGE_DAYS
 
 
 def age_thresholds(limits: AgeLimits) -> list[int]:

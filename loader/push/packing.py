@@ -127,7 +127,7 @@ def uuid5_text(digest: bytes) -> str:
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 
 
-def batch_id(context: bytes, keys: bytes, events: bytes) -> str:
+def batch_id(context: bytes, keys: bytes, events: bytes | memoryview) -> str:
     """Deterministic `source_request_id`: the same keys and content give the same id.
 
     `keys` are the batch's replay keys, each followed by a newline; `events` its event

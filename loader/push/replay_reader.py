@@ -20,7 +20,7 @@ import glob
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -310,7 +310,9 @@ def iter_groups(reader: pa.RecordBatchReader) -> Iterator[Group]:
         reader.close()
 
 
-def _group_heads(rb: pa.RecordBatch, current_no: object) -> tuple[list[int], list, list, list]:
+def _group_heads(
+    rb: pa.RecordBatch, current_no: object
+) -> tuple[list[int], list[Any], list[Any], list[Any]]:
     """Rows of `rb` where a new group starts, and those rows' user, context key and context."""
     numbers = rb.column("group_no")
     changes = pc.not_equal(numbers.slice(1), numbers.slice(0, rb.num_rows - 1))

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -110,13 +111,13 @@ class PlanSummary:
     sample_pairs_total: int = 0
     held_back: int = 0
     # per integration of var integrations: its age limit and the events older than it
-    integration_limits: list[dict] = field(default_factory=list)
+    integration_limits: list[dict[str, Any]] = field(default_factory=list)
     # a sample build's percentage of users (var dev_sample_users_pct): not sent
     sample_users_pct: float | None = None
     # the build's suppression list (path, sha256, rows); None: built without one
-    suppression_list: dict | None = None
+    suppression_list: dict[str, Any] | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 

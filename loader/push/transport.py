@@ -341,7 +341,7 @@ class Transport:
         """Exponential backoff with jitter: between half and all of base * 2^(n-1), capped."""
         ceiling = min(self.max_backoff_s, self.backoff_s * 2 ** (n - 1))
         with self._rng_lock:
-            return ceiling * (0.5 + self._rng.random() / 2)
+            return float(ceiling * (0.5 + self._rng.random() / 2))
 
     def _sleep(self, seconds: float) -> int:
         self.stop.wait(seconds)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from loader.audit.report.html import fmt, html_page, html_tiles, plain_text
 from loader.audit.report.integrations import not_landing_warnings, outcomes_section
@@ -47,12 +48,12 @@ class ReportSummary:
 
 
 def _warnings(
-    facts: dict,
+    facts: dict[str, Any],
     limits: AgeLimits | None,
     high_events: int,
     attribute_users: int,
     plan_notes: int,
-    push: dict | None,
+    push: dict[str, Any] | None,
 ) -> list[str]:
     """What could go wrong, most urgent first (HTML fragments)."""
     warnings = []
@@ -94,7 +95,7 @@ def _warnings(
     return warnings
 
 
-def _refusal_warnings(push: dict | None) -> list[str]:
+def _refusal_warnings(push: dict[str, Any] | None) -> list[str]:
     """One warning per side that refused events, with its main reasons."""
     warnings = []
     for side, groups in (push or {}).get("refusals", {}).items():
@@ -112,11 +113,11 @@ def _refusal_warnings(push: dict | None) -> list[str]:
 
 
 def _headline(
-    facts: dict,
+    facts: dict[str, Any],
     limits: AgeLimits | None,
     skipped_total: int,
     high_events: int,
-    push: dict | None,
+    push: dict[str, Any] | None,
 ) -> list[tuple[str, str, str]]:
     """The tiles at the top: the ledger's state after a push, then the replay set."""
     tiles = []

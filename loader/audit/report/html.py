@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from html import escape, unescape
+from typing import Any
 
 GRAY = "#a0aab4"  # what is not sent, in the charts
 
@@ -18,7 +19,7 @@ class Section:
     anchor: str
 
 
-def fmt(value) -> str:
+def fmt(value: object) -> str:
     """A value as page text: thousands separators, "–" for none, escaped."""
     if value is None:
         return "–"
@@ -29,7 +30,9 @@ def fmt(value) -> str:
     return escape(str(value))
 
 
-def html_table(headers: list[str], rows: list[tuple], *, numeric: set[int] | None = None) -> str:
+def html_table(
+    headers: list[str], rows: list[tuple[Any, ...]], *, numeric: set[int] | None = None
+) -> str:
     numeric = numeric if numeric is not None else set()
     head = "".join(
         f'<th class="{"num" if i in numeric else ""}">{escape(h)}</th>'

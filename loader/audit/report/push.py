@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from html import escape
+from typing import Any
 
 import duckdb
 
@@ -42,7 +43,7 @@ EVENT_STATES_SQL = f"""
 BUCKETS = 48
 
 
-def _ticks(start_s: float, span_s: float, xs: list[float], every: int) -> list[tuple]:
+def _ticks(start_s: float, span_s: float, xs: list[float], every: int) -> list[tuple[Any, ...]]:
     """Axis labels: clock times (UTC); seconds after the first tick for a short span."""
     ticks = []
     for i in range(0, len(xs), every):
@@ -156,7 +157,7 @@ def _timeline(con: duckdb.DuckDBPyConnection, total: int) -> str:
     )
 
 
-def throughput(con: duckdb.DuckDBPyConnection) -> tuple[str, list[tuple]]:
+def throughput(con: duckdb.DuckDBPyConnection) -> tuple[str, list[tuple[Any, ...]]]:
     per_run = query(
         con,
         """
@@ -353,7 +354,7 @@ def _run_kind_sql(con: duckdb.DuckDBPyConnection) -> str:
     return "coalesce('sample (' || sample_users || ' users)', 'full')"
 
 
-def push_section(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict]:
+def push_section(con: duckdb.DuckDBPyConnection) -> tuple[Section, dict[str, Any]]:
     states, state_chart = _send_states(con)
     total = sum(states.values())
     [(gone,)] = query(

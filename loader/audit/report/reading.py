@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 
 
 def exists(con: duckdb.DuckDBPyConnection, table: str, catalog: str | None = None) -> bool:
     sql = "select count(*) from duckdb_tables() where table_name = ?"
-    params: list = [table]
+    params: list[Any] = [table]
     if catalog:
         sql += " and database_name = ?"
         params.append(catalog)
@@ -23,5 +25,7 @@ def attached(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(found)
 
 
-def query(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> list[tuple]:
+def query(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
+) -> list[tuple[Any, ...]]:
     return con.execute(sql, params or []).fetchall()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from html import escape
+from typing import Any
 
 import duckdb
 
@@ -19,7 +20,7 @@ RISK_COLORS = {"low": "#3d8b5f", "high": "#c2410c"}
 
 def replay_set_section(
     con: duckdb.DuckDBPyConnection, limits: AgeLimits | None
-) -> tuple[Section, dict]:
+) -> tuple[Section, dict[str, Any]]:
     thresholds = [] if limits is None else age_thresholds(limits)
     older = "".join(f"count(*) filter (where event_age_days > {days}), " for days in thresholds)
     [(events, users, first, last, oldest, duplicates, *older_counts)] = query(

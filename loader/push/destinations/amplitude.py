@@ -382,8 +382,8 @@ def _json(body: str) -> object:
 
 
 def _error(parsed: object, body: str) -> str:
-    if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
-        return parsed["error"]
+    if isinstance(parsed, dict) and isinstance(error := parsed.get("error"), str):
+        return error
     return body or "(no body)"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from loader.events_api.reasons import classify
 
 
@@ -15,7 +17,7 @@ def reason(error: str | None) -> str | None:
     return None if refusal is None else refusal.reason
 
 
-def codes_relation(errors: list[str]) -> tuple[str, list[list]]:
+def codes_relation(errors: list[str]) -> tuple[str, list[list[Any]]]:
     """Messages with their code and reason, as a relation (SQL and its parameters)."""
     sql = (
         "select unnest(?::varchar[]) as error, unnest(?::varchar[]) as code, "

@@ -336,7 +336,7 @@ class Ledger:
             [now(), endpoint, fingerprint, orjson.dumps(options).decode(), destination],
         ).fetchall()
         self._destinations[run_id] = destination
-        return run_id
+        return int(run_id)
 
     def _destination_of(self, run_id: int) -> str:
         if run_id not in self._destinations:
@@ -377,7 +377,7 @@ class Ledger:
             if not batches:
                 return
         at = now()
-        batch_rows: dict[str, list] = {
+        batch_rows: dict[str, list[Any]] = {
             "source_request_id": [b.source_request_id for b in batches],
             "run_id": [run_id] * len(batches),
             "last_run_id": [run_id] * len(batches),
@@ -393,7 +393,7 @@ class Ledger:
             "settled_at": [None if b.error is None else at for b in batches],
             "destination": [self._destination_of(run_id)] * len(batches),
         }
-        event_rows: dict[str, list] = {
+        event_rows: dict[str, list[Any]] = {
             "source_request_id": [],
             "position": [],
             "replay_key": [],
@@ -510,7 +510,7 @@ class Ledger:
         self,
         source_request_ids: Iterable[str],
         assignments: str,
-        values: list,
+        values: list[Any],
         only_status: Sequence[str] | None = None,
     ) -> None:
         ids = list(source_request_ids)
@@ -544,12 +544,14 @@ class Ledger:
             "error",
             "wait_ms",
         ]
-        rows: dict[str, list] = {name: [getattr(a, name) for a in attempts] for name in columns}
+        rows: dict[str, list[Any]] = {
+            name: [getattr(a, name) for a in attempts] for name in columns
+        }
         rows["run_id"] = [run_id] * len(attempts)
         rows["batch_count"] = [len(a.source_request_ids) for a in attempts]
         self._insert("requests", rows)
 
-    def _insert(self, table: str, rows: dict[str, list]) -> None:
+    def _insert(self, table: str, rows: dict[str, list[Any]]) -> None:
         """Insert column lists (one Arrow table, one statement)."""
         insert_columns(self.con, table, rows)
 
@@ -590,7 +592,7 @@ class Ledger:
     def failures(self, *, run_id: int | None = None, limit: int = 20) -> list[FailureRow]:
         """Failures that still matter (`failures`), by reason; of one run with `run_id`."""
         source = "failures"
-        params: list = []
+        params: list[Any] = []
         if run_id is not None:
             source = (
                 "(select status, refused_by, code, reason, count(*) as batches, "
@@ -622,10 +624,10 @@ class Ledger:
         )
         return [row[0] for row in rows]
 
-    def query(self, sql: str, params: Sequence | None = None) -> list[tuple]:
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         return self.con.execute(sql, list(params or [])).fetchall()
 
-    def query_dicts(self, sql: str, params: Sequence | None = None) -> list[dict[str, Any]]:
+    def query_dicts(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         cursor = self.con.execute(sql, list(params or []))
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
