@@ -218,3 +218,27 @@ def test_both_destinations_resume_and_every_event_is_acknowledged_once(old_ledge
         result = runner.invoke(app, ["push", "--json", "--dry-run", "--destination", destination])
         assert result.exit_code == 0, result.output
         assert orjson.loads(result.stdout)["planned"]["events"] == 0
+
+    # status and the report read the migrated file
+    result = runner.invoke(app, ["status", "--json"])
+    assert result.exit_code == 0, result.output
+    status = orjson.loads(result.stdout)
+    assert status["events"]["acknowledged"] == len(replay_keys)
+    assert status["destinations"]["amplitude"]["events"]["acknowledged"] == len(amplitude_keys)
+    assert [r["status"] for r in status["runs"]] == [
+        "completed_with_failures",
+        "stopped",
+        "interrupted",
+        "completed",
+        "completed",
+    ]
+    out = old_ledger.parent / "report.html"
+    result = runner.invoke(app, ["report", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"amplitude (a direct destination): {len(amplitude_keys)} events" in out.read_text()
+    # the killed run 3 got its counters from what the ledger recorded of it (run_counts)
+    assert query(
+        old_ledger,
+        "select events_planned, events_resumed, events_failed, batches_failed, "
+        "events_acknowledged from runs where run_id = 3",
+    ) == [(202, 202, 175, 100, 0)]
