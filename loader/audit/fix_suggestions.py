@@ -32,6 +32,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -128,7 +129,7 @@ class Suggestions:
             f"no suggestion is named {name!r}; the suggestions are: {known}.{hint}"
         )
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "plan": self.plan,
             "blocked_rows": self.blocked_rows,
@@ -323,7 +324,7 @@ ATTRIBUTE_TYPES_SQL = f"""
 NUMBER_KINDS = {"BIGINT", "UBIGINT", "HUGEINT", "DOUBLE", "INTEGER"}
 
 
-def _query(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
+def _query(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
     try:
         return con.execute(sql).fetchall()
     except duckdb.CatalogException:
@@ -335,7 +336,7 @@ def _query(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
 # --- what the plan plans ---------------------------------------------------------------
 
 
-def planned_attributes(schema: dict) -> dict[str, dict] | None:
+def planned_attributes(schema: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
     """The custom attributes a data point's schema lists (name -> its schema), or None when
     the schema leaves them open (nothing is blocked for its name)."""
     data = (schema.get("properties") or {}).get("data") or {}
@@ -357,7 +358,8 @@ class Planned:
 
     custom_events: set[tuple[str | None, str | None]]
     screens: set[str | None]
-    attributes_of: dict[tuple, dict[str, dict]]  # custom event key -> attribute schemas
+    # custom event key -> attribute schemas
+    attributes_of: dict[tuple[Any, ...], dict[str, dict[str, Any]]]
     any_attribute: set[str]
     label: str | None  # "plan_id vN"; None: inferred from the block metadata
 
@@ -425,10 +427,10 @@ class _Names:
 
 def _event_suggestions(
     con: duckdb.DuckDBPyConnection, planned: Planned, names: _Names, found: Suggestions
-) -> dict[tuple, tuple]:
+) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     """Suggestions for events blocked whole; returns each custom event key's planned target
     (after the suggested fix) for the type checks."""
-    targets: dict[tuple, tuple] = {}
+    targets: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     where_plan = f"in {planned.label}" if planned.label else "by the events let through"
     for event_type, cet, name, rows in _query(con, BLOCKED_EVENTS_SQL):
         reason = f"event {_describe_event(event_type, cet, name)}"
@@ -505,7 +507,7 @@ def _custom_event_fix(
     cet: str | None,
     name: str,
     where: str,
-) -> tuple[Suggestion, tuple] | None:
+) -> tuple[Suggestion, tuple[Any, ...]] | None:
     """A rename and/or a custom_event_type for an unplanned custom event, or None."""
     source = planned.label or LET_THROUGH
     types_of_name = sorted(str(t) for t, n in planned.custom_events if n == name and t)
@@ -588,7 +590,7 @@ def _attribute_suggestions(
     con: duckdb.DuckDBPyConnection, planned: Planned, names: _Names, found: Suggestions
 ) -> None:
     """Suggestions for attributes blocked from events otherwise allowed."""
-    per_attribute: dict[str, dict[tuple, int]] = defaultdict(dict)
+    per_attribute: dict[str, dict[tuple[Any, ...], int]] = defaultdict(dict)
     for attribute, event_type, cet, event_name, rows in _query(con, BLOCKED_ATTRIBUTES_SQL):
         per_attribute[str(attribute)][(event_type, cet, event_name)] = rows
     source = planned.label or LET_THROUGH
@@ -668,7 +670,7 @@ def _attribute_suggestions(
             )
 
 
-def _expected_type(schema: dict) -> str | None:
+def _expected_type(schema: dict[str, Any]) -> str | None:
     kind = schema.get("type")
     return kind if kind in ("string", "integer", "number", "boolean") else None
 
@@ -698,12 +700,12 @@ def _has_type(to: str, kind: str) -> bool:
 def _cast_suggestions(
     con: duckdb.DuckDBPyConnection,
     planned: Planned,
-    targets: dict[tuple, tuple],
+    targets: dict[tuple[Any, ...], tuple[Any, ...]],
     names: _Names,
     found: Suggestions,
 ) -> None:
     """Casts for attribute values whose JSON type is not the planned one (with a plan)."""
-    casts: dict[tuple[str, str], dict] = {}
+    casts: dict[tuple[str, str], dict[str, Any]] = {}
     for _, cet, event_name, attribute, kind, ints, numbers, bools, rows in _query(
         con, ATTRIBUTE_TYPES_SQL
     ):

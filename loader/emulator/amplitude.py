@@ -330,7 +330,7 @@ class AmplitudeEmulator:
                     ),
                 )
 
-    def _sync(self, event: dict) -> None:
+    def _sync(self, event: dict[str, Any]) -> None:
         """An event without $skip_user_properties_sync: its user properties overwrite the
         profile's."""
         self.synced_events += 1

@@ -184,7 +184,7 @@ def differences(planned: PlanFingerprint, now: PlanFingerprint) -> list[str]:
     return lines
 
 
-def _build_differences(planned: dict | None, now: dict | None) -> list[str]:
+def _build_differences(planned: dict[str, Any] | None, now: dict[str, Any] | None) -> list[str]:
     if planned is None and now is None:
         return []
     if planned is None or now is None:
@@ -212,7 +212,7 @@ def _build_differences(planned: dict | None, now: dict | None) -> list[str]:
     return lines
 
 
-def _fix_change(before: dict, after: dict) -> str:
+def _fix_change(before: dict[str, Any], after: dict[str, Any]) -> str:
     parts = []
     for key, label in (("rows_changed", "rows changed"), ("rows_skipped", "rows skipped")):
         if before.get(key) != after.get(key):
@@ -284,7 +284,7 @@ def _fix_digest(con: duckdb.DuckDBPyConnection, fix: str) -> str:
         ) c using (replay_key)""",
         {"fix": fix},
     ).fetchall()
-    return digest
+    return str(digest)
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:

@@ -21,8 +21,10 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 import orjson
 
@@ -77,7 +79,7 @@ class PushOptions:
     validate: bool = True
     destination: str = EVENTS_API  # a name of `loader.push.destinations.ROUTES`
     # the destination's own settings, as given (`Route.settings`; no secret among them)
-    destination_settings: dict = field(default_factory=dict)
+    destination_settings: dict[str, Any] = field(default_factory=dict)
     batches_per_request: int | None = None  # fewer than the destination allows
     sample: SampleRequest | None = None  # a test send of a few users' events
     plan_hash: str | None = None  # a reviewed plan's hash (`loader push --plan`), as checked
@@ -96,7 +98,7 @@ class PushOptions:
             return limits
         return dataclasses.replace(limits, max_batches_per_request=fewer)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
     @property
@@ -177,7 +179,7 @@ class PushReport:
             and not self.plan.rejected_before
         )
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         p = self.progress
         return {
             "dry_run": self.dry_run,
@@ -382,7 +384,9 @@ def _check_reviewed_plan(
     options.plan_hash = now.hash
 
 
-def _planning(ledger: Ledger, warehouse_path: Path | str, options: PushOptions):
+def _planning(
+    ledger: Ledger, warehouse_path: Path | str, options: PushOptions
+) -> AbstractContextManager[Planner]:
     """The planning session on the replay set of the run's destination."""
     route = options.route
     return planning_session(
@@ -401,7 +405,7 @@ def _settings_of_the_build(ledger: Ledger, options: PushOptions) -> None:
         options.destination_settings.setdefault(name, value)
 
 
-def _write_rejection(file, batch: PackedBatch) -> None:
+def _write_rejection(file: IO[bytes], batch: PackedBatch) -> None:
     refusal = classify(batch.error)
     for key in batch.replay_keys:
         file.write(
@@ -627,7 +631,7 @@ class _Sender:
             backoff_s=options.backoff_s,
         )
         self.pool = futures.ThreadPoolExecutor(options.workers, thread_name_prefix="push")
-        self.pending: dict[futures.Future, list[Outgoing]] = {}
+        self.pending: dict[futures.Future[Any], list[Outgoing]] = {}
         self.events_of: dict[str, int] = {}
         self.fatal: str | None = None
         self.gave_up = 0

@@ -4,6 +4,7 @@ verdicts of `replay_integration_outcomes` and the fixes whose changes will not l
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 
 import duckdb
 
@@ -14,7 +15,7 @@ VERDICTS = ("lands", "dropped_as_duplicate", "duplicated", "too_old_at_send", "u
 NOT_LANDING = ("dropped_as_duplicate", "too_old_at_send")
 
 
-def verdict_counts(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+def verdict_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
     """Per integration, in var order: events per verdict (VERDICTS order)."""
     counts = ", ".join(f"count(*) filter (where verdict = '{v}')" for v in VERDICTS)
     return query(
@@ -24,7 +25,7 @@ def verdict_counts(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     )
 
 
-def fixes_not_landing(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+def fixes_not_landing(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
     """Per fix and integration: events the fix changed that will not land there (dropped as
     duplicates, too old at send) or whose fate is unknown."""
     if not exists(con, "int_events__fix_changes"):
@@ -44,7 +45,7 @@ def fixes_not_landing(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     )
 
 
-def example_reasons(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+def example_reasons(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
     """One reason per integration and verdict (the first replay key's), with its source."""
     return query(
         con,

@@ -9,7 +9,8 @@ place that picks the one a push uses.
 
 from __future__ import annotations
 
-from loader.push.destination import ConfigurationError, Route
+from loader.push.destination import ConfigurationError
+from loader.push.destination import Route as Route
 from loader.push.destinations import amplitude, events_api, mixpanel
 from loader.push.destinations.events_api import Credentials as Credentials
 
