@@ -24,6 +24,7 @@ from loader.emulator.server import EmulatorConfig, running_emulator
 from loader.ingest.samples import generate
 from loader.push.ledger import SCHEMA_VERSION, Ledger
 from tests.conftest import query, run_dbt
+from tests.demo import DEMO_FIXES
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "ledger_86fd2f9.duckdb.gz"
 NOW_MS = 1795996800000  # 2026-11-30T00:00:00Z, the fixture's sample and build time
@@ -65,7 +66,13 @@ def built(tmp_path_factory) -> Path:
     run_dbt(
         warehouse,
         "build",
-        dbt_vars={"replay_reference_time_ms": NOW_MS, "direct_destinations": ["amplitude"]},
+        dbt_vars={
+            **DEMO_FIXES,  # the fixes that release applied by default
+            "replay_reference_time_ms": NOW_MS,
+            "direct_destinations": ["amplitude"],
+            # that release synced user properties (Amplitude's flag came later)
+            "amplitude_skip_user_properties_sync": False,
+        },
     )
     return warehouse
 
