@@ -106,7 +106,7 @@ class MixpanelEmulator:
         self.rng = random.Random(config.seed)
         self.script = list(config.script)
         self.accepted: list[dict[str, Any]] = []
-        self.keys: set[tuple] = set()
+        self.keys: set[tuple[Any, ...]] = set()
         self.duplicates = 0
         self.log: list[tuple[int, int, str | None, int]] = []  # number, status, fault, events
         self.request_no = 0
@@ -130,7 +130,7 @@ class MixpanelEmulator:
             f"accepted, {self.duplicates} duplicates ($insert_id) not kept again"
         )
 
-    def handle(self, body: bytes, headers: Mapping[str, str], query: dict) -> Answer:
+    def handle(self, body: bytes, headers: Mapping[str, str], query: dict[str, Any]) -> Answer:
         """One request; `headers` by lowercase name."""
         with self.lock:
             self.request_no += 1
@@ -157,7 +157,7 @@ class MixpanelEmulator:
             draw -= share
         return None
 
-    def _authorized(self, headers: Mapping[str, str], query: dict) -> bool:
+    def _authorized(self, headers: Mapping[str, str], query: dict[str, Any]) -> bool:
         scheme, _, encoded = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "basic":
             return False
@@ -172,7 +172,7 @@ class MixpanelEmulator:
         return username == self.config.token and password == "" and project is None
 
     def _check(
-        self, body: bytes, headers: Mapping[str, str], query: dict, fault: str | None
+        self, body: bytes, headers: Mapping[str, str], query: dict[str, Any], fault: str | None
     ) -> tuple[Answer, int]:
         if not self._authorized(headers, query):
             return Answer(401, _error(401, "Invalid credentials")), 0
@@ -211,7 +211,7 @@ class MixpanelEmulator:
             events
         )
 
-    def _keep(self, events: list[dict]) -> None:
+    def _keep(self, events: list[dict[str, Any]]) -> None:
         for event in events:
             p = event["properties"]
             key = (p["$insert_id"], p["distinct_id"], event["event"], p["time"])
@@ -260,7 +260,8 @@ def _error(code: int, message: str) -> dict[str, Any]:
 class _Handler(StandInHandler):
     @property
     def emulator(self) -> MixpanelEmulator:
-        return self.server.owner
+        owner: MixpanelEmulator = self.server.owner
+        return owner
 
     def post(self) -> None:
         parts = urlsplit(self.path)

@@ -19,8 +19,8 @@ The API, from Mixpanel's public docs:
   must be smaller than 1MB of uncompressed JSON.
 
 The replay set is `mixpanel_events` (dbt decides every field, `$insert_id` from the replay
-key, so a resend de-duplicates); its rows are recorded in the ledger under
-`mixpanel:<replay_key>`, apart from the other destinations'.
+key, so a resend de-duplicates); its rows are recorded in the ledger under the
+destination `mixpanel`, apart from the other destinations'.
 
 - Packing: one ledger batch is one event, its body the event's JSON as the model wrote
   it; a request is a JSON array of at most 2000 events and 10,000,000 bytes (the smaller
@@ -68,7 +68,7 @@ NAME = "mixpanel"
 TOKEN_ENV = "MIXPANEL_PROJECT_TOKEN"
 ACCOUNT_ENV = "MIXPANEL_SERVICE_ACCOUNT"
 ACCOUNT_SECRET_ENV = "MIXPANEL_SERVICE_ACCOUNT_SECRET"
-KEY_PREFIX = "mixpanel:"  # ledger keys: mixpanel:<replay_key>
+ID_KEY_PREFIX = b"mixpanel:"  # a batch's id is computed over mixpanel:<replay_key>
 REPLAY_TABLE = "mixpanel_events"
 HOSTS = {
     "us": "https://api.mixpanel.com",
@@ -197,12 +197,12 @@ def assemble_event(group: Group, source_request_id: str) -> PackedBatch:
 
 def _one(group: Group, key: str, text: str, content_hash: str | None, limit: int) -> PackedBatch:
     body = text.encode()
-    keys = (key + "\n").encode()
+    keys = (key + "\n").encode()  # the id over `mixpanel:<replay_key>`, as first released
     error = None
     if len(body) > limit:
         error = f"event is {len(body)} bytes, over Mixpanel's {limit + 1}-byte event limit"
     return PackedBatch(
-        batch_id(NAME.encode(), keys, body),
+        batch_id(NAME.encode(), ID_KEY_PREFIX + keys, body),
         group.user_key,
         group.context_key,
         1,
@@ -313,8 +313,8 @@ def _json(body: str) -> object:
 
 
 def _error(parsed: object, body: str) -> str:
-    if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
-        return parsed["error"]
+    if isinstance(parsed, dict) and isinstance(error := parsed.get("error"), str):
+        return error
     return body or "(no body)"
 
 
@@ -348,7 +348,6 @@ ROUTE = Route(
     name=NAME,
     service="Mixpanel",
     replay_table=REPLAY_TABLE,
-    key_prefix=KEY_PREFIX,
     limits=LIMITS,
     default_rate=DEFAULT_RATE,
     validator=None,  # dbt's mixpanel_events decides; a strict 400 names what it refuses
