@@ -32,6 +32,7 @@ def print_plan(report: PushReport) -> None:
     out.print(f"  replay set {plan.replay_events} events: {plan_parts(plan)}", markup=False)
     _print_sample(plan)
     _print_integration_limits(plan)
+    _print_integration_eta(plan)
     if plan.stale_build is not None:
         err.print(f"[red]warning:[/] {esc(plan.stale_build)}")
     if plan.sample_users_pct is not None:
@@ -108,6 +109,46 @@ def _print_integration_limits(plan: PlanSummary) -> None:
             )
         else:
             out.print(f"  integration {name}: no event older than {days} days", markup=False)
+
+
+VERDICT_WORDS = (
+    ("lands", "land"),
+    ("dropped_as_duplicate", "dropped as duplicates"),
+    ("duplicated", "duplicated"),
+    ("too_old_at_send", "too old at the build's expected send"),
+    ("unknown", "unknown"),
+)
+
+
+def window_text(days: int) -> str:
+    """An age limit as its documentation states it: '72-hour' up to 3 days, else 'N-day'."""
+    return f"{days * 24}-hour" if days <= 3 else f"{days}-day"
+
+
+def _print_integration_eta(plan: PlanSummary) -> None:
+    """Per integration: the build's verdicts of the events this run sends, and how many
+    pass the integration's window before they can be sent at the run's rate."""
+    for item in plan.integration_eta:
+        name, days = item["integration"], item["max_event_age_days"]
+        parts = []
+        verdicts = item.get("verdicts")
+        if verdicts is not None:
+            counts = ", ".join(f"{verdicts.get(key, 0):,} {words}" for key, words in VERDICT_WORDS)
+            parts.append(f"{counts} (replay_integration_outcomes)")
+        if days is not None:
+            late, already = item["events_too_old_at_send"], item["events_too_old_now"]
+            parts.append(
+                f"{late:,} events pass the {window_text(days)} window before they can be sent "
+                f"at {plan.rate:g} batches/s"
+                + (f" ({already:,} of them are past it already)" if already else "")
+            )
+        else:
+            parts.append("its age limit is unknown (seed integration_limits): no ETA")
+        line = f"  {name}: " + "; ".join(parts)
+        if days is not None and item["events_too_old_at_send"]:
+            err.print(f"[yellow]warning:[/]{esc(line[1:])}")
+        else:
+            out.print(line, markup=False)
 
 
 def _print_sample(plan: PlanSummary) -> None:

@@ -62,6 +62,7 @@ from loader.push.send_plan import Planner, PlanSummary, SampleRequest, planning_
 from loader.push.transport import Outgoing, RateLimiter, SendResult, Transport
 
 LEDGER_CHUNK = 5_000  # batches recorded per transaction while planning
+POSITIONS_CHUNK = 50_000  # send positions of groups recorded at once (for the ETA)
 TURN_SECONDS = 0.1  # the main loop records outcomes at least this often
 MIN_TURN_SECONDS = 0.02  # and at most every 20 ms
 
@@ -83,6 +84,7 @@ class PushOptions:
     batches_per_request: int | None = None  # fewer than the destination allows
     sample: SampleRequest | None = None  # a test send of a few users' events
     plan_hash: str | None = None  # a reviewed plan's hash (`loader push --plan`), as checked
+    at_ms: int | None = None  # plan as of this Unix time in ms (default: now): ages, ETA
 
     @property
     def limits(self) -> PackingLimits:
@@ -237,12 +239,27 @@ class _Plan:
         self.limits = limits or self.route.limits
 
     def batches(self, planner: Planner, *, with_hashes: bool) -> Iterator[PackedBatch]:
+        """The run's batches in send order (resumed ones first); with integrations to
+        forecast, each group's last batch position goes to `planner.add_send_positions`."""
         route = self.route
+        positions: list[tuple[str, str, int]] = []
+        position = 0
         for source_request_id, group in planner.resumed_groups():
+            position += 1
             yield route.assemble(group, source_request_id)
+            positions.append((group.user_key, group.context_key, position))
         validator, max_bytes = self.validator, route.limits.max_batch_bytes
         for group in planner.new_groups(with_hashes=with_hashes):
-            yield from pack_and_validate(group, route.pack, validator, max_bytes)
+            for batch in pack_and_validate(group, route.pack, validator, max_bytes):
+                position += 1
+                yield batch
+            if planner.integrations:
+                positions.append((group.user_key, group.context_key, position))
+                if len(positions) >= POSITIONS_CHUNK:
+                    planner.add_send_positions(positions)
+                    positions.clear()
+        if planner.integrations:
+            planner.add_send_positions(positions)
 
     def rejected(self, batch: PackedBatch) -> None:
         """A batch not sent (too big, or failing the local checks): counted by reason."""
@@ -326,6 +343,7 @@ def dry_run(
                     with folder.create(f"request-{number:06d}.json") as file:
                         file.write(route.dry_run_body(b.body for b in request))
             report.reviewed_plan = _fingerprint(planner, report.plan, options, digest)
+            _forecast(planner, report.plan, options)
         report.elapsed_s = time.monotonic() - started
         if folder is not None:
             with folder.create("plan.json") as file:
@@ -336,6 +354,12 @@ def dry_run(
         if folder is not None:
             folder.close()
     return report
+
+
+def _forecast(planner: Planner, plan: PlanSummary, options: PushOptions) -> None:
+    """The ETA per integration at the run's rate, once every batch has its position."""
+    plan.rate = options.rate
+    plan.integration_eta = planner.integration_eta(options.rate)
 
 
 def _digested(batches: Iterator[PackedBatch], digest: BatchDigest) -> Iterator[PackedBatch]:
@@ -394,6 +418,7 @@ def _planning(
         warehouse_path,
         resend_changed=options.resend_changed,
         sample=options.sample,
+        at_ms=options.at_ms,
         replay_table=route.replay_table,
         destination=route.name,
     )
@@ -574,6 +599,7 @@ def _plan_into_ledger(
     for request in planning.requests(batches):
         outbox.add(request)
     flush()
+    _forecast(planner, report.plan, options)
     outbox.close()
     report.progress.events_total = report.events_planned
     report.progress.batches_total = report.batches_planned

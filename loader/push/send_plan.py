@@ -110,6 +110,10 @@ class PlanSummary:
     sample_pairs_covered: int = 0
     sample_pairs_total: int = 0
     held_back: int = 0
+    # per integration of var integrations, at the run's rate from now: the events that pass
+    # its age limit before they can be sent, and the build's verdicts of these events
+    integration_eta: list[dict] = field(default_factory=list)
+    rate: float | None = None  # batches/s the ETA assumes (--rate)
     # per integration of var integrations: its age limit and the events older than it
     integration_limits: list[dict[str, Any]] = field(default_factory=list)
     # a sample build's percentage of users (var dev_sample_users_pct): not sent
@@ -147,6 +151,10 @@ class Planner:
         self.sample_users_pct: float | None = None
         self.suppression_list: SuppressionList | None = None
         self.s = SCRATCH
+        # the integrations mParticle forwards to get the deadline-first order and the ETA;
+        # a direct destination (its keys prefixed) reaches none of them
+        self.integrations = False
+        self.sending = ""  # SQL for the rows this run sends (after `classify`)
 
     @contextlib.contextmanager
     def scratch(self) -> Iterator[Planner]:
@@ -265,6 +273,7 @@ class Planner:
         from loader.push.integration_limits import integration_limits
 
         summary.integration_limits = integration_limits(con, sending, self.now_ms)
+        self.sending = sending
         if self.sample is not None:
             self._sample_summary(summary)
         return summary
@@ -377,6 +386,90 @@ class Planner:
     def _older_than(self, days: int) -> str:
         return f"timestamp_unixtime_ms < {self.now_ms - days * DAY_MS}"
 
+    def add_send_positions(self, rows: list[tuple[str, str, int]]) -> None:
+        """Record (user_key, context_key, position of its last batch in send order)."""
+        import pyarrow as pa
+
+        s = self.s
+        self.con.execute(
+            f"create table if not exists {s}.send_positions "
+            "(user_key varchar, context_key varchar, position bigint)"
+        )
+        if not rows:
+            return
+        users, contexts, positions = zip(*rows, strict=True)
+        columns = {"user_key": users, "context_key": contexts}
+        chunk = pa.table({**columns, "position": pa.array(positions, pa.int64())})
+        self.con.register("send_positions_chunk", chunk)
+        try:
+            self.con.execute(f"insert into {s}.send_positions select * from send_positions_chunk")
+        finally:
+            self.con.unregister("send_positions_chunk")
+
+    def integration_eta(self, rate: float) -> list[dict[str, object]]:
+        """Per integration of var integrations (after packing, `add_send_positions`): how
+        many events this run sends pass its age limit before their batch can be sent at
+        `rate` batches/s from now (a batch at position p goes out at now + p / rate), of
+        them how many are past it already, and, when the build has
+        `replay_integration_outcomes`, its verdicts of these events."""
+        if not self.integrations:
+            return []
+        s, con = self.s, self.con
+        self.add_send_positions([])
+        sent = (
+            f"(select r.replay_key, r.timestamp_unixtime_ms, "
+            f"{self.now_ms} + ceil(p.position * 1000.0 / {rate})::bigint as send_ms "
+            f"from {self.sending} r join (select user_key, context_key, max(position) as position "
+            f"from {s}.send_positions group by all) p using (user_key, context_key))"
+        )
+        outcomes = self._has_table("replay_integration_outcomes")
+        result = []
+        for name, days in con.execute(
+            f"select integration, max_event_age_days from {ALIAS}.main.replay_integrations "
+            "order by position"
+        ).fetchall():
+            item: dict[str, object] = {"integration": name, "max_event_age_days": days}
+            if days is not None:
+                limit = f"t.timestamp_unixtime_ms + {int(days)}::bigint * {DAY_MS}"
+                [(late, already)] = con.execute(
+                    f"select count(*) filter (where {limit} < t.send_ms), "
+                    f"count(*) filter (where {limit} < {self.now_ms}) from {sent} t"
+                ).fetchall()
+                item |= {"events_too_old_at_send": late, "events_too_old_now": already}
+            if outcomes:
+                item["verdicts"] = dict(
+                    con.execute(
+                        f"select o.verdict, count(*) from {sent} t "
+                        f"join {ALIAS}.main.replay_integration_outcomes o "
+                        "on o.replay_key = t.replay_key and o.integration = ? "
+                        "group by 1 order by 1",
+                        [name],
+                    ).fetchall()
+                )
+            result.append(item)
+        return result
+
+    def _has_table(self, name: str) -> bool:
+        [(found,)] = self.con.execute(
+            "select count(*) from duckdb_tables() where database_name = ? "
+            "and schema_name = 'main' and table_name = ?",
+            [ALIAS, name],
+        ).fetchall()
+        return bool(found)
+
+    def _user_deadlines(self) -> str:
+        """SQL: per user to send, the nearest age deadline still ahead (`now_ms`) among the
+        integrations of var integrations with a known limit: the send order's key."""
+        if not self.integrations:
+            return "select null::varchar as user_key, null::bigint as deadline_ms where false"
+        deadline = f"r.timestamp_unixtime_ms + i.max_event_age_days::bigint * {DAY_MS}"
+        return (
+            f"select r.user_key, min({deadline}) as deadline_ms "
+            f"from {self._to_send()} r cross join {ALIAS}.main.replay_integrations i "
+            f"where i.max_event_age_days is not null and {deadline} >= {self.now_ms} "
+            "group by r.user_key"
+        )
+
     def ledger_digest(self) -> str:
         """SHA-256 of the ledger's state as this plan read it (after `classify`): each
         known replay event's class, and this replay set's open batches."""
@@ -442,14 +535,18 @@ class Planner:
         s = self.s
         self.con.execute(
             f"""create or replace table {s}.pack_groups as
+            with deadlines as ({self._user_deadlines()})
             select
-                row_number() over (order by user_key, context_key) as group_no,
-                *,
+                row_number() over (
+                    order by d.deadline_ms nulls last, g.user_key, g.context_key
+                ) as group_no,
+                g.*,
             from (
                 select user_key, context_key, min(timestamp_unixtime_ms) as first_ms,
                 from {self._to_send()}
                 group by all
-            )"""
+            ) g
+            left join deadlines d using (user_key)"""
         )
         content_hash = content_hash_sql("r") if with_hashes else "null::varchar"
         # the group columns are only needed on a group's first row(s): null elsewhere
@@ -467,6 +564,16 @@ class Planner:
             order by g.group_no, r.timestamp_unixtime_ms, r.replay_key"""
         # its own connection: the ledger's stays free to record batches meanwhile
         return iter_groups(self.con.cursor().sql(query).to_arrow_reader(RECORD_BATCH_ROWS))
+
+
+def has_integrations(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the attached warehouse has `replay_integrations` (var integrations)."""
+    [(found,)] = con.execute(
+        "select count(*) from duckdb_tables() where database_name = ? and schema_name = 'main' "
+        "and table_name = 'replay_integrations'",
+        [ALIAS],
+    ).fetchall()
+    return bool(found)
 
 
 def now_ms() -> int:
@@ -503,6 +610,7 @@ def planning_session(
             sample=sample,
             destination=destination,
         )
+        planner.integrations = not key_prefix and has_integrations(ledger.con)
         planner.stale_build = stale_reason(ledger.con, ALIAS, table=replay_table)
         planner.sample_users_pct = read_sample_pct(ledger.con, ALIAS)
         planner.suppression_list = read_suppression_list(ledger.con, ALIAS)
