@@ -112,7 +112,7 @@ class PlanSummary:
     held_back: int = 0
     # per integration of var integrations, at the run's rate from now: the events that pass
     # its age limit before they can be sent, and the build's verdicts of these events
-    integration_eta: list[dict] = field(default_factory=list)
+    integration_eta: list[dict[str, Any]] = field(default_factory=list)
     rate: float | None = None  # batches/s the ETA assumes (--rate)
     # per integration of var integrations: its age limit and the events older than it
     integration_limits: list[dict[str, Any]] = field(default_factory=list)
@@ -152,7 +152,7 @@ class Planner:
         self.suppression_list: SuppressionList | None = None
         self.s = SCRATCH
         # the integrations mParticle forwards to get the deadline-first order and the ETA;
-        # a direct destination (its keys prefixed) reaches none of them
+        # a direct destination reaches none of them
         self.integrations = False
         self.sending = ""  # SQL for the rows this run sends (after `classify`)
 
@@ -610,7 +610,7 @@ def planning_session(
             sample=sample,
             destination=destination,
         )
-        planner.integrations = not key_prefix and has_integrations(ledger.con)
+        planner.integrations = destination == EVENTS_API and has_integrations(ledger.con)
         planner.stale_build = stale_reason(ledger.con, ALIAS, table=replay_table)
         planner.sample_users_pct = read_sample_pct(ledger.con, ALIAS)
         planner.suppression_list = read_suppression_list(ledger.con, ALIAS)
