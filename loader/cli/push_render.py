@@ -30,6 +30,8 @@ def print_plan(report: PushReport) -> None:
         f"({report.body_bytes / 1e6:.2f} MB) {where} to {esc(report.url)}"
     )
     out.print(f"  replay set {plan.replay_events} events: {plan_parts(plan)}", markup=False)
+    if report.retargeted:
+        err.print(f"[yellow]note:[/] {esc(report.retargeted)}")
     _print_sample(plan)
     _print_integration_limits(plan)
     _print_integration_eta(plan)

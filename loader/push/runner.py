@@ -40,7 +40,7 @@ from loader.push import ledger as ledger_mod
 from loader.push.build_freshness import StaleReplaySet
 from loader.push.destination import Secrets
 from loader.push.destinations import DEFAULT_RATE, EVENTS_API, ROUTES, Route, route
-from loader.push.ledger import FailureRow, Ledger, LedgerError, api_key_fingerprint
+from loader.push.ledger import FailureRow, Holdings, Ledger, LedgerError, api_key_fingerprint
 from loader.push.outbox import Outbox
 from loader.push.packing import (
     PackedBatch,
@@ -164,6 +164,7 @@ class PushReport:
     elapsed_s: float = 0.0
     batches_per_second: float | None = None  # the ledger's `run_throughput`
     reviewed_plan: PlanFingerprint | None = None  # what `loader push --plan` compares
+    retargeted: str | None = None  # the ledger's refused target replaced by this run's
 
     @property
     def url(self) -> str:
@@ -191,6 +192,7 @@ class PushReport:
             "message": self.message,
             "endpoint": self.endpoint,
             "destination": self.destination,
+            "retargeted": self.retargeted,
             "plan": self.plan.as_dict(),
             "planned": {
                 "events": self.events_planned,
@@ -479,7 +481,9 @@ def push(
     fingerprint = api_key_fingerprint(credentials.api_key)
     with Ledger.open(ledger_path) as ledger:
         ledger.close_stale_runs()
-        _check_destination(ledger, ledger_path, options.endpoint, fingerprint, options.destination)
+        report.retargeted = _check_destination(
+            ledger, ledger_path, options.endpoint, fingerprint, options.destination
+        )
         for stale in ledger_path.parent.glob(ledger_path.name + ".outbox-*"):
             stale.unlink(missing_ok=True)  # left by a killed run (this process holds the lock)
         outbox = Outbox(ledger_path.with_name(ledger_path.name + f".outbox-{os.getpid()}"))
@@ -533,21 +537,56 @@ def push(
 
 def _check_destination(
     ledger: Ledger, path: Path, endpoint: str, fingerprint: str, destination: str = EVENTS_API
-) -> None:
+) -> str | None:
     """One endpoint and API key per destination in a ledger (another destination, a direct
-    one next to the Events API, is independent: its keys are its own)."""
-    from urllib.parse import urlsplit
+    one next to the Events API, is independent: its keys are its own).
 
+    When the recorded target refused every send before reading it (a wrong API key, a URL
+    without /v2), so that it acknowledged nothing and nothing may have arrived, the new
+    target replaces it, and the returned note says so. Otherwise another target is
+    refused with the way forward."""
     earlier = ledger.destination(destination)
     if earlier is None or earlier == (endpoint, fingerprint):
-        return
+        return None
+    held = ledger.holdings(destination)
+    if not held:
+        return (
+            f"the ledger {path} recorded sends to {earlier[0]} (API key {earlier[1]}) that "
+            "were refused before they were read; nothing was acknowledged and nothing is in "
+            f"flight, so this run's target, {endpoint} (API key {fingerprint}), replaces it"
+        )
+    raise LedgerError(_other_target_refusal(path, earlier, endpoint, fingerprint, held))
+
+
+def _other_target_refusal(
+    path: Path, earlier: tuple[str, str], endpoint: str, fingerprint: str, held: Holdings
+) -> str:
+    """Why a ledger refuses another target, how to go on, and when a new ledger is safe."""
+    from urllib.parse import urlsplit
+
+    facts = []
+    if held.acknowledged:
+        facts.append(f"{held.events_acknowledged} events acknowledged")
+    if held.unanswered:
+        facts.append(f"{held.unanswered} batches sent without an answer (they may have arrived)")
+    if held.refused:
+        facts.append(f"{held.refused} batches refused after it read them")
     message = (
-        f"the ledger {path} records sends to {earlier[0]} (API key {earlier[1]}), but this run "
-        f"targets {endpoint} (API key {fingerprint}). To go on with that backfill, push to the "
-        "same endpoint with the same API key. Use another ledger file for another destination "
-        "(BACKFILL_LEDGER=other-ledger.duckdb loader push ...), so that what one accepted is "
-        "not skipped for the other."
+        f"the ledger {path} records sends to {earlier[0]} (API key {earlier[1]}): "
+        f"{', '.join(facts)}; this run targets {endpoint} (API key {fingerprint}). To go on "
+        "with that backfill, push to the same endpoint with the same API key. For another "
+        "destination, use another ledger file (BACKFILL_LEDGER=other-ledger.duckdb loader "
+        "push ...), which sends every event again: "
     )
+    if held.acknowledged or held.unanswered:
+        message += (
+            "safe when the new target is another workspace or input, not when it reaches the "
+            f"same data as {earlier[0]} (what arrived there would arrive twice)."
+        )
+    else:
+        message += (
+            "safe, as nothing reached the recorded target (this ledger would skip what it refused)."
+        )
     recorded = urlsplit(earlier[0])
     if recorded.hostname in ("127.0.0.1", "localhost", "::1") and recorded.port:
         message += (
@@ -555,7 +594,7 @@ def _check_destination(
             f"(`loader emulate --port {recorded.port}`), and give rehearsals a ledger of their "
             "own (BACKFILL_LEDGER=rehearsal-ledger.duckdb)."
         )
-    raise LedgerError(message)
+    return message
 
 
 def _plan_into_ledger(

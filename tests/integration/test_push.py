@@ -727,3 +727,61 @@ def test_push_has_no_option_taking_the_secret_itself(env):
     code, _, stderr = invoke("push", "--api-secret", SECRET)
     assert code == 2 and "No such option: --api-secret" in stderr
     assert SECRET not in stderr
+
+
+@pytest.mark.parametrize("mistake", ["api_key", "endpoint"])
+def test_a_target_that_refused_every_send_gives_way_to_the_corrected_one(
+    env, emu, monkeypatch, mistake
+):
+    # a typo in the key gets a 403; a URL without /v2 gets a 404: the run stops, nothing
+    # reaches the emulator
+    if mistake == "api_key":
+        monkeypatch.setenv("MPARTICLE_API_KEY", "typo")
+        wrong = emu.base_url
+    else:
+        wrong = emu.base_url.removesuffix("/v2")
+    code, _, stderr = invoke("push", "--endpoint", wrong)
+    assert code == 2 and ("403" in stderr if mistake == "api_key" else "404" in stderr)
+    assert not emu.accepted()
+
+    monkeypatch.setenv("MPARTICLE_API_KEY", "key")
+    code, stdout, stderr = invoke("push", "--endpoint", emu.base_url)
+    assert code == 0, stderr
+    note = " ".join(stderr.split())
+    assert "were refused before they were read; nothing was acknowledged and nothing is" in note
+    assert f"target, {emu.base_url} (API key " in note and "replaces it" in note
+    assert_delivered_exactly_once(env, emu)
+    # the ledger's target is now the corrected one: the typo is refused in turn
+    monkeypatch.setenv("MPARTICLE_API_KEY", "typo")
+    code, _, stderr = invoke("push", "--endpoint", wrong)
+    assert code == 2 and "events acknowledged" in stderr
+
+
+def test_another_target_after_acknowledged_events_says_when_a_new_ledger_is_safe(
+    env, emu, monkeypatch
+):
+    code, report, _ = push_json("--endpoint", emu.base_url)
+    assert code == 0
+    acknowledged = report["sent"]["events_acknowledged"]
+    monkeypatch.setenv("MPARTICLE_API_KEY", "second-key")
+    code, _, stderr = invoke("push", "--endpoint", emu.base_url)
+    message = " ".join(stderr.split())
+    assert code == 2
+    assert f"{acknowledged} events acknowledged" in message
+    assert "push to the same endpoint with the same API key" in message
+    assert "BACKFILL_LEDGER=other-ledger.duckdb" in message
+    assert "safe when the new target is another workspace or input" in message
+    assert f"(`loader emulate --port {emu.port}`)" in message
+
+
+def test_a_send_without_an_answer_keeps_the_target_as_it_may_have_arrived(env, emu, monkeypatch):
+    # processed by the emulator, then the connection is dropped without an answer
+    emu.script(["drop-after"] * 50)
+    _, report, _ = push_json("--endpoint", emu.base_url, "--max-retries", "0", "--workers", "1")
+    assert report["sent"]["events_acknowledged"] == 0 and emu.accepted()
+    monkeypatch.setenv("MPARTICLE_API_KEY", "second-key")
+    code, _, stderr = invoke("push", "--endpoint", emu.base_url)
+    message = " ".join(stderr.split())
+    assert code == 2
+    assert "batches sent without an answer (they may have arrived)" in message
+    assert "not when it reaches the same data" in message

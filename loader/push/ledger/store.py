@@ -131,6 +131,19 @@ class BatchCount:
     events: int
 
 
+@dataclass(frozen=True)
+class Holdings:
+    """What a destination holds, or may hold, of the batches sent to it."""
+
+    acknowledged: int  # batches it acknowledged
+    events_acknowledged: int
+    refused: int  # batches it refused after reading them
+    unanswered: int  # batches sent without an answer: in flight, timed out, dropped
+
+    def __bool__(self) -> bool:
+        return bool(self.acknowledged or self.refused or self.unanswered)
+
+
 @dataclass
 class FailureRow:
     """One reason batches failed or were rejected (a row of the `failures` view): its
@@ -320,6 +333,41 @@ class Ledger:
             [name],
         ).fetchone()
         return (row[0], row[1]) if row else None
+
+    def holdings(self, name: str = EVENTS_API) -> Holdings:
+        """What destination `name` holds, or may hold, of the batches sent to it: those it
+        acknowledged, those it refused after reading them, and those sent without an
+        answer (in flight, or an attempt that timed out or lost its connection)."""
+        [(acknowledged, events, refused, unanswered)] = self.con.execute(
+            """
+            with sent as (
+                select b.source_request_id, b.status, b.event_count
+                from batches b
+                join runs r on r.run_id = b.last_run_id
+                where b.first_sent_at is not null
+                    and coalesce(r.destination, 'events_api') = $name
+            ),
+            unanswered as (
+                select distinct unnest(q.source_request_ids) as source_request_id
+                from requests q
+                join runs r using (run_id)
+                where q.status_code is null and coalesce(r.destination, 'events_api') = $name
+            )
+            select
+                count(*) filter (where status = 'acknowledged'),
+                coalesce(sum(event_count) filter (where status = 'acknowledged'), 0),
+                count(*) filter (where status = 'rejected'),
+                count(*) filter (
+                    where status = 'in_flight' or (
+                        status not in ('acknowledged', 'rejected')
+                        and source_request_id in (select source_request_id from unanswered)
+                    )
+                ),
+            from sent
+            """,
+            {"name": name},
+        ).fetchall()
+        return Holdings(acknowledged, events, refused, unanswered)
 
     def start_run(
         self,
