@@ -7,8 +7,10 @@ import gzip
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,20 +118,46 @@ def test_the_line_limit_counts_bytes_without_the_line_end(tmp_path, warehouse, m
     ]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
-def test_an_unreadable_file_is_reported_and_the_rest_loads(tmp_path, warehouse):
-    locked = write_file(tmp_path / "q/a_locked.txt", [example_batch()])
-    write_file(tmp_path / "q/b_open.txt", [example_batch()])
-    locked.chmod(0)
-    try:
-        result = run_ingest(tmp_path / "q")
-    finally:
-        locked.chmod(0o644)
+NOBODY = 65534  # the unprivileged user and group of Debian and most Linux systems
 
-    assert result.exit_code == 1, result.output
-    assert f"not read {locked.resolve()}: cannot open it: Permission denied" in result.output
+
+def ingest_unprivileged(folder: Path, warehouse: Path) -> subprocess.CompletedProcess:
+    """`loader ingest folder` by a user that file modes apply to. As root (CI runs as
+    root, which reads a file whatever its mode) the command runs as nobody (setpriv), so
+    `folder` and `warehouse` must be where nobody reaches them."""
+    env = {**os.environ, "BACKFILL_DUCKDB": str(warehouse), "COLUMNS": "200"}
+    command = [LOADER, "ingest", str(folder)]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        assert setpriv, "as root, the test runs the ingest as nobody with setpriv (util-linux)"
+        os.chown(warehouse.parent, NOBODY, NOBODY)
+        env["HOME"] = str(warehouse.parent)
+        command = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *command]
+    return subprocess.run(command, env=env, capture_output=True, text=True, cwd=warehouse.parent)
+
+
+@pytest.fixture
+def shared_folder() -> Iterator[Path]:
+    """A folder the unprivileged user can reach (pytest's own are its owner's alone)."""
+    folder = Path(tempfile.mkdtemp(prefix="ingest-unreadable-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_an_unreadable_file_is_reported_and_the_rest_loads(shared_folder):
+    locked = write_file(shared_folder / "q/a_locked.txt", [example_batch()])
+    write_file(shared_folder / "q/b_open.txt", [example_batch()])
+    locked.chmod(0)
+    (shared_folder / "warehouse").mkdir()
+    warehouse = shared_folder / "warehouse/backfill.duckdb"
+    result = ingest_unprivileged(shared_folder / "q", warehouse)
+
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 1, output
+    assert f"not read {locked.resolve()}: cannot open it: Permission denied" in output
     assert query(warehouse, "select source_file from raw.ingested_files") == [
-        (str((tmp_path / "q/b_open.txt").resolve()),)
+        (str((shared_folder / "q/b_open.txt").resolve()),)
     ]
 
 
