@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,15 +64,27 @@ def open_duckdb(database: Path | str, *, streaming: bool = False) -> duckdb.Duck
 
     The folder is created here and left in place: DuckDB removes a temp folder it created
     itself when it closes, which would pull it from under another process spilling there
-    (DuckDB's temp files carry their process id, so processes can share the folder).
+    (DuckDB's temp files carry their process id, so processes can share the folder). The
+    default folder beside a warehouse that does not exist (yet) is not created: DuckDB
+    creates it only if it spills, and removes it again.
     """
     spill = settings.temp_directory()
-    spill.mkdir(parents=True, exist_ok=True)
+    if _keeps_spill_folder(spill, database):
+        spill.mkdir(parents=True, exist_ok=True)
     config: dict[str, str | bool | int | float | list[str]] = {
         "memory_limit": settings.memory_limit(streaming=streaming),
         "temp_directory": str(spill),
     }
     return duckdb.connect(str(database), config=config)
+
+
+def _keeps_spill_folder(spill: Path, database: Path | str) -> bool:
+    """Whether to create `spill` for good: a folder the user chose, or the default one
+    beside a warehouse that exists or is the database being opened (created)."""
+    if os.environ.get(settings.TEMP_DIRECTORY_ENV):
+        return True
+    warehouse = settings.warehouse_path()
+    return warehouse.exists() or Path(database).absolute() == warehouse.absolute()
 
 
 def connect(

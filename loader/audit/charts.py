@@ -139,7 +139,10 @@ def columns(
                     f"<title>{escape(label)}: {_fmt(value)} {escape(name)}</title></rect>"
                 )
             base -= h
-        if i % every == 0:
+        # every `every`th label, and always the last one (an overflow bucket says so),
+        # without one crowding it
+        last = i == count - 1
+        if last or (i % every == 0 and count - 1 - i >= every / 2):
             body.append(
                 f'<text x="{x + slot / 2:.1f}" y="{top + plot_h + 16}" text-anchor="middle" '
                 f'fill="{MUTED}">{escape(label)}</text>'

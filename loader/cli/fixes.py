@@ -150,9 +150,9 @@ def print_created(created: NewFix, *, from_rows: bool = False) -> None:
 
 @handles_loader_errors
 def lint_command(project_dir: ProjectDirOption = Path(".")) -> None:
-    """Check the compiled SQL of every fix in var `fixes` (sqlglot, DuckDB dialect).
+    """Check the compiled SQL of every fix of both chains: var `fixes` (event fixes) and var `context_fixes` (context fixes), with sqlglot in DuckDB's dialect.
 
-    A fix is exactly one SELECT, reads only ref()s (its chain input first), references only known columns, returns every chain column, and passes replay_key, user_key and timestamp_unixtime_ms through unchanged. A TODO left from `loader new-fix` is a problem too. Each problem is printed once, as path:line:col. Exits 1 when a fix breaks a rule.
+    A fix is exactly one SELECT, reads only ref()s (its chain input first), references only known columns and returns every chain column. An event fix passes replay_key, user_key and timestamp_unixtime_ms through unchanged; a context fix passes the batch key through, and the user key's inputs (mpid, invalid_mpid, user_identities, device_info, mp_deviceid) unless the fix declares `meta: {changes_identity: true}`. A TODO left from `loader new-fix` is a problem too. Each problem is printed once, as path:line:col. Exits 1 when a fix breaks a rule.
     """  # noqa: E501
     from loader.fixes.lint import lint_project
 

@@ -53,3 +53,9 @@ def test_rendered_help_lines_end_sentences_when_nothing_wraps(command):
             assert not re.match(r"\s{10,}", line[1:]), f"{command}: continuation row {line!r}"
             continue
         assert SENTENCE_END.search(line), f"{command}: {line.strip()!r} ends mid-sentence"
+
+
+def test_lint_help_covers_both_fix_chains():
+    text = " ".join(help_text("lint", columns=200).split())
+    assert "var `fixes`" in text and "var `context_fixes`" in text
+    assert "batch key" in text  # what a context fix must pass through
