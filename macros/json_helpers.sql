@@ -180,3 +180,30 @@
 {% macro spark__json_object_agg(key_expr, json_expr) -%}
     to_json(map_from_entries(collect_list(struct({{ key_expr }}, parse_json({{ json_expr }})))))
 {%- endmacro %}
+
+{% macro json_keep_nested_nulls(object_expr, key, member_expr) -%}
+    {#-
+        `object_expr` (from json_drop_nulls) with its member `key` exactly as `member_expr`
+        was, nulls inside it included: merge-patch semantics drop nulls at every depth.
+        Rows without a nested null keep the same text.
+    -#}
+    {{ return(adapter.dispatch('json_keep_nested_nulls')(object_expr, key, member_expr)) }}
+{%- endmacro %}
+
+{% macro default__json_keep_nested_nulls(object_expr, key, member_expr) -%}
+    case
+        when {{ member_expr }} is null
+            or json_merge_patch('{}', {{ member_expr }})::varchar = json({{ member_expr }})::varchar
+            then {{ object_expr }}
+        else replace(
+            ({{ object_expr }})::varchar,
+            '"{{ key }}":' || json_merge_patch('{}', {{ member_expr }})::varchar,
+            '"{{ key }}":' || json({{ member_expr }})::varchar
+        )::json
+    end
+{%- endmacro %}
+
+{% macro spark__json_keep_nested_nulls(object_expr, key, member_expr) -%}
+    {#- spark__json_drop_nulls drops top-level members only: nested nulls are still there -#}
+    {{ object_expr }}
+{%- endmacro %}

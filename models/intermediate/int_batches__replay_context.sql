@@ -44,7 +44,8 @@ keyed as (
 with_context as (
     select
         *,
-        {{ json_drop_nulls(json_object_sql([
+        -- consent_state as it was, nulls inside it too (mParticle applies it downstream)
+        {{ json_keep_nested_nulls(json_drop_nulls(json_object_sql([
             ('environment', json_value_sql('environment')),
             ('mpid', json_value_sql('try_cast(mpid as bigint)')),
             ('mp_deviceid', json_value_sql('mp_deviceid')),
@@ -57,7 +58,7 @@ with_context as (
             ('ip', json_value_sql('ip')),
             ('context', json_parsed(data_plan_context('data_plan_id', 'data_plan_version'))),
             ('deleted_user_attributes', json_parsed(fix_json_literal([])))
-        ])) }} as batch_context,
+        ])), 'consent_state', 'consent_state') }} as batch_context,
         {{ data_plan_note('data_plan_id', 'data_plan_version') }} as data_plan_note
     from keyed
 ){%- if with_suppression %},
