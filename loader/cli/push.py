@@ -152,6 +152,15 @@ def push_command(
             show_default=False,
         ),
     ] = None,
+    allow_triggers: Annotated[
+        bool,
+        typer.Option(
+            "--allow-triggers",
+            help="Send events that trigger messages downstream (seeds/trigger_events.csv: "
+            "Braze campaigns, Customer.io journeys); without it a run that would send any is "
+            "refused. The run records it.",
+        ),
+    ] = False,
     replay_set: Annotated[
         str | None,
         typer.Option(
@@ -233,6 +242,7 @@ def push_command(
         destination=destination,
         destination_settings=destination_settings,
         sample=sample,
+        allow_triggers=allow_triggers,
     )
     # an object-storage URI stays text: a Path would turn s3:// into s3:/
     replay: Path | str = settings.warehouse_path() if replay_set is None else replay_set

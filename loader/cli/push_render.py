@@ -40,6 +40,7 @@ def print_plan(report: PushReport) -> None:
     if plan.sample_users_pct is not None:
         err.print(f"[red]warning:[/] {esc(sample_note(plan.sample_users_pct))}")
     _print_suppression(plan)
+    _print_triggers(plan)
     if plan.events_by_type:
         types = ", ".join(f"{name} {count}" for name, count in plan.events_by_type.items())
         out.print(f"  by type: {types}", markup=False)
@@ -239,6 +240,36 @@ def _print_suppression(plan: PlanSummary) -> None:
         return
     suppression = SuppressionList(listed["path"], listed["sha256"], listed["rows"])
     out.print(f"  {suppression_line(suppression)}", markup=False)
+
+
+def _print_triggers(plan: PlanSummary) -> None:
+    """Events to send that would trigger messages downstream, and integrations that can
+    trigger with none of their events listed (seed trigger_events)."""
+    from loader.push.trigger_events import (
+        ALLOW_TRIGGERS_HINT,
+        NOT_CHECKED,
+        describe,
+        unlisted_line,
+    )
+
+    for item in plan.triggers_unlisted:
+        line = unlisted_line(item["integration"], item["messages_source_url"])
+        err.print(f"[yellow]warning:[/] {esc(line)}")
+    if plan.trigger_events is None:
+        err.print(f"[yellow]note:[/] {esc(NOT_CHECKED)}")
+    elif not plan.trigger_events_total:
+        out.print("  events that trigger messages (seed trigger_events): none", markup=False)
+    elif plan.allow_triggers:
+        err.print(
+            f"[yellow]warning:[/] {plan.trigger_events_total} events trigger messages "
+            f"downstream and are sent (--allow-triggers): {esc(describe(plan.trigger_events))}"
+        )
+    else:
+        err.print(
+            f"[red]warning:[/] {plan.trigger_events_total} events would trigger messages "
+            f"downstream: {esc(describe(plan.trigger_events))}. `loader push` refuses to send "
+            f"them: {esc(ALLOW_TRIGGERS_HINT)}"
+        )
 
 
 def _print_skipped(plan: PlanSummary) -> None:

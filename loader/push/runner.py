@@ -60,6 +60,8 @@ from loader.push.reviewed_plan import (
 )
 from loader.push.send_plan import Planner, PlanSummary, SampleRequest, planning_session
 from loader.push.transport import Outgoing, RateLimiter, SendResult, Transport
+from loader.push.trigger_events import ALLOW_TRIGGERS_HINT, TriggerEventsRefused
+from loader.push.trigger_events import describe as describe_triggers
 
 LEDGER_CHUNK = 5_000  # batches recorded per transaction while planning
 POSITIONS_CHUNK = 50_000  # send positions of groups recorded at once (for the ETA)
@@ -85,6 +87,7 @@ class PushOptions:
     sample: SampleRequest | None = None  # a test send of a few users' events
     plan_hash: str | None = None  # a reviewed plan's hash (`loader push --plan`), as checked
     at_ms: int | None = None  # plan as of this Unix time in ms (default: now): ages, ETA
+    allow_triggers: bool = False  # send events that trigger messages (seed trigger_events)
 
     @property
     def limits(self) -> PackingLimits:
@@ -338,6 +341,7 @@ def dry_run(
             _planning(ledger, warehouse_path, options) as planner,
         ):
             report.plan = planner.classify()
+            report.plan.allow_triggers = options.allow_triggers
             digest = BatchDigest()
             batches = _digested(planning.batches(planner, with_hashes=False), digest)
             for number, request in enumerate(planning.requests(batches), 1):
@@ -505,10 +509,13 @@ def push(
                 report.plan = planner.classify()
                 if plan_path is not None:
                     _check_reviewed_plan(planner, options, validator, report, plan_path)
-                # the run's options, and the suppression list of the build it sends
+                _check_triggers(report.plan, options)
+                # the run's options, the suppression list of the build it sends, and the
+                # events it sends that trigger messages (with --allow-triggers)
                 listed = planner.suppression_list
                 recorded = options.as_dict() | {
-                    "suppression_list": None if listed is None else listed.as_dict()
+                    "suppression_list": None if listed is None else listed.as_dict(),
+                    "trigger_events": report.plan.trigger_events,
                 }
                 report.run_id = run_id = ledger.start_run(
                     options.endpoint, fingerprint, recorded, options.destination
@@ -533,6 +540,19 @@ def push(
                 report.batches_per_second = ledger.throughput(run_id)
                 ledger.finish_run(run_id, report.status, _run_counts(report), report.message)
     return report
+
+
+def _check_triggers(plan: PlanSummary, options: PushOptions) -> None:
+    """Refuse a run that would send events that trigger messages, unless allowed."""
+    plan.allow_triggers = options.allow_triggers
+    total = plan.trigger_events_total
+    if total and not options.allow_triggers:
+        raise TriggerEventsRefused(
+            f"not pushing: {total} {'event' if total == 1 else 'events'} of this run would trigger "
+            f"messages downstream (seed trigger_events): "
+            f"{describe_triggers(plan.trigger_events or [])}. Sending them can message real "
+            f"users about what they did days ago: {ALLOW_TRIGGERS_HINT}."
+        )
 
 
 def _check_destination(

@@ -120,6 +120,13 @@ class PlanSummary:
     sample_users_pct: float | None = None
     # the build's suppression list (path, sha256, rows); None: built without one
     suppression_list: dict[str, Any] | None = None
+    # events to send that would trigger messages downstream (seed trigger_events): per
+    # integration, event type and name, and in all; None: the replay set does not say
+    trigger_events: list[dict[str, Any]] | None = None
+    trigger_events_total: int = 0
+    # integrations of var integrations that can trigger messages, none of their events listed
+    triggers_unlisted: list[dict[str, Any]] = field(default_factory=list)
+    allow_triggers: bool = False  # the run's --allow-triggers
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -274,9 +281,27 @@ class Planner:
 
         summary.integration_limits = integration_limits(con, sending, self.now_ms)
         self.sending = sending
+        self._count_triggers(summary, sending)
         if self.sample is not None:
             self._sample_summary(summary)
         return summary
+
+    def _count_triggers(self, summary: PlanSummary, sending: str) -> None:
+        """The events to send that would trigger messages, and the integrations that can
+        trigger with none of their events listed (for a direct destination: its own)."""
+        from loader.push.trigger_events import integrations_without_triggers, trigger_counts
+
+        # mParticle forwards to every connected integration; a direct destination is one
+        only = None if self.destination == EVENTS_API else self.destination
+        counted = trigger_counts(self.con, ALIAS, sending=sending, integration=only)
+        if counted is not None:
+            counts, summary.trigger_events_total = counted
+            summary.trigger_events = [count.as_dict() for count in counts]
+        summary.triggers_unlisted = [
+            {"integration": name, "messages_source_url": url}
+            for name, url in integrations_without_triggers(self.con, ALIAS)
+            if only is None or name == only
+        ]
 
     def _count_dispositions(self, summary: PlanSummary) -> None:
         """The replay set's events by what the ledger says of them."""
@@ -597,7 +622,8 @@ def planning_session(
     spills to disk beyond, see loader.warehouse.open_duckdb) so a push stays flat however
     many events there are. The age limits are the build's (`replay_build_settings`). A
     direct destination reads its own `replay_table`; the ledger's record of `destination`
-    says what was sent.
+    says what was sent. Events that trigger messages count for that destination only
+    (the Events API: for every integration).
     Raises what `attached_replay_set` does.
     """
     with attached_replay_set(ledger.con, warehouse_path, replay_table) as replay:

@@ -179,9 +179,9 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
         identities = blocked_identities_section(con)
         sections += [identities] if identities else []
         sections.append(data_plan_section(con))
-        privacy, no_suppression_list = privacy_section(con)
+        privacy, privacy_warnings = privacy_section(con)
         sections.append(privacy)
-        notes += [no_suppression_list] if no_suppression_list else []
+        notes += privacy_warnings
         integrations = integration_limits_section(con)
         sections += [integrations] if integrations else []
         outcomes = outcomes_section(con)

@@ -1,4 +1,5 @@
-"""The report's privacy section: the suppression list the build used and what it skipped."""
+"""The report's privacy section: the suppression list the build used and what it skipped,
+the replay events that would trigger messages downstream, and consent as sent."""
 
 from __future__ import annotations
 
@@ -6,24 +7,64 @@ from html import escape
 
 import duckdb
 
-from loader.audit.report.html import Section, fmt
+from loader.audit.report.html import Section, fmt, html_table
 from loader.audit.report.reading import query
 from loader.build_settings import read_suppression_list, suppression_line
+from loader.push.trigger_events import (
+    ALLOW_TRIGGERS_HINT,
+    NOT_CHECKED,
+    integrations_without_triggers,
+    trigger_counts,
+    unlisted_line,
+)
 
 
-def privacy_section(con: duckdb.DuckDBPyConnection) -> tuple[Section, str | None]:
-    """The section, and a warning (HTML) when the build had no suppression list."""
+def privacy_section(con: duckdb.DuckDBPyConnection) -> tuple[Section, list[str]]:
+    """The section, and its warnings (HTML): no suppression list, events that trigger
+    messages, integrations that can trigger with none of their events listed."""
     suppression = read_suppression_list(con)
     [(events,)] = query(
         con,
         "select count(*) from blocked_events__outcomes where skip_reason = 'suppressed_user'",
     )
     line = escape(suppression_line(suppression))
+    triggers, trigger_warnings = _triggers(con)
     html = (
         f"<p>{line}.</p><p>{fmt(events)} blocked events of suppressed users are not replayed "
         "(<code>skip_reason = 'suppressed_user'</code> in "
-        "<code>blocked_events__outcomes</code>). Each batch's <code>consent_state</code> is "
-        "sent as it was.</p>"
+        "<code>blocked_events__outcomes</code>).</p>"
+        + triggers
+        + "<p>Each batch's <code>consent_state</code> is sent as it was: mParticle's consent "
+        "forwarding rules then apply downstream as to the original data.</p>"
     )
-    warning = None if suppression is not None else line
-    return Section("Privacy and side effects", html, "privacy"), warning
+    warnings = ([] if suppression is not None else [line]) + trigger_warnings
+    return Section("Privacy and side effects", html, "privacy"), warnings
+
+
+def _triggers(con: duckdb.DuckDBPyConnection) -> tuple[str, list[str]]:
+    """The replay events that would trigger messages, per integration and event name."""
+    warnings = [escape(unlisted_line(*unlisted)) for unlisted in integrations_without_triggers(con)]
+    counted = trigger_counts(con)
+    if counted is None:
+        return f"<p>{escape(NOT_CHECKED[0].upper() + NOT_CHECKED[1:])}.</p>", warnings
+    counts, total = counted
+    if not total:
+        return (
+            "<p>No replay event triggers messages downstream (seed "
+            "<code>trigger_events</code>).</p>",
+            warnings,
+        )
+    warnings.append(
+        f"{fmt(total)} replay events would trigger messages downstream (seed "
+        f"<code>trigger_events</code>): <code>loader push</code> refuses to send them; "
+        f"{escape(ALLOW_TRIGGERS_HINT)}."
+    )
+    rows = [(c.integration, c.event_type, c.event_name, c.events) for c in counts]
+    html = (
+        f"<p>{fmt(total)} replay events would trigger messages downstream (campaigns, "
+        "Canvases, journeys started by an event): <code>loader push</code> refuses to send "
+        f"them; {escape(ALLOW_TRIGGERS_HINT)}. Every one: "
+        "<code>replay_trigger_events</code>.</p>"
+        + html_table(["integration", "event type", "event name", "events"], rows, numeric={3})
+    )
+    return html, warnings
