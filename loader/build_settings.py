@@ -19,6 +19,10 @@ REBUILD_FOR_AGE_CHECKS = (
     "the warehouse has no replay_build_settings table (built by an older version): "
     "rebuild (`dbt build`) to get age checks"
 )
+PARQUET_HAS_NO_AGE_CHECKS = (
+    "a Parquet replay set carries no build settings (replay_build_settings stays with the "
+    "build that wrote it), so the plan shows no age checks against the build's limits"
+)
 
 
 @dataclass(frozen=True)

@@ -177,11 +177,12 @@ def _print_sample(plan: PlanSummary) -> None:
 
 
 def _print_age_warnings(plan: PlanSummary) -> None:
-    from loader.build_settings import REBUILD_FOR_AGE_CHECKS, AgeLimits
+    from loader.build_settings import PARQUET_HAS_NO_AGE_CHECKS, REBUILD_FOR_AGE_CHECKS, AgeLimits
     from loader.push.age_warnings import age_warnings
 
     if plan.warn_age_days is None or plan.max_age_days is None:
-        err.print(f"[yellow]note:[/] {esc(REBUILD_FOR_AGE_CHECKS)}")
+        why = PARQUET_HAS_NO_AGE_CHECKS if plan.replay_set_parquet else REBUILD_FOR_AGE_CHECKS
+        err.print(f"[yellow]note:[/] {esc(why)}")
         return
     limits = AgeLimits(warn_days=plan.warn_age_days, max_days=plan.max_age_days)
     older_than = {

@@ -49,7 +49,7 @@ from loader.push.packing import (
     group_requests,
     pack_and_validate,
 )
-from loader.push.replay_reader import ALIAS
+from loader.push.replay_reader import ALIAS, is_parquet_location
 from loader.push.reviewed_plan import (
     LEDGER_CLASSES,
     BatchDigest,
@@ -342,6 +342,7 @@ def dry_run(
         ):
             report.plan = planner.classify()
             report.plan.allow_triggers = options.allow_triggers
+            report.plan.replay_set_parquet = is_parquet_location(warehouse_path)
             digest = BatchDigest()
             batches = _digested(planning.batches(planner, with_hashes=False), digest)
             for number, request in enumerate(planning.requests(batches), 1):
@@ -507,6 +508,7 @@ def push(
                     )
                 _settings_of_the_build(ledger, options)
                 report.plan = planner.classify()
+                report.plan.replay_set_parquet = is_parquet_location(warehouse_path)
                 if plan_path is not None:
                     _check_reviewed_plan(planner, options, validator, report, plan_path)
                 _check_triggers(report.plan, options)

@@ -102,6 +102,7 @@ class PlanSummary:
     # the build's age limits (replay_build_settings); None: built without them, no age checks
     warn_age_days: int | None = None
     max_age_days: int | None = None
+    replay_set_parquet: bool = False  # read from Parquet, which carries no build settings
     # why the replay set predates a failed build or a changed project (build_freshness)
     stale_build: str | None = None
     # a sample run: its users in the order picked, the (event type, event name) pairs they

@@ -139,3 +139,13 @@ def test_a_parquet_replay_set_in_object_storage_is_read_from_its_uri(env, tmp_pa
 
     code, _, stderr = push("--dry-run", "--replay-set", f"s3://{s3_bucket}/nothing-here")
     assert code == 2 and "no Parquet file there" in stderr
+
+
+def test_a_parquet_dry_run_says_parquet_carries_no_build_settings(env, tmp_path):
+    # the warehouse beside it has replay_build_settings: rebuilding it would not help
+    folder = write_parquet(env, tmp_path / "replay_set")
+    result = runner.invoke(app, ["push", "--dry-run", "--replay-set", str(folder)])
+    assert result.exit_code == 0, result.output
+    stderr = " ".join(result.stderr.split())
+    assert "a Parquet replay set carries no build settings" in stderr
+    assert "rebuild (`dbt build`) to get age checks" not in stderr
