@@ -54,7 +54,8 @@ def ingest_command(
     if forget_files:
         return forget_command(paths)
     source = source_for(paths, since.date() if since else None)
-    con = connect(settings.warehouse_path(), streaming=True)
+    warehouse = settings.warehouse_path()
+    con = connect(warehouse, streaming=True)
     with con, IngestProgress(source, enabled=out.is_terminal and not as_json) as progress:
         summary = ingest_source(con, source, on_file=None if as_json else progress.on_file)
         suppression = configured_list()
@@ -69,6 +70,7 @@ def ingest_command(
         out.print_json(json.dumps(totals))
     else:
         print_summary(summary)
+        out.print(f"warehouse: {warehouse.absolute()}", markup=False, highlight=False)
         progress.print_downloads()
         if suppressed:
             print_load(suppressed)

@@ -92,6 +92,7 @@ def test_ingest_prints_a_path_with_brackets_and_loads_the_next_file(built):
         f"   loaded  {built.later}  1 lines\n"
         "\nfiles read 2, skipped 0 (verification files), unchanged 0; "
         "lines loaded 6, rejected 0\n"
+        f"warehouse: {built.folder / 'backfill.duckdb'}\n"
     )
 
 

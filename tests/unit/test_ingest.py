@@ -33,6 +33,7 @@ def test_gzip_under_txt_name_and_verification_files(tmp_path, warehouse):
 
     assert result.exit_code == 0, result.output
     assert "files read 1, skipped 2 (verification files)" in result.output
+    assert f"warehouse: {warehouse.absolute()}\n" in result.output  # where it was written
     assert query(warehouse, "select is_gzip, lines_loaded from raw.ingested_files") == [(True, 1)]
     [(batch_id,)] = query(
         warehouse, "select json_extract_string(batch_json, '$.batch_id') from raw.quarantine_lines"
