@@ -74,34 +74,53 @@ def _load_block(
     max_line_bytes: int,
 ) -> int:
     """Insert the lines of `chunk` (whole lines), numbered after `lines_before`."""
-    if b"\x00" in chunk or chunk.startswith(b"\xef\xbb\xbf"):
+    block = judge_block(chunk, lines_before, max_line_bytes)
+    if block is None:
         raise GiveUp
+    return insert_block(con, block, source_file, checksum, now)
+
+
+def judge_block(chunk: bytes, lines_before: int, max_line_bytes: int) -> pa.Table | None:
+    """The lines of `chunk` (whole lines, numbered after `lines_before`) as a table of
+    `line_number` and `batch_json`, or None when a line needs the careful path."""
+    if b"\x00" in chunk or chunk.startswith(b"\xef\xbb\xbf"):
+        return None
     try:
         chunk.decode("utf-8")
     except UnicodeDecodeError:
-        raise GiveUp from None
+        return None
     numbers, lines = [], []
     loads = orjson.loads
     try:
         for number, line in enumerate(chunk.split(b"\n"), lines_before + 1):
             raw = line.rstrip(b"\r")
             if len(raw) > max_line_bytes:
-                raise GiveUp
+                return None
             if raw.strip():  # a line of blanks is skipped, as the careful path does
                 if type(loads(raw)) is not dict:
-                    raise GiveUp
+                    return None
                 numbers.append(number)
                 lines.append(raw)
     except orjson.JSONDecodeError:
-        raise GiveUp from None
-    if not lines:
-        return 0
-    block = pa.table(
+        return None
+    return pa.table(
         {
             "line_number": pa.array(numbers, pa.int64()),
             "batch_json": pa.array(lines, pa.json_()),
         }
     )
+
+
+def insert_block(
+    con: duckdb.DuckDBPyConnection,
+    block: pa.Table,
+    source_file: str,
+    checksum: str,
+    now: datetime,
+) -> int:
+    """Insert the judged lines `block` (from `judge_block`) of one file."""
+    if not block.num_rows:
+        return 0
     # record batches of a few thousand rows: DuckDB scans them on all its threads
     block = pa.Table.from_batches(block.to_batches(max_chunksize=SCAN_ROWS))
     con.register("fast_block", block)
@@ -113,4 +132,4 @@ def _load_block(
         )
     finally:
         con.unregister("fast_block")
-    return len(lines)
+    return int(block.num_rows)

@@ -13,7 +13,7 @@ import codecs
 import gzip
 import io
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +23,12 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from loader.ingest.fast_path import load_fast
+from loader.ingest import parallel
+from loader.ingest.fast_path import insert_block, load_fast
+from loader.ingest.parallel import Prepared, prepared_in_order
 from loader.ingest.source_choice import source_for
 from loader.ingest.sources import (
+    LocalFiles,
     ObjectReadError,
     ReadsAhead,
     Source,
@@ -257,10 +260,12 @@ def ingest_file(
     now: datetime,
     *,
     fast: bool = True,
+    prepared: Prepared | None = None,
 ) -> FileResult:
     """Load one file, in the caller's transaction. The file counts as loaded once its
     `raw.ingested_files` row is committed with its lines (DuckDB writes big appends to the
-    file as they come, so memory stays flat whatever the file size)."""
+    file as they come, so memory stays flat whatever the file size). `prepared`: what a
+    worker read of it (`parallel.prepare`)."""
     source_file = obj.uri
     if is_verification_file(obj.name):
         return FileResult(source_file, "skipped", note="bucket verification file")
@@ -269,7 +274,7 @@ def ingest_file(
             shown_path(source_file), "not read", note="its name is not UTF-8; rename it"
         )
     try:
-        checksum = source.fingerprint(obj)
+        checksum = prepared.checksum if prepared else source.fingerprint(obj)
     except OSError as exc:
         return _not_read(obj, exc)
     known = con.execute(
@@ -286,7 +291,9 @@ def ingest_file(
         for table in ("quarantine_lines", "rejected_lines", "ingested_files"):
             con.execute(f"delete from raw.{table} where source_file = ?", [source_file])
     try:
-        loader, is_gzip, binary, read_fast = _read(con, source, obj, checksum, now, fast=fast)
+        loader, is_gzip, binary, read_fast = _read(
+            con, source, obj, checksum, now, fast=fast, prepared=prepared
+        )
     except OSError as exc:
         return _not_read(obj, exc)
     refused = binary and loader.loaded == 0 and bool(loader.rejections)
@@ -332,12 +339,16 @@ def _read(
     now: datetime,
     *,
     fast: bool,
+    prepared: Prepared | None = None,
 ) -> tuple[_FileLoader, bool, bool, bool]:
     """Load the lines of `obj`: by the fast path (when `fast`) if every line is a good
     batch, else line by line. Returns the loader (counts, rejections), whether the file is
     gzipped, whether its head looks binary, and whether the fast path read it. Raises
     OSError when it cannot be opened."""
     loader = _FileLoader(con, obj.uri, checksum, now)
+    if prepared and prepared.block is not None:
+        loader.loaded = insert_block(con, prepared.block, obj.uri, checksum, now)
+        return loader, prepared.is_gzip, False, True
     if fast:
         with source.open(obj) as stream:
             fh, is_gzip = open_maybe_gzip(stream)
@@ -436,8 +447,8 @@ def ingest_source(
     pending_bytes = 0
     con.begin()
     try:
-        for obj in source.objects():
-            result = _ingest_one(con, source, obj, now, fast=fast)
+        for obj, prepared in _objects(con, source, fast=fast):
+            result = _ingest_one(con, source, obj, now, fast=fast, prepared=prepared)
             pending.append(result)
             pending_bytes += obj.size if result.status in ("loaded", "replaced") else 0
             if pending_bytes >= COMMIT_BYTES:
@@ -454,6 +465,23 @@ def ingest_source(
     return summary
 
 
+def _objects(
+    con: duckdb.DuckDBPyConnection, source: Source, *, fast: bool
+) -> Iterator[tuple[SourceObject, Prepared | None]]:
+    """The objects of `source` in order; local files read ahead on every core (`parallel`)."""
+    if not (fast and isinstance(source, LocalFiles)):
+        for obj in source.objects():
+            yield obj, None
+        return
+    objects = list(source.objects())
+    if sum(obj.size for obj in objects) < parallel.PARALLEL_MIN_BYTES:
+        for obj in objects:
+            yield obj, None
+        return
+    loaded = con.execute("select file_checksum from raw.ingested_files").fetchall()
+    yield from prepared_in_order(objects, {c for (c,) in loaded}, MAX_LINE_BYTES)
+
+
 def _ingest_one(
     con: duckdb.DuckDBPyConnection,
     source: Source,
@@ -461,10 +489,11 @@ def _ingest_one(
     now: datetime,
     *,
     fast: bool,
+    prepared: Prepared | None = None,
 ) -> FileResult:
     """`ingest_file`, with an object that could not be read whole reported, none of it kept."""
     try:
-        return ingest_file(con, source, obj, now, fast=fast)
+        return ingest_file(con, source, obj, now, fast=fast, prepared=prepared)
     except ObjectReadError as exc:
         for table in ("quarantine_lines", "rejected_lines"):
             con.execute(f"delete from raw.{table} where source_file = ?", [obj.uri])
