@@ -93,7 +93,7 @@ def prepared_in_order(
     pool = ProcessPoolExecutor(
         workers(), mp_context=context, initializer=_start, initargs=(frozenset(known),)
     )
-    futures: list[Future | None] = []
+    futures: list[Future[Prepared] | None] = []
 
     def submit(index: int) -> None:
         obj = objects[index]
