@@ -101,7 +101,9 @@ def test_dry_run_prints_plan_ids_and_local_rejection_reasons(built, tmp_path):
     assert result.exit_code == 1, result.output
     lines = result.stdout.splitlines()
     assert f"  data plan: 6 events: {PLAN_NOTE}" in lines
-    assert " ".join(result.stderr.split()) == (
+    warning, refusal = " ".join(result.stderr.split()).split(" 1 events fail", 1)
+    assert warning.startswith("warning: the replay set was built without a suppression list")
+    assert "1 events fail" + refusal == (
         "1 events fail the local batch checks and are not sent (refused locally before "
         "sending): 1 events [bad_event_type] an event type or custom event type the Events API "
         "does not take (e.g. event 0: data.custom_event_type must be one of attribution, "
