@@ -72,8 +72,17 @@ class Downloads:
         self._next = 0  # first entry of `_queue` not submitted yet
         self._futures: dict[tuple[str, int], Future[Any]] = {}
         self._ahead = 0  # bytes submitted and not yet read
+        self._counted: set[str] = set()  # objects read to their end (counted once)
         with self._lock:
             self._fill()
+
+    def count_object(self, remote: RemoteObject) -> None:
+        """`remote` was read to its end: one object downloaded, however often it is read
+        (a file whose fast path fails is read again line by line)."""
+        with self._lock:
+            if remote.obj.uri not in self._counted:
+                self._counted.add(remote.obj.uri)
+                self.transfer.objects_downloaded += 1
 
     def open(self, remote: RemoteObject) -> BinaryIO:
         raw = _ObjectStream(self, remote)
@@ -222,5 +231,4 @@ class _ObjectStream(io.RawIOBase):
         if version != self.remote.version:
             raise ObjectReadError(self.remote.obj.uri, CHANGED)
         self.done = True
-        with self.downloads._lock:
-            self.downloads.transfer.objects_downloaded += 1
+        self.downloads.count_object(self.remote)

@@ -17,6 +17,7 @@ known_events as (
         classified.replay_reason as blocked_kind,
         classified.event_type,
         coalesce(fixed.event_name, classified.event_name) as event_name,
+        classified.event_name as original_event_name,
         classified.timestamp_unixtime_ms,
         -- replay_events is the fixed events without a skip_reason (a data test checks it)
         case
@@ -40,6 +41,7 @@ ids_without_event as (
         'blocked_event' as blocked_kind,
         cast(null as string) as event_type,
         cast(null as string) as event_name,
+        cast(null as string) as original_event_name,
         cast(null as bigint) as timestamp_unixtime_ms,
         'skipped' as outcome,
         'event_not_found_in_batch' as skip_reason

@@ -332,3 +332,12 @@ def test_azure_with_a_wrong_key_says_access_is_denied(azure, delivery, warehouse
     assert result.exit_code == 2, result.output
     assert azure.uri("mparticle/") in result.output
     assert "AZURE_STORAGE_CONNECTION_STRING" in result.output
+
+
+def test_an_object_read_twice_counts_once(store, delivery, warehouse):
+    # the file with the bad line is read twice (fast path, then line by line)
+    store.upload(delivery, "mparticle/")
+    result = ingest(store.uri("mparticle/"), "--json")
+    as_json = json.loads(result.output)
+    assert as_json["lines_rejected"] == 1
+    assert as_json["objects_downloaded"] == as_json["files_read"] == 9

@@ -193,6 +193,12 @@ def test_example_fix_renames_and_is_listed(built):
     row = replay_rows(built)[f"{BIG_BATCH_ID}:{BIG_EVENT_ID}"]
     assert orjson.loads(row["event"])["data"]["event_name"] == "Checkout Complete"
     assert row["fixes"] == ["fix_rename_checkout_event"]
+    # the outcome keeps the name it was blocked under beside the fixed one
+    assert query(
+        built,
+        "select event_name, original_event_name from blocked_events__outcomes where replay_key = ?",
+        [f"{BIG_BATCH_ID}:{BIG_EVENT_ID}"],
+    ) == [("Checkout Complete", "Chekout Complete")]
 
 
 def test_redelivered_batch_counts_once(built):
