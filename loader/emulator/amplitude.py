@@ -63,14 +63,17 @@ from loader.emulator.http_core import (
     StandInHandler,
     StandInServer,
     arrow_columns,
+    check_faults,
+    draw_fault,
     open_record,
     read_body,
+    requests_summary,
+    serving,
     wait_for_stop,
 )
 from loader.emulator.stand_in import Faults, StandIn
 
 MAX_READ_BYTES = 64 * 1024 * 1024  # larger bodies are not read: the connection is closed
-SCRIPT_ENTRIES = ("429", "503", "drop", "drop-after", "200")
 SKIP_SYNC = "$skip_user_properties_sync"
 RECORD_DDL = """
 create table if not exists received_amplitude_events (
@@ -122,14 +125,7 @@ class AmplitudeEmulatorConfig:
     script: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        shares = (self.share_429, self.share_503, self.share_drop)
-        if any(not 0.0 <= s <= 1.0 for s in shares) or sum(shares) > 1.0:
-            raise EmulatorError("the shares of faults must be in [0, 1] and sum to at most 1")
-        unknown = [e for e in self.script if e not in SCRIPT_ENTRIES]
-        if unknown:
-            raise EmulatorError(
-                f"unknown script entries {', '.join(unknown)}; use {', '.join(SCRIPT_ENTRIES)}"
-            )
+        check_faults((self.share_429, self.share_503, self.share_drop), self.script)
 
     def __repr__(self) -> str:  # never show the key
         return f"AmplitudeEmulatorConfig(api_key='***', db_path={self.db_path})"
@@ -185,10 +181,8 @@ class AmplitudeEmulator:
                 self.rows = None
 
     def summary(self) -> str:
-        statuses = collections.Counter(entry[1] for entry in self.log)
-        answered = ", ".join(f"{n}x{s}" for s, n in sorted(statuses.items()))
         return (
-            f"{len(self.log)} requests ({answered or 'none'}); {len(self.accepted)} events "
+            f"{requests_summary(entry[1] for entry in self.log)}; {len(self.accepted)} events "
             f"accepted, {self.duplicates} duplicates (insert_id) not recorded again, "
             f"{self.synced_events} synced user properties (no $skip_user_properties_sync)"
         )
@@ -212,13 +206,8 @@ class AmplitudeEmulator:
     def _fault(self) -> str | None:
         if self.script:
             return self.script.pop(0)
-        draw, c = self.rng.random(), self.config
-        shares = (("429", c.share_429), ("503", c.share_503), ("drop-after", c.share_drop))
-        for name, share in shares:
-            if draw < share:
-                return name
-            draw -= share
-        return None
+        c = self.config
+        return draw_fault(self.rng, (c.share_429, c.share_503, c.share_drop))
 
     def _check(
         self, body: bytes, content_type: str, number: int, fault: str | None
@@ -474,12 +463,8 @@ def running_amplitude_emulator(
     config: AmplitudeEmulatorConfig | None = None,
 ) -> Iterator[AmplitudeEmulator]:
     """Serve on 127.0.0.1 in a background thread for the duration of the block."""
-    emulator = AmplitudeEmulator(config or AmplitudeEmulatorConfig())
-    emulator.start()
-    try:
+    with serving(AmplitudeEmulator(config or AmplitudeEmulatorConfig())) as emulator:
         yield emulator
-    finally:
-        emulator.stop()
 
 
 def serve_amplitude(
@@ -490,12 +475,8 @@ def serve_amplitude(
     on_ready: Callable[[AmplitudeEmulator], None] | None = None,
 ) -> AmplitudeEmulator:
     """Serve until `stop` is set; `url_file` receives the URL once listening."""
-    emulator = AmplitudeEmulator(config)
-    emulator.start()
-    try:
+    with serving(AmplitudeEmulator(config)) as emulator:
         wait_for_stop(stop, emulator.url, url_file, lambda: on_ready and on_ready(emulator))
-    finally:
-        emulator.stop()
     return emulator
 
 
@@ -523,15 +504,9 @@ def serve_from_cli(
     config = AmplitudeEmulatorConfig(
         api_key=api_key,
         db_path=faults.db,
-        port=faults.port,
-        latency_ms=faults.latency_ms,
-        share_429=faults.share_429,
-        share_503=faults.share_503,
-        share_drop=faults.share_drop,
-        seed=faults.seed,
         per_id_limit=limits.get("per_user_limit", MAX_EVENTS_PER_SECOND_PER_ID),
         window_s=limits.get("window", 30.0),
-        script=faults.script,
+        **faults.settings(),
     )
     return serve_amplitude(config, stop, url_file=url_file, on_ready=on_ready)
 

@@ -11,22 +11,28 @@
 - gzip bodies decoded with a limit (`gunzip_bounded`).
 - Recording: a DuckDB record file opened with a clear error when another process holds it
   (`open_record`), rows buffered and written in blocks (`BufferedRows`).
-- Serving in a background thread, with open connections cut when the stand-in stops.
+- Serving in a background thread, with open connections cut when the stand-in stops
+  (`serving`).
+- The direct destinations' stand-ins' faults: their settings checked (`check_faults`),
+  a random fault drawn (`draw_fault`), and the requests counted by status for their
+  closing summary (`requests_summary`).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import random
 import re
 import socket
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import duckdb
 
@@ -38,6 +44,8 @@ READ_BLOCK_BYTES = 64 * 1024
 MAX_CONCURRENT_REQUESTS = 8
 SLOT_WAIT_S = 30.0
 CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")  # a chunk size line, extensions cut off
+# the answers a direct destination's stand-in can be scripted to give its first requests
+SCRIPT_ENTRIES = ("429", "503", "drop", "drop-after", "200")
 
 
 class EmulatorError(LoaderError):
@@ -336,3 +344,51 @@ def wait_for_stop(
     finally:
         if url_file is not None:
             url_file.unlink(missing_ok=True)
+
+
+class _Serves(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+StandInT = TypeVar("StandInT", bound=_Serves)
+
+
+@contextlib.contextmanager
+def serving(stand_in: StandInT) -> Iterator[StandInT]:
+    """`stand_in` started for the duration of the block, and stopped after it."""
+    stand_in.start()
+    try:
+        yield stand_in
+    finally:
+        stand_in.stop()
+
+
+def check_faults(shares: tuple[float, float, float], script: Iterable[str]) -> None:
+    """Refuse shares of faults (429, 503, drop) outside [0, 1] or summing to over 1, and
+    script entries other than `SCRIPT_ENTRIES`."""
+    if any(not 0.0 <= s <= 1.0 for s in shares) or sum(shares) > 1.0:
+        raise EmulatorError("the shares of faults must be in [0, 1] and sum to at most 1")
+    unknown = [e for e in script if e not in SCRIPT_ENTRIES]
+    if unknown:
+        raise EmulatorError(
+            f"unknown script entries {', '.join(unknown)}; use {', '.join(SCRIPT_ENTRIES)}"
+        )
+
+
+def draw_fault(rng: random.Random, shares: tuple[float, float, float]) -> str | None:
+    """A random fault by its shares (429, 503, drop): "429", "503", "drop-after" or None."""
+    draw = rng.random()
+    for name, share in zip(("429", "503", "drop-after"), shares, strict=True):
+        if draw < share:
+            return name
+        draw -= share
+    return None
+
+
+def requests_summary(statuses: Iterable[int]) -> str:
+    """How many requests and their answers by status: '3 requests (2x200, 1x429)'."""
+    counts = collections.Counter(statuses)
+    answered = ", ".join(f"{n}x{s}" for s, n in sorted(counts.items()))
+    return f"{counts.total()} requests ({answered or 'none'})"

@@ -22,7 +22,6 @@ slots, bounded and chunked reads and bounded gzip decoding.
 from __future__ import annotations
 
 import base64
-import collections
 import contextlib
 import random
 import re
@@ -46,8 +45,12 @@ from loader.emulator.http_core import (
     EmulatorError,
     StandInHandler,
     StandInServer,
+    check_faults,
+    draw_fault,
     gunzip_bounded,
     read_body,
+    requests_summary,
+    serving,
     wait_for_stop,
 )
 from loader.emulator.stand_in import Faults, StandIn
@@ -58,7 +61,6 @@ IMPORT_PATH = "/import"
 MAX_EVENTS = 2_000
 MAX_REQUEST_BYTES = 10_000_000
 MAX_READ_BYTES = 64 * 1024 * 1024
-SCRIPT_ENTRIES = ("429", "503", "drop", "drop-after", "200")
 INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
 
 
@@ -77,14 +79,7 @@ class MixpanelEmulatorConfig:
     script: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        shares = (self.share_429, self.share_503, self.share_drop)
-        if any(not 0.0 <= s <= 1.0 for s in shares) or sum(shares) > 1.0:
-            raise EmulatorError("the shares of faults must be in [0, 1] and sum to at most 1")
-        unknown = [e for e in self.script if e not in SCRIPT_ENTRIES]
-        if unknown:
-            raise EmulatorError(
-                f"unknown script entries {', '.join(unknown)}; use {', '.join(SCRIPT_ENTRIES)}"
-            )
+        check_faults((self.share_429, self.share_503, self.share_drop), self.script)
 
     def __repr__(self) -> str:  # never show a secret
         return "MixpanelEmulatorConfig(token='***')"
@@ -123,10 +118,8 @@ class MixpanelEmulator:
         self.server.stop()
 
     def summary(self) -> str:
-        statuses = collections.Counter(entry[1] for entry in self.log)
-        answered = ", ".join(f"{n}x{s}" for s, n in sorted(statuses.items()))
         return (
-            f"{len(self.log)} requests ({answered or 'none'}); {len(self.accepted)} events "
+            f"{requests_summary(entry[1] for entry in self.log)}; {len(self.accepted)} events "
             f"accepted, {self.duplicates} duplicates ($insert_id) not kept again"
         )
 
@@ -146,16 +139,8 @@ class MixpanelEmulator:
         return self._logged(number, answer, fault, events)
 
     def _draw(self) -> str | None:
-        draw, c = self.rng.random(), self.config
-        for name, share in (
-            ("429", c.share_429),
-            ("503", c.share_503),
-            ("drop-after", c.share_drop),
-        ):
-            if draw < share:
-                return name
-            draw -= share
-        return None
+        c = self.config
+        return draw_fault(self.rng, (c.share_429, c.share_503, c.share_drop))
 
     def _authorized(self, headers: Mapping[str, str], query: dict[str, Any]) -> bool:
         scheme, _, encoded = headers.get("authorization", "").partition(" ")
@@ -301,12 +286,8 @@ def running_mixpanel_emulator(
     config: MixpanelEmulatorConfig | None = None,
 ) -> Iterator[MixpanelEmulator]:
     """Serve on 127.0.0.1 in a background thread for the duration of the block."""
-    emulator = MixpanelEmulator(config or MixpanelEmulatorConfig())
-    emulator.start()
-    try:
+    with serving(MixpanelEmulator(config or MixpanelEmulatorConfig())) as emulator:
         yield emulator
-    finally:
-        emulator.stop()
 
 
 OPTIONS = {
@@ -338,23 +319,9 @@ def serve_from_cli(
                 "--api-option project_id=ID"
             )
         account = (options["service_account"], secret, options["project_id"])
-    config = MixpanelEmulatorConfig(
-        token=token,
-        service_account=account,
-        port=faults.port,
-        latency_ms=faults.latency_ms,
-        share_429=faults.share_429,
-        share_503=faults.share_503,
-        share_drop=faults.share_drop,
-        seed=faults.seed,
-        script=faults.script,
-    )
-    emulator = MixpanelEmulator(config)
-    emulator.start()
-    try:
+    config = MixpanelEmulatorConfig(token=token, service_account=account, **faults.settings())
+    with serving(MixpanelEmulator(config)) as emulator:
         wait_for_stop(stop, emulator.url, url_file, lambda: on_ready(emulator))
-    finally:
-        emulator.stop()
     return emulator
 
 

@@ -65,6 +65,7 @@ from loader.emulator.http_core import (
     open_record,
     read_body,
     safe_headers,
+    serving,
     wait_for_stop,
 )
 from loader.events_api.batch_rules import check_request, check_request_size, mpid_text
@@ -832,12 +833,8 @@ class _Handler(StandInHandler):
 @contextlib.contextmanager
 def running_emulator(config: EmulatorConfig | None = None) -> Iterator[Emulator]:
     """Serve on 127.0.0.1 in a background thread for the duration of the block."""
-    emulator = Emulator(config or EmulatorConfig())
-    emulator.start()
-    try:
+    with serving(Emulator(config or EmulatorConfig())) as emulator:
         yield emulator
-    finally:
-        emulator.stop()
 
 
 def serve(
@@ -859,9 +856,6 @@ def serve(
     except ValueError as exc:
         emulator.stop()
         raise EmulatorError(str(exc)) from None
-    emulator.start()
-    try:
+    with serving(emulator):
         wait_for_stop(stop, emulator.base_url, url_file, lambda: on_ready and on_ready(emulator))
-    finally:
-        emulator.stop()
     return emulator

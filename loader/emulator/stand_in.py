@@ -7,7 +7,19 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
+
+
+class FaultSettings(TypedDict):
+    """The fields every stand-in's config takes from `Faults`, by name."""
+
+    port: int
+    latency_ms: int
+    share_429: float
+    share_503: float
+    share_drop: float
+    seed: int
+    script: list[str]
 
 
 @dataclass(frozen=True)
@@ -22,6 +34,18 @@ class Faults:
     share_drop: float
     seed: int
     script: list[str]
+
+    def settings(self) -> FaultSettings:
+        """All but `db`, as keyword arguments for a stand-in's config."""
+        return FaultSettings(
+            port=self.port,
+            latency_ms=self.latency_ms,
+            share_429=self.share_429,
+            share_503=self.share_503,
+            share_drop=self.share_drop,
+            seed=self.seed,
+            script=self.script,
+        )
 
 
 @dataclass(frozen=True)
