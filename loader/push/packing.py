@@ -139,6 +139,49 @@ def batch_id(context: bytes, keys: bytes, events: bytes | memoryview) -> str:
     return uuid5_text(hashlib.sha1(name).digest())
 
 
+@dataclass(frozen=True)
+class OneEventPacking:
+    """The packing of a destination whose batches hold one event each, the body being the
+    event's JSON as stored (an API that takes events, not mParticle batches)."""
+
+    context: bytes  # the batch ids' context: the destination's name
+    key_prefix: bytes  # before each replay key in its batch id, as the ledger first recorded
+    max_batch_bytes: int  # the event limit an earlier run's batch is assembled under
+    too_big: Callable[[int, int], str]  # (event bytes, limit) -> why it is not sent
+
+    def pack(self, group: Group, max_batch_bytes: int) -> Iterator[PackedBatch]:
+        """Each event of `group` as its own batch (a `Pack`)."""
+        hashes = group.content_hashes
+        for k, (text, key) in enumerate(zip(group.event_texts(), group.replay_keys(), strict=True)):
+            yield self._one(
+                group, key, text, hashes[k] if hashes is not None else None, max_batch_bytes
+            )
+
+    def assemble(self, group: Group, source_request_id: str) -> PackedBatch:
+        """An earlier run's batch (one event) again, under its id."""
+        [text], [key] = group.event_texts(), group.replay_keys()
+        hashes = group.content_hashes
+        batch = self._one(group, key, text, hashes[0] if hashes else None, self.max_batch_bytes)
+        batch.source_request_id = source_request_id
+        return batch
+
+    def _one(
+        self, group: Group, key: str, text: str, content_hash: str | None, limit: int
+    ) -> PackedBatch:
+        body = text.encode()
+        keys = (key + "\n").encode()
+        return PackedBatch(
+            batch_id(self.context, self.key_prefix + keys, body),
+            group.user_key,
+            group.context_key,
+            1,
+            keys,
+            [content_hash] if content_hash is not None else None,
+            body,
+            self.too_big(len(body), limit) if len(body) > limit else None,
+        )
+
+
 def _subgroup(group: Group, indexes: list[int]) -> Group:
     texts, keys, hashes = group.event_texts(), group.replay_keys(), group.content_hashes
     return Group.from_texts(

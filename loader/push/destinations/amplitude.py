@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -64,7 +64,7 @@ from loader.push.destination import (
 )
 from loader.push.destination_settings import Setting
 from loader.push.destinations.events_api import is_loopback
-from loader.push.packing import Group, PackedBatch, PackingLimits, batch_id
+from loader.push.packing import OneEventPacking, PackingLimits
 from loader.refusals import Coded, coded
 from loader.settings import read_secret_file
 
@@ -159,39 +159,14 @@ def endpoint_url(region: str | None, endpoint: str | None) -> str:
 # Packing: one event per ledger batch
 
 
-def pack_events(group: Group, max_batch_bytes: int) -> Iterator[PackedBatch]:
-    """Each event of `group` as its own batch; its body is the event's JSON as stored."""
-    texts, keys = group.event_texts(), group.replay_keys()
-    hashes = group.content_hashes
-    for k, (text, key) in enumerate(zip(texts, keys, strict=True)):
-        yield _one(group, key, text, hashes[k] if hashes is not None else None, max_batch_bytes)
-
-
-def assemble_event(group: Group, source_request_id: str) -> PackedBatch:
-    """An earlier run's batch (one event) again, under its id."""
-    [text], [key] = group.event_texts(), group.replay_keys()
-    hashes = group.content_hashes
-    batch = _one(group, key, text, hashes[0] if hashes else None, LIMITS.max_batch_bytes)
-    batch.source_request_id = source_request_id
-    return batch
-
-
-def _one(group: Group, key: str, text: str, content_hash: str | None, limit: int) -> PackedBatch:
-    body = text.encode()
-    keys = (key + "\n").encode()
-    error = None
-    if len(body) > limit:
-        error = f"event is {len(body)} bytes, over the {limit}-byte request limit"
-    return PackedBatch(
-        batch_id(b"amplitude", ID_KEY_PREFIX + keys, body),
-        group.user_key,
-        group.context_key,
-        1,
-        keys,
-        [content_hash] if content_hash is not None else None,
-        body,
-        error,
-    )
+PACKING = OneEventPacking(
+    b"amplitude",
+    ID_KEY_PREFIX,
+    LIMITS.max_batch_bytes,
+    lambda size, limit: f"event is {size} bytes, over the {limit}-byte request limit",
+)
+pack_events = PACKING.pack
+assemble_event = PACKING.assemble
 
 
 def request_body(
