@@ -45,18 +45,8 @@ parts as (
 named as (
     select
         *,
-        case event_type
-            when 'custom_event' then event_name
-            when 'screen_view'
-                then 'Viewed ' || coalesce({{ json_text('data', '$.screen_name') }}, event_name)
-            when 'session_start' then 'session_start'
-            when 'session_end' then 'session_end'
-            when 'commerce_event' then 'eCommerce - ' || coalesce(
-                {{ json_text('data', '$.product_action.action') }},
-                {{ json_text('data', '$.promotion_action.action') }},
-                'impression'
-            ) || ' - Total'
-        end as amplitude_event_type,
+        {{ destination_event_name(session_events=true, commerce_suffix=' - Total') }}
+            as amplitude_event_type,
         case when length(raw_user_id) >= {{ min_length }} then raw_user_id end as user_id,
         case when length(raw_device_id) >= {{ min_length }} then raw_device_id end as device_id
     from parts

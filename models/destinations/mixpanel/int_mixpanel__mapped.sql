@@ -32,16 +32,7 @@ parts as (
 named as (
     select
         *,
-        case event_type
-            when 'custom_event' then event_name
-            when 'screen_view'
-                then 'Viewed ' || coalesce({{ json_text('data', '$.screen_name') }}, event_name)
-            when 'commerce_event' then 'eCommerce - ' || coalesce(
-                {{ json_text('data', '$.product_action.action') }},
-                {{ json_text('data', '$.promotion_action.action') }},
-                'impression'
-            )
-        end as mixpanel_event,
+        {{ destination_event_name() }} as mixpanel_event,
         -- $insert_id: at most 36 letters, digits and -; the same for the same replay key
         md5(replay_key) as insert_id
     from parts
