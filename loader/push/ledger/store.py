@@ -52,7 +52,9 @@ LEDGER_VIEWS = (
     "run_counts",
 )
 
-RUN_COUNTS = (
+# the counters the ledger itself records of a run (view `run_counts`): a run killed before
+# it wrote its counters gets these from there
+_RECOUNTED = (
     "events_planned",
     "batches_planned",
     "events_resumed",
@@ -62,11 +64,15 @@ RUN_COUNTS = (
     "batches_failed",
     "events_rejected",
     "batches_rejected",
+    "http_requests",
+)
+# a run's counters, as `runs` holds them
+RUN_COUNTS = (
+    *_RECOUNTED,
     "events_already_acknowledged",
     "events_changed_skipped",
     "events_changed_resent",
     "events_rejected_before",
-    "http_requests",
     "events_not_sent",
     "batches_not_sent",
 )
@@ -302,21 +308,9 @@ class Ledger:
 
     def _recount(self, run_id: int) -> None:
         """A killed run's counters, from what the ledger recorded of it (`run_counts`)."""
-        names = [
-            "events_planned",
-            "batches_planned",
-            "events_resumed",
-            "events_acknowledged",
-            "batches_acknowledged",
-            "events_failed",
-            "batches_failed",
-            "events_rejected",
-            "batches_rejected",
-            "http_requests",
-        ]
         self.con.execute(
             "update runs set "
-            + ", ".join(f"{name} = c.{name}" for name in names)
+            + ", ".join(f"{name} = c.{name}" for name in _RECOUNTED)
             + ", finished_at = coalesce(c.last_sent_at, runs.finished_at) "
             "from run_counts c where c.run_id = runs.run_id and runs.run_id = ?",
             [run_id],
