@@ -98,7 +98,8 @@ def connect(
     """
     if read_only and not path.exists():
         raise MissingReplaySet(
-            f"Warehouse {path} does not exist. Run `loader ingest PATH` and `dbt build` first."
+            f"Warehouse {path.absolute()} does not exist. Run `loader ingest PATH` and "
+            "`dbt build` first (or set BACKFILL_DUCKDB to the warehouse file)."
         )
     try:
         if not read_only:
@@ -118,6 +119,14 @@ def connect(
         raise WarehouseLocked(
             f"{path} is in use by {holder}. Wait for it to finish, then run this command again."
         ) from None
+
+
+def database_file(con: duckdb.DuckDBPyConnection) -> str:
+    """The absolute path of the file `con`'s current database lives in (for messages)."""
+    row = con.execute(
+        "select path from duckdb_databases() where database_name = current_database()"
+    ).fetchone()
+    return str(row[0]) if row and row[0] else "the warehouse"
 
 
 def lock_holder(exc: duckdb.Error) -> str | None:

@@ -34,6 +34,7 @@ import orjson
 from jsonschema import Draft7Validator, validators
 
 from loader.errors import LoaderError, MissingReplaySet
+from loader.warehouse import database_file
 
 PLANNABLE_EVENT_TYPES = {"custom_event", "screen_view", "commerce_event"}
 # match types whose data point has no criteria: the type alone identifies it
@@ -462,7 +463,7 @@ def check_replay_set(con: duckdb.DuckDBPyConnection, plan: PlanVersion) -> PlanC
         shapes = con.execute(EVENT_SHAPES_SQL).fetchall()
     except duckdb.CatalogException:
         raise MissingReplaySet(
-            "The warehouse has no replay_events table. Run `dbt build` first."
+            f"{database_file(con)} has no replay_events table. Run `dbt build` first."
         ) from None
     rows: dict[tuple[Any, ...], CheckRow] = {}
     compiled = {key: _validator(schema) for key, schema in plan.points.items()}

@@ -36,8 +36,8 @@ def export_model(warehouse: Path, model: str, output_format: str, out: Path) -> 
         }
         if model not in names:
             raise LoaderError(
-                f"no model {model!r} in {warehouse}: run `dbt build` first, or name one of "
-                f"its tables (e.g. replay_events, resent_event_duplicates)"
+                f"no model {model!r} in {warehouse.absolute()}: run `dbt build` first, or name "
+                f"one of its tables (e.g. replay_events, resent_event_duplicates)"
             )
         temporary = out.with_name(f".{out.name}.tmp-{os.getpid()}")
         quoted_model = '"' + model.replace('"', '""') + '"'

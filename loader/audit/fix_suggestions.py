@@ -38,7 +38,7 @@ import duckdb
 
 from loader.audit.data_plan_check import PlanVersion
 from loader.errors import LoaderError
-from loader.warehouse import connect
+from loader.warehouse import connect, database_file
 
 CHAIN_START = "int_events__classified"
 SEPARATORS = re.compile(r"[\s_\-.]+")
@@ -329,7 +329,8 @@ def _query(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
         return con.execute(sql).fetchall()
     except duckdb.CatalogException:
         raise SuggestionError(
-            f"the warehouse has no {CHAIN_START} or stg_quarantine__events: run `dbt build` first."
+            f"{database_file(con)} has no {CHAIN_START} or stg_quarantine__events: "
+            "run `dbt build` first."
         ) from None
 
 
@@ -782,7 +783,7 @@ def _rows_matching(con: duckdb.DuckDBPyConnection, suggestions: list[Suggestion]
 def suggest_fixes(warehouse: Path, plan: PlanVersion | None = None) -> Suggestions:
     """The suggestions for what `warehouse`'s block metadata says was blocked."""
     if not warehouse.exists():
-        raise SuggestionError(f"{warehouse} not found: ingest and `dbt build` first.")
+        raise SuggestionError(f"{warehouse.absolute()} not found: ingest and `dbt build` first.")
     con = connect(warehouse, read_only=True)
     with con:
         planned = Planned.from_plan(plan) if plan is not None else Planned.from_metadata(con)

@@ -33,10 +33,11 @@ def status_command(as_json: JsonOption = False) -> None:
 def print_status(result: LedgerStatus) -> None:
     """Runs, event counts, failure reasons and the replay set."""
     if not result.runs:
-        out.print(f"no push recorded in {settings.ledger_path()} yet", markup=False)
+        out.print(f"no push recorded in {settings.ledger_path().absolute()} yet", markup=False)
     else:
         out.print(runs_table(result))
         out.print("(events per run; HTTP: requests made, retries included)", style="dim")
+        print_targets(result)
         for run in result.runs:
             if run.sample_users is not None:
                 out.print(f"run {run.run_id}: {run.kind}, a test send", markup=False)
@@ -73,10 +74,10 @@ def _print_outlook(label: str, replay: ReplaySetOutlook | None, unavailable: str
 
 
 def runs_table(result: LedgerStatus) -> Table:
+    """One row a run with its counts (`print_targets` says where each run sent)."""
     from rich.table import Table
 
-    endpoints = sorted({run.endpoint for run in result.runs})
-    table = Table(title=cell(f"Runs in {result.ledger} (to {', '.join(endpoints)})"))
+    table = Table(title=cell(f"Runs in {result.ledger}"))
     columns = ("run", "started (UTC)", "status", "acked", "failed", "refused", "not sent", "HTTP")
     for column in columns:
         table.add_column(column, justify="left" if column == "status" else "right")
@@ -97,3 +98,17 @@ def runs_table(result: LedgerStatus) -> Table:
             )
         )
     return table
+
+
+def print_targets(result: LedgerStatus) -> None:
+    """Where the runs sent: one line per destination and endpoint, with its runs."""
+    targets: dict[tuple[str, str], list[int]] = {}
+    for run in result.runs:
+        targets.setdefault((run.destination, run.endpoint), []).append(run.run_id)
+    for (destination, endpoint), runs in targets.items():
+        listed = ", ".join(map(str, runs))
+        out.print(
+            f"run{'s' * (len(runs) > 1)} {listed}: to {destination} at {endpoint}",
+            markup=False,
+            highlight=False,
+        )

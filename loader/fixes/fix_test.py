@@ -80,7 +80,9 @@ def run_fix(
     if model not in chain:
         raise FixTestError(f"{model} is not in var 'fixes' in dbt_project.yml.")
     if not warehouse.exists():
-        raise FixTestError(f"{warehouse} not found: the given rows are typed like its tables.")
+        raise FixTestError(
+            f"{warehouse.absolute()} not found: the given rows are typed like its tables."
+        )
     with tempfile.TemporaryDirectory(prefix="loader-fix-test-") as work:
         try:
             manifest = compile_fixes(project_dir, chain, Path(work))

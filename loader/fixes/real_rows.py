@@ -65,13 +65,17 @@ def read_real_rows(
 ) -> RealRows:
     """Rows matching `predicate` and one that does not, pseudonymized."""
     if not warehouse.exists():
-        raise RowsError(f"{warehouse} not found: ingest and `dbt build` first (--rows reads it).")
+        raise RowsError(
+            f"{warehouse.absolute()} not found: ingest and `dbt build` first (--rows reads it)."
+        )
     con = connect(warehouse, read_only=True)
     with con:
         try:
             known = [row[0] for row in con.execute(f"describe {CHAIN_START}").fetchall()]
         except duckdb.CatalogException:
-            raise RowsError(f"{warehouse} has no {CHAIN_START}: run `dbt build` first.") from None
+            raise RowsError(
+                f"{warehouse.absolute()} has no {CHAIN_START}: run `dbt build` first."
+            ) from None
         wanted = predicate_columns(predicate, known)
         asked = columns if columns is not None else list(DEFAULT_COLUMNS)
         bad = [c for c in asked if c not in known]

@@ -192,7 +192,8 @@ def _attach_warehouse(
     """
     if not path.exists():
         raise MissingReplaySet(
-            f"Warehouse {path} does not exist. Run `loader ingest PATH` and `dbt build` first "
+            f"Warehouse {path.absolute()} does not exist. Run `loader ingest PATH` and "
+            "`dbt build` first "
             "(or set BACKFILL_DUCKDB to the warehouse file)."
         )
     try:
@@ -234,12 +235,13 @@ def _check_replay_set(
             else " with its destination in var direct_destinations (dbt_project.yml)"
         )
         raise MissingReplaySet(
-            f"{path} has no {table} table yet. Run `dbt build`{listed} to build the replay set."
+            f"{path.absolute()} has no {table} table yet. Run `dbt build`{listed} to build "
+            "the replay set."
         )
     missing = [name for name in REQUIRED_COLUMNS if name not in columns]
     if missing:
         raise MissingReplaySet(
-            f"{table} in {path} lacks column(s) {', '.join(missing)}: it was built by "
+            f"{table} in {path.absolute()} lacks column(s) {', '.join(missing)}: it was built by "
             "another version of the project. Run `dbt build` again."
         )
 

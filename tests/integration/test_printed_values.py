@@ -130,7 +130,8 @@ def test_push_prints_them_and_the_run_completes(built, tmp_path):
 
     status = runner.invoke(app, ["status"], env=env)
     assert status.exit_code == 0, status.output
-    assert status.stdout.startswith(f"Runs in {ledger} (to {emulator.base_url})\n")
+    assert status.stdout.startswith(f"Runs in {ledger}\n")
+    assert f"run 1: to events_api at {emulator.base_url}" in status.stdout.splitlines()
     assert "│   1 │ " in status.stdout and " │ completed_… │ " in status.stdout
     assert (
         "events: 5 acknowledged, 0 not sent yet, 0 failed (sent again by the next push), 1 refused"

@@ -26,7 +26,8 @@ def test_report_without_warehouse(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert result.stderr == (
         f"error: Warehouse {warehouse} does not exist. "
-        "Run `loader ingest PATH` and `dbt build` first.\n"
+        "Run `loader ingest PATH` and `dbt build` first "
+        "(or set BACKFILL_DUCKDB to the warehouse file).\n"
     )
     assert not (tmp_path / "r.html").exists()
 

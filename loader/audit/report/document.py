@@ -163,7 +163,7 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
         has_ledger = attached(con, "ledger")
         if not exists(con, "replay_events"):
             raise MissingReplaySet(
-                f"{warehouse} has no replay_events table. Run `dbt build` first."
+                f"{warehouse.absolute()} has no replay_events table. Run `dbt build` first."
             )
         limits = read_age_limits(con)
         [(catalog,)] = query(con, "select current_database()")
