@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import orjson
 
 from loader.errors import LoaderError
 
@@ -76,6 +77,37 @@ def read_build_setting(con: duckdb.DuckDBPyConnection, catalog: str, column: str
         return None
     row = con.execute(f'select "{column}" from {relation} limit 1').fetchone()
     return None if row is None else row[0]
+
+
+# columns of replay_build_settings that say when and with what resources it was built,
+# not how: a rebuild changes them and no event
+NOT_VARS = ("built_at", "memory_limit", "temp_directory")
+
+
+def read_build_vars(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, Any] | None:
+    """The vars (and suppression list) the build used, as JSON values (ids stay exact
+    integers), for a run to record; None when `catalog` has no replay_build_settings."""
+    relation = _settings_relation(con, catalog)
+    if relation is None:
+        return None
+    row = con.execute(f"select to_json(t)::varchar from {relation} t limit 1").fetchone()
+    if row is None:
+        return None
+    return {k: v for k, v in orjson.loads(row[0]).items() if k not in NOT_VARS}
+
+
+def changed_vars(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """'name: before -> now' for every setting that differs between two builds' vars."""
+    absent = "(not recorded)"
+    return [
+        f"{name}: {_shown(before.get(name, absent))} -> {_shown(now.get(name, absent))}"
+        for name in sorted({*before, *now})
+        if before.get(name, absent) != now.get(name, absent)
+    ]
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
 class SampleReplaySet(LoaderError):

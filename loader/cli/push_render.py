@@ -158,7 +158,7 @@ def _print_sample(plan: PlanSummary) -> None:
     """A test send: its users, what they cover, and what to check before the full send."""
     if plan.sample_users is None:
         return
-    users = plan.sample_users
+    users = plan.sample_user_identities or plan.sample_users
     shown = ", ".join(users[:10]) + (f" and {len(users) - 10} more" if len(users) > 10 else "")
     out.print(
         f"  test send: {len(users)} users cover {plan.sample_pairs_covered} of "
@@ -288,11 +288,30 @@ def _print_skipped(plan: PlanSummary) -> None:
                 f" and {plan.in_doubt} after an unanswered send (e.g. {esc(examples)}); not sent. "
                 "--resend-changed sends them again (downstream then sees them twice)."
             )
+        _print_changed_vars(plan)
     if plan.rejected_before:
         err.print(
             f"[yellow]note:[/] {plan.rejected_before} events were refused before with the same "
             "content; not sent (see `loader status`)"
         )
+
+
+def _print_changed_vars(plan: PlanSummary) -> None:
+    """What differs between this build and the build of the run that acknowledged the
+    changed events: the vars by name, or that none did (then a fix's SQL or the data did)."""
+    run = plan.changed_since_run
+    if run is None:
+        return
+    if plan.changed_vars_unknown is not None:
+        why = f"which var changed them is unknown: {plan.changed_vars_unknown}"
+    elif plan.changed_vars:
+        why = f"this build's vars differ from run {run}'s build: " + "; ".join(plan.changed_vars)
+    else:
+        why = (
+            f"this build's vars are those of run {run}'s build: the SQL of a fix, or the "
+            "ingested data, changed them"
+        )
+    err.print(f"[yellow]note:[/] {esc(why)}")
 
 
 def print_outcome(report: PushReport) -> None:

@@ -518,6 +518,8 @@ def push(
                 recorded = options.as_dict() | {
                     "suppression_list": None if listed is None else listed.as_dict(),
                     "trigger_events": report.plan.trigger_events,
+                    # the build's vars: a later push names the var that changed an event
+                    "build_settings": planner.build_vars,
                 }
                 report.run_id = run_id = ledger.start_run(
                     options.endpoint, fingerprint, recorded, options.destination

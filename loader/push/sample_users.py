@@ -13,8 +13,10 @@ writes `s.pending` (rows still to send, with their pair), `s.sample_users` and `
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
+import orjson
 
 from loader.errors import LoaderError
 
@@ -117,3 +119,40 @@ def sample_coverage(con: duckdb.DuckDBPyConnection, s: str) -> SampleCoverage:
         from {s}.pending"""
     ).fetchall()
     return SampleCoverage(users, covered, total, pending)
+
+
+DEVICE_ID_SUFFIXES = ("_id", "_idfv", "_uuid")
+
+
+def sample_identities(con: duckdb.DuckDBPyConnection, replay: str, s: str) -> list[str]:
+    """How to find each sample user (in the order picked) in mParticle's Live Stream: the
+    MPID, else the customer id or another identity the batches carry, beside the user_key
+    (which `--user-key` takes); a user_key that is already the MPID stands alone."""
+    rows = con.execute(
+        f"""select u.user_key, arg_min(r.batch_context::varchar, r.replay_key)
+        from {s}.sample_users u
+        left join {replay} r using (user_key)
+        group by u.user_key, u.position
+        order by u.position"""
+    ).fetchall()
+    return [findable_as(key, orjson.loads(context) if context else {}) for key, context in rows]
+
+
+def findable_as(user_key: str, context: dict[str, Any]) -> str:
+    """`user_key` named by an identity from its batch `context` a person can look up."""
+    if context.get("mpid") is not None:
+        found = f"MPID {context['mpid']}"  # an exact int64: orjson reads it as an int
+        return found if user_key == f"mpid:{context['mpid']}" else f"{found} ({user_key})"
+    for source in ("user_identities", "device_info"):
+        identities = context.get(source) or {}
+        if not isinstance(identities, dict):
+            continue
+        names = sorted(n for n, v in identities.items() if v is not None and v != "")
+        if source == "device_info":  # its ids, not its brand or platform
+            names = [n for n in names if n.endswith(DEVICE_ID_SUFFIXES)]
+        if source == "user_identities" and "customer_id" in names:
+            names.remove("customer_id")
+            names.insert(0, "customer_id")
+        if names:
+            return f"{names[0]} {identities[names[0]]} ({user_key})"
+    return user_key

@@ -32,11 +32,14 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 
 from loader.build_settings import (
     AgeLimits,
     SuppressionList,
+    changed_vars,
     read_age_limits,
+    read_build_vars,
     read_sample_pct,
     read_suppression_list,
 )
@@ -48,7 +51,7 @@ from loader.push.replay_reader import ALIAS, RECORD_BATCH_ROWS, attached_replay_
 
 # SampleRequest: the planner takes it, so its callers import it from here too
 from loader.push.sample_users import SampleRequest as SampleRequest
-from loader.push.sample_users import pick_sample, sample_coverage
+from loader.push.sample_users import pick_sample, sample_coverage, sample_identities
 
 
 def content_hash_sql(alias: str = "") -> str:
@@ -98,6 +101,12 @@ class PlanSummary:
     # (`replay_user_attributes.will_send`); None: the replay set comes without that table
     with_blocked_user_attributes: int | None = None
     changed_examples: list[str] = field(default_factory=list)
+    # the run that acknowledged the latest of the changed events, and how this build's vars
+    # differ from that run's build (empty: the same vars); None: that run, or this replay
+    # set, has no build settings to compare (`changed_vars_unknown` says which)
+    changed_since_run: int | None = None
+    changed_vars: list[str] | None = None
+    changed_vars_unknown: str | None = None
     superseded_batches: int = 0
     # the build's age limits (replay_build_settings); None: built without them, no age checks
     warn_age_days: int | None = None
@@ -108,6 +117,9 @@ class PlanSummary:
     # a sample run: its users in the order picked, the (event type, event name) pairs they
     # cover of those still to send, and the events held back for the full send
     sample_users: list[str] | None = None
+    # the same users as a person finds them in Live Stream: MPID, else customer id or
+    # another identity, with the user_key
+    sample_user_identities: list[str] | None = None
     sample_pairs_covered: int = 0
     sample_pairs_total: int = 0
     held_back: int = 0
@@ -158,6 +170,8 @@ class Planner:
         self.stale_build: str | None = None
         self.sample_users_pct: float | None = None
         self.suppression_list: SuppressionList | None = None
+        # the build's vars (replay_build_settings), recorded with each run it sends
+        self.build_vars: dict[str, Any] | None = None
         self.s = SCRATCH
         # the integrations mParticle forwards to get the deadline-first order and the ETA;
         # a direct destination reaches none of them
@@ -332,6 +346,41 @@ class Planner:
                 "'in_doubt') order by replay_key limit 5"
             ).fetchall()
         ]
+        if summary.changed:
+            self._compare_builds(summary)
+
+    def _compare_builds(self, summary: PlanSummary) -> None:
+        """Which vars differ from the build of the run that acknowledged the changed events
+        (the latest such run), from the build settings each run records."""
+        row = self.con.execute(
+            f"""select b.run_id, json_extract(r.options, '$.build_settings')::varchar
+            from {self.s}.disposition d
+            join {self.db}.batch_events e using (replay_key)
+            join {self.db}.batches b using (source_request_id)
+            join {self.db}.runs r on r.run_id = b.run_id
+            where d.disposition = 'changed' and b.status = 'acknowledged'
+                and b.destination = ?
+            order by b.settled_at desc, b.run_id desc
+            limit 1""",
+            [self.destination],
+        ).fetchone()
+        if row is None:
+            return
+        summary.changed_since_run = run_id = int(row[0])
+        before = orjson.loads(row[1]) if row[1] else None
+        now = self.build_vars
+        if not isinstance(before, dict):
+            summary.changed_vars_unknown = (
+                f"run {run_id} recorded no build settings (an earlier loader, or a Parquet "
+                "replay set)"
+            )
+        elif now is None:
+            summary.changed_vars_unknown = (
+                "this replay set carries no build settings (Parquet, or a build without "
+                "replay_build_settings)"
+            )
+        else:
+            summary.changed_vars = changed_vars(before, now)
 
     def _count_sending(self, summary: PlanSummary, sending: str) -> None:
         """The events to send (`sending`): in all, by type, by data plan note, by identity
@@ -386,6 +435,7 @@ class Planner:
     def _sample_summary(self, summary: PlanSummary) -> None:
         coverage = sample_coverage(self.con, self.s)
         summary.sample_users = coverage.users
+        summary.sample_user_identities = sample_identities(self.con, self.replay, self.s)
         summary.sample_pairs_covered = coverage.pairs_covered
         summary.sample_pairs_total = coverage.pairs_total
         summary.held_back = coverage.pending_events - summary.to_send
@@ -641,5 +691,6 @@ def planning_session(
         planner.stale_build = stale_reason(ledger.con, ALIAS, table=replay_table)
         planner.sample_users_pct = read_sample_pct(ledger.con, ALIAS)
         planner.suppression_list = read_suppression_list(ledger.con, ALIAS)
+        planner.build_vars = read_build_vars(ledger.con, ALIAS)
         with planner.scratch():
             yield planner

@@ -280,6 +280,23 @@ def test_changed_content_is_reported_and_resent_only_when_asked(env, emu):
     assert len(emu.requests) == requests_before
     code, stdout, stderr = invoke("push", "--endpoint", emu.base_url, "--dry-run")
     assert "changed after they were acknowledged" in stderr and "--resend-changed" in stderr
+    # the build's vars are those run 1 recorded: the change came from elsewhere
+    assert "this build's vars are those of run 1's build" in " ".join(stderr.split())
+    [(fixes,)] = query(Path(env["BACKFILL_DUCKDB"]), "select fixes from replay_build_settings")
+    assert fixes  # the example fix chain
+    with duckdb.connect(env["BACKFILL_DUCKDB"]) as con:  # rebuilt with another var
+        con.execute("update replay_build_settings set fixes = [], warn_event_age_days = 1")
+    code, report, stderr = push_json("--endpoint", emu.base_url, "--dry-run")
+    assert report["plan"]["changed_since_run"] == 1
+    assert report["plan"]["changed_vars"] == [
+        f"fixes: {orjson.dumps(fixes).decode()} -> []",
+        "warn_event_age_days: 14 -> 1",
+    ]
+    code, stdout, stderr = invoke("push", "--endpoint", emu.base_url, "--dry-run")
+    assert (
+        "this build's vars differ from run 1's build: fixes: "
+        f"{orjson.dumps(fixes).decode()} -> []; warn_event_age_days: 14 -> 1"
+    ) in " ".join(stderr.split())
 
     code, report, stderr = push_json("--endpoint", emu.base_url, "--resend-changed")
     assert code == 0

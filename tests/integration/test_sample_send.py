@@ -136,6 +136,43 @@ def test_users_picked_by_hand_and_the_plan_says_what_to_check(env):
     assert "no-such-user" in result.stderr and "user_key" in result.stderr
 
 
+def test_the_test_send_names_its_users_as_live_stream_finds_them(env):
+    """An MPID, else the customer id (else another identity), beside the user_key."""
+    [(by_mpid, mpid)] = query(
+        Path(env["BACKFILL_DUCKDB"]),
+        "select user_key, mpid from replay_events where mpid is not null order by user_key limit 1",
+    )
+    [(by_customer, customer_id)] = query(
+        Path(env["BACKFILL_DUCKDB"]),
+        "select user_key, batch_context->'$.user_identities'->>'customer_id' "
+        "from replay_events where mpid is null and batch_context->'$.user_identities' "
+        "->>'customer_id' is not null order by user_key limit 1",
+    )
+    [(by_device, device_name, device_id)] = query(
+        Path(env["BACKFILL_DUCKDB"]),
+        "select user_key, name, batch_context->'$.device_info'->>name from (select *, "
+        "list_sort(list_filter(json_keys(batch_context->'$.device_info'), "
+        "lambda k: suffix(k, '_id')))[1] as name from replay_events) "
+        "where mpid is null and coalesce(json_keys(batch_context->'$.user_identities'), []) "
+        "= [] order by user_key limit 1",
+    )
+    assert device_name.endswith("_advertising_id")
+    assert by_customer.startswith("ids:") and by_device.startswith("ids:")
+    picked = ["--user-key", by_mpid, "--user-key", by_customer, "--user-key", by_device]
+
+    result = runner.invoke(app, ["push", "--dry-run", *picked])
+
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.stdout.splitlines() if "test send: 3 users" in line]
+    assert line.endswith(
+        f": MPID {mpid}, customer_id {customer_id} ({by_customer}), "
+        f"{device_name} {device_id} ({by_device})"
+    )
+    plan = orjson.loads(runner.invoke(app, ["push", "--dry-run", "--json", *picked]).stdout)
+    assert plan["plan"]["sample_users"] == [by_mpid, by_customer, by_device]
+    assert plan["plan"]["sample_user_identities"][0] == f"MPID {mpid}"
+
+
 def test_status_and_report_show_a_sample_run_apart(env, tmp_path):
     with running_emulator(EmulatorConfig(api_key="key", api_secret=SECRET)) as emu:
         code, _, stderr = push("--endpoint", emu.base_url, "--sample-users", "2")
