@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from loader import settings
-from loader.errors import MissingReplaySet, WarehouseLocked
+from loader.errors import LoaderError, MissingReplaySet, WarehouseLocked
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -85,6 +87,41 @@ def _keeps_spill_folder(spill: Path, database: Path | str) -> bool:
         return True
     warehouse = settings.warehouse_path()
     return warehouse.exists() or Path(database).absolute() == warehouse.absolute()
+
+
+@contextlib.contextmanager
+def kept_only_if_written(path: Path) -> Iterator[None]:
+    """A command that creates the warehouse at `path` and stops on bad input (a mistyped
+    path, a missing list: a `LoaderError`) before writing a row leaves no empty warehouse
+    behind, nor its default spill folder. Close the connection inside the block."""
+    existed = path.exists()
+    try:
+        yield
+    except LoaderError:
+        if not existed and _holds_no_rows(path):
+            for leftover in (path, path.with_name(path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+            spill = path.with_name(path.name + ".tmp")
+            if not os.environ.get(settings.TEMP_DIRECTORY_ENV) and spill.is_dir():
+                with contextlib.suppress(OSError):
+                    spill.rmdir()  # only when empty
+        raise
+
+
+def _holds_no_rows(path: Path) -> bool:
+    """Whether every table of the DuckDB file at `path` is empty (or it cannot be read)."""
+    try:
+        with duckdb.connect(str(path), read_only=True) as con:
+            tables = con.execute(
+                "select schema_name, table_name from duckdb_tables() "
+                "where database_name = current_database()"
+            ).fetchall()
+            return not any(
+                con.execute(f'select 1 from "{schema}"."{table}" limit 1').fetchone()
+                for schema, table in tables
+            )
+    except duckdb.Error:
+        return False
 
 
 def connect(

@@ -17,7 +17,7 @@ from loader.ingest.importer import IngestSummary, forget, ingest_source
 from loader.ingest.samples import generate
 from loader.ingest.source_choice import source_for
 from loader.ingest.suppression import configured_list, load_suppression_list
-from loader.warehouse import connect
+from loader.warehouse import connect, kept_only_if_written
 
 
 @handles_loader_errors
@@ -55,11 +55,12 @@ def ingest_command(
         return forget_command(paths)
     source = source_for(paths, since.date() if since else None)
     warehouse = settings.warehouse_path()
-    con = connect(warehouse, streaming=True)
-    with con, IngestProgress(source, enabled=out.is_terminal and not as_json) as progress:
-        summary = ingest_source(con, source, on_file=None if as_json else progress.on_file)
-        suppression = configured_list()
-        suppressed = load_suppression_list(con, suppression) if suppression else None
+    with kept_only_if_written(warehouse):
+        con = connect(warehouse, streaming=True)
+        with con, IngestProgress(source, enabled=out.is_terminal and not as_json) as progress:
+            summary = ingest_source(con, source, on_file=None if as_json else progress.on_file)
+            suppression = configured_list()
+            suppressed = load_suppression_list(con, suppression) if suppression else None
     if as_json:
         totals = summary.as_dict()
         totals["rejections"] = [r.__dict__ for r in summary.rejections]

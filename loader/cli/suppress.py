@@ -15,7 +15,7 @@ from loader.ingest.suppression import (
     configured_list,
     load_suppression_list,
 )
-from loader.warehouse import connect
+from loader.warehouse import connect, kept_only_if_written
 
 
 @handles_loader_errors
@@ -36,7 +36,8 @@ def suppress_command(
     location = location or configured_list()
     if location is None:
         raise LoaderError(f"Name the list: `loader suppress PATH`, or set {SETTING_ENV}.")
-    with connect(settings.warehouse_path()) as con:
+    warehouse = settings.warehouse_path()
+    with kept_only_if_written(warehouse), connect(warehouse) as con:
         loaded = load_suppression_list(con, location)
     print_load(loaded)
 

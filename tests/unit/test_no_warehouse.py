@@ -70,3 +70,17 @@ def test_an_unbuilt_warehouse_is_named_by_its_absolute_path(elsewhere, args):
 def test_status_names_the_ledger_it_looked_in(elsewhere):
     result = CliRunner().invoke(app, ["status"])
     assert f"no push recorded in {elsewhere / 'ledger.duckdb'} yet" in one_line(result.output)
+
+
+@pytest.mark.parametrize("args", [["ingest", "no-such-folder/"], ["suppress", "no-such-list.csv"]])
+def test_bad_input_creates_no_empty_warehouse(elsewhere, args):
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert sorted(p.name for p in elsewhere.iterdir()) == []
+
+
+def test_bad_input_keeps_a_warehouse_that_was_there(elsewhere):
+    duckdb.connect("backfill.duckdb").close()
+    result = CliRunner().invoke(app, ["ingest", "no-such-folder/"])
+    assert result.exit_code == 2, result.output
+    assert (elsewhere / "backfill.duckdb").exists()
