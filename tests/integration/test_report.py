@@ -130,6 +130,36 @@ def test_sections_and_warnings(report):
     assert not any("<" in warning for warning in summary.warnings)
 
 
+def test_the_report_and_the_dry_run_tell_one_truth_of_blocked_user_attributes(
+    built, report, tmp_path
+):
+    """Both read the build's replay_user_attributes: the users whose blocked user
+    attributes are sent, and the events that carry them."""
+    [(users, events)] = query(
+        built,
+        "select (select count(*) from replay_user_attributes where will_send), "
+        "(select count(*) from replay_events where user_key in "
+        "(select user_key from replay_user_attributes where will_send))",
+    )
+    assert users and events  # built with var replay_blocked_user_attributes
+    path, _, _ = report
+    page = " ".join(path.read_text(encoding="utf-8").split())
+    assert f"{users:,} users get their blocked user attributes" in page
+    env = {
+        "BACKFILL_DUCKDB": str(built),
+        "BACKFILL_LEDGER": str(tmp_path / "fresh.ledger.duckdb"),  # nothing sent yet
+        "MPARTICLE_API_KEY": API_KEY,
+        "MPARTICLE_API_SECRET": API_SECRET,
+    }
+    result = runner.invoke(
+        app, ["push", "--dry-run", "--endpoint", "http://127.0.0.1:9/v2"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stderr.split())
+    assert f"{events} events carry their users' blocked user attributes" in said
+    assert "events set user attributes a fix put there" not in said
+
+
 def test_charts_show_the_warehouse_numbers(built, report):
     _, page, _ = report
     charts = page.charts()
