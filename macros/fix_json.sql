@@ -38,7 +38,7 @@
 {%- endmacro %}
 
 {% macro fix_json_set(object_sql, name, value_sql) -%}
-    {{ return(adapter.dispatch('fix_json_set')(object_sql, name, value_sql)) }}
+    {{ return(adapter.dispatch('fix_json_set', 'mparticle_backfill')(object_sql, name, value_sql)) }}
 {%- endmacro %}
 
 {% macro spark__fix_json_set(object_sql, name, value_sql) -%}
@@ -52,7 +52,7 @@
     ))
 {%- endmacro %}
 
-{% macro default__fix_json_set(object_sql, name, value_sql) -%}
+{% macro duckdb__fix_json_set(object_sql, name, value_sql) -%}
     {#-
         `object_sql` (null counts as {}) with member `name` set to the JSON `value_sql`.
         Scalars and arrays go through json_merge_patch; JSON null and objects, which a
@@ -70,6 +70,10 @@
             json_object({{ fix_sql_string(name) }}, {{ value_sql }})
         )
     end
+{%- endmacro %}
+
+{% macro default__fix_json_set(object_sql, name, value_sql) -%}
+    {{ unsupported_engine('fix_json_set') }}
 {%- endmacro %}
 
 {% macro fix_json_remove(object_sql, names) -%}

@@ -6,11 +6,15 @@
 
 {% macro json_get(json_expr, path) -%}
     {#- The JSON value at `path`, or SQL null when it is missing or JSON null. -#}
-    {{ return(adapter.dispatch('json_get')(json_expr, path)) }}
+    {{ return(adapter.dispatch('json_get', 'mparticle_backfill')(json_expr, path)) }}
+{%- endmacro %}
+
+{% macro duckdb__json_get(json_expr, path) -%}
+    nullif(json_extract({{ json_expr }}, '{{ path }}'), 'null'::json)
 {%- endmacro %}
 
 {% macro default__json_get(json_expr, path) -%}
-    nullif(json_extract({{ json_expr }}, '{{ path }}'), 'null'::json)
+    {{ unsupported_engine('json_get') }}
 {%- endmacro %}
 
 {% macro spark__json_get(json_expr, path) -%}
@@ -19,11 +23,15 @@
 
 {% macro json_text(json_expr, path) -%}
     {#- The value at `path` as exact text (int64 numbers keep every digit), null when absent. -#}
-    {{ return(adapter.dispatch('json_text')(json_expr, path)) }}
+    {{ return(adapter.dispatch('json_text', 'mparticle_backfill')(json_expr, path)) }}
+{%- endmacro %}
+
+{% macro duckdb__json_text(json_expr, path) -%}
+    nullif(json_extract_string({{ json_expr }}, '{{ path }}'), '')
 {%- endmacro %}
 
 {% macro default__json_text(json_expr, path) -%}
-    nullif(json_extract_string({{ json_expr }}, '{{ path }}'), '')
+    {{ unsupported_engine('json_text') }}
 {%- endmacro %}
 
 {% macro spark__json_text(json_expr, path) -%}
@@ -32,11 +40,15 @@
 
 {% macro json_object_or_empty(json_expr) -%}
     {#- `json_expr` when it is a JSON object, else '{}'. -#}
-    {{ return(adapter.dispatch('json_object_or_empty')(json_expr)) }}
+    {{ return(adapter.dispatch('json_object_or_empty', 'mparticle_backfill')(json_expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__json_object_or_empty(json_expr) -%}
+    case when json_type({{ json_expr }}) = 'OBJECT' then {{ json_expr }} else '{}'::json end
 {%- endmacro %}
 
 {% macro default__json_object_or_empty(json_expr) -%}
-    case when json_type({{ json_expr }}) = 'OBJECT' then {{ json_expr }} else '{}'::json end
+    {{ unsupported_engine('json_object_or_empty') }}
 {%- endmacro %}
 
 {% macro spark__json_object_or_empty(json_expr) -%}
@@ -46,11 +58,15 @@
 {% macro json_kind(json_expr) -%}
     {#- The JSON type of a value: OBJECT, ARRAY, VARCHAR, BOOLEAN, NULL or a number type
         (DuckDB: BIGINT, UBIGINT, DOUBLE; Spark: NUMBER). -#}
-    {{ return(adapter.dispatch('json_kind')(json_expr)) }}
+    {{ return(adapter.dispatch('json_kind', 'mparticle_backfill')(json_expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__json_kind(json_expr) -%}
+    json_type({{ json_expr }})
 {%- endmacro %}
 
 {% macro default__json_kind(json_expr) -%}
-    json_type({{ json_expr }})
+    {{ unsupported_engine('json_kind') }}
 {%- endmacro %}
 
 {% macro spark__json_kind(json_expr) -%}
@@ -64,11 +80,15 @@
 
 {% macro json_drop_nulls(json_expr) -%}
     {#- Removes members whose value is null (RFC 7396 merge-patch semantics). -#}
-    {{ return(adapter.dispatch('json_drop_nulls')(json_expr)) }}
+    {{ return(adapter.dispatch('json_drop_nulls', 'mparticle_backfill')(json_expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__json_drop_nulls(json_expr) -%}
+    json_merge_patch('{}', {{ json_expr }})
 {%- endmacro %}
 
 {% macro default__json_drop_nulls(json_expr) -%}
-    json_merge_patch('{}', {{ json_expr }})
+    {{ unsupported_engine('json_drop_nulls') }}
 {%- endmacro %}
 
 {% macro spark__json_drop_nulls(json_expr) -%}
@@ -80,11 +100,15 @@
 
 {% macro json_member(json_expr, key_expr) -%}
     {#- The member of a JSON object named by a SQL expression (any characters). -#}
-    {{ return(adapter.dispatch('json_member')(json_expr, key_expr)) }}
+    {{ return(adapter.dispatch('json_member', 'mparticle_backfill')(json_expr, key_expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__json_member(json_expr, key_expr) -%}
+    json_extract({{ json_expr }}, '/' || replace(replace({{ key_expr }}, '~', '~0'), '/', '~1'))
 {%- endmacro %}
 
 {% macro default__json_member(json_expr, key_expr) -%}
-    json_extract({{ json_expr }}, '/' || replace(replace({{ key_expr }}, '~', '~0'), '/', '~1'))
+    {{ unsupported_engine('json_member') }}
 {%- endmacro %}
 
 {% macro spark__json_member(json_expr, key_expr) -%}
@@ -95,11 +119,15 @@
     {#- A JSON object built from `pairs`, a list of (key, SQL); each SQL is a JSON column
         wrapped in json_parsed() or a SQL scalar wrapped in json_value_sql(). Null members
         are kept as JSON null. -#}
-    {{ return(adapter.dispatch('json_object_sql')(pairs)) }}
+    {{ return(adapter.dispatch('json_object_sql', 'mparticle_backfill')(pairs)) }}
+{%- endmacro %}
+
+{% macro duckdb__json_object_sql(pairs) -%}
+    json_object({% for key, value in pairs %}'{{ key }}', {{ value }}{{ ', ' if not loop.last }}{% endfor %})
 {%- endmacro %}
 
 {% macro default__json_object_sql(pairs) -%}
-    json_object({% for key, value in pairs %}'{{ key }}', {{ value }}{{ ', ' if not loop.last }}{% endfor %})
+    {{ unsupported_engine('json_object_sql') }}
 {%- endmacro %}
 
 {% macro spark__json_object_sql(pairs) -%}
@@ -108,11 +136,15 @@
 
 {% macro json_value_sql(sql_expr) -%}
     {#- A SQL scalar (text, number, boolean) as a member of json_object_sql. -#}
-    {{ return(adapter.dispatch('json_value_sql')(sql_expr)) }}
+    {{ return(adapter.dispatch('json_value_sql', 'mparticle_backfill')(sql_expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__json_value_sql(sql_expr) -%}
+    {{ sql_expr }}
 {%- endmacro %}
 
 {% macro default__json_value_sql(sql_expr) -%}
-    {{ sql_expr }}
+    {{ unsupported_engine('json_value_sql') }}
 {%- endmacro %}
 
 {% macro spark__json_value_sql(sql_expr) -%}
@@ -121,11 +153,15 @@
 
 {% macro json_parsed(json_expr) -%}
     {#- A JSON column as a member of json_object_sql. -#}
-    {{ return(adapter.dispatch('json_parsed')(json_expr)) }}
+    {{ return(adapter.dispatch('json_parsed', 'mparticle_backfill')(json_expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__json_parsed(json_expr) -%}
+    {{ json_expr }}
 {%- endmacro %}
 
 {% macro default__json_parsed(json_expr) -%}
-    {{ json_expr }}
+    {{ unsupported_engine('json_parsed') }}
 {%- endmacro %}
 
 {% macro spark__json_parsed(json_expr) -%}
@@ -134,11 +170,15 @@
 
 {% macro sql_string_list(values) -%}
     {#- A Jinja list of strings as a SQL list of text literal. -#}
-    {{ return(adapter.dispatch('sql_string_list')(values)) }}
+    {{ return(adapter.dispatch('sql_string_list', 'mparticle_backfill')(values)) }}
+{%- endmacro %}
+
+{% macro duckdb__sql_string_list(values) -%}
+    [{% for value in values %}{{ fix_sql_string(value) }}{{ ', ' if not loop.last }}{% endfor %}]::varchar[]
 {%- endmacro %}
 
 {% macro default__sql_string_list(values) -%}
-    [{% for value in values %}{{ fix_sql_string(value) }}{{ ', ' if not loop.last }}{% endfor %}]::varchar[]
+    {{ unsupported_engine('sql_string_list') }}
 {%- endmacro %}
 
 {% macro spark__sql_string_list(values) -%}
@@ -168,13 +208,17 @@
 
 {% macro json_object_agg(key_expr, json_expr) -%}
     {#- Aggregate: a JSON object of a group's keys (unique) and JSON values, by key. -#}
-    {{ return(adapter.dispatch('json_object_agg')(key_expr, json_expr)) }}
+    {{ return(adapter.dispatch('json_object_agg', 'mparticle_backfill')(key_expr, json_expr)) }}
 {%- endmacro %}
 
-{% macro default__json_object_agg(key_expr, json_expr) -%}
+{% macro duckdb__json_object_agg(key_expr, json_expr) -%}
     to_json(map_from_entries(list(
         {'k': {{ key_expr }}, 'v': {{ json_expr }}} order by {{ key_expr }}
     )))
+{%- endmacro %}
+
+{% macro default__json_object_agg(key_expr, json_expr) -%}
+    {{ unsupported_engine('json_object_agg') }}
 {%- endmacro %}
 
 {% macro spark__json_object_agg(key_expr, json_expr) -%}
@@ -187,10 +231,10 @@
         was, nulls inside it included: merge-patch semantics drop nulls at every depth.
         Rows without a nested null keep the same text.
     -#}
-    {{ return(adapter.dispatch('json_keep_nested_nulls')(object_expr, key, member_expr)) }}
+    {{ return(adapter.dispatch('json_keep_nested_nulls', 'mparticle_backfill')(object_expr, key, member_expr)) }}
 {%- endmacro %}
 
-{% macro default__json_keep_nested_nulls(object_expr, key, member_expr) -%}
+{% macro duckdb__json_keep_nested_nulls(object_expr, key, member_expr) -%}
     case
         when {{ member_expr }} is null
             or json_merge_patch('{}', {{ member_expr }})::varchar = json({{ member_expr }})::varchar
@@ -201,6 +245,10 @@
             '"{{ key }}":' || json({{ member_expr }})::varchar
         )::json
     end
+{%- endmacro %}
+
+{% macro default__json_keep_nested_nulls(object_expr, key, member_expr) -%}
+    {{ unsupported_engine('json_keep_nested_nulls') }}
 {%- endmacro %}
 
 {% macro spark__json_keep_nested_nulls(object_expr, key, member_expr) -%}

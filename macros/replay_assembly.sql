@@ -6,7 +6,7 @@
 #}
 
 {% macro replay_event_json(events) -%}
-    {{ return(adapter.dispatch('replay_event_json')(events)) }}
+    {{ return(adapter.dispatch('replay_event_json', 'mparticle_backfill')(events)) }}
 {%- endmacro %}
 
 {% macro spark__replay_event_json(events) -%}
@@ -37,7 +37,7 @@
     ))
 {%- endmacro %}
 
-{% macro default__replay_event_json(events) -%}
+{% macro duckdb__replay_event_json(events) -%}
     json_object(
         'event_type', {{ events }}.event_type,
         'data', json_merge_patch(
@@ -52,8 +52,12 @@
     )
 {%- endmacro %}
 
+{% macro default__replay_event_json(events) -%}
+    {{ unsupported_engine('replay_event_json') }}
+{%- endmacro %}
+
 {% macro replay_send_context(events, contexts) -%}
-    {{ return(adapter.dispatch('replay_send_context')(events, contexts)) }}
+    {{ return(adapter.dispatch('replay_send_context', 'mparticle_backfill')(events, contexts)) }}
 {%- endmacro %}
 
 {% macro spark__replay_send_context(events, contexts) -%}
@@ -63,11 +67,15 @@
     end
 {%- endmacro %}
 
-{% macro default__replay_send_context(events, contexts) -%}
+{% macro duckdb__replay_send_context(events, contexts) -%}
     case
         when {{ events }}.user_attributes is null then {{ contexts }}.batch_context
         else json_merge_patch(
             {{ contexts }}.batch_context, json_object('user_attributes', {{ events }}.user_attributes)
         )
     end
+{%- endmacro %}
+
+{% macro default__replay_send_context(events, contexts) -%}
+    {{ unsupported_engine('replay_send_context') }}
 {%- endmacro %}

@@ -6,14 +6,18 @@
 
 {% macro user_identity_pairs(user_identities) -%}
     {#- 'type=value' for each user identity of a JSON object, sorted. -#}
-    {{ return(adapter.dispatch('user_identity_pairs')(user_identities)) }}
+    {{ return(adapter.dispatch('user_identity_pairs', 'mparticle_backfill')(user_identities)) }}
 {%- endmacro %}
 
-{% macro default__user_identity_pairs(user_identities) -%}
+{% macro duckdb__user_identity_pairs(user_identities) -%}
     list_sort(list_transform(
         map_entries(json_transform({{ user_identities }}, '"MAP(VARCHAR, VARCHAR)"')),
         lambda entry: entry.key || '=' || coalesce(entry.value, '')
     ))
+{%- endmacro %}
+
+{% macro default__user_identity_pairs(user_identities) -%}
+    {{ unsupported_engine('user_identity_pairs') }}
 {%- endmacro %}
 
 {% macro spark__user_identity_pairs(user_identities) -%}
@@ -40,16 +44,20 @@
 
 {% macro user_key(mpid, identity_pairs, device_id_pairs, batch_key) -%}
     {#- The MPID when valid, else a hash of the identities and device ids, else the batch. -#}
-    {{ return(adapter.dispatch('user_key')(mpid, identity_pairs, device_id_pairs, batch_key)) }}
+    {{ return(adapter.dispatch('user_key', 'mparticle_backfill')(mpid, identity_pairs, device_id_pairs, batch_key)) }}
 {%- endmacro %}
 
-{% macro default__user_key(mpid, identity_pairs, device_id_pairs, batch_key) -%}
+{% macro duckdb__user_key(mpid, identity_pairs, device_id_pairs, batch_key) -%}
     case
         when {{ mpid }} is not null then 'mpid:' || {{ mpid }}
         when len({{ identity_pairs }}) + len({{ device_id_pairs }}) > 0
             then 'ids:' || md5(array_to_string({{ identity_pairs }} || {{ device_id_pairs }}, '&'))
         else 'batch:' || {{ batch_key }}
     end
+{%- endmacro %}
+
+{% macro default__user_key(mpid, identity_pairs, device_id_pairs, batch_key) -%}
+    {{ unsupported_engine('user_key') }}
 {%- endmacro %}
 
 {% macro spark__user_key(mpid, identity_pairs, device_id_pairs, batch_key) -%}
@@ -64,7 +72,7 @@
 {% macro user_identities_object(user_identities) -%}
     {#- user_identities as a JSON object whatever its shape (object, or list of
         {identity_type, identity}); '{}' when absent. -#}
-    {{ return(adapter.dispatch('user_identities_object')(user_identities)) }}
+    {{ return(adapter.dispatch('user_identities_object', 'mparticle_backfill')(user_identities)) }}
 {%- endmacro %}
 
 {% macro spark__user_identities_object(user_identities) -%}
@@ -81,7 +89,7 @@
     end
 {%- endmacro %}
 
-{% macro default__user_identities_object(user_identities) -%}
+{% macro duckdb__user_identities_object(user_identities) -%}
     case json_type({{ user_identities }})
         when 'OBJECT' then {{ user_identities }}
         when 'ARRAY' then to_json(map_from_entries(list_transform(
@@ -93,6 +101,10 @@
         )))
         else '{}'::json
     end
+{%- endmacro %}
+
+{% macro default__user_identities_object(user_identities) -%}
+    {{ unsupported_engine('user_identities_object') }}
 {%- endmacro %}
 
 {% macro valid_mpid(mpid_text) -%}
@@ -118,10 +130,10 @@
 {% macro login_identity_types_of(user_identities, types) -%}
     {#- The sorted identity types of a user_identities object that are login identity types
         (a Jinja list) and have a value. -#}
-    {{ return(adapter.dispatch('login_identity_types_of')(user_identities, types)) }}
+    {{ return(adapter.dispatch('login_identity_types_of', 'mparticle_backfill')(user_identities, types)) }}
 {%- endmacro %}
 
-{% macro default__login_identity_types_of(user_identities, types) -%}
+{% macro duckdb__login_identity_types_of(user_identities, types) -%}
     list_sort(list_transform(
         list_filter(
             map_entries(json_transform({{ user_identities }}, '"MAP(VARCHAR, VARCHAR)"')),
@@ -132,6 +144,10 @@
         ),
         lambda entry: entry.key
     ))
+{%- endmacro %}
+
+{% macro default__login_identity_types_of(user_identities, types) -%}
+    {{ unsupported_engine('login_identity_types_of') }}
 {%- endmacro %}
 
 {% macro spark__login_identity_types_of(user_identities, types) -%}

@@ -1,8 +1,9 @@
-{% test replay_event_json_is_sendable(model, context_column='batch_context') %}
+{% test replay_event_json_is_sendable(model, context_column='batch_context', rows_where=none) %}
 -- The sent event keeps its exact timestamp as a JSON integer and carries no event_id; the
--- batch context carries nothing a replay must not send.
+-- batch context carries nothing a replay must not send. `rows_where` (SQL, rendered when the
+-- test compiles, so it may call this project's macros) limits the rows checked.
 select replay_key
-from {{ model }}
+from {% if rows_where %}(select * from {{ model }} where {{ rows_where }}) as checked{% else %}{{ model }}{% endif %}
 {%- if target.type == 'spark' %}
 where schema_of_variant(try_variant_get(parse_json(event_json), '$.data.timestamp_unixtime_ms')) <> 'BIGINT'
     or try_variant_get(parse_json(event_json), '$.data.timestamp_unixtime_ms', 'string')
