@@ -6,7 +6,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-from loader.ingest import parallel
+from loader.ingest import importer, parallel
 from loader.ingest.importer import ingest
 from loader.warehouse import connect
 
@@ -44,7 +44,8 @@ def raw_tables(warehouse: Path, folder: Path) -> tuple[dict, list, list]:
             "where table_schema = 'raw' order by all"
         ).fetchall()
     reported = [(Path(r.source_file).name, r.line_number, r.reason) for r in summary.rejections]
-    return tables, reported, schema
+    statuses = [(Path(f.path).name, f.status, Path(f.note).name) for f in summary.files]
+    return tables, reported, schema, statuses
 
 
 def test_parallel_ingest_gives_the_raw_tables_of_a_serial_one(tmp_path, monkeypatch):
@@ -56,7 +57,7 @@ def test_parallel_ingest_gives_the_raw_tables_of_a_serial_one(tmp_path, monkeypa
     parallel_run = raw_tables(tmp_path / "parallel.duckdb", folder)
 
     assert parallel_run == serial
-    tables, reported, _ = parallel_run
+    tables, reported, _, _ = parallel_run
     assert len(tables["quarantine_lines"]) == 6 * 300 - 1
     assert reported[0][:2] == ("part-3.txt", 42)
     assert reported[0][2].startswith("invalid JSON")
@@ -73,3 +74,30 @@ def test_parallel_ingest_again_changes_nothing(tmp_path, monkeypatch):
         summary = ingest(con, [str(folder)])
     assert {f.status for f in summary.files} == {"unchanged"}
     assert raw_tables(tmp_path / "w.duckdb", folder)[0] == first[0]
+
+
+def test_parallel_ingest_across_commits_and_copies_matches_a_serial_one(tmp_path, monkeypatch):
+    """A commit after every file, a file whose content another file already has, and a
+    file changed since an earlier ingest: the same rows, statuses and notes either way."""
+    folder = tmp_path / "q"
+    quarantine(folder)
+    (folder / "part-7.txt").write_bytes((folder / "part-1.txt").read_bytes())  # a copy
+    monkeypatch.setattr(importer, "COMMIT_BYTES", 1)
+    runs = []
+    for min_bytes in (10**15, 0):  # serial, then parallel
+        monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", min_bytes)
+        warehouse = tmp_path / f"w{min_bytes}.duckdb"
+        (folder / "part-0.txt").write_bytes(batch(1) + b"\n")
+        raw_tables(warehouse, folder)
+        (folder / "part-0.txt").write_bytes(b"\n".join(batch(n) for n in range(5)) + b"\n")
+        runs.append(raw_tables(warehouse, folder))
+    serial, parallel_run = runs
+
+    assert parallel_run == serial
+    tables, _, _, statuses = parallel_run
+    assert ("part-0.txt", "replaced", "") not in statuses  # the note explains it
+    assert [s[:2] for s in statuses if s[0] in ("part-0.txt", "part-7.txt")] == [
+        ("part-0.txt", "replaced"),
+        ("part-7.txt", "unchanged"),
+    ]
+    assert sum(1 for row in tables["quarantine_lines"] if row[0].endswith("part-0.txt")) == 5
