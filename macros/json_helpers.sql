@@ -168,6 +168,30 @@
     parse_json({{ json_expr }})
 {%- endmacro %}
 
+{% macro json_without_keys(json_expr, keys_expr) -%}
+    {#- A JSON object without the members named in `keys_expr` (SQL for a list of text);
+        the object unchanged when the list is null. Values keep their exact JSON text. -#}
+    {{ return(adapter.dispatch('json_without_keys', 'mparticle_backfill')(json_expr, keys_expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__json_without_keys(json_expr, keys_expr) -%}
+    case when {{ keys_expr }} is null then {{ json_expr }} else to_json(map_from_entries(list_filter(
+        map_entries(json_transform({{ json_expr }}, '"MAP(VARCHAR, JSON)"')),
+        lambda entry: not list_contains({{ keys_expr }}, entry.key)
+    ))) end
+{%- endmacro %}
+
+{% macro default__json_without_keys(json_expr, keys_expr) -%}
+    {{ unsupported_engine('json_without_keys') }}
+{%- endmacro %}
+
+{% macro spark__json_without_keys(json_expr, keys_expr) -%}
+    case when {{ keys_expr }} is null then {{ json_expr }} else to_json(map_filter(
+        from_json({{ json_expr }}, 'map<string,variant>'),
+        (k, v) -> not array_contains({{ keys_expr }}, k)
+    )) end
+{%- endmacro %}
+
 {% macro sql_string_list(values) -%}
     {#- A Jinja list of strings as a SQL list of text literal. -#}
     {{ return(adapter.dispatch('sql_string_list', 'mparticle_backfill')(values)) }}

@@ -20,6 +20,7 @@
         'login_identity_types': 'identity_types',
         'exclude_high_risk_users': 'boolean',
         'replay_blocked_user_attributes': 'boolean',
+        'replay_blocked_identities': 'boolean',
         'fixes': 'fix_names',
         'mark_replayed_events': 'backfill_id_or_null',
         'integrations': 'integration_names',

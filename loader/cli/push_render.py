@@ -206,6 +206,21 @@ def _print_identity_risk(plan: PlanSummary, *, mparticle: bool) -> None:
             "Build with --vars '{exclude_high_risk_users: true}' to skip them."
         )
     _print_user_attributes(plan)
+    if mparticle:
+        _print_blocked_identities(plan)
+
+
+def _print_blocked_identities(plan: PlanSummary) -> None:
+    """The blocked identities the build sends (var replay_blocked_identities), and their risk."""
+    if plan.blocked_identities_sent:
+        err.print(
+            f"[yellow]warning:[/] {plan.blocked_identities_sent} blocked user and device "
+            f"identities go in the batches of {plan.with_blocked_identities} events (var "
+            "replay_blocked_identities): mParticle resolves each batch's user from the "
+            "identities it carries, so a blocked login identity it never stored may create a "
+            "new profile (an extra MTU) or match another user's profile. Each one: "
+            "blocked_identities__outcomes."
+        )
 
 
 def _print_user_attributes(plan: PlanSummary) -> None:

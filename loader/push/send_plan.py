@@ -100,6 +100,11 @@ class PlanSummary:
     # of them, events of users the build sends blocked user attributes for
     # (`replay_user_attributes.will_send`); None: the replay set comes without that table
     with_blocked_user_attributes: int | None = None
+    # blocked user and device identities the events to send carry (var
+    # replay_blocked_identities, `blocked_identities__outcomes`), and those events; None: the
+    # replay set comes without that table
+    blocked_identities_sent: int | None = None
+    with_blocked_identities: int | None = None
     changed_examples: list[str] = field(default_factory=list)
     # the run that acknowledged the latest of the changed events, and how this build's vars
     # differ from that run's build (empty: the same vars); None: that run, or this replay
@@ -286,6 +291,7 @@ class Planner:
             f"and d.disposition = 'resume'{self._in_sample('r')})"
         )
         self._count_sending(summary, sending)
+        self._count_blocked_identities(summary, sending)
         summary.events_by_name = dict(
             con.execute(
                 f"select {EVENT_NAME_SQL} as name, count(*) from {sending} group by 1 order by 1"
@@ -440,15 +446,36 @@ class Planner:
         summary.sample_pairs_total = coverage.pairs_total
         summary.held_back = coverage.pending_events - summary.to_send
 
+    def _count_blocked_identities(self, summary: PlanSummary, sending: str) -> None:
+        """The blocked identities the build sends (`blocked_identities__outcomes`) with the
+        batches of the events to send, and those events."""
+        if not self._has_main_table("blocked_identities__outcomes"):
+            return
+        replayed = (
+            f"(select batch_id from {ALIAS}.main.blocked_identities__outcomes "
+            "where outcome = 'replay')"
+        )
+        [(summary.blocked_identities_sent, summary.with_blocked_identities)] = self.con.execute(
+            f"""select
+                (select count(*) from {replayed} o
+                 where o.batch_id in (select batch_id from {sending})),
+                (select count(*) from {sending} e
+                 where e.batch_id in (select batch_id from {replayed}))"""
+        ).fetchall()
+
+    def _has_main_table(self, name: str) -> bool:
+        """Whether the warehouse holds table or view `name` (a Parquet replay set does not)."""
+        [(found,)] = self.con.execute(
+            "select count(*) from duckdb_tables() where database_name = ? "
+            "and schema_name = 'main' and table_name = ?",
+            [ALIAS, name],
+        ).fetchall()
+        return bool(found)
+
     def _has_user_attribute_decisions(self) -> bool:
         """Whether the warehouse says whose blocked user attributes it sends (a Parquet
         replay set does not)."""
-        [(found,)] = self.con.execute(
-            "select count(*) from duckdb_tables() where database_name = ? "
-            "and schema_name = 'main' and table_name = 'replay_user_attributes'",
-            [ALIAS],
-        ).fetchall()
-        return bool(found)
+        return self._has_main_table("replay_user_attributes")
 
     def _sends_blocked_attributes(self) -> str:
         """SQL: the event's user gets blocked user attributes (as the build decided)."""

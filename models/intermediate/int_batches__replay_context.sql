@@ -2,6 +2,13 @@
 -- One row per source batch: who it belongs to and the batch-level JSON a replay sends.
 -- suppressed_by: the identity type by which the batch's identities (after the context fixes)
 -- match the suppression list.
+--
+-- The identities the data plan blocked (stg_quarantine__blocked_identities) are left out of
+-- the JSON a replay sends when var replay_blocked_identities is false (it is true by default); a value a context
+-- fix put in their place is sent either way. The user key and the suppression match use
+-- every identity of the batch; the identity class, what is sent (mParticle resolves the
+-- user from the identities a batch carries:
+-- https://docs.mparticle.com/developers/server/json-reference/ , mpid).
 
 {% set login_identity_types = var('login_identity_types', []) or [] %}
 {% set with_suppression = suppression_list_loaded() %}
@@ -11,13 +18,73 @@ with batches as (
     select * from {{ context_fix_chain_output() }}
 ),
 
+{%- if var('replay_blocked_identities') %}
+
+sent_identities as (
+    select
+        *,
+        user_identities as sent_user_identities,
+        device_info as sent_device_info
+    from batches
+),
+{%- else %}
+
+{%- set with_context_fixes = context_fix_chain() | length > 0 %}
+{%- if with_context_fixes %}
+
+source_batches as (
+    select * from {{ ref('stg_quarantine__batches') }}
+),
+{%- endif %}
+
+-- blocked identities the context fixes left as the source batch had them: not sent
+withheld as (
+    select
+        blocked.batch_key,
+        blocked.identity_kind,
+        {{ list_agg('blocked.identity_type', 'blocked.identity_type') }} as identity_types
+    from {{ ref('stg_quarantine__blocked_identities') }} blocked
+    {%- if with_context_fixes %}
+    inner join source_batches on blocked.batch_key = source_batches.batch_key
+    inner join batches on blocked.batch_key = batches.batch_key
+    where case
+        when blocked.identity_kind = 'user' then
+            cast({{ json_member('batches.user_identities', 'blocked.identity_type') }} as string)
+            is not distinct from
+            cast({{ json_member('source_batches.user_identities', 'blocked.identity_type') }} as string)
+        else
+            cast({{ json_member('batches.device_info', 'blocked.identity_type') }} as string)
+            is not distinct from
+            cast({{ json_member('source_batches.device_info', 'blocked.identity_type') }} as string)
+    end
+    {%- endif %}
+    group by all
+),
+
+sent_identities as (
+    select
+        batches.*,
+        {{ json_without_keys('batches.user_identities', 'withheld_users.identity_types') }}
+            as sent_user_identities,
+        {{ json_without_keys('batches.device_info', 'withheld_devices.identity_types') }}
+            as sent_device_info
+    from batches
+    left join withheld as withheld_users
+        on batches.batch_key = withheld_users.batch_key and withheld_users.identity_kind = 'user'
+    left join withheld as withheld_devices
+        on batches.batch_key = withheld_devices.batch_key and withheld_devices.identity_kind = 'device'
+),
+{%- endif %}
+
 identities as (
     select
         *,
         {{ user_identity_pairs('user_identities') }} as identity_pairs,
-        {{ login_identity_types_of('user_identities', login_identity_types) }} as login_identity_types,
-        {{ device_id_pairs('device_info', 'mp_deviceid') }} as device_id_pairs
-    from batches
+        {{ device_id_pairs('device_info', 'mp_deviceid') }} as device_id_pairs,
+        {{ user_identity_pairs('sent_user_identities') }} as sent_identity_pairs,
+        {{ login_identity_types_of('sent_user_identities', login_identity_types) }} as login_identity_types,
+        {{ device_id_pairs('sent_device_info', 'mp_deviceid') }} as sent_device_id_pairs
+    from sent_identities
 ),
 
 keyed as (
@@ -30,12 +97,14 @@ keyed as (
             when {{ list_len('device_id_pairs') }} > 0 then 'device_ids'
             else 'none'
         end as user_key_source,
-        -- how mParticle will find the profile: by MPID, by a login identity, or only by
-        -- device ids / non-login identities (may create a new profile: an extra MTU)
+        -- how mParticle will find the profile from what is sent: by MPID, by a login
+        -- identity, or only by device ids / non-login identities (may create a new
+        -- profile: an extra MTU)
         case
             when mpid is not null then 'mpid'
             when {{ list_len('login_identity_types') }} > 0 then 'login_identity'
-            when {{ list_len('identity_pairs') }} + {{ list_len('device_id_pairs') }} > 0 then 'device_ids_only'
+            when {{ list_len('sent_identity_pairs') }} + {{ list_len('sent_device_id_pairs') }} > 0
+                then 'device_ids_only'
             else 'no_identity'
         end as identity_class
     from identities
@@ -49,8 +118,8 @@ with_context as (
             ('environment', json_value_sql('environment')),
             ('mpid', json_value_sql('try_cast(mpid as bigint)')),
             ('mp_deviceid', json_value_sql('mp_deviceid')),
-            ('user_identities', json_parsed('user_identities')),
-            ('device_info', json_parsed('device_info')),
+            ('user_identities', json_parsed('sent_user_identities')),
+            ('device_info', json_parsed('sent_device_info')),
             ('application_info', json_parsed('application_info')),
             ('consent_state', json_parsed('consent_state')),
             ('integration_attributes', json_parsed('integration_attributes')),
@@ -96,7 +165,7 @@ select
     case when identity_class in ('mpid', 'login_identity') then 'low' else 'high' end
         as identity_risk,
     login_identity_types,
-    {{ list_map('device_id_pairs', 'pair', "split_part(pair, '=', 1)") }} as device_id_types,
+    {{ list_map('sent_device_id_pairs', 'pair', "split_part(pair, '=', 1)") }} as device_id_types,
     mpid,
     invalid_mpid,
     environment,

@@ -1,12 +1,31 @@
 -- Every blocked user identity and device identity and what happens to it.
 --
--- A replay batch keeps its source batch's user_identities and device_info whole, the
--- "blocked" ones too: dropping a login identity can make mParticle mint a new MPID (a
--- second profile, an extra MTU). So a blocked identity is replayed exactly when an event
--- of its batch is: it goes in each of those replay batches. It is skipped when no event of
--- its batch is replayed (a batch that blocked only identities or attributes), when the
--- batch held no value for it, or when a context fix removed it. A replay that names the
--- same data plan version may have it blocked again (data_plan_note in replay_events).
+-- Var replay_blocked_identities (default true) decides whether a replay batch carries the
+-- identities its source batch had blocked (int_batches__replay_context). Either way
+-- mParticle resolves the user from the identities a batch carries
+-- (https://docs.mparticle.com/developers/server/json-reference/ , mpid): sent, a blocked
+-- login identity it has not stored may create a new profile (an extra MTU,
+-- https://docs.mparticle.com/guides/idsync/components/) or match another user's; left
+-- out, the batch may resolve to another profile than the original did
+-- (https://docs.mparticle.com/guides/data-master/blocked-data-backfill-guide/).
+--
+-- An identity rides only in the replay batches of its own batch: a batch none of whose
+-- events is replayed (one that blocked only identities or attributes) has nothing to carry
+-- it, and an identity is never moved to another batch of the user. Skipped, in this order:
+-- the batch held no value for it, its user is suppressed, a context fix removed it or put
+-- another value in its place (that value is sent, not the blocked one), no event of its
+-- batch is replayed, the var is off (so that reason names exactly the identities the var
+-- would send). A replay that names the same data plan version may have
+-- it blocked again (data_plan_note in replay_events).
+
+{% set fixed_value -%}
+    case when blocked.identity_kind = 'user' then fixed_batches.user_identities
+        else fixed_batches.device_info end
+{%- endset %}
+{% set source_value -%}
+    case when blocked.identity_kind = 'user' then source_batches.user_identities
+        else source_batches.device_info end
+{%- endset %}
 
 with blocked as (
     select * from {{ ref('stg_quarantine__blocked_identities') }}
@@ -14,6 +33,15 @@ with blocked as (
 
 contexts as (
     select * from {{ ref('int_batches__replay_context') }}
+),
+
+-- the batches after the context fixes, and as they came
+fixed_batches as (
+    select * from {{ context_fix_chain_output() }}
+),
+
+source_batches as (
+    select * from {{ ref('stg_quarantine__batches') }}
 ),
 
 -- users on the suppression list, as int_events__classified finds them
@@ -41,16 +69,19 @@ decided as (
         case
             when not blocked.has_value then 'no_value_in_batch'
             when suppressed_users.user_key is not null then 'suppressed_user'
-            when blocked.identity_kind = 'user' and not {{ has_identity_value(
-                json_at('contexts.batch_context', '$.user_identities'), 'blocked.identity_type') }}
+            when not {{ has_identity_value(fixed_value, 'blocked.identity_type') }}
                 then 'removed_by_a_context_fix'
-            when blocked.identity_kind = 'device' and not {{ has_identity_value(
-                json_at('contexts.batch_context', '$.device_info'), 'blocked.identity_type') }}
-                then 'removed_by_a_context_fix'
+            when cast({{ json_member(fixed_value, 'blocked.identity_type') }} as string)
+                    <> cast({{ json_member(source_value, 'blocked.identity_type') }} as string)
+                then 'changed_by_a_context_fix'
             when replay_counts.replay_events is null then 'no_event_of_the_batch_replayed'
+            when not {{ var('replay_blocked_identities') }}
+                then 'var replay_blocked_identities is false'
         end as skip_reason
     from blocked
     inner join contexts on blocked.batch_key = contexts.batch_key
+    inner join fixed_batches on blocked.batch_key = fixed_batches.batch_key
+    inner join source_batches on blocked.batch_key = source_batches.batch_key
     left join suppressed_users on contexts.user_key = suppressed_users.user_key
     left join replay_counts on blocked.batch_key = replay_counts.batch_id
 )

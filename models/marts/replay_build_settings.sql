@@ -27,6 +27,7 @@ settings as (
         {{ fix_sql_string(var('data_plan_policy', 'keep')) }} as data_plan_policy,
         {{ var('replay_attribute_only_events') }}::boolean as replay_attribute_only_events,
         {{ var('replay_blocked_user_attributes') }}::boolean as replay_blocked_user_attributes,
+        {{ var('replay_blocked_identities') }}::boolean as replay_blocked_identities,
         {{ var('exclude_high_risk_users') }}::boolean as exclude_high_risk_users,
         {{ sql_string_list(fix_chain()) }} as fixes,
         {{ 'null' if sample_users_pct() is none else sample_users_pct() }}::double

@@ -281,6 +281,7 @@ def test_build_settings_hold_the_vars_the_build_used(tmp_path, warehouse, monkey
         ("data_plan_policy", "VARCHAR"),
         ("replay_attribute_only_events", "BOOLEAN"),
         ("replay_blocked_user_attributes", "BOOLEAN"),
+        ("replay_blocked_identities", "BOOLEAN"),
         ("exclude_high_risk_users", "BOOLEAN"),
         ("fixes", "VARCHAR[]"),
         ("dev_sample_users_pct", "DOUBLE"),
@@ -306,6 +307,7 @@ def test_build_settings_hold_the_vars_the_build_used(tmp_path, warehouse, monkey
             "keep",
             False,
             False,
+            True,  # replay_blocked_identities
             False,
             [
                 "fix_rename_checkout_event",

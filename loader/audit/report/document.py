@@ -176,7 +176,7 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
         attributes, attribute_users = user_attributes_section(con)
         sections = [replay, ages_section(con, limits), skipped, fixes_section(con), risk]
         sections += [attributes] if attributes else []
-        identities = blocked_identities_section(con)
+        identities, identities_sent = blocked_identities_section(con)
         sections += [identities] if identities else []
         sections.append(data_plan_section(con))
         privacy, privacy_warnings = privacy_section(con)
@@ -204,6 +204,12 @@ def render(warehouse: Path, ledger: Path | None = None) -> tuple[str, ReportSumm
                 )
 
     warnings = notes + _warnings(facts, limits, high_events, attribute_users, plan_notes, push)
+    if identities_sent:
+        warnings.append(
+            f"{fmt(identities_sent)} blocked user and device identities are sent: they may "
+            "create new profiles (extra MTUs) or match other users' profiles. See "
+            "<a href='#blocked-identities'>Blocked identities</a>."
+        )
     warnings += landing_warnings
     tiles = _headline(facts, limits, skipped_total, high_events, push)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -270,10 +270,11 @@ def user_attributes_section(con: duckdb.DuckDBPyConnection) -> tuple[Section | N
     return Section("User attributes", html, "user-attributes"), sent
 
 
-def blocked_identities_section(con: duckdb.DuckDBPyConnection) -> Section | None:
-    """Blocked user and device identities: sent with their batches' events, or why not."""
+def blocked_identities_section(con: duckdb.DuckDBPyConnection) -> tuple[Section | None, int]:
+    """Blocked user and device identities: sent with their batches' events (var
+    replay_blocked_identities), or why not; and how many are sent."""
     if not exists(con, "blocked_identities__outcomes"):
-        return None
+        return None, 0
     rows = query(
         con,
         """
@@ -286,29 +287,46 @@ def blocked_identities_section(con: duckdb.DuckDBPyConnection) -> Section | None
         """,
     )
     if not rows:
-        return None
+        return None, 0
     sent = sum(r[2] for r in rows)
-    [(not_carried,)] = query(
+    [(held_by_var, not_carried)] = query(
         con,
-        "select count(*) from blocked_identities__outcomes "
-        "where skip_reason = 'no_event_of_the_batch_replayed'",
+        "select count(*) filter (where skip_reason = 'var replay_blocked_identities is false'), "
+        "count(*) filter (where skip_reason = 'no_event_of_the_batch_replayed') "
+        "from blocked_identities__outcomes",
     )
-    carried_note = (
-        f" {fmt(not_carried)} not sent: no event of its batch is replayed (a batch that "
-        "blocked only identities or attributes, or whose events were all skipped)."
-        if not_carried
-        else ""
+    risk = (
+        "mParticle resolves a batch's user from the identities it carries: a blocked login "
+        "identity it never stored may create a new profile (an extra MTU) or match another "
+        "user's profile"
     )
-    html = (
-        f"<p>{fmt(sent)} blocked identities go with their batches' replay events: a replay "
-        "batch keeps its batch's <code>user_identities</code> and <code>device_info</code> "
-        "whole, blocked ones too, because leaving a login identity out can make mParticle "
-        "create a second profile for the user (an extra MTU, the data on the wrong user)."
-        f"{carried_note} A replay naming the same data plan version may have them blocked "
-        "again. Every one: <code>blocked_identities__outcomes</code>.</p>"
-        + html_table(["kind", "identity", "sent", "not sent", "why not"], rows, numeric={2, 3})
+    if sent:
+        html = (
+            f'<p class="warn">{fmt(sent)} blocked identities go with their batches\' replay '
+            "events (var <code>replay_blocked_identities</code>). <b>"
+            f"{risk}.</b> A replay naming the same data plan version may have them blocked "
+            "again.</p>"
+        )
+    else:
+        html = ""
+    if held_by_var:
+        html += (
+            f"<p>{fmt(held_by_var)} blocked identities are left out of their batches' replay "
+            "events, as the data plan left them out. Build with <code>--vars "
+            "'{replay_blocked_identities: true}'</code> to send them; then " + risk + ". Left "
+            "out, a batch without an MPID is matched by its other identities and may land on "
+            'another profile than the original (see <a href="#risk">Identity risk</a>).</p>'
+        )
+    if not_carried:
+        html += (
+            f"<p>{fmt(not_carried)} not sent: no event of its batch is replayed (a batch that "
+            "blocked only identities or attributes, or whose events were all skipped), and an "
+            "identity is never moved to another batch.</p>"
+        )
+    html += "<p>Every one: <code>blocked_identities__outcomes</code>.</p>" + html_table(
+        ["kind", "identity", "sent", "not sent", "why not"], rows, numeric={2, 3}
     )
-    return Section("Blocked identities", html, "blocked-identities")
+    return Section("Blocked identities", html, "blocked-identities"), sent
 
 
 def integration_limits_section(con: duckdb.DuckDBPyConnection) -> Section | None:
