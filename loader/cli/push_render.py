@@ -263,7 +263,7 @@ def _print_triggers(plan: PlanSummary) -> None:
     trigger with none of their events listed (seed trigger_events)."""
     from loader.push.trigger_events import (
         ALLOW_TRIGGERS_HINT,
-        NOT_CHECKED,
+        UNCHECKED_HINT,
         describe,
         unlisted_line,
     )
@@ -271,8 +271,16 @@ def _print_triggers(plan: PlanSummary) -> None:
     for item in plan.triggers_unlisted:
         line = unlisted_line(item["integration"], item["messages_source_url"])
         err.print(f"[yellow]warning:[/] {esc(line)}")
+    if plan.triggers_checked_against is not None:
+        out.print(
+            "  events that trigger messages: the replay set has no replay_trigger_events; its "
+            f"rows were checked against {plan.triggers_checked_against}",
+            markup=False,
+        )
     if plan.trigger_events is None:
-        err.print(f"[yellow]note:[/] {esc(NOT_CHECKED)}")
+        hint = "they are sent (--allow-triggers)" if plan.allow_triggers else UNCHECKED_HINT
+        color = "yellow" if plan.allow_triggers else "red"
+        err.print(f"[{color}]warning:[/] {esc(plan.triggers_unchecked or '')}. {esc(hint)}")
     elif not plan.trigger_events_total:
         out.print("  events that trigger messages (seed trigger_events): none", markup=False)
     elif plan.allow_triggers:

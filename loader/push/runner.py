@@ -60,7 +60,7 @@ from loader.push.reviewed_plan import (
 )
 from loader.push.send_plan import Planner, PlanSummary, SampleRequest, planning_session
 from loader.push.transport import Outgoing, RateLimiter, SendResult, Transport
-from loader.push.trigger_events import ALLOW_TRIGGERS_HINT, TriggerEventsRefused
+from loader.push.trigger_events import ALLOW_TRIGGERS_HINT, UNCHECKED_HINT, TriggerEventsRefused
 from loader.push.trigger_events import describe as describe_triggers
 
 LEDGER_CHUNK = 5_000  # batches recorded per transaction while planning
@@ -549,6 +549,11 @@ def push(
 def _check_triggers(plan: PlanSummary, options: PushOptions) -> None:
     """Refuse a run that would send events that trigger messages, unless allowed."""
     plan.allow_triggers = options.allow_triggers
+    if plan.trigger_events is None and plan.to_send and not options.allow_triggers:
+        raise TriggerEventsRefused(
+            f"not pushing: {plan.triggers_unchecked}. Events that trigger messages can "
+            f"message real users about what they did days ago: {UNCHECKED_HINT}."
+        )
     total = plan.trigger_events_total
     if total and not options.allow_triggers:
         raise TriggerEventsRefused(

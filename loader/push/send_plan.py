@@ -139,9 +139,13 @@ class PlanSummary:
     # the build's suppression list (path, sha256, rows); None: built without one
     suppression_list: dict[str, Any] | None = None
     # events to send that would trigger messages downstream (seed trigger_events): per
-    # integration, event type and name, and in all; None: the replay set does not say
+    # integration, event type and name, and in all; None: they could not be checked
     trigger_events: list[dict[str, Any]] | None = None
     trigger_events_total: int = 0
+    # the replay set has no replay_trigger_events: the trigger list its rows were checked
+    # against (a seed file), or why they could not be (then trigger_events is None)
+    triggers_checked_against: str | None = None
+    triggers_unchecked: str | None = None
     # integrations of var integrations that can trigger messages, none of their events listed
     triggers_unlisted: list[dict[str, Any]] = field(default_factory=list)
     allow_triggers: bool = False  # the run's --allow-triggers
@@ -310,14 +314,23 @@ class Planner:
     def _count_triggers(self, summary: PlanSummary, sending: str) -> None:
         """The events to send that would trigger messages, and the integrations that can
         trigger with none of their events listed (for a direct destination: its own)."""
-        from loader.push.trigger_events import integrations_without_triggers, trigger_counts
+        from loader.push.trigger_events import (
+            integrations_without_triggers,
+            trigger_counts,
+            unchecked_line,
+        )
+        from loader.push.trigger_list import TriggersUnchecked
 
         # mParticle forwards to every connected integration; a direct destination is one
         only = None if self.destination == EVENTS_API else self.destination
-        counted = trigger_counts(self.con, ALIAS, sending=sending, integration=only)
-        if counted is not None:
-            counts, summary.trigger_events_total = counted
-            summary.trigger_events = [count.as_dict() for count in counts]
+        try:
+            checked = trigger_counts(self.con, ALIAS, sending=sending, integration=only)
+        except TriggersUnchecked as exc:
+            summary.triggers_unchecked = unchecked_line(str(exc))
+        else:
+            summary.trigger_events = [count.as_dict() for count in checked.counts]
+            summary.trigger_events_total = checked.events
+            summary.triggers_checked_against = checked.checked_against
         summary.triggers_unlisted = [
             {"integration": name, "messages_source_url": url}
             for name, url in integrations_without_triggers(self.con, ALIAS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import yaml
 from typer.testing import CliRunner
 
@@ -127,6 +128,7 @@ BATCHES = [
     ),
 ]
 TRIGGERING = {"1 Order Completed", "2 Cart", "2 Order Completed"}
+EVERY_EVENT = sorted([*TRIGGERING, "1 Viewed Page", "3 order completed"])
 
 
 def project(tmp_path: Path, *, skip_fix: bool) -> Path:
@@ -278,3 +280,91 @@ def test_events_a_fix_skips_are_not_triggers_and_the_rest_is_sent(tmp_path, monk
         accepted = emu.accepted()
     assert names(accepted) == ["1 Viewed Page", "3 order completed"]
     assert runs(tmp_path / "ledger.duckdb")[0][0] == "false"
+
+
+def test_a_replay_set_without_replay_trigger_events_is_checked_on_its_rows(tmp_path, monkeypatch):
+    """A Parquet replay set and a warehouse of an older version (no replay_trigger_events)
+    are checked against the project's seeds/trigger_events.csv on their own rows; with no
+    such file the events cannot be checked and the push refuses unless allowed."""
+    warehouse = built(tmp_path, monkeypatch, skip_fix=False)
+    monkeypatch.setenv("DBT_PROJECT_DIR", str(tmp_path / "project"))
+    seed = tmp_path / "project" / "seeds" / "trigger_events.csv"
+    parquet = tmp_path / "replay.parquet"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(f"copy (select * from replay_events) to '{parquet}' (format parquet)")
+    counted = "braze custom_event 'Order Completed' 2, braze screen_view 'Cart' 1"
+
+    dry = runner.invoke(app, ["push", "--dry-run", "--replay-set", str(parquet)])
+    assert dry.exit_code == 0, dry.output
+    assert f"rows were checked against {seed}" in dry.output
+    assert f"3 events would trigger messages downstream: {counted}" in dry.output
+
+    bare = tmp_path / "bare"  # a project without the seed file: nothing to check against
+    bare.mkdir()
+    (bare / "dbt_project.yml").write_text((tmp_path / "project" / "dbt_project.yml").read_text())
+    with running_emulator(EmulatorConfig(api_key="key", api_secret="s3cret")) as emu:
+        push = ["push", "--endpoint", emu.base_url]
+        refused = runner.invoke(app, [*push, "--replay-set", str(parquet)])
+        assert refused.exit_code == 2, refused.output
+        assert "not pushing: 3 events of this run would trigger messages downstream " in (
+            refused.output
+        )
+        monkeypatch.setenv("DBT_PROJECT_DIR", str(bare))
+        unchecked = runner.invoke(app, [*push, "--replay-set", str(parquet)])
+        assert unchecked.exit_code == 2, unchecked.output
+        assert "not pushing: events that trigger messages cannot be checked" in unchecked.output
+        assert "has no seeds/trigger_events.csv" in unchecked.output
+        assert "--allow-triggers" in unchecked.output
+        dry = runner.invoke(app, ["push", "--dry-run", "--replay-set", str(parquet)])
+        assert dry.exit_code == 0 and "cannot be checked" in dry.output, dry.output
+
+        monkeypatch.setenv("DBT_PROJECT_DIR", str(tmp_path / "project"))
+        with duckdb.connect(str(warehouse)) as con:  # as an older version built it
+            con.execute("drop table replay_trigger_events")
+            con.execute("drop table trigger_events")
+        old = runner.invoke(app, push)
+        assert old.exit_code == 2, old.output
+        assert "not pushing: 3 events of this run would trigger messages downstream" in (old.output)
+        assert counted in old.output
+        assert emu.accepted() == []
+        assert runs(tmp_path / "ledger.duckdb") == []
+
+        allowed = runner.invoke(app, [*push, "--allow-triggers"])
+        assert allowed.exit_code == 0, allowed.output
+        assert names(emu.accepted()) == sorted(
+            [
+                "1 Order Completed",
+                "1 Viewed Page",
+                "2 Cart",
+                "2 Order Completed",
+                "3 order completed",
+            ]
+        )
+        assert emu.stats()["duplicate_batches"] == 0
+    [(allow, sent)] = runs(tmp_path / "ledger.duckdb")
+    assert allow == "true" and sum(c["events"] for c in json.loads(sent)) == 3
+
+    html, summary = render(warehouse, tmp_path / "ledger.duckdb")
+    assert "3 replay events would trigger messages downstream" in " ".join(summary.warnings)
+    assert f"the replay events matching {seed}" in html
+
+
+def test_an_unchecked_replay_set_is_sent_with_allow_triggers_and_the_run_says_so(
+    tmp_path, monkeypatch
+):
+    warehouse = built(tmp_path, monkeypatch, skip_fix=False)
+    parquet = tmp_path / "replay.parquet"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(f"copy (select * from replay_events) to '{parquet}' (format parquet)")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "dbt_project.yml").write_text((tmp_path / "project" / "dbt_project.yml").read_text())
+    monkeypatch.setenv("DBT_PROJECT_DIR", str(bare))
+    with running_emulator(EmulatorConfig(api_key="key", api_secret="s3cret")) as emu:
+        push = ["push", "--endpoint", emu.base_url, "--replay-set", str(parquet)]
+        allowed = runner.invoke(app, [*push, "--allow-triggers"])
+        assert allowed.exit_code == 0, allowed.output
+        assert "cannot be checked" in allowed.output
+        assert "they are sent (--allow-triggers)" in allowed.output
+        assert emu.stats()["accepted_events"] == 5
+    assert runs(tmp_path / "ledger.duckdb") == [("true", "null")]

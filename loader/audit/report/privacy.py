@@ -12,11 +12,13 @@ from loader.audit.report.reading import query
 from loader.build_settings import read_suppression_list, suppression_line
 from loader.push.trigger_events import (
     ALLOW_TRIGGERS_HINT,
-    NOT_CHECKED,
+    UNCHECKED_HINT,
     integrations_without_triggers,
     trigger_counts,
+    unchecked_line,
     unlisted_line,
 )
+from loader.push.trigger_list import TriggersUnchecked
 
 
 def privacy_section(con: duckdb.DuckDBPyConnection) -> tuple[Section, list[str]]:
@@ -44,14 +46,24 @@ def privacy_section(con: duckdb.DuckDBPyConnection) -> tuple[Section, list[str]]
 def _triggers(con: duckdb.DuckDBPyConnection) -> tuple[str, list[str]]:
     """The replay events that would trigger messages, per integration and event name."""
     warnings = [escape(unlisted_line(*unlisted)) for unlisted in integrations_without_triggers(con)]
-    counted = trigger_counts(con)
-    if counted is None:
-        return f"<p>{escape(NOT_CHECKED[0].upper() + NOT_CHECKED[1:])}.</p>", warnings
-    counts, total = counted
+    try:
+        checked = trigger_counts(con, replay="replay_events")
+    except TriggersUnchecked as exc:
+        line = unchecked_line(str(exc))
+        warnings.append(escape(f"{line}. {UNCHECKED_HINT}"))
+        return f"<p>{escape(line[0].upper() + line[1:])}.</p>", warnings
+    total = checked.events
+    where = (
+        "<code>replay_trigger_events</code>"
+        if checked.checked_against is None
+        else f"the replay events matching {escape(checked.checked_against)} (this build, by "
+        "an older version, has no <code>replay_trigger_events</code>: rebuild to list them)"
+    )
     if not total:
+        note = "" if checked.checked_against is None else f"; checked: {where}"
         return (
             "<p>No replay event triggers messages downstream (seed "
-            "<code>trigger_events</code>).</p>",
+            f"<code>trigger_events</code>{note}).</p>",
             warnings,
         )
     warnings.append(
@@ -59,12 +71,11 @@ def _triggers(con: duckdb.DuckDBPyConnection) -> tuple[str, list[str]]:
         f"<code>trigger_events</code>): <code>loader push</code> refuses to send them; "
         f"{escape(ALLOW_TRIGGERS_HINT)}."
     )
-    rows = [(c.integration, c.event_type, c.event_name, c.events) for c in counts]
+    rows = [(c.integration, c.event_type, c.event_name, c.events) for c in checked.counts]
     html = (
         f"<p>{fmt(total)} replay events would trigger messages downstream (campaigns, "
         "Canvases, journeys started by an event): <code>loader push</code> refuses to send "
-        f"them; {escape(ALLOW_TRIGGERS_HINT)}. Every one: "
-        "<code>replay_trigger_events</code>.</p>"
+        f"them; {escape(ALLOW_TRIGGERS_HINT)}. Every one: {where}.</p>"
         + html_table(["integration", "event type", "event name", "events"], rows, numeric={3})
     )
     return html, warnings
