@@ -461,8 +461,11 @@ class Planner:
 
     def _count_blocked_identities(self, summary: PlanSummary, sending: str) -> None:
         """The blocked identities the build sends (`blocked_identities__outcomes`) with the
-        batches of the events to send, and those events."""
-        if not self._has_main_table("blocked_identities__outcomes"):
+        batches of the events to send, and those events. Only for the Events API: a direct
+        destination's replay set is the events its own model maps, not source batches."""
+        if self.destination != EVENTS_API or not self._has_main_table(
+            "blocked_identities__outcomes"
+        ):
             return
         replayed = (
             f"(select batch_id from {ALIAS}.main.blocked_identities__outcomes "
