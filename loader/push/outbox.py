@@ -6,7 +6,8 @@ replay set is. The file is scratch: it is rebuilt by each run (the ledger, not t
 outbox, says what was sent) and removed when the run ends.
 
 Format: per request, a little-endian u32 batch count, then per batch the 36-byte id,
-a u32 event count, a u32 body length and the body.
+its number in the ledger as a u64 (0: none), a u32 event count, a u32 body length and
+the body.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from loader.push.packing import ID_LENGTH, PackedBatch
 from loader.push.transport import Outgoing
 
 _U32 = struct.Struct("<I")
-_BATCH = struct.Struct(f"<{ID_LENGTH}sII")
+_BATCH = struct.Struct(f"<{ID_LENGTH}sQII")
 
 
 class Outbox:
@@ -36,7 +37,12 @@ class Outbox:
         parts = [_U32.pack(len(batches))]
         for batch in batches:
             parts.append(
-                _BATCH.pack(batch.source_request_id.encode(), batch.event_count, len(batch.body))
+                _BATCH.pack(
+                    batch.source_request_id.encode(),
+                    batch.batch_no or 0,
+                    batch.event_count,
+                    len(batch.body),
+                )
             )
             parts.append(batch.body)
         self._file.write(b"".join(parts))
@@ -54,8 +60,8 @@ class Outbox:
                 (n,) = _U32.unpack(header)
                 request = []
                 for _ in range(n):
-                    sid, events, size = _BATCH.unpack(f.read(_BATCH.size))
-                    request.append(Outgoing(sid.decode(), events, f.read(size)))
+                    sid, number, events, size = _BATCH.unpack(f.read(_BATCH.size))
+                    request.append(Outgoing(sid.decode(), events, f.read(size), number or None))
                 yield request
 
     def remove(self) -> None:

@@ -110,6 +110,7 @@ class PackedBatch:
     content_hashes: list[str] | None
     body: bytes
     error: str | None = None
+    batch_no: int | None = None  # its number in the ledger (`Ledger.number`), once given
 
     @property
     def replay_keys(self) -> list[str]:

@@ -642,22 +642,26 @@ def _plan_into_ledger(
         ledger.mark_sample(run_id, len(report.plan.sample_users))
     with ledger.transaction():
         ledger.supersede(planner.superseded_batches(), "content changed before it was acknowledged")
-    resumed_ids = set(planner.resumed_batch_ids())
+    resumed_numbers = planner.resumed_batches()
     new: list[PackedBatch] = []
     resumed: list[str] = []
 
     def flush() -> None:
         with ledger.transaction():
             ledger.add_batches(run_id, new)
-            ledger.resume_batches(run_id, resumed)
+            ledger.resume_batches(run_id, resumed, resumed_numbers)
         new.clear()
         resumed.clear()
 
     def recorded(batches: Iterator[PackedBatch]) -> Iterator[PackedBatch]:
+        # each batch gets its number before the outbox holds it: its recorded one when
+        # resumed, else the next (it is recorded with it by the next flush)
         for batch in batches:
-            if batch.source_request_id in resumed_ids:
+            if batch.source_request_id in resumed_numbers:
+                batch.batch_no = resumed_numbers[batch.source_request_id]
                 resumed.append(batch.source_request_id)
             else:
+                ledger.number(batch)
                 new.append(batch)
             if len(new) + len(resumed) >= LEDGER_CHUNK:
                 flush()
@@ -726,7 +730,9 @@ class _Sender:
         )
         self.pool = futures.ThreadPoolExecutor(options.workers, thread_name_prefix="push")
         self.pending: dict[futures.Future[Any], list[Outgoing]] = {}
+        # of the batches handed over and not recorded yet: events, and ledger numbers
         self.events_of: dict[str, int] = {}
+        self.numbers: dict[str, int] = {}
         self.fatal: str | None = None
         self.gave_up = 0
         self.request_no = 0
@@ -751,7 +757,9 @@ class _Sender:
                         submit.append(request)
                 with self.ledger.transaction():
                     self._record(results)
-                    self.ledger.mark_in_flight([b.source_request_id for r in submit for b in r])
+                    handed = [batch for request in submit for batch in request]
+                    self._hand_over(handed)
+                    self.ledger.mark_in_flight([b.source_request_id for b in handed], self.numbers)
                 if self.fatal is not None:
                     self.stop.set()
                 for request in submit:
@@ -769,10 +777,15 @@ class _Sender:
             self._drain()
             raise
 
+    def _hand_over(self, batches: list[Outgoing]) -> None:
+        """Note the events and numbers of batches about to be handed over."""
+        for batch in batches:
+            self.events_of[batch.source_request_id] = batch.event_count
+            if batch.batch_no is not None:
+                self.numbers[batch.source_request_id] = batch.batch_no
+
     def _submit(self, request: list[Outgoing]) -> None:
         self.request_no += 1
-        for batch in request:
-            self.events_of[batch.source_request_id] = batch.event_count
         self.pending[self.pool.submit(self.transport.send, request, self.request_no)] = request
 
     def _collect(self) -> list[SendResult]:
@@ -797,10 +810,14 @@ class _Sender:
         return results
 
     def _record(self, results: list[SendResult]) -> None:
-        """Record how requests ended: one statement per outcome for all of them, since
-        each statement scans the ledger's batches (a statement per request made the push
-        quadratic in the number of batches)."""
-        ledger, progress, events_of = self.ledger, self.progress, self.events_of
+        """Record how requests ended: one statement per outcome for all of them, each
+        addressing the batches by number (it reads only their row groups of `batches`)."""
+        ledger, progress, events_of, numbers = (
+            self.ledger,
+            self.progress,
+            self.events_of,
+            self.numbers,
+        )
         attempts = [attempt for result in results for attempt in result.attempts]
         tries = {sid: n for result in results for sid, n in result.tries.items()}
         acknowledged = [sid for result in results for sid in result.acknowledged]
@@ -808,12 +825,12 @@ class _Sender:
         unanswered = {sid: e for result in results for sid, e in result.failed.items()}
         ledger.record_attempts(self.run_id, attempts)
         progress.http_requests += len(attempts)
-        ledger.settle(ledger_mod.ACKNOWLEDGED, dict.fromkeys(acknowledged), tries)
-        ledger.settle(ledger_mod.REJECTED, rejected, tries)
+        ledger.settle(ledger_mod.ACKNOWLEDGED, dict.fromkeys(acknowledged), tries, numbers)
+        ledger.settle(ledger_mod.REJECTED, rejected, tries, numbers)
         never_sent = [sid for sid in unanswered if not tries.get(sid)]
         failed = {sid: error for sid, error in unanswered.items() if tries.get(sid)}
-        ledger.settle(ledger_mod.FAILED, failed, tries)
-        ledger.unsend(never_sent)
+        ledger.settle(ledger_mod.FAILED, failed, tries, numbers)
+        ledger.unsend(never_sent, numbers)
         progress.batches_not_sent += len(never_sent)
         progress.events_not_sent += sum(events_of[s] for s in never_sent)
         progress.batches_acknowledged += len(acknowledged)
@@ -822,6 +839,9 @@ class _Sender:
         progress.events_rejected += sum(events_of[s] for s in rejected)
         progress.batches_failed += len(failed)
         progress.events_failed += sum(events_of[s] for s in failed)
+        for sid in (*acknowledged, *rejected, *unanswered):  # recorded: let go of them
+            events_of.pop(sid, None)
+            numbers.pop(sid, None)
 
     def _drain(self) -> None:
         """After Ctrl-C: wait for the requests under way and record how they ended."""

@@ -618,14 +618,15 @@ class Planner:
             ).fetchall()
         ]
 
-    def resumed_batch_ids(self) -> list[str]:
-        return [
-            row[0]
-            for row in self.con.execute(
-                f"select source_request_id from {self.s}.open_batches where intact"
-                f"{self._in_sample('', 'and')}"
+    def resumed_batches(self) -> dict[str, int]:
+        """The open batches this run resends as they were: their ledger numbers by id."""
+        return dict(
+            self.con.execute(
+                f"select o.source_request_id, b.batch_no from {self.s}.open_batches o "
+                f"join {self.db}.batches b using (source_request_id) where o.intact"
+                f"{self._in_sample('o', 'and')}"
             ).fetchall()
-        ]
+        )
 
     def resumed_groups(self) -> Iterator[tuple[str, Group]]:
         """(source_request_id, events) of each open batch resent as it was planned."""

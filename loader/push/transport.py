@@ -119,11 +119,13 @@ class RateLimiter:
 
 @dataclass
 class Outgoing:
-    """A batch to send: its id, size in events and exact body."""
+    """A batch to send: its id, size in events and exact body (and its number in the
+    ledger, by which the send loop records it)."""
 
     source_request_id: str
     event_count: int
     body: bytes
+    batch_no: int | None = None
 
 
 @dataclass

@@ -75,6 +75,7 @@ COLUMNS = {
         "error_code",
         "error_reason",
         "destination",
+        "batch_no",
     ],
     "batch_events": ["source_request_id", "position", "replay_key", "content_hash"],
     "requests": [
@@ -453,6 +454,7 @@ def as_written_before_schema_versions(ledger: Ledger) -> None:
         ledger.con.execute(f"drop view {view}")
     ledger.con.execute("drop table schema_versions")
     ledger.con.execute("alter table batches drop column destination")
+    ledger.con.execute("alter table batches drop column batch_no")
     ledger.con.execute("alter table batches drop column error_code")
     ledger.con.execute("alter table batches drop column error_reason")
     ledger.con.execute("alter table runs drop column events_not_sent")

@@ -89,7 +89,7 @@ def test_each_replay_event_gets_its_class(ledger_and_warehouse):
                 f"select replay_key, disposition from {SCRATCH}.disposition"
             ).fetchall()
         )
-        assert planner.resumed_batch_ids() == ["s-resume"]
+        assert planner.resumed_batches() == {"s-resume": 1}  # its number in the ledger
         assert planner.superseded_batches() == ["s-doubt"]
         new_keys = [
             key

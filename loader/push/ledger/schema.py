@@ -64,6 +64,11 @@ MIGRATIONS = (
         "the destination as a column; replay keys without a destination prefix",
         "002_destination_column.sql",
     ),
+    Migration(
+        3,
+        "batch numbers: the send loop reads only the row groups of the batches it updates",
+        "003_batch_numbers.sql",
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

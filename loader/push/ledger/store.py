@@ -38,6 +38,8 @@ from loader.warehouse import attach, insert_columns, lock_holder, open_duckdb
 PLANNED, IN_FLIGHT, ACKNOWLEDGED = "planned", "in_flight", "acknowledged"
 FAILED, REJECTED, SUPERSEDED = "failed", "rejected", "superseded"
 OPEN_STATUSES = (PLANNED, IN_FLIGHT, FAILED)
+# batch numbers (`batches.batch_no`) by source_request_id: how the send loop addresses them
+Numbers = Mapping[str, int]
 # the destination of runs recorded before there was a choice, and the default
 EVENTS_API = "events_api"
 LEDGER_VIEWS = (
@@ -207,6 +209,7 @@ class Ledger:
         self.read_only = read_only
         self._earlier_batches: dict[int, bool] = {}  # run -> whether earlier runs left batches
         self._destinations: dict[int, str] = {}  # run -> its destination
+        self._last_batch_no: int | None = None  # the highest batch number given out
         [(name,)] = con.execute("select current_database()").fetchall()
         # the ledger's tables, qualified so that other cursors of the session find them
         self.catalog = '"' + name.replace('"', '""') + '"'
@@ -404,14 +407,31 @@ class Ledger:
 
     # Batches
 
+    def number(self, batch: PackedBatch) -> int:
+        """Give `batch` the next batch number (`batches.batch_no`), before `add_batches`
+        records it: the outbox carries the number, and the send loop addresses the batch
+        by it (`Numbers`)."""
+        if self._last_batch_no is None:
+            [(last,)] = self.con.execute(
+                "select coalesce(max(batch_no), 0) from batches"
+            ).fetchall()
+            self._last_batch_no = int(last)
+        self._last_batch_no += 1
+        batch.batch_no = self._last_batch_no
+        return batch.batch_no
+
     def add_batches(self, run_id: int, batches: Sequence[PackedBatch]) -> None:
         """Record new batches (planned, or rejected when they carry an error) and their events.
 
         Call inside `transaction()`: the composition and id of every batch are durable
-        before any of them is sent.
+        before any of them is sent. A batch without a number gets the next one; one
+        planned again under a recorded id takes its new number.
         """
         if not batches:
             return
+        for b in batches:
+            if b.batch_no is None:
+                self.number(b)
         known = self._known_ids(run_id, [b.source_request_id for b in batches])
         if known:  # planned again as before (content changed, then changed back)
             self._revive(run_id, [b for b in batches if b.source_request_id in known])
@@ -434,6 +454,7 @@ class Ledger:
             "planned_at": [at] * len(batches),
             "settled_at": [None if b.error is None else at for b in batches],
             "destination": [self._destination_of(run_id)] * len(batches),
+            "batch_no": [b.batch_no for b in batches],
         }
         event_rows: dict[str, list[Any]] = {
             "source_request_id": [],
@@ -462,7 +483,8 @@ class Ledger:
         if not self._earlier_batches[run_id]:
             return set()
         rows = self.con.execute(
-            "select source_request_id from batches where list_contains(?, source_request_id)",
+            "select source_request_id from batches "
+            "where source_request_id in (select unnest(?::varchar[]))",
             [source_request_ids],
         ).fetchall()
         return {row[0] for row in rows}
@@ -473,7 +495,8 @@ class Ledger:
         for b in batches:
             self.con.execute(
                 "update batches set status = ?, error = ?, error_code = ?, error_reason = ?, "
-                "last_run_id = ?, planned_at = ?, settled_at = ? where source_request_id = ?",
+                "last_run_id = ?, planned_at = ?, settled_at = ?, batch_no = ? "
+                "where source_request_id = ?",
                 [
                     PLANNED if b.error is None else REJECTED,
                     b.error,
@@ -482,15 +505,20 @@ class Ledger:
                     run_id,
                     at,
                     None if b.error is None else at,
+                    b.batch_no,
                     b.source_request_id,
                 ],
             )
 
-    def resume_batches(self, run_id: int, source_request_ids: Iterable[str]) -> None:
+    def resume_batches(
+        self, run_id: int, source_request_ids: Iterable[str], numbers: Numbers | None = None
+    ) -> None:
         """Open batches of earlier runs that this run sends again, with the same id."""
-        self._set(source_request_ids, "last_run_id = ?", [run_id])
+        self._set(source_request_ids, "last_run_id = ?", [run_id], numbers=numbers)
 
-    def mark_in_flight(self, source_request_ids: Sequence[str]) -> None:
+    def mark_in_flight(
+        self, source_request_ids: Sequence[str], numbers: Numbers | None = None
+    ) -> None:
         """Batches about to be sent: from now on mParticle may have them."""
         at = now()
         self._set(
@@ -498,37 +526,36 @@ class Ledger:
             "status = 'in_flight', first_sent_at = coalesce(first_sent_at, ?), last_sent_at = ?",
             [at, at],
             only_status=(PLANNED, FAILED, IN_FLIGHT),
+            numbers=numbers,
         )
 
     def settle(
-        self, status: str, errors: Mapping[str, str | None], attempts: Mapping[str, int]
+        self,
+        status: str,
+        errors: Mapping[str, str | None],
+        attempts: Mapping[str, int],
+        numbers: Numbers | None = None,
     ) -> None:
         """Set the outcome of batches (acknowledged, failed, rejected) with their messages.
 
         A failed batch stays open (the next run sends it again), so it gets no settled_at.
         """
-        if not errors:
-            return
         ids = list(errors)
-        self.con.execute(
-            "update batches set status = ?, error = o.error, error_code = o.code, "
-            "error_reason = o.reason, settled_at = ?, attempts = batches.attempts + o.attempts "
-            "from (select unnest(?::varchar[]) as sid, unnest(?::varchar[]) as error, "
-            "unnest(?::varchar[]) as code, unnest(?::varchar[]) as reason, "
-            "unnest(?::integer[]) as attempts) o "
-            "where batches.source_request_id = o.sid",
-            [
-                status,
-                None if status == FAILED else now(),
-                ids,
-                [errors[sid] for sid in ids],
-                [refusals.code(errors[sid]) for sid in ids],
-                [refusals.reason(errors[sid]) for sid in ids],
-                [attempts.get(sid, 0) for sid in ids],
-            ],
+        self._set(
+            ids,
+            "status = ?, error = o.error, error_code = o.code, error_reason = o.reason, "
+            "settled_at = ?, attempts = batches.attempts + o.attempts",
+            [status, None if status == FAILED else now()],
+            numbers=numbers,
+            columns={
+                "error": ("varchar", [errors[sid] for sid in ids]),
+                "code": ("varchar", [refusals.code(errors[sid]) for sid in ids]),
+                "reason": ("varchar", [refusals.reason(errors[sid]) for sid in ids]),
+                "attempts": ("integer", [attempts.get(sid, 0) for sid in ids]),
+            },
         )
 
-    def unsend(self, source_request_ids: Sequence[str]) -> None:
+    def unsend(self, source_request_ids: Sequence[str], numbers: Numbers | None = None) -> None:
         """Batches handed over for sending but never sent (the run stopped first): open
         and unsent again, as if never handed over (unless an earlier run sent them)."""
         self._set(
@@ -538,6 +565,7 @@ class Ledger:
             "last_sent_at = case when attempts = 0 then null else last_sent_at end",
             [],
             only_status=(IN_FLIGHT,),
+            numbers=numbers,
         )
 
     def supersede(self, source_request_ids: Sequence[str], reason: str) -> None:
@@ -554,17 +582,32 @@ class Ledger:
         assignments: str,
         values: list[Any],
         only_status: Sequence[str] | None = None,
+        numbers: Numbers | None = None,
+        columns: Mapping[str, tuple[str, list[Any]]] | None = None,
     ) -> None:
+        """Update the batches `source_request_ids` (`columns`: a value per batch, as
+        `o.<name>`). With every batch's number in `numbers`, the statement matches on
+        number and id: DuckDB pushes the numbers' range into its scan of `batches`, which
+        reads only the row groups holding them (the send loop's cost per turn does not
+        grow with the ledger); without, it reads every batch."""
         ids = list(source_request_ids)
         if not ids:
             return
+        given = [numbers.get(sid) for sid in ids] if numbers is not None else None
+        per_batch = {"sid": ("varchar", ids), **(columns or {})}
+        match = "batches.source_request_id = o.sid"
+        if given is not None and None not in given:
+            per_batch["no"] = ("bigint", given)
+            match = "batches.batch_no = o.no and " + match
         condition = ""
         if only_status:
-            condition = " and status in (" + ", ".join(f"'{s}'" for s in only_status) + ")"
+            condition = " and batches.status in (" + ", ".join(f"'{s}'" for s in only_status) + ")"
+        unnested = ", ".join(
+            f"unnest(?::{kind}[]) as {col}" for col, (kind, _) in per_batch.items()
+        )
         self.con.execute(
-            f"update batches set {assignments} "
-            f"where list_contains(?::varchar[], source_request_id){condition}",
-            [*values, ids],
+            f"update batches set {assignments} from (select {unnested}) o where {match}{condition}",
+            [*values, *(column for _, column in per_batch.values())],
         )
 
     def record_attempts(self, run_id: int, attempts: Sequence[Attempt]) -> None:

@@ -54,7 +54,10 @@ create table batches (
     error_code varchar,
     error_reason varchar,
     -- the run's destination: each destination's events are kept apart
-    destination varchar not null
+    destination varchar not null,
+    -- the order the ledger recorded (or last planned) batches in: rows lie in this order,
+    -- so a statement on a few batches by number reads only the row groups that hold them
+    batch_no bigint
 );
 create table batch_events (
     source_request_id varchar not null,
