@@ -46,9 +46,11 @@ test: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/loader lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PARALLEL)
 
-# pytest-xdist: one worker a core, each test file on one worker (its module fixtures are
-# built once); `make test PARALLEL=` runs the suite in one process.
-PARALLEL ?= -n auto --dist loadfile
+# pytest-xdist: one worker a core; worksteal hands each worker a contiguous half of the
+# tests (a file's module fixtures built once) and lets an idle worker take the rest of the
+# other's queue, so a long file does not finish alone at the end. `make test PARALLEL=`
+# runs the suite in one process; PARALLEL="-n auto --dist loadfile" keeps each file whole.
+PARALLEL ?= -n auto --dist worksteal
 
 # The unit tests alone (no dbt build, no server): seconds.
 test-fast: setup

@@ -65,19 +65,21 @@ def run_dbt(
     check: bool = True,
     project_dir: Path = ROOT,
 ) -> subprocess.CompletedProcess:
-    """Run dbt in a subprocess against `warehouse`, with its own target and log folders.
+    """Run dbt against `warehouse`, with its own target and log folders; its return code and
+    console output as a finished process's.
 
     dbt runs in the warehouse's folder with the warehouse named relatively, so that the
     profile (which dbt's partial parsing compares) is the same for every test's warehouse
     of that name: its target folder starts from the parse an earlier run of this test run
     saved for the same project and vars (tests/parse_cache.py), and dbt itself checks that
-    it still matches every file, var and setting, parsing again what does not."""
+    it still matches every file, var and setting, parsing again what does not. dbt runs in
+    this process (tests/dbt_runner.py), as the `dbt` program would."""
+    from tests.dbt_runner import run_dbt_command
     from tests.parse_cache import reuse_parse, save_parse
 
     work = warehouse.parent / "dbt"
     target = work / "target"
     command = [
-        str(Path(sys.executable).parent / "dbt"),
         *args,
         "--project-dir",
         str(project_dir),
@@ -93,8 +95,7 @@ def run_dbt(
         command += ["--vars", dbt_vars_text]
     parse_key = (str(project_dir.resolve()), warehouse.name, dbt_vars_text)
     reuse_parse(parse_key, target)
-    env = {**os.environ, "BACKFILL_DUCKDB": warehouse.name}
-    result = subprocess.run(command, cwd=warehouse.parent, env=env, capture_output=True, text=True)
+    result = run_dbt_command(command, cwd=warehouse.parent, env={"BACKFILL_DUCKDB": warehouse.name})
     save_parse(parse_key, target)
     if check and result.returncode != 0:
         raise AssertionError(f"dbt {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
