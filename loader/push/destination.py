@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import duckdb
+import orjson
 import requests
 
 from loader.errors import LoaderError
@@ -152,3 +153,18 @@ def retry_after_seconds(value: str | None) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
         return max(0.0, (when - datetime.now(UTC)).total_seconds())
     return None
+
+
+def json_answer(body: str) -> object:
+    """An answer's body parsed as JSON, or None when it is not JSON."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def answer_error(parsed: object, body: str) -> str:
+    """The `error` text of a JSON answer (`parsed`), else the body as it came."""
+    if isinstance(parsed, dict) and isinstance(error := parsed.get("error"), str):
+        return error
+    return body or "(no body)"

@@ -60,6 +60,8 @@ from loader.push.destination import (
     Settings,
     Signals,
     Verdict,
+    answer_error,
+    json_answer,
     retry_after_seconds,
 )
 from loader.push.destination_settings import Setting
@@ -273,14 +275,14 @@ def classify(status: int, headers: Mapping[str, str], body: str, throttle_wait_s
     signals = Signals(retry_after=retry_after)
     if 200 <= status < 300:
         return Answer(Verdict.ACCEPTED, signals=signals)
-    parsed = _json(body)
+    parsed = json_answer(body)
     if status == 429:
         wait = retry_after_seconds(retry_after)
         users, devices = throttled_ids(parsed)
         hold = _holder(users, devices) if users or devices else None
         return Answer(
             Verdict.RATE_LIMITED,
-            f"HTTP 429: {_error(parsed, body)}",
+            f"HTTP 429: {answer_error(parsed, body)}",
             wait_s=wait if wait is not None else throttle_wait_s,
             signals=signals,
             hold=hold,
@@ -288,12 +290,12 @@ def classify(status: int, headers: Mapping[str, str], body: str, throttle_wait_s
     if status == 400 and _refuses_the_key(parsed):
         return Answer(
             Verdict.STOP,
-            f"Amplitude refused the API key ({_error(parsed, body)}): check {KEY_ENV} (or "
+            f"Amplitude refused the API key ({answer_error(parsed, body)}): check {KEY_ENV} (or "
             "the api_key_file setting) and the region setting",
             signals=signals,
         )
     if status in (400, 413):
-        text = f"HTTP {status}: {_error(parsed, body)}"
+        text = f"HTTP {status}: {answer_error(parsed, body)}"
         bad = bad_event_indices(parsed) if status == 400 else {}
         refused = {
             i: coded(f"{text} ({', '.join(what)})", [_problem_code(w) for w in what])
@@ -309,7 +311,7 @@ def classify(status: int, headers: Mapping[str, str], body: str, throttle_wait_s
         return Answer(Verdict.STOP, reason, signals=signals)
     if status in (408, 425) or status >= 500:
         return Answer(Verdict.RETRY, f"HTTP {status}: {body}", signals=signals)
-    message = Coded(f"HTTP {status}: {_error(parsed, body)}", *REQUEST_REFUSALS[400])
+    message = Coded(f"HTTP {status}: {answer_error(parsed, body)}", *REQUEST_REFUSALS[400])
     return Answer(Verdict.SPLIT, message, signals=signals)
 
 
@@ -347,19 +349,6 @@ def _refuses_the_key(parsed: object) -> bool:
     return parsed.get("missing_field") == "api_key" or (
         isinstance(error, str) and "api key" in error.lower()
     )
-
-
-def _json(body: str) -> object:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-
-
-def _error(parsed: object, body: str) -> str:
-    if isinstance(parsed, dict) and isinstance(error := parsed.get("error"), str):
-        return error
-    return body or "(no body)"
 
 
 SETTINGS = (

@@ -46,7 +46,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-import orjson
 import requests
 
 from loader.push.destination import (
@@ -56,6 +55,8 @@ from loader.push.destination import (
     Settings,
     Signals,
     Verdict,
+    answer_error,
+    json_answer,
     retry_after_seconds,
 )
 from loader.push.destination_settings import Setting
@@ -230,8 +231,8 @@ def classify(status: int, headers: Mapping[str, str], body: str) -> Answer:
     signals = Signals(retry_after=retry_after)
     if 200 <= status < 300:
         return Answer(Verdict.ACCEPTED, signals=signals)
-    parsed = _json(body)
-    error = _error(parsed, body)
+    parsed = json_answer(body)
+    error = answer_error(parsed, body)
     if status == 429:
         return Answer(
             Verdict.RATE_LIMITED,
@@ -279,19 +280,6 @@ def failed_records(parsed: object) -> dict[int, str]:
 def _event_code(message: str) -> tuple[str, str]:
     lowered = message.lower()
     return MISSING_REFUSAL if "missing" in lowered or "required" in lowered else EVENT_REFUSAL
-
-
-def _json(body: str) -> object:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-
-
-def _error(parsed: object, body: str) -> str:
-    if isinstance(parsed, dict) and isinstance(error := parsed.get("error"), str):
-        return error
-    return body or "(no body)"
 
 
 SETTINGS = (
