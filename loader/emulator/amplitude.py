@@ -55,6 +55,7 @@ from loader.emulator import http_core
 from loader.emulator.http_core import (
     HOST,
     MAX_CONCURRENT_REQUESTS,
+    MAX_READ_BYTES,
     BadChunk,
     BodyTooLarge,
     BufferedRows,
@@ -73,7 +74,6 @@ from loader.emulator.http_core import (
 )
 from loader.emulator.stand_in import Faults, StandIn
 
-MAX_READ_BYTES = 64 * 1024 * 1024  # larger bodies are not read: the connection is closed
 SKIP_SYNC = "$skip_user_properties_sync"
 RECORD_DDL = """
 create table if not exists received_amplitude_events (

@@ -41,6 +41,7 @@ from loader.warehouse import insert_columns, open_duckdb
 
 HOST = "127.0.0.1"
 READ_BLOCK_BYTES = 64 * 1024
+MAX_READ_BYTES = 64 * 1024 * 1024  # a stand-in reads no larger body: it closes the connection
 MAX_CONCURRENT_REQUESTS = 8
 SLOT_WAIT_S = 30.0
 CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")  # a chunk size line, extensions cut off

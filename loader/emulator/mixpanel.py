@@ -39,6 +39,7 @@ import orjson
 from loader.emulator import http_core
 from loader.emulator.http_core import (
     HOST,
+    MAX_READ_BYTES,
     BadChunk,
     BodyTooLarge,
     ClientGone,
@@ -60,7 +61,6 @@ KEY_ENV = "MIXPANEL_PROJECT_TOKEN"
 IMPORT_PATH = "/import"
 MAX_EVENTS = 2_000
 MAX_REQUEST_BYTES = 10_000_000
-MAX_READ_BYTES = 64 * 1024 * 1024
 INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
 
 

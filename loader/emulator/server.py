@@ -52,6 +52,7 @@ import orjson
 from loader.emulator.http_core import (
     HOST,
     MAX_CONCURRENT_REQUESTS,
+    MAX_READ_BYTES,
     BadChunk,
     BodyTooLarge,
     BufferedRows,
@@ -87,7 +88,6 @@ ENDPOINTS = {
     "/v2/bulkevents": True,
     "/v2/bulkevents/historical": True,
 }
-MAX_READ_BYTES = 64 * 1024 * 1024  # larger bodies are not read at all
 # Bodies over this are read to their end but not kept (a 413): even gzipped, such a body
 # decodes to more than the 256 KB a request may hold. A request holds at most this much.
 MAX_HELD_BYTES = 2 * MAX_REQUEST_BYTES
