@@ -237,6 +237,17 @@ def test_the_integration_verdicts_and_send_order_are_equal(builds):
     assert sorted(spark_order) == sorted(duck_order)
 
 
+def test_the_delivery_models_are_built_whole_and_say_so(builds):
+    # daily builds (macros/delivery.sql) are DuckDB's: on Spark every file is read again
+    output = " ".join(builds["spark_output"].split())
+    for model in (
+        "base_quarantine__batches_parsed",
+        "stg_quarantine__events",
+        "int_events__blocked_without_event",
+    ):
+        assert f"{model}: built whole from every file" in output, model
+
+
 def test_rejected_lines_are_reported_not_dropped(builds):
     # the invalid JSON line and the array line: a warning naming raw.rejected_lines
     assert "warn_quarantine_lines_rejected_at_ingest" in builds["spark_output"]

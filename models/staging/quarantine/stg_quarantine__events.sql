@@ -1,4 +1,10 @@
-{{ config(materialized='table') }}
+-- A daily build (materialization delivery, macros/delivery.sql) adds the events of the
+-- batches first delivered in the files ingested since: a batch's events never change.
+{{ config(
+    materialized=delivery_materialization(),
+    incremental_strategy='append',
+    delivery_follows=['base_quarantine__batches_parsed'],
+) }}
 
 {% set event_shape = {'event_type': 'VARCHAR', 'data': 'JSON'} %}
 {% set data_shape = {
@@ -10,7 +16,9 @@
 } %}
 
 with batches as (
+    -- the batches first delivered in the files this build adds
     select * from {{ ref('base_quarantine__batches_parsed') }}
+    where source_file in (select source_file from {{ delivery_new_files() }})
 ),
 
 unnested as (

@@ -3,7 +3,22 @@
 -- A redelivery merges only with identical content: a batch_id seen with other content is
 -- kept as a batch of its own, keyed '<batch_id>~<content hash>'. In sample mode (var
 -- dev_sample_users_pct) only the batches of the sampled users are kept.
-{{ config(materialized='table') }}
+-- A daily build (materialization delivery, macros/delivery.sql) reads the files ingested
+-- since the last build, and the batches built before that they deliver again: those rows are
+-- replaced (their delivery_count grows, or another content gets its own key).
+{{ config(
+    materialized=delivery_materialization(),
+    incremental_strategy='delete+insert',
+    unique_key='batch_key',
+    delivery_incremental=sample_users_pct() is none,
+    delivery_previous={
+        'batch_key': 'string',
+        'batch_id': 'string',
+        'source_file': 'string',
+        'line_number': 'bigint',
+        'delivery_count': 'bigint',
+    },
+) }}
 
 {% set batch_shape = {
     'batch_id': 'VARCHAR',
@@ -30,31 +45,64 @@
                     || 'Quarantine Output, and report the new format with an example batch.'
 {%- endset %}
 
+{%- set batch_identity -%}
+    -- a batch without batch_id is identified by where it was read
+    coalesce(nullif(batch.batch_id, ''), 'line:' || source_file || ':' || line_number)
+{%- endset %}
+
 with lines as (
     select * from {{ source('quarantine', 'quarantine_lines') }}
 ),
 
-loaded_files as (
-    -- files whose load completed (an interrupted load is redone by the next ingest)
-    select file_checksum from {{ source('quarantine', 'ingested_files') }}
-),
-
-parsed as (
+new_lines as (
+    -- the lines of the files this build adds (a whole build: every completely loaded file;
+    -- an interrupted load is redone by the next ingest)
     select
         source_file,
         line_number,
         ingested_at,
         batch_json,
-        {{ json_parse_shape('batch_json', batch_shape) }} as batch
+        cast(1 as bigint) as deliveries
     from lines
-    semi join loaded_files using (file_checksum)
+    where file_checksum in (select file_checksum from {{ delivery_new_files() }})
+),
+
+parsed_new as (
+    select
+        *,
+        {{ json_parse_shape('batch_json', batch_shape) }} as batch
+    from new_lines
+),
+
+earlier_deliveries as (
+    -- batches built before whose identity the new files deliver again (a daily build only):
+    -- their first delivery read again, standing for all their deliveries so far
+    select
+        lines.source_file,
+        lines.line_number,
+        lines.ingested_at,
+        lines.batch_json,
+        previous.delivery_count as deliveries
+    from {{ delivery_previous() }} as previous
+    inner join lines
+        on previous.source_file = lines.source_file and previous.line_number = lines.line_number
+    where coalesce(previous.batch_id, previous.batch_key) in (
+        select {{ batch_identity }} from parsed_new
+    )
+),
+
+parsed as (
+    select * from parsed_new
+    union all
+    select
+        *,
+        {{ json_parse_shape('batch_json', batch_shape) }} as batch
+    from earlier_deliveries
 ),
 
 identified as (
     select
-        -- a batch without batch_id is identified by where it was read
-        coalesce(nullif(batch.batch_id, ''), 'line:' || source_file || ':' || line_number)
-            as batch_identity,
+        {{ batch_identity }} as batch_identity,
         *
     from parsed
 ),
@@ -102,14 +150,15 @@ keyed as (
         coalesce(
             {{ json_get('batch.context', '$.data_plan.block_metadata') }},
             {{ json_get('batch.context', '$.block_metadata') }}
-        ) as block_metadata
+        ) as block_metadata,
+        deliveries
     from hashed
 ),
 
 deduplicated as (
     select
-        *,
-        count(*) over (partition by batch_key) as delivery_count
+        * except (deliveries),
+        cast(sum(deliveries) over (partition by batch_key) as bigint) as delivery_count
     from keyed
     qualify row_number() over (
         partition by batch_key order by ingested_at, source_file, line_number
