@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scale import BIN, RESULTS, VARS, measure  # noqa: E402
+from bench_scale import BIN, VARS, measure, print_steps, save_result  # noqa: E402
 
 from loader.ingest.samples import generate  # noqa: E402
 
@@ -120,13 +120,8 @@ def main() -> None:
             "cpu": round(daily["cpu_s"] / whole["cpu_s"], 3),
         },
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"daily-{args.events}.json").write_text(json.dumps(result, indent=2) + "\n")
-    for name, step in steps.items():
-        print(
-            f"{name:<26} {step['wall_s']:8.1f} s wall {step['cpu_s']:8.1f} s CPU "
-            f"{step['peak_mib']:6d} MiB  (load {step['load_before']})"
-        )
+    save_result(f"daily-{args.events}", result)
+    print_steps(steps, width=26)
     print(f"daily / whole: {result['daily_over_whole']}; replay_events equal: {equal_text(result)}")
 
 

@@ -10,14 +10,13 @@ Usage: python benchmarks/bench_ingest_scale.py [--events 4000000] [--work DIR]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scale import BIN, CEILING, RESULTS, measure, quarantine  # noqa: E402
+from bench_scale import BIN, CEILING, measure, print_steps, quarantine, save_result  # noqa: E402
 
 
 def main() -> None:
@@ -48,13 +47,8 @@ def main() -> None:
         "steps": steps,
         "ceiling_over_ingest_wall": round(ratio, 2),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"ingest-{args.events}.json").write_text(json.dumps(result, indent=2) + "\n")
-    for name, step in steps.items():
-        print(
-            f"{name:<22} {step['wall_s']:8.1f} s wall {step['cpu_s']:8.1f} s CPU "
-            f"{step['peak_mib']:6d} MiB  (load {step['load_before']})"
-        )
+    save_result(f"ingest-{args.events}", result)
+    print_steps(steps)
     print(f"ceiling / ingest (wall): {ratio:.2f}x")
 
 

@@ -70,6 +70,21 @@ def measure(command: list[str], env: dict[str, str]) -> dict[str, float]:
     }
 
 
+def save_result(name: str, result: dict[str, object]) -> None:
+    """`result` as benchmarks/results/NAME.json."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+def print_steps(steps: dict[str, dict[str, float]], width: int = 22) -> None:
+    """One line a step: wall and CPU time, peak memory and the load it started under."""
+    for name, step in steps.items():
+        print(
+            f"{name:<{width}} {step['wall_s']:8.1f} s wall {step['cpu_s']:8.1f} s CPU "
+            f"{step['peak_mib']:6d} MiB  (load {step['load_before']})"
+        )
+
+
 def quarantine(work: Path, events: int) -> Path:
     folder = work / f"quarantine-{events}"
     if not folder.exists():
@@ -131,13 +146,8 @@ def main() -> None:
             "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "steps": steps,
         }
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / f"scale-{args.events}.json").write_text(json.dumps(result, indent=2) + "\n")
-        for name, step in steps.items():
-            print(
-                f"{name:<22} {step['wall_s']:8.1f} s wall {step['cpu_s']:8.1f} s CPU "
-                f"{step['peak_mib']:6d} MiB  (load {step['load_before']})"
-            )
+        save_result(f"scale-{args.events}", result)
+        print_steps(steps)
     render(RESULTS, ROOT / "docs")
 
 
