@@ -10,10 +10,11 @@ completely loaded files.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import gzip
 import io
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,8 +25,8 @@ import orjson
 import pyarrow as pa
 
 from loader.ingest import parallel
-from loader.ingest.fast_path import insert_block, load_fast
-from loader.ingest.parallel import Prepared, prepared_in_order
+from loader.ingest.fast_path import load_fast
+from loader.ingest.parallel import Prepared, insert_prepared, prepared_in_order, staging_folder
 from loader.ingest.source_choice import source_for
 from loader.ingest.sources import (
     LocalFiles,
@@ -51,6 +52,13 @@ MAX_LINE_BYTES = 16 * 1024 * 1024
 # every line twice (log, then table). An interrupted run loses at most this much work.
 # Uncommitted rows are held in memory: 64 MiB keeps ingest under 1 GB (256 MiB: 1.2 GB).
 COMMIT_BYTES = 64 * 1024 * 1024
+# Files the workers prepared are committed together up to this many lines, or this much
+# text: a transaction of at least a row group (122,880 rows) is written to the table
+# compressed, once, instead of to the log and again at the checkpoint. DuckDB reads
+# staged files into its own buffers, so memory stays under its limit whatever the size;
+# the work an interrupted run loses is bounded by these.
+COMMIT_STAGED_LINES = 2 * 122_880
+COMMIT_STAGED_BYTES = 1024 * 1024 * 1024
 SKIP_BYTES = 1024 * 1024  # read size while skipping the rest of a line too long
 SNIFF_BYTES = 1024  # the head of a file (after gunzip) checked for binary content
 NOT_QUARANTINE = (
@@ -346,8 +354,8 @@ def _read(
     gzipped, whether its head looks binary, and whether the fast path read it. Raises
     OSError when it cannot be opened."""
     loader = _FileLoader(con, obj.uri, checksum, now)
-    if prepared and prepared.block is not None:
-        loader.loaded = insert_block(con, prepared.block, obj.uri, checksum, now)
+    if prepared and prepared.staged is not None:
+        loader.loaded = insert_prepared(con, prepared, obj.uri, now)
         return loader, prepared.is_gzip, False, True
     if fast:
         with source.open(obj) as stream:
@@ -444,17 +452,34 @@ def ingest_source(
         loaded = con.execute("select file_checksum from raw.ingested_files").fetchall()
         source.read_ahead({checksum for (checksum,) in loaded})
     pending: list[FileResult] = []  # loaded in the open transaction, reported once committed
-    pending_bytes = 0
+    pending_bytes = staged_lines = staged_bytes = 0
     con.begin()
     try:
-        for obj, prepared in _objects(con, source, fast=fast):
-            result = _ingest_one(con, source, obj, now, fast=fast, prepared=prepared)
-            pending.append(result)
-            pending_bytes += obj.size if result.status in ("loaded", "replaced") else 0
-            if pending_bytes >= COMMIT_BYTES:
-                _commit(con, pending, summary, on_file)
-                pending_bytes = 0
-                con.begin()
+        with (
+            staging_folder(con) as folder,
+            contextlib.closing(_objects(con, source, folder, fast=fast)) as objects,
+        ):
+            for obj, prepared in objects:
+                try:
+                    result = _ingest_one(con, source, obj, now, fast=fast, prepared=prepared)
+                finally:
+                    if prepared:
+                        prepared.discard()
+                pending.append(result)
+                inserted = result.status in ("loaded", "replaced")
+                if inserted and prepared and prepared.staged:
+                    staged_lines += prepared.lines
+                    staged_bytes += prepared.text_bytes
+                elif inserted:
+                    pending_bytes += obj.size
+                if (
+                    pending_bytes >= COMMIT_BYTES
+                    or staged_lines >= COMMIT_STAGED_LINES
+                    or staged_bytes >= COMMIT_STAGED_BYTES
+                ):
+                    _commit(con, pending, summary, on_file)
+                    pending_bytes = staged_lines = staged_bytes = 0
+                    con.begin()
         _commit(con, pending, summary, on_file)
     except BaseException:
         con.rollback()  # the files of the open transaction are read again next time
@@ -466,9 +491,10 @@ def ingest_source(
 
 
 def _objects(
-    con: duckdb.DuckDBPyConnection, source: Source, *, fast: bool
-) -> Iterator[tuple[SourceObject, Prepared | None]]:
-    """The objects of `source` in order; local files read ahead on every core (`parallel`)."""
+    con: duckdb.DuckDBPyConnection, source: Source, folder: Path, *, fast: bool
+) -> Generator[tuple[SourceObject, Prepared | None], None, None]:
+    """The objects of `source` in order; local files read ahead on every core (`parallel`),
+    staged in `folder`."""
     if not (fast and isinstance(source, LocalFiles)):
         for obj in source.objects():
             yield obj, None
@@ -479,7 +505,7 @@ def _objects(
             yield obj, None
         return
     loaded = con.execute("select file_checksum from raw.ingested_files").fetchall()
-    yield from prepared_in_order(objects, {c for (c,) in loaded}, MAX_LINE_BYTES)
+    yield from prepared_in_order(objects, {c for (c,) in loaded}, MAX_LINE_BYTES, folder)
 
 
 def _ingest_one(
