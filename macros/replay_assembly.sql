@@ -5,6 +5,37 @@
     them again only for the events a fix changed.
 #}
 
+{% macro event_data_columns() -%}
+    {#- The members of an event's data object that have a column of their own (in
+        stg_quarantine__events and the fix chain): event_data holds the rest, so that each
+        is stored once, and replay_event_json writes the columns' values back. -#}
+    {{ return(['event_id', 'event_name', 'custom_event_type', 'timestamp_unixtime_ms', 'custom_attributes']) }}
+{%- endmacro %}
+
+{% macro event_data_rest(data) -%}
+    {#- An event's data object (a JSON object) without the members of event_data_columns(),
+        the others as written, in their order. -#}
+    {{ return(adapter.dispatch('event_data_rest', 'mparticle_backfill')(data)) }}
+{%- endmacro %}
+
+{% macro duckdb__event_data_rest(data) -%}
+    json_merge_patch({{ data }}, '{
+        {%- for name in event_data_columns() -%}
+            "{{ name }}": null{{ ', ' if not loop.last }}
+        {%- endfor -%}}')
+{%- endmacro %}
+
+{% macro spark__event_data_rest(data) -%}
+    to_json(map_filter(
+        from_json({{ data }}, 'map<string,variant>'),
+        (k, v) -> k not in ('{{ event_data_columns() | join("', '") }}')
+    ))
+{%- endmacro %}
+
+{% macro default__event_data_rest(data) -%}
+    {{ unsupported_engine('event_data_rest') }}
+{%- endmacro %}
+
 {% macro replay_event_json(events) -%}
     {{ return(adapter.dispatch('replay_event_json', 'mparticle_backfill')(events)) }}
 {%- endmacro %}

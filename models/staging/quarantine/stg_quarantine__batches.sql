@@ -31,8 +31,7 @@ normalized as (
         {{ json_text('context', '$.data_plan.plan_id') }} as data_plan_id,
         try_cast({{ json_text('context', '$.data_plan.plan_version') }} as bigint)
             as data_plan_version,
-        block_metadata,
-        coalesce(events, {{ empty_list() }}) as events
+        block_metadata
     from batches
 )
 

@@ -1,5 +1,7 @@
 -- A daily build (materialization delivery, macros/delivery.sql) adds the events of the
 -- batches first delivered in the files ingested since: a batch's events never change.
+-- event_data is the data object without the members that have a column here (each JSON
+-- value is stored once: macro event_data_rest).
 {{ config(
     materialized=delivery_materialization(),
     incremental_strategy='append',
@@ -17,15 +19,27 @@
 
 with batches as (
     -- the batches first delivered in the files this build adds
-    select * from {{ ref('base_quarantine__batches_parsed') }}
+    select batch_key, source_file, file_checksum, line_number
+    from {{ ref('base_quarantine__batches_parsed') }}
     where source_file in (select source_file from {{ delivery_new_files() }})
+),
+
+lines as (
+    -- each batch's events read from its line (the parsed batches do not keep a copy of them)
+    select
+        batches.batch_key,
+        {{ json_parse_shape('lines.batch_json', {'events': 'JSON[]'}) }} as batch
+    from batches
+    inner join {{ source('quarantine', 'quarantine_lines') }} as lines
+        on batches.source_file = lines.source_file and batches.line_number = lines.line_number
+        and batches.file_checksum = lines.file_checksum
 ),
 
 unnested as (
     select
         batch_key,
-        {{ with_index('events', 'event_json', 'event_index') }}
-    from batches
+        {{ with_index('batch.events', 'event_json', 'event_index') }}
+    from lines
 ),
 
 parsed as (
@@ -41,7 +55,7 @@ with_data as (
         batch_key,
         event_index,
         event.event_type,
-        {{ json_object_or_empty('event.data') }} as event_data,
+        {{ event_data_rest(json_object_or_empty('event.data')) }} as event_data,
         {{ json_parse_shape('event.data', data_shape) }} as data
     from parsed
 ),

@@ -1,5 +1,7 @@
 -- One row per distinct batch, parsed once: scalar fields as exact text (int64 numbers keep
 -- every digit), free-form objects as JSON. The staging models read this, not each other.
+-- Its events are not copied here: stg_quarantine__events reads them from the batch's line
+-- (source_file, file_checksum, line_number), once per batch.
 -- A redelivery merges only with identical content: a batch_id seen with other content is
 -- kept as a batch of its own, keyed '<batch_id>~<content hash>'. In sample mode (var
 -- dev_sample_users_pct) only the batches of the sampled users are kept.
@@ -15,6 +17,7 @@
         'batch_key': 'string',
         'batch_id': 'string',
         'source_file': 'string',
+        'file_checksum': 'string',
         'line_number': 'bigint',
         'delivery_count': 'bigint',
     },
@@ -35,7 +38,6 @@
     'integration_attributes': 'JSON',
     'partner_identities': 'JSON',
     'context': 'JSON',
-    'events': 'JSON[]',
 } %}
 
 {% set dto_version_message -%}
@@ -59,6 +61,7 @@ new_lines as (
     -- an interrupted load is redone by the next ingest)
     select
         source_file,
+        file_checksum,
         line_number,
         ingested_at,
         batch_json,
@@ -79,6 +82,7 @@ earlier_deliveries as (
     -- their first delivery read again, standing for all their deliveries so far
     select
         lines.source_file,
+        lines.file_checksum,
         lines.line_number,
         lines.ingested_at,
         lines.batch_json,
@@ -86,6 +90,7 @@ earlier_deliveries as (
     from {{ delivery_previous() }} as previous
     inner join lines
         on previous.source_file = lines.source_file and previous.line_number = lines.line_number
+        and previous.file_checksum = lines.file_checksum
     where coalesce(previous.batch_id, previous.batch_key) in (
         select {{ batch_identity }} from parsed_new
     )
@@ -131,6 +136,7 @@ keyed as (
         end as batch_key,
         nullif(batch.batch_id, '') as batch_id,
         source_file,
+        file_checksum,
         line_number,
         ingested_at,
         batch.mpid,
@@ -146,7 +152,6 @@ keyed as (
         batch.integration_attributes,
         batch.partner_identities,
         batch.context,
-        batch.events,
         coalesce(
             {{ json_get('batch.context', '$.data_plan.block_metadata') }},
             {{ json_get('batch.context', '$.block_metadata') }}
