@@ -149,10 +149,12 @@ def main() -> None:
     models = measured["models"]
     assert isinstance(models, list)
     print_models(models)
+    raw_gib = int(measured["raw_warehouse_bytes"]) / 2**30
+    warehouse_gib = int(measured["warehouse_bytes"]) / 2**30
     print(
-        f"input {input_bytes / 2**30:.2f} GiB, raw tables {int(measured['raw_warehouse_bytes']) / 2**30:.2f} GiB, "
-        f"warehouse {int(measured['warehouse_bytes']) / 2**30:.2f} GiB: "
-        f"{result['warehouse_over_input']}x the input; fix loop / build {result['fix_loop_over_build']}"
+        f"input {input_bytes / 2**30:.2f} GiB, raw tables {raw_gib:.2f} GiB, "
+        f"warehouse {warehouse_gib:.2f} GiB: {result['warehouse_over_input']}x the input; "
+        f"fix loop / build {result['fix_loop_over_build']}"
     )
 
 
