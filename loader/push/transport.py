@@ -230,6 +230,7 @@ class Transport:
                     result.failed[sid] = outcome.message or outcome.kind
                 if outcome.kind == "fatal":
                     result.fatal = outcome.message
+                    self.stop.set()  # requests queued behind this one are not sent
                 break
         return result
 
