@@ -482,7 +482,10 @@ def ingest_source(
                     con.begin()
         _commit(con, pending, summary, on_file)
     except BaseException:
-        con.rollback()  # the files of the open transaction are read again next time
+        # the files of the open transaction are read again next time (none is open when
+        # the error came from reporting files just committed)
+        with contextlib.suppress(duckdb.TransactionException):
+            con.rollback()
         raise
     finally:
         if isinstance(source, ReadsAhead):

@@ -21,16 +21,20 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+import threading
 import zlib
 from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
 
+from loader.errors import LoaderError
 from loader.ingest.fast_path import judge_block
 from loader.ingest.sources import SourceObject
 
@@ -69,8 +73,18 @@ def workers() -> int:
 
 
 def _start(known: frozenset[str]) -> None:
+    """A worker's setup: the checksums already loaded, and an end with the importer's
+    process (killed, it cannot stop its workers: they would go on staging files)."""
     global _known
     _known = known
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent: BaseProcess) -> None:
+    parent.join()  # returns once the parent process has ended
+    os._exit(1)
 
 
 def prepare(path: str, max_line_bytes: int, staged: str) -> Prepared:
@@ -177,5 +191,10 @@ def prepared_in_order(
                 yield obj, future.result() if future else None
             except OSError:  # the importer opens it again and reports why it cannot
                 yield obj, None
+    except BrokenProcessPool as exc:
+        raise LoaderError(
+            "A worker process reading the files ended abruptly (killed, or out of memory). "
+            "The files loaded before are kept; run loader ingest again to load the rest."
+        ) from exc
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

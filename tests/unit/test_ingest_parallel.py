@@ -4,8 +4,18 @@ and a bad line is still reported with its file and line."""
 from __future__ import annotations
 
 import gzip
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
+
+from loader.errors import LoaderError
 from loader.ingest import importer, parallel
 from loader.ingest.importer import ingest
 from loader.warehouse import connect
@@ -101,3 +111,168 @@ def test_parallel_ingest_across_commits_and_copies_matches_a_serial_one(tmp_path
         ("part-7.txt", "unchanged"),
     ]
     assert sum(1 for row in tables["quarantine_lines"] if row[0].endswith("part-0.txt")) == 5
+
+
+def good_quarantine(folder: Path, files: int) -> None:
+    """`files` files of 300 good batches each, plain and gzip: every one staged."""
+    folder.mkdir()
+    for i in range(files):
+        content = b"\n".join(batch(i * 1000 + n) for n in range(300)) + b"\n"
+        (folder / f"part-{i:02}.txt").write_bytes(gzip.compress(content) if i % 2 else content)
+
+
+def committed_files(warehouse: Path) -> set[str]:
+    """The files the warehouse holds, after checking that each holds its lines, all of
+    them, and that no line is there without its file."""
+    with connect(warehouse) as con:
+        counts = con.execute(
+            "select f.source_file, f.lines_loaded, count(l.line_number) "
+            "from raw.ingested_files f left join raw.quarantine_lines l "
+            "using (source_file, file_checksum) group by all"
+        ).fetchall()
+        [(stray,)] = con.execute(
+            "select count(*) from raw.quarantine_lines where file_checksum not in "
+            "(select file_checksum from raw.ingested_files)"
+        ).fetchall()
+    assert stray == 0
+    assert all(loaded == found == 300 for _, loaded, found in counts)
+    return {Path(name).name for name, _, _ in counts}
+
+
+def staging(warehouse: Path) -> Path:
+    return warehouse.with_name(warehouse.name + ".ingest")
+
+
+def test_the_staging_folder_beside_the_warehouse_is_gone_after_bad_lines_and_unreadable_files(
+    tmp_path, monkeypatch
+):
+    folder, warehouse = tmp_path / "q", tmp_path / "w.duckdb"
+    good_quarantine(folder, 20)
+    (folder / "part-20.txt").write_bytes(batch(1) + b"\n{not json\n")
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(importer, "COMMIT_STAGED_LINES", 1)  # a commit after every file
+    staged_seen = []
+
+    def on_file(result: importer.FileResult) -> None:
+        if not staged_seen:
+            staged_seen.extend(p.suffix for p in staging(warehouse).iterdir())
+            (folder / "part-19.txt").unlink()  # gone once listed, before a worker reads it
+
+    with connect(warehouse) as con:
+        summary = ingest(con, [str(folder)], on_file)
+
+    assert ".parquet" in staged_seen  # the workers staged files there
+    assert not staging(warehouse).exists()
+    assert [(Path(r.source_file).name, r.line_number) for r in summary.rejections] == [
+        ("part-20.txt", 2)
+    ]
+    assert [Path(f.path).name for f in summary.not_read] == ["part-19.txt"]
+
+
+def test_an_interrupted_ingest_keeps_whole_files_and_removes_the_staging_folder(
+    tmp_path, monkeypatch
+):
+    folder, warehouse = tmp_path / "q", tmp_path / "w.duckdb"
+    good_quarantine(folder, 8)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(importer, "COMMIT_STAGED_LINES", 600)  # a commit every two files
+    reported = []
+
+    def on_file(result: importer.FileResult) -> None:
+        reported.append(Path(result.path).name)
+        if len(reported) == 4:
+            raise KeyboardInterrupt  # Ctrl-C while files 5 and later are staged
+
+    with connect(warehouse) as con, pytest.raises(KeyboardInterrupt):
+        ingest(con, [str(folder)], on_file)
+
+    assert not staging(warehouse).exists()
+    assert committed_files(warehouse) == set(reported)
+    assert raw_tables(warehouse, folder)[0] == raw_tables(tmp_path / "clean.duckdb", folder)[0]
+
+
+def test_a_worker_killed_fails_the_ingest_clearly_and_a_rerun_loads_the_rest(tmp_path, monkeypatch):
+    folder, warehouse = tmp_path / "q", tmp_path / "w.duckdb"
+    good_quarantine(folder, 40)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(importer, "COMMIT_STAGED_LINES", 600)
+    reported = []
+
+    def on_file(result: importer.FileResult) -> None:
+        reported.append(Path(result.path).name)
+        if len(reported) == 1:
+            worker = multiprocessing.active_children()[0]
+            os.kill(worker.pid, signal.SIGKILL)
+            multiprocessing.connection.wait([worker.sentinel])
+
+    with connect(warehouse) as con, pytest.raises(LoaderError, match="run loader ingest again"):
+        ingest(con, [str(folder)], on_file)
+
+    assert not staging(warehouse).exists()
+    assert committed_files(warehouse) == set(reported)
+    assert 0 < len(reported) < 40
+    rerun = raw_tables(warehouse, folder)
+    assert [s[1] for s in rerun[3]].count("unchanged") == len(reported)
+    assert rerun[0] == raw_tables(tmp_path / "clean.duckdb", folder)[0]
+
+
+KILLED_WHILE_STAGING = """
+import multiprocessing, os, signal, sys
+from pathlib import Path
+from loader.ingest import importer, parallel
+from loader.warehouse import connect
+
+warehouse, folder, record = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+parallel.PARALLEL_MIN_BYTES = 0
+importer.COMMIT_STAGED_LINES = 600  # a commit every two files
+insert, inserted = importer.insert_prepared, []
+
+
+def insert_then_die(*args):
+    count = insert(*args)
+    inserted.append(count)
+    if len(inserted) == 5:  # four files committed, the fifth inserted, not committed
+        staged = sorted(os.listdir(str(warehouse) + ".ingest"))
+        workers = [str(p.pid) for p in multiprocessing.active_children()]
+        record.write_text(" ".join(staged) + "\\n" + " ".join(workers))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return count
+
+
+importer.insert_prepared = insert_then_die
+with connect(warehouse) as con:
+    importer.ingest(con, [folder])
+"""
+
+
+def ended(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] in "ZX"
+    except FileNotFoundError:
+        return True
+
+
+def test_an_ingest_killed_while_files_are_staged_keeps_whole_files_and_its_workers_end(
+    tmp_path,
+):
+    folder, warehouse, record = tmp_path / "q", tmp_path / "w.duckdb", tmp_path / "record"
+    good_quarantine(folder, 8)
+    run = subprocess.run(
+        [sys.executable, "-c", KILLED_WHILE_STAGING, str(warehouse), str(folder), str(record)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == -signal.SIGKILL, run.stderr
+
+    staged, workers = (line.split() for line in record.read_text().splitlines())
+    assert any(name.endswith(".parquet") for name in staged)  # killed with files staged
+    deadline = time.monotonic() + 10
+    while not all(ended(int(pid)) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(ended(int(pid)) for pid in workers)  # they stop staging files
+    assert committed_files(warehouse) == {f"part-{i:02}.txt" for i in range(4)}
+    rerun = raw_tables(warehouse, folder)
+    assert [s[1] for s in rerun[3]] == ["unchanged"] * 4 + ["loaded"] * 4
+    assert not staging(warehouse).exists()
+    assert rerun[0] == raw_tables(tmp_path / "clean.duckdb", folder)[0]
